@@ -1,0 +1,1 @@
+//! Osprey's node agent.

@@ -1,0 +1,1 @@
+//! The web dashboard served by the Osprey server (built in a later issue).
