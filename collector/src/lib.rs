@@ -1,1 +1,11 @@
-//! Osprey's node agent.
+//! Osprey's node agent: finds every cgroup on a node, reads its CPU,
+//! memory, block I/O, pids, pressure, network and filesystem figures,
+//! exposes them in cAdvisor's Prometheus names and ships them to a
+//! remote-write receiver.
+//!
+//! Layers, from the kernel upwards:
+//! - [`layout`]: where the cgroup hierarchies are mounted;
+//! - [`stats`]: the sample model every layer passes around.
+
+pub mod layout;
+pub mod stats;
