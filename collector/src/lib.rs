@@ -9,3 +9,11 @@
 
 pub mod layout;
 pub mod stats;
+pub mod filesystem;
+pub mod machine;
+pub mod network;
+mod readfile;
+pub mod expose;
+pub mod snapshot;
+pub mod config;
+pub mod window;

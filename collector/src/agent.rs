@@ -1,0 +1,219 @@
+//! Running the agent: the collection thread, the HTTP API and the shipper,
+//! wired together.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::collect::Collector;
+use crate::config::AgentConfig;
+use crate::expose::families::{DeviceNames, ExposeOptions, Family};
+use crate::expose::snapshot_families;
+use crate::http::AgentState;
+use crate::self_metrics::SelfMetrics;
+use crate::ship::remote_write::{Label, Sample, TimeSeries};
+use crate::ship::{Shipper, ShipperHandle};
+use crate::snapshot::Snapshot;
+use crate::window::RecentSamples;
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The collector could not start.
+    #[error(transparent)]
+    Collector(#[from] crate::collect::CollectorError),
+    /// The shipper could not start.
+    #[error("cannot start remote-write shipping: {0}")]
+    Ship(#[from] crate::ship::ShipError),
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another agent running? choose another --listen)")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving HTTP failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running agent's handles, for `osprey up` which also runs a server.
+pub struct RunningAgent {
+    /// Shared state (latest snapshot, recent window).
+    pub state: Arc<AgentState>,
+    stop: mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    shipper: Option<ShipperHandle>,
+}
+
+impl RunningAgent {
+    /// Stops collecting and flushes the shipper's queue (bounded by its
+    /// `shutdown_flush_timeout`), persisting what remains.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(s) = self.shipper.take() {
+            let stats = s.shutdown().await;
+            tracing::info!(
+                queued_batches = stats.queue_batches,
+                sent_samples = stats.samples_sent,
+                "remote-write shipper stopped"
+            );
+        }
+    }
+}
+
+/// Starts collecting (on its own thread) and, when configured, shipping.
+/// Must be called within a tokio runtime.
+pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
+    let mut collector = Collector::new(config.clone())?;
+    let shipper = match config.remote_write.clone() {
+        Some(mut rw) => {
+            if rw.spill_dir.is_none() {
+                rw.spill_dir = Some(config.data_dir.join("remote-write-queue"));
+            }
+            tracing::info!(url = %rw.url, "shipping samples by remote-write");
+            Some(Shipper::spawn(rw)?)
+        }
+        None => None,
+    };
+    let ship_stats = shipper.clone();
+    let state = Arc::new(AgentState {
+        latest: RwLock::new(Arc::new(Snapshot::default())),
+        recent: Mutex::new(RecentSamples::new(config.window.as_millis() as i64)),
+        self_metrics: SelfMetrics::new(),
+        devices: DeviceNames::new(&config.sys_root),
+        expose: ExposeOptions {
+            container_labels: config.container_labels.clone(),
+        },
+        interval: config.interval,
+        extra_metrics: Box::new(move || match &ship_stats {
+            Some(s) => crate::self_metrics::shipper_families(&s.stats()),
+            None => Vec::new(),
+        }),
+    });
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread_state = state.clone();
+    let thread_shipper = shipper.clone();
+    let node = collector_node_name(&config);
+    let interval = config.interval;
+    let thread = std::thread::Builder::new()
+        .name("osprey-collect".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                let started = Instant::now();
+                let snap = collector.collect();
+                thread_state.self_metrics.observe(
+                    started.elapsed(),
+                    collector.cgroup_count(),
+                    collector.open_files(),
+                    collector.errors(),
+                );
+                if let Some(s) = &thread_shipper {
+                    let families = snapshot_families(&snap, &thread_state.expose, &thread_state.devices);
+                    s.enqueue(to_time_series(&families, snap.timestamp_ms, &node));
+                }
+                thread_state.publish(snap);
+                // Keep to the grid: a slow tick does not shift later ones.
+                next += interval;
+                let now = Instant::now();
+                if next < now {
+                    next = now;
+                }
+                match stopped.recv_timeout(next - now) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
+        .expect("spawning a thread");
+    Ok(RunningAgent {
+        state,
+        stop,
+        thread: Some(thread),
+        shipper,
+    })
+}
+
+/// Runs the agent until `shutdown` completes: collection, the HTTP API on
+/// `config.listen`, and shipping when configured.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let agent = start(config.clone())?;
+    tracing::info!(listen = %config.listen, interval = ?config.interval, "agent running; metrics on /metrics");
+    axum::serve(listener, crate::http::router(agent.state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(AgentError::Serve)?;
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// Collects once (twice a second apart is not needed: counters are
+/// cumulative) and returns the snapshot, for `osprey agent --once`.
+pub fn collect_once(config: AgentConfig) -> Result<Snapshot, AgentError> {
+    let mut collector = Collector::new(config)?;
+    Ok(collector.collect())
+}
+
+fn collector_node_name(config: &AgentConfig) -> String {
+    config
+        .node_name
+        .clone()
+        .or_else(sysinfo::System::host_name)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Converts families to remote-write series, adding `job` and `node`
+/// labels (what a Prometheus scrape would add as `job`/`instance`). Empty
+/// label values are left out, as the remote-write spec requires.
+pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec<TimeSeries> {
+    let mut out = Vec::with_capacity(families.iter().map(|f| f.samples.len()).sum());
+    for f in families {
+        for s in &f.samples {
+            let mut labels: Vec<Label> = Vec::with_capacity(s.base.len() + s.extra.len() + 3);
+            labels.push(Label {
+                name: "__name__".into(),
+                value: f.name.into(),
+            });
+            labels.push(Label {
+                name: "job".into(),
+                value: "osprey-agent".into(),
+            });
+            labels.push(Label {
+                name: "node".into(),
+                value: node.into(),
+            });
+            for (k, v) in s.labels() {
+                if !v.is_empty() {
+                    labels.push(Label {
+                        name: k.into(),
+                        value: v.into(),
+                    });
+                }
+            }
+            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            out.push(TimeSeries {
+                labels,
+                samples: vec![Sample {
+                    value: s.value,
+                    timestamp: timestamp_ms,
+                }],
+            });
+        }
+    }
+    out
+}
+

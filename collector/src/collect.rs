@@ -1,0 +1,418 @@
+//! One collection cycle over every cgroup of the node.
+//!
+//! The [`Collector`] owns everything a tick needs and is driven by a single
+//! thread: discovery events first (so a new cgroup is read in the tick it
+//! was noticed), then one `pread` per held-open stat file of each cgroup,
+//! then the bounded share of filesystem walking. Limits, metadata and
+//! machine facts are refreshed on their own slow cadences, never per tick.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cgroup::ReadError;
+use crate::cgroup::reader::CgroupReader;
+use crate::config::AgentConfig;
+use crate::discovery::mountinfo::{LayoutOptions, discover_layout};
+use crate::discovery::{
+    CgroupIdentity, CgroupKind, Discovery, DiscoveryEvent, DiscoveryFilter, DiscoveryOptions, identify,
+};
+use crate::filesystem::{self, LayerWalker, Mount};
+use crate::layout::CgroupLayout;
+use crate::machine::MachineInfo;
+use crate::metadata::{ContainerMetadata, MetadataCache};
+use crate::network::{NetDevReader, NetnsRegistry};
+use crate::snapshot::{ContainerInfo, ContainerSample, Snapshot};
+use crate::stats::{ContainerSpec, FilesystemStats};
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// No cgroup hierarchy was found.
+    #[error("cannot find the cgroup hierarchies: {0}")]
+    Layout(String),
+    /// Discovery could not start.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
+}
+
+/// Counters of what went wrong while reading, by reason; exposed as
+/// `osprey_agent_read_errors_total{reason}`.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorCounts {
+    /// Count per reason.
+    pub by_reason: BTreeMap<&'static str, u64>,
+}
+
+struct Tracked {
+    identity: CgroupIdentity,
+    reader: CgroupReader,
+    meta: Arc<ContainerMetadata>,
+    spec: ContainerSpec,
+    info: Arc<ContainerInfo>,
+    net: Option<NetDevReader>,
+    layer_device: Option<FilesystemStats>,
+}
+
+/// Reads every cgroup of the node, tick after tick.
+pub struct Collector {
+    config: AgentConfig,
+    layout: CgroupLayout,
+    discovery: Discovery,
+    metadata: MetadataCache,
+    netns: NetnsRegistry,
+    walker: LayerWalker,
+    machine: Arc<MachineInfo>,
+    mounts: Vec<Mount>,
+    node_filesystems: Arc<Vec<FilesystemStats>>,
+    tracked: BTreeMap<String, Tracked>,
+    errors: ErrorCounts,
+    logged: HashSet<(String, &'static str)>,
+    last_spec_refresh: Instant,
+    last_fs_refresh: Instant,
+    last_machine_refresh: Instant,
+}
+
+impl Collector {
+    /// Finds the cgroup hierarchies and reads machine facts; the first
+    /// [`Collector::collect`] then discovers every cgroup.
+    pub fn new(config: AgentConfig) -> Result<Self, CollectorError> {
+        let layout = discover_layout(&LayoutOptions {
+            proc_root: config.proc_root.clone(),
+            cgroup_root: config.cgroup_root.clone(),
+        })
+        .map_err(|e| CollectorError::Layout(e.to_string()))?;
+        tracing::info!(mode = ?layout.mode(), v1 = layout.v1.len(), unified = ?layout.unified, "cgroup layout");
+        let discovery = Discovery::new(
+            layout.clone(),
+            DiscoveryFilter {
+                containers_only: config.containers_only,
+                subtrees: config.subtrees.clone(),
+            },
+            DiscoveryOptions {
+                rescan_interval: config.rescan_interval,
+                ..DiscoveryOptions::default()
+            },
+        )?;
+        let metadata = MetadataCache::new(crate::metadata::MetadataConfig {
+            docker_root: config.docker_root.clone(),
+            pod_log_root: config.pod_log_root.clone(),
+            container_log_root: config.container_log_root.clone(),
+            kubelet_url: config.kubelet_url.clone(),
+            ..Default::default()
+        });
+        let mut machine = MachineInfo::read(&config.rootfs, &config.proc_root);
+        if let Some(name) = &config.node_name {
+            machine.hostname = name.clone();
+        }
+        let mounts = read_mounts(&config);
+        let now = Instant::now();
+        Ok(Self {
+            netns: NetnsRegistry::new(&config.proc_root),
+            walker: LayerWalker::new(config.fs_walk_budget),
+            node_filesystems: Arc::new(filesystem::node_filesystems(&mounts)),
+            machine: Arc::new(machine),
+            mounts,
+            config,
+            layout,
+            discovery,
+            metadata,
+            tracked: BTreeMap::new(),
+            errors: ErrorCounts::default(),
+            logged: HashSet::new(),
+            last_spec_refresh: now,
+            last_fs_refresh: now,
+            last_machine_refresh: now,
+        })
+    }
+
+    /// The layout the collector reads.
+    pub fn layout(&self) -> &CgroupLayout {
+        &self.layout
+    }
+
+    /// Cgroups being read.
+    pub fn cgroup_count(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// File handles held open for per-tick reads.
+    pub fn open_files(&self) -> usize {
+        self.tracked.values().map(|t| t.reader.open_file_count() + t.net.is_some() as usize).sum()
+    }
+
+    /// The per-tick files read for every cgroup (for the benchmark's floor).
+    pub fn per_tick_files(&self) -> Vec<PathBuf> {
+        self.tracked.values().flat_map(|t| t.reader.files()).collect()
+    }
+
+    /// Read errors so far, by reason.
+    pub fn errors(&self) -> &ErrorCounts {
+        &self.errors
+    }
+
+    /// Runs one cycle and returns what it read.
+    pub fn collect(&mut self) -> Snapshot {
+        let timestamp_ms = now_ms();
+        for event in self.discovery.refresh() {
+            match event {
+                DiscoveryEvent::Added(p) => self.add(p.as_str()),
+                DiscoveryEvent::Removed(p) => self.remove(p.as_str()),
+            }
+        }
+        self.refresh_slow_state();
+        self.walker.step();
+
+        let mut containers = Vec::with_capacity(self.tracked.len());
+        let mut vanished = Vec::new();
+        for (path, t) in &mut self.tracked {
+            match t.reader.read_stats(timestamp_ms) {
+                Ok(mut stats) => {
+                    if let Some(net) = &mut t.net {
+                        match net.read() {
+                            Ok(ifaces) => stats.network = ifaces,
+                            Err(_) => t.net = None, // the task exited; find another on refresh
+                        }
+                    }
+                    if let Some(dev) = &t.layer_device {
+                        if let Some(u) = self.walker.usage(path) {
+                            stats.filesystem.push(FilesystemStats {
+                                usage: u.bytes,
+                                inodes: u.inodes,
+                                inodes_free: 0,
+                                ..dev.clone()
+                            });
+                        }
+                    }
+                    containers.push(ContainerSample {
+                        info: t.info.clone(),
+                        stats,
+                    });
+                }
+                Err(e) if e.is_vanished() => vanished.push(path.clone()),
+                Err(e) => {
+                    let reason = e.reason();
+                    *self.errors.by_reason.entry(reason).or_default() += 1;
+                    if self.logged.insert((path.clone(), reason)) {
+                        tracing::warn!(cgroup = %path, error = %e, "cannot read cgroup; other cgroups are unaffected");
+                    }
+                }
+            }
+        }
+        for path in vanished {
+            *self.errors.by_reason.entry("vanished").or_default() += 1;
+            self.remove(&path);
+        }
+        Snapshot {
+            timestamp_ms,
+            machine: self.machine.clone(),
+            node_filesystems: self.node_filesystems.clone(),
+            containers,
+        }
+    }
+
+    fn add(&mut self, path: &str) {
+        if self.tracked.contains_key(path) {
+            return;
+        }
+        let reader = match CgroupReader::open(&self.layout, path) {
+            Ok(r) => r,
+            Err(e) => {
+                if !e.is_vanished() {
+                    *self.errors.by_reason.entry(e.reason()).or_default() += 1;
+                    tracing::warn!(cgroup = %path, error = %e, "cannot open cgroup");
+                }
+                return;
+            }
+        };
+        let identity = identify(path);
+        let meta = self.metadata.resolve(path, &identity);
+        let mut t = Tracked {
+            identity,
+            reader,
+            meta,
+            spec: ContainerSpec::default(),
+            info: Arc::default(),
+            net: None,
+            layer_device: None,
+        };
+        self.refresh_tracked(path, &mut t);
+        self.tracked.insert(path.to_string(), t);
+    }
+
+    fn remove(&mut self, path: &str) {
+        if self.tracked.remove(path).is_some() {
+            self.netns.release(path);
+            self.walker.forget(path);
+            self.metadata.forget(path);
+            self.logged.retain(|(p, _)| p != path);
+        }
+    }
+
+    /// Re-reads limits, metadata, the network task and the writable layer
+    /// of one cgroup, and rebuilds its [`ContainerInfo`].
+    fn refresh_tracked(&mut self, path: &str, t: &mut Tracked) {
+        match t.reader.read_spec() {
+            Ok(spec) => t.spec = spec,
+            Err(e) if !e.is_vanished() => {
+                *self.errors.by_reason.entry(e.reason()).or_default() += 1;
+            }
+            Err(_) => {}
+        }
+        if t.net.is_none() && t.identity.kind != CgroupKind::Root {
+            t.net = self.network_reader(path, &t.meta);
+        }
+        if t.layer_device.is_none() {
+            if let Some(id) = &t.identity.container_id {
+                if let Some(dir) = filesystem::writable_layer(&self.config.docker_root, &self.mounts, id) {
+                    t.layer_device = backing_filesystem(&dir, &self.mounts);
+                    self.walker.track(path, dir);
+                }
+            }
+        }
+        t.info = Arc::new(container_info(path, &t.identity, &t.meta, &t.spec, self.creation_time(path)));
+    }
+
+    fn network_reader(&mut self, path: &str, meta: &ContainerMetadata) -> Option<NetDevReader> {
+        let pid = meta.pid.filter(|p| *p > 0).or_else(|| self.first_task(path))?;
+        let reader = NetDevReader::open(&self.config.proc_root, pid).ok()?;
+        self.netns
+            .claim(reader.netns(), path, meta.is_pod_sandbox)
+            .then_some(reader)
+    }
+
+    /// Some task of the cgroup (from `cgroup.procs`), for its network
+    /// namespace.
+    fn first_task(&self, path: &str) -> Option<u32> {
+        let dir = match self.layout.mode() {
+            crate::layout::CgroupMode::V1 => self
+                .layout
+                .v1_dir("cpu", path)
+                .or_else(|| self.layout.v1_dir("memory", path))?,
+            crate::layout::CgroupMode::V2 => self.layout.v2_dir(path)?,
+        };
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+        procs.lines().find_map(|l| l.trim().parse().ok())
+    }
+
+    /// The cgroup's creation time: the mtime of its directory, never
+    /// earlier than boot (cAdvisor's rule).
+    fn creation_time(&self, path: &str) -> f64 {
+        let dir = match self.layout.mode() {
+            crate::layout::CgroupMode::V1 => self
+                .layout
+                .v1_dir("memory", path)
+                .or_else(|| self.layout.v1_dir("cpu", path)),
+            crate::layout::CgroupMode::V2 => self.layout.v2_dir(path),
+        };
+        let mtime = dir
+            .and_then(|d| fs::metadata(d).ok())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        mtime.max(self.machine.boot_time_seconds as f64)
+    }
+
+    fn refresh_slow_state(&mut self) {
+        if self.last_spec_refresh.elapsed() >= self.config.spec_refresh_interval {
+            self.last_spec_refresh = Instant::now();
+            let mut tracked = std::mem::take(&mut self.tracked);
+            for (path, t) in &mut tracked {
+                t.meta = self.metadata.resolve(path, &t.identity);
+                self.refresh_tracked(path, t);
+            }
+            self.tracked = tracked;
+        }
+        if self.last_fs_refresh.elapsed() >= self.config.fs_interval {
+            self.last_fs_refresh = Instant::now();
+            self.mounts = read_mounts(&self.config);
+            self.node_filesystems = Arc::new(filesystem::node_filesystems(&self.mounts));
+        }
+        if self.last_machine_refresh.elapsed() >= Duration::from_secs(300) {
+            self.last_machine_refresh = Instant::now();
+            let mut m = MachineInfo::read(&self.config.rootfs, &self.config.proc_root);
+            if let Some(name) = &self.config.node_name {
+                m.hostname = name.clone();
+            }
+            self.machine = Arc::new(m);
+        }
+    }
+}
+
+fn read_mounts(config: &AgentConfig) -> Vec<Mount> {
+    // pid 1's view is the host's when the agent runs in a container with
+    // the host's /proc mounted; our own view otherwise.
+    let text = fs::read_to_string(config.proc_root.join("1/mountinfo"))
+        .or_else(|_| fs::read_to_string(config.proc_root.join("self/mountinfo")))
+        .unwrap_or_default();
+    filesystem::parse_mountinfo(&text)
+}
+
+/// The filesystem a directory lives on: its device name and capacity.
+fn backing_filesystem(dir: &std::path::Path, mounts: &[Mount]) -> Option<FilesystemStats> {
+    let dev = fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (rustix::fs::major(dev) as u64, rustix::fs::minor(dev) as u64);
+    let mount = mounts.iter().find(|m| m.dev == (major, minor))?;
+    let fs = filesystem::node_filesystems(std::slice::from_ref(mount)).pop();
+    Some(FilesystemStats {
+        device: mount.source.clone(),
+        mountpoint: None,
+        fs_type: Some(mount.fs_type.clone()),
+        limit: fs.as_ref().map(|f| f.limit).unwrap_or(0),
+        available: fs.as_ref().map(|f| f.available).unwrap_or(0),
+        ..Default::default()
+    })
+}
+
+fn container_info(
+    path: &str,
+    identity: &CgroupIdentity,
+    meta: &ContainerMetadata,
+    spec: &ContainerSpec,
+    creation_time_seconds: f64,
+) -> ContainerInfo {
+    let kind = match identity.kind {
+        CgroupKind::Root => "root",
+        CgroupKind::Container => "container",
+        CgroupKind::Pod => "pod",
+        CgroupKind::QosClass => "qos",
+        CgroupKind::SystemdUnit => "systemd",
+        CgroupKind::Raw => "raw",
+    };
+    let mut labels = meta.labels.clone();
+    if let Some(qos) = &identity.qos {
+        labels.entry("qos_class".into()).or_insert_with(|| qos.clone());
+    }
+    ContainerInfo {
+        id: path.to_string(),
+        name: if meta.name.is_empty() { path.to_string() } else { meta.name.clone() },
+        kind: kind.to_string(),
+        runtime: identity.runtime.map(|r| r.as_str().to_string()),
+        container_id: identity.container_id.clone(),
+        image: meta.image.clone(),
+        namespace: meta.namespace.clone(),
+        pod: meta.pod.clone(),
+        pod_uid: if meta.pod_uid.is_empty() {
+            identity.pod_uid.clone().unwrap_or_default()
+        } else {
+            meta.pod_uid.clone()
+        },
+        container: meta.container.clone(),
+        labels,
+        spec: spec.clone(),
+        creation_time_seconds,
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+

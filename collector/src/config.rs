@@ -1,0 +1,102 @@
+//! The agent's configuration: a plain serde struct, read from the
+//! `[agent]` table of the TOML file, then overridden by `OSPREY_*`
+//! environment variables and command-line flags (the binary does that
+//! merge).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `osprey agent` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Address of the agent's HTTP API (`/metrics`, `/api/v1/containers`,
+    /// `/healthz`). Loopback by default; a DaemonSet sets `0.0.0.0:9101`.
+    pub listen: SocketAddr,
+    /// Collection interval.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Name of this node in shipped series (`node` label); the hostname by
+    /// default.
+    pub node_name: Option<String>,
+    /// Directory holding the cgroup hierarchies. Unset: found from
+    /// `<proc_root>/self/mountinfo`. Set it to point the agent at another
+    /// tree (a fixture in tests, a host mount in a container).
+    pub cgroup_root: Option<PathBuf>,
+    /// The host's `/proc` (for `mountinfo`, per-task network counters,
+    /// `meminfo`); `/rootfs/proc` when the agent runs in a container.
+    pub proc_root: PathBuf,
+    /// The host's `/sys` (block device names).
+    pub sys_root: PathBuf,
+    /// The host's root filesystem (machine id, os-release).
+    pub rootfs: PathBuf,
+    /// Docker's data root (`containers/<id>/config.v2.json`, overlay2 layers).
+    pub docker_root: PathBuf,
+    /// The kubelet's pod log directory (`<ns>_<pod>_<uid>/<container>/`).
+    pub pod_log_root: PathBuf,
+    /// The kubelet's container log symlinks (`<pod>_<ns>_<container>-<id>.log`).
+    pub container_log_root: PathBuf,
+    /// The kubelet's read-only API (e.g. `http://127.0.0.1:10255`), asked
+    /// for pod metadata on discovery events only. Unset: not asked.
+    pub kubelet_url: Option<String>,
+    /// Report only containers (and the root cgroup for node totals), not
+    /// every systemd service, slice and pod cgroup.
+    pub containers_only: bool,
+    /// Report only these cgroup subtrees (e.g. `/kubepods.slice`); empty:
+    /// all. The root cgroup is always reported.
+    pub subtrees: Vec<String>,
+    /// Full re-scan of the cgroup tree, the backstop for missed inotify
+    /// events.
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+    /// How often limits (quota, memory limit …) and metadata are re-read.
+    #[serde(with = "humantime_serde")]
+    pub spec_refresh_interval: Duration,
+    /// How often the node's filesystems are `statvfs`'d.
+    #[serde(with = "humantime_serde")]
+    pub fs_interval: Duration,
+    /// Directory entries the writable-layer walker may examine per tick,
+    /// across all containers: bounds the disk-usage cost whatever the
+    /// number of containers and files.
+    pub fs_walk_budget: usize,
+    /// How much history `/api/v1/containers/{id}/stats` keeps in memory.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Runtime or pod label keys exported as `container_label_<key>`.
+    pub container_labels: Vec<String>,
+    /// Where the agent keeps state (the remote-write spill queue).
+    pub data_dir: PathBuf,
+    /// Ship every collection to a remote-write receiver (`[agent.remote_write]`).
+    pub remote_write: Option<crate::ship::RemoteWriteConfig>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
+            interval: Duration::from_secs(10),
+            node_name: None,
+            cgroup_root: None,
+            proc_root: PathBuf::from("/proc"),
+            sys_root: PathBuf::from("/sys"),
+            rootfs: PathBuf::from("/"),
+            docker_root: PathBuf::from("/var/lib/docker"),
+            pod_log_root: PathBuf::from("/var/log/pods"),
+            container_log_root: PathBuf::from("/var/log/containers"),
+            kubelet_url: None,
+            containers_only: false,
+            subtrees: Vec::new(),
+            rescan_interval: Duration::from_secs(60),
+            spec_refresh_interval: Duration::from_secs(60),
+            fs_interval: Duration::from_secs(60),
+            fs_walk_budget: 20_000,
+            window: Duration::from_secs(120),
+            container_labels: Vec::new(),
+            data_dir: PathBuf::from("/var/lib/osprey/agent"),
+            remote_write: None,
+        }
+    }
+}

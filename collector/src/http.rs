@@ -1,0 +1,189 @@
+//! The agent's HTTP API: `/metrics`, `/api/v1/containers`,
+//! `/api/v1/containers/{id}/stats`, `/healthz`.
+//!
+//! Handlers are thin: they read the latest [`Snapshot`] and the recent
+//! window from [`AgentState`], which the collection thread updates.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::expose::families::{DeviceNames, ExposeOptions};
+use crate::expose::{snapshot_families, text};
+use crate::self_metrics::SelfMetrics;
+use crate::snapshot::{ContainerInfo, Snapshot};
+use crate::stats::ContainerStats;
+use crate::window::RecentSamples;
+
+/// What the HTTP handlers and the collection thread share.
+pub struct AgentState {
+    /// The latest snapshot.
+    pub latest: RwLock<Arc<Snapshot>>,
+    /// Recent samples per cgroup.
+    pub recent: Mutex<RecentSamples>,
+    /// The agent's own metrics.
+    pub self_metrics: SelfMetrics,
+    /// Block device names for `device` labels.
+    pub devices: DeviceNames,
+    /// Exposition options.
+    pub expose: ExposeOptions,
+    /// Collection interval (health is judged against it).
+    pub interval: Duration,
+    /// Extra families appended to `/metrics` (e.g. the shipper's figures).
+    pub extra_metrics: Box<dyn Fn() -> Vec<prometheus::proto::MetricFamily> + Send + Sync>,
+}
+
+impl AgentState {
+    /// Publishes a new snapshot.
+    pub fn publish(&self, snap: Snapshot) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(&snap);
+        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
+    }
+
+    /// The latest snapshot.
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.latest.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The agent's routes.
+pub fn router(state: Arc<AgentState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/containers", get(list_containers))
+        .route("/api/v1/containers/{*id}", get(container))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/containers, /metrics, /healthz") })
+        .with_state(state)
+}
+
+/// A JSON error body naming the problem.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
+    let snap = state.latest();
+    let families = snapshot_families(&snap, &state.expose, &state.devices);
+    let mut extra = state.self_metrics.gather();
+    extra.extend((state.extra_metrics)());
+    match text::encode(&families, &extra) {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}")),
+    }
+}
+
+async fn healthz(State(state): State<Arc<AgentState>>) -> Response {
+    let snap = state.latest();
+    let age_ms = crate::collect::now_ms() - snap.timestamp_ms;
+    let limit_ms = 3 * state.interval.as_millis() as i64 + 5_000;
+    if snap.timestamp_ms > 0 && age_ms <= limit_ms {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no collection in the last {limit_ms} ms (last one {age_ms} ms ago)"),
+        )
+    }
+}
+
+/// One container in the JSON API.
+#[derive(Serialize)]
+struct ContainerView<'a> {
+    #[serde(flatten)]
+    info: &'a ContainerInfo,
+    latest: &'a ContainerStats,
+}
+
+async fn list_containers(State(state): State<Arc<AgentState>>) -> Response {
+    let snap = state.latest();
+    let containers: Vec<_> = snap
+        .containers
+        .iter()
+        .map(|c| ContainerView {
+            info: &c.info,
+            latest: &c.stats,
+        })
+        .collect();
+    Json(json!({
+        "timestamp_ms": snap.timestamp_ms,
+        "node": snap.machine.hostname,
+        "containers": containers,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct StatsQuery {
+    since: Option<String>,
+}
+
+/// `/api/v1/containers/<cgroup path>` and `…/<cgroup path>/stats`. The id
+/// is the cgroup path (`/docker/<id>`, URL-encoded or not; `root` or an
+/// empty path for `/`), a container id, or a container name.
+async fn container(
+    State(state): State<Arc<AgentState>>,
+    Path(id): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> Response {
+    let (wanted, stats) = match id.strip_suffix("/stats").or_else(|| (id == "stats").then_some("")) {
+        Some(rest) => (rest.to_string(), true),
+        None => (id.clone(), false),
+    };
+    let snap = state.latest();
+    let Some(found) = find(&snap, &wanted) else {
+        return error(StatusCode::NOT_FOUND, format!("no container {wanted:?} on this node"));
+    };
+    if !stats {
+        return Json(ContainerView {
+            info: &found.info,
+            latest: &found.stats,
+        })
+        .into_response();
+    }
+    let since_ms = match q.since.as_deref() {
+        None => i64::MIN,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.timestamp_millis(),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("parameter since={s:?} is not an RFC 3339 time ({e}); e.g. 2026-11-26T10:00:00Z"),
+                );
+            }
+        },
+    };
+    let recent = state.recent.lock().unwrap_or_else(|e| e.into_inner());
+    let (info, samples) = recent.since(&found.info.id, since_ms).unwrap_or((found.info.clone(), Vec::new()));
+    Json(json!({ "container": &*info, "stats": samples })).into_response()
+}
+
+fn find<'a>(snap: &'a Snapshot, wanted: &str) -> Option<&'a crate::snapshot::ContainerSample> {
+    let path = if wanted.is_empty() || wanted == "root" || wanted == "/" {
+        "/".to_string()
+    } else if wanted.starts_with('/') {
+        wanted.to_string()
+    } else {
+        format!("/{wanted}")
+    };
+    snap.containers
+        .iter()
+        .find(|c| c.info.id == path)
+        .or_else(|| {
+            snap.containers.iter().find(|c| {
+                c.info.container_id.as_deref().is_some_and(|id| id == wanted || (wanted.len() >= 12 && id.starts_with(wanted)))
+            })
+        })
+        .or_else(|| snap.containers.iter().find(|c| c.info.name == wanted))
+}

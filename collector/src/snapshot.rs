@@ -1,0 +1,64 @@
+//! What one tick produced for the whole node: the unit the HTTP API, the
+//! Prometheus exposition and the shipper read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::machine::MachineInfo;
+use crate::stats::{ContainerSpec, ContainerStats, FilesystemStats};
+
+/// The result of one collection cycle.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the cycle started, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// Facts about the node.
+    pub machine: Arc<MachineInfo>,
+    /// The node's filesystems (statvfs), refreshed on the slow cadence.
+    pub node_filesystems: Arc<Vec<FilesystemStats>>,
+    /// One entry per cgroup that could be read this tick.
+    pub containers: Vec<ContainerSample>,
+}
+
+/// One cgroup's identity and its sample of this tick.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSample {
+    /// Identity, names and limits; shared between ticks (changes only on
+    /// discovery events and spec refreshes).
+    pub info: Arc<ContainerInfo>,
+    /// The figures read this tick.
+    pub stats: ContainerStats,
+}
+
+/// A cgroup as operators name it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// The cgroup path, cAdvisor's `id` label (`/`, `/docker/<id>`, …).
+    pub id: String,
+    /// Human name: container name, systemd unit, or the path (`name` label).
+    pub name: String,
+    /// What the cgroup is: `root`, `container`, `pod`, `qos`, `systemd`, `raw`.
+    pub kind: String,
+    /// Container runtime, when recognised (`docker`, `containerd`, `crio`, `podman`).
+    pub runtime: Option<String>,
+    /// Runtime container id (64 hex), when the cgroup is a container.
+    pub container_id: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// Kubernetes pod name.
+    pub pod: String,
+    /// Kubernetes pod UID.
+    pub pod_uid: String,
+    /// Container name within its pod.
+    pub container: String,
+    /// Runtime and pod labels.
+    pub labels: BTreeMap<String, String>,
+    /// Limits and shares.
+    pub spec: ContainerSpec,
+    /// Creation time of the cgroup, seconds since the epoch.
+    pub creation_time_seconds: f64,
+}

@@ -1,0 +1,220 @@
+//! `osprey agent` (and, until the server lands, `osprey up`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use osprey_collector::config::AgentConfig;
+use osprey_collector::ship::RemoteWriteConfig;
+
+use super::config::ConfigFile;
+
+/// Options of the node agent. Each overrides the `[agent]` table of the
+/// config file; each can also be set by the environment variable shown.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Address of the HTTP API (`/metrics`, `/api/v1/containers`, `/healthz`)
+    /// [default: 127.0.0.1:9101; `osprey up`: 127.0.0.1:8080].
+    #[arg(long, env = "OSPREY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Collection interval, e.g. `1s`, `10s` [default: 10s].
+    #[arg(long, env = "OSPREY_INTERVAL", value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// This node's name in shipped series [default: the hostname].
+    #[arg(long, env = "OSPREY_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Directory holding the cgroup hierarchies [default: found in mountinfo].
+    #[arg(long, env = "OSPREY_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+    /// The host's /proc [default: /proc].
+    #[arg(long, env = "OSPREY_PROC_ROOT", value_name = "DIR")]
+    pub proc_root: Option<PathBuf>,
+    /// The host's /sys [default: /sys].
+    #[arg(long, env = "OSPREY_SYS_ROOT", value_name = "DIR")]
+    pub sys_root: Option<PathBuf>,
+    /// The host's root filesystem, for machine id and OS release [default: /].
+    #[arg(long, env = "OSPREY_ROOTFS", value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Docker's data root [default: /var/lib/docker].
+    #[arg(long, env = "OSPREY_DOCKER_ROOT", value_name = "DIR")]
+    pub docker_root: Option<PathBuf>,
+    /// The kubelet's pod log directory [default: /var/log/pods].
+    #[arg(long, env = "OSPREY_POD_LOG_ROOT", value_name = "DIR")]
+    pub pod_log_root: Option<PathBuf>,
+    /// The kubelet's container log symlinks [default: /var/log/containers].
+    #[arg(long, env = "OSPREY_CONTAINER_LOG_ROOT", value_name = "DIR")]
+    pub container_log_root: Option<PathBuf>,
+    /// The kubelet's read-only API for pod metadata, e.g. http://127.0.0.1:10255.
+    #[arg(long, env = "OSPREY_KUBELET_URL", value_name = "URL")]
+    pub kubelet_url: Option<String>,
+    /// Report only containers (plus the root cgroup), not every cgroup.
+    #[arg(long, env = "OSPREY_CONTAINERS_ONLY")]
+    pub containers_only: bool,
+    /// Report only this cgroup subtree (repeatable), e.g. /kubepods.slice.
+    #[arg(long = "subtree", env = "OSPREY_SUBTREES", value_delimiter = ',', value_name = "PATH")]
+    pub subtrees: Vec<String>,
+    /// Full re-scan of the cgroup tree, the backstop for inotify [default: 60s].
+    #[arg(long, env = "OSPREY_RESCAN_INTERVAL", value_parser = humantime::parse_duration)]
+    pub rescan_interval: Option<Duration>,
+    /// How often limits and metadata are re-read [default: 60s].
+    #[arg(long, env = "OSPREY_SPEC_REFRESH_INTERVAL", value_parser = humantime::parse_duration)]
+    pub spec_refresh_interval: Option<Duration>,
+    /// Directory entries the writable-layer walker may examine per tick [default: 20000].
+    #[arg(long, env = "OSPREY_FS_WALK_BUDGET")]
+    pub fs_walk_budget: Option<usize>,
+    /// History kept for /api/v1/containers/{id}/stats [default: 2m].
+    #[arg(long, env = "OSPREY_WINDOW", value_parser = humantime::parse_duration)]
+    pub window: Option<Duration>,
+    /// Runtime/pod label exported as container_label_<key> (repeatable).
+    #[arg(long = "container-label", env = "OSPREY_CONTAINER_LABELS", value_delimiter = ',')]
+    pub container_labels: Vec<String>,
+    /// Where the agent keeps state (the remote-write spill queue)
+    /// [default: /var/lib/osprey/agent; `osprey up`: ~/.local/share/osprey].
+    #[arg(long, env = "OSPREY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Push every collection to this Prometheus remote-write URL.
+    #[arg(long, env = "OSPREY_REMOTE_WRITE", value_name = "URL")]
+    pub remote_write: Option<String>,
+    /// Bearer token for the remote-write receiver.
+    #[arg(long, env = "OSPREY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, env = "OSPREY_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Print the effective configuration (file, environment and flags
+    /// merged) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Collect once, print to stdout and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Output format of --once.
+    #[arg(long, default_value = "json", value_parser = ["json", "prometheus"], requires = "once")]
+    pub format: String,
+}
+
+impl AgentArgs {
+    /// Applies the flags (and environment) over the file's settings.
+    pub fn apply(&self, mut c: AgentConfig) -> AgentConfig {
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = &self.$field { c.$field = v.clone(); }
+            )*};
+        }
+        set!(listen, interval, proc_root, sys_root, rootfs, docker_root, pod_log_root,
+             container_log_root, rescan_interval, spec_refresh_interval, fs_walk_budget, window, data_dir);
+        if self.node_name.is_some() {
+            c.node_name = self.node_name.clone();
+        }
+        if self.cgroup_root.is_some() {
+            c.cgroup_root = self.cgroup_root.clone();
+        }
+        if self.kubelet_url.is_some() {
+            c.kubelet_url = self.kubelet_url.clone();
+        }
+        if self.containers_only {
+            c.containers_only = true;
+        }
+        if !self.subtrees.is_empty() {
+            c.subtrees = self.subtrees.clone();
+        }
+        if !self.container_labels.is_empty() {
+            c.container_labels = self.container_labels.clone();
+        }
+        if self.remote_write.is_some() || self.token.is_some() || self.token_file.is_some() {
+            let mut rw = c.remote_write.take().unwrap_or_default();
+            if let Some(url) = &self.remote_write {
+                rw.url = url.clone();
+            }
+            if self.token.is_some() {
+                rw.bearer_token = self.token.clone();
+            }
+            if self.token_file.is_some() {
+                rw.bearer_token_file = self.token_file.clone();
+            }
+            c.remote_write = Some(rw);
+        }
+        c
+    }
+}
+
+/// The default data directory of `osprey up`: `$XDG_DATA_HOME/osprey`,
+/// else `~/.local/share/osprey`, else `./osprey-data`.
+fn up_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("osprey");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/osprey"),
+        None => PathBuf::from("osprey-data"),
+    }
+}
+
+/// Runs the agent (for `up`, with `up`'s defaults).
+pub fn run(file: ConfigFile, args: AgentArgs, up: bool) -> anyhow::Result<ExitCode> {
+    let mut base = file.agent;
+    if up {
+        let defaults = AgentConfig::default();
+        if base.listen == defaults.listen {
+            base.listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+        }
+        if base.data_dir == defaults.data_dir {
+            base.data_dir = up_data_dir();
+        }
+    }
+    let config = args.apply(base);
+    if args.print_config {
+        #[derive(serde::Serialize)]
+        struct Effective<'a> {
+            agent: &'a AgentConfig,
+        }
+        print!("{}", toml::to_string(&Effective { agent: &config }).context("encoding the configuration")?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.once {
+        let snap = osprey_collector::agent::collect_once(config.clone())?;
+        let out = match args.format.as_str() {
+            "prometheus" => {
+                let devices = osprey_collector::expose::families::DeviceNames::new(&config.sys_root);
+                let opts = osprey_collector::expose::families::ExposeOptions {
+                    container_labels: config.container_labels.clone(),
+                };
+                let families = osprey_collector::expose::snapshot_families(&snap, &opts, &devices);
+                osprey_collector::expose::text::encode(&families, &[]).context("encoding metrics")?
+            }
+            _ => serde_json::to_vec_pretty(&snap).context("encoding JSON")?,
+        };
+        use std::io::Write;
+        std::io::stdout().write_all(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("osprey-io")
+        .build()
+        .context("starting the async runtime")?;
+    if up {
+        eprintln!(
+            "osprey up: node agent running\n  metrics:    http://{0}/metrics\n  containers: http://{0}/api/v1/containers\n  data dir:   {1}",
+            config.listen,
+            config.data_dir.display()
+        );
+    }
+    rt.block_on(osprey_collector::agent::run(config, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

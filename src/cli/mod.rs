@@ -1,0 +1,71 @@
+//! Command-line interface: subcommands and their options.
+
+pub mod agent;
+pub mod config;
+pub mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Osprey: container monitoring and logging — a node agent, a time-series
+/// server, a dashboard and alerts in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "osprey", version, propagate_version = true)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file; its `[agent]` table configures the agent.
+    /// Environment variables (`OSPREY_*`) and flags override it.
+    #[arg(long, global = true, env = "OSPREY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: `human` (default) or `json` (one object per line).
+    #[arg(long, global = true, env = "OSPREY_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
+    /// Log filter: a level (`info`, `debug` …) or a tracing filter
+    /// directive such as `osprey_collector=debug,info`.
+    #[arg(long, global = true, env = "OSPREY_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent: discover every cgroup, measure it, serve
+    /// `/metrics` and the container API, ship samples by remote-write.
+    Agent(agent::AgentArgs),
+    /// Run the server (receives from agents, stores, serves the APIs).
+    Server,
+    /// Run everything on this node in one process: the command a new user
+    /// runs.
+    Up(agent::AgentArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let file = config::ConfigFile::load(cli.global.config.as_deref())?;
+    match cli.command {
+        Command::Agent(args) => agent::run(file, args, false),
+        Command::Up(args) => agent::run(file, args, true),
+        Command::Server => anyhow::bail!(
+            "`osprey server` is not available in this build yet: the time-series server lands with \
+             the storage and server work; run `osprey agent --remote-write URL` against Prometheus meanwhile"
+        ),
+        Command::Version => {
+            println!("osprey {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
