@@ -5,8 +5,12 @@
 //!
 //! Layers, from the kernel upwards:
 //! - [`layout`]: where the cgroup hierarchies are mounted;
-//! - [`stats`]: the sample model every layer passes around.
+//! - [`stats`]: the sample model every layer passes around;
+//! - [`cgroup`]: reading statistics and limits from cgroup files (v1, v2);
+//! - [`fixture`]: synthetic cgroup trees for tests and benchmarks.
 
+pub mod cgroup;
+pub mod fixture;
 pub mod layout;
 pub mod stats;
 pub mod filesystem;

@@ -1,0 +1,525 @@
+//! Parsers for the text formats of cgroup interface files.
+//!
+//! The kernel documents a handful of formats
+//! (`Documentation/admin-guide/cgroup-v2.rst`, "Interface Files"); every
+//! statistics file is one of them:
+//!
+//! - single value: `memory.current`, `pids.max` (`max` means unlimited);
+//! - flat keyed: `key value` per line (`memory.stat`, `cpu.stat`,
+//!   `memory.events`, v1 `cpuacct.stat`, `memory.oom_control`);
+//! - nested keyed: `key sub=value sub=value …` per line (`io.stat`, the PSI
+//!   files `cpu.pressure`, `memory.pressure`, `io.pressure`);
+//! - v1 blkio: `major:minor Op value` per line and a final `Total value`;
+//! - `cpu.max`: `<quota|max> <period>`.
+//!
+//! The parsers borrow from the input and allocate only to build an error.
+//! They never panic: a line they cannot understand is a [`ParseError`].
+//! Keys they do not know are skipped, because every kernel release adds some.
+
+use thiserror::Error;
+
+/// Longest excerpt of a bad line kept in an error message.
+const EXCERPT_LEN: usize = 80;
+
+/// A cgroup file's contents did not have the expected format.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    /// The file was empty where a value was expected (often a truncated
+    /// read or a file replaced while being read).
+    #[error("the file is empty; expected a value")]
+    Empty,
+    /// The file is not UTF-8 text (binary garbage or a torn write).
+    #[error("the file is not UTF-8 text")]
+    NotText,
+    /// A token that should be an unsigned integer is not one.
+    #[error("`{token}` is not a valid unsigned integer")]
+    InvalidNumber {
+        /// The offending token (shortened when long).
+        token: String,
+    },
+    /// A line does not have the expected shape.
+    #[error("malformed line `{line}`: expected {expected}")]
+    MalformedLine {
+        /// The offending line (shortened when long).
+        line: String,
+        /// What the parser expected, e.g. `"key value"`.
+        expected: &'static str,
+    },
+}
+
+impl ParseError {
+    fn malformed(line: &str, expected: &'static str) -> Self {
+        ParseError::MalformedLine {
+            line: excerpt(line),
+            expected,
+        }
+    }
+
+    fn number(token: &str) -> Self {
+        ParseError::InvalidNumber {
+            token: excerpt(token),
+        }
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_LEN) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// Parses an unsigned decimal integer token.
+pub fn parse_u64(token: &str) -> Result<u64, ParseError> {
+    token.parse().map_err(|_| ParseError::number(token))
+}
+
+/// Parses a file holding one unsigned integer (`memory.current`,
+/// `cpuacct.usage`, `pids.current`).
+pub fn single_u64(text: &str) -> Result<u64, ParseError> {
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    parse_u64(value)
+}
+
+/// Parses a file holding one unsigned integer or the word `max`
+/// (`memory.max`, `pids.max`); `max` is `None`.
+pub fn single_u64_or_max(text: &str) -> Result<Option<u64>, ParseError> {
+    match text.trim() {
+        "max" => Ok(None),
+        _ => single_u64(text).map(Some),
+    }
+}
+
+/// Parses a file holding one signed integer (v1 `cpu.cfs_quota_us`, where
+/// `-1` means unlimited).
+pub fn single_i64(text: &str) -> Result<i64, ParseError> {
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    value.parse().map_err(|_| ParseError::number(value))
+}
+
+/// Iterates over the non-blank lines of `text` with surrounding whitespace
+/// removed.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// Iterates over a flat keyed file (`key value` per line), yielding each
+/// pair in file order. A line that is not two fields with a numeric second
+/// field yields an error; the iteration continues after it.
+pub fn flat_keyed(text: &str) -> impl Iterator<Item = Result<(&str, u64), ParseError>> {
+    lines(text).map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(key), Some(value), None) => Ok((key, parse_u64(value)?)),
+            _ => Err(ParseError::malformed(line, "`key value`")),
+        }
+    })
+}
+
+/// Iterates over the `sub=value` fields after the key of a nested keyed
+/// line.
+fn nested_fields(rest: &str) -> impl Iterator<Item = Result<(&str, &str), ParseError>> {
+    rest.split_ascii_whitespace().map(move |field| {
+        field
+            .split_once('=')
+            .ok_or_else(|| ParseError::malformed(field, "`name=value`"))
+    })
+}
+
+/// One device line of v2 `io.stat`. Fields the kernel did not print are 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStatLine {
+    /// Device major number.
+    pub major: u64,
+    /// Device minor number.
+    pub minor: u64,
+    /// Bytes read (`rbytes`).
+    pub rbytes: u64,
+    /// Bytes written (`wbytes`).
+    pub wbytes: u64,
+    /// Read operations (`rios`).
+    pub rios: u64,
+    /// Write operations (`wios`).
+    pub wios: u64,
+    /// Bytes discarded (`dbytes`).
+    pub dbytes: u64,
+    /// Discard operations (`dios`).
+    pub dios: u64,
+}
+
+/// Parses a `major:minor` device number.
+pub fn device_number(token: &str) -> Result<(u64, u64), ParseError> {
+    let (major, minor) = token
+        .split_once(':')
+        .ok_or_else(|| ParseError::malformed(token, "`major:minor`"))?;
+    Ok((parse_u64(major)?, parse_u64(minor)?))
+}
+
+/// Iterates over the device lines of v2 `io.stat`
+/// (`maj:min rbytes=… wbytes=… rios=… wios=… dbytes=… dios=…`). Other
+/// fields (`cost.usage`, …) are skipped.
+pub fn io_stat(text: &str) -> impl Iterator<Item = Result<IoStatLine, ParseError>> {
+    lines(text).map(|line| {
+        let (device, rest) = line
+            .split_once(|c: char| c.is_ascii_whitespace())
+            .unwrap_or((line, ""));
+        let (major, minor) = device_number(device)?;
+        let mut out = IoStatLine {
+            major,
+            minor,
+            ..IoStatLine::default()
+        };
+        for field in nested_fields(rest) {
+            let (name, value) = field?;
+            let slot = match name {
+                "rbytes" => &mut out.rbytes,
+                "wbytes" => &mut out.wbytes,
+                "rios" => &mut out.rios,
+                "wios" => &mut out.wios,
+                "dbytes" => &mut out.dbytes,
+                "dios" => &mut out.dios,
+                _ => continue,
+            };
+            *slot = parse_u64(value)?;
+        }
+        Ok(out)
+    })
+}
+
+/// One line (`some` or `full`) of a PSI file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PsiLine {
+    /// Share of wall time stalled over the last 10 s, percent.
+    pub avg10: f64,
+    /// … over the last 60 s, percent.
+    pub avg60: f64,
+    /// … over the last 300 s, percent.
+    pub avg300: f64,
+    /// Cumulative stall time, microseconds.
+    pub total_us: u64,
+}
+
+/// A whole PSI file (`cpu.pressure`, `memory.pressure`, `io.pressure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pressure {
+    /// The `some` line: at least one task stalled.
+    pub some: Option<PsiLine>,
+    /// The `full` line: all non-idle tasks stalled (absent for `cpu.pressure`
+    /// on kernels before 5.13).
+    pub full: Option<PsiLine>,
+}
+
+/// Parses a PSI file: `some avg10=… avg60=… avg300=… total=…` and
+/// optionally the same for `full`. Lines with other keys are skipped.
+pub fn pressure(text: &str) -> Result<Pressure, ParseError> {
+    let mut out = Pressure::default();
+    for line in lines(text) {
+        let (kind, rest) = line
+            .split_once(|c: char| c.is_ascii_whitespace())
+            .ok_or_else(|| ParseError::malformed(line, "`some|full avg10=… total=…`"))?;
+        let slot = match kind {
+            "some" => &mut out.some,
+            "full" => &mut out.full,
+            _ => continue,
+        };
+        let mut psi = PsiLine::default();
+        let mut saw_total = false;
+        for field in nested_fields(rest) {
+            let (name, value) = field?;
+            let avg = match name {
+                "avg10" => &mut psi.avg10,
+                "avg60" => &mut psi.avg60,
+                "avg300" => &mut psi.avg300,
+                "total" => {
+                    psi.total_us = parse_u64(value)?;
+                    saw_total = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            *avg = value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| ParseError::number(value))?;
+        }
+        if !saw_total {
+            return Err(ParseError::malformed(line, "a `total=` field"));
+        }
+        *slot = Some(psi);
+    }
+    Ok(out)
+}
+
+/// The operation column of a v1 blkio file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlkioOp {
+    /// `Read`.
+    Read,
+    /// `Write`.
+    Write,
+    /// `Sync`.
+    Sync,
+    /// `Async`.
+    Async,
+    /// `Discard`.
+    Discard,
+    /// `Total` (per device).
+    Total,
+    /// An operation name this parser does not know.
+    Other,
+}
+
+/// One `major:minor Op value` line of a v1 blkio file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlkioEntry {
+    /// Device major number.
+    pub major: u64,
+    /// Device minor number.
+    pub minor: u64,
+    /// The operation counted.
+    pub op: BlkioOp,
+    /// The count (operations or bytes, depending on the file).
+    pub value: u64,
+}
+
+/// Iterates over the per-device entries of a v1 blkio file
+/// (`blkio.throttle.io_serviced`, `…io_service_bytes_recursive`, …). The
+/// trailing all-device `Total value` line is skipped, so a cgroup that did
+/// no I/O yields nothing.
+pub fn blkio_v1(text: &str) -> impl Iterator<Item = Result<BlkioEntry, ParseError>> {
+    lines(text).filter_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let parsed = match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some("Total"), Some(_), None, None) => return None,
+            (Some(device), Some(op), Some(value), None) => {
+                device_number(device).and_then(|(major, minor)| {
+                    Ok(BlkioEntry {
+                        major,
+                        minor,
+                        op: match op {
+                            "Read" => BlkioOp::Read,
+                            "Write" => BlkioOp::Write,
+                            "Sync" => BlkioOp::Sync,
+                            "Async" => BlkioOp::Async,
+                            "Discard" => BlkioOp::Discard,
+                            "Total" => BlkioOp::Total,
+                            _ => BlkioOp::Other,
+                        },
+                        value: parse_u64(value)?,
+                    })
+                })
+            }
+            _ => Err(ParseError::malformed(line, "`major:minor Op value`")),
+        };
+        Some(parsed)
+    })
+}
+
+/// The v2 `cpu.max` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuMax {
+    /// Quota per period, µs; `None` when `max` (unlimited).
+    pub quota_us: Option<u64>,
+    /// Period, µs.
+    pub period_us: u64,
+}
+
+/// Parses v2 `cpu.max`: `<quota|max> <period>`.
+pub fn cpu_max(text: &str) -> Result<CpuMax, ParseError> {
+    let line = text.trim();
+    if line.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let mut fields = line.split_ascii_whitespace();
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(quota), Some(period), None) => Ok(CpuMax {
+            quota_us: match quota {
+                "max" => None,
+                q => Some(parse_u64(q)?),
+            },
+            period_us: parse_u64(period)?,
+        }),
+        _ => Err(ParseError::malformed(line, "`<quota|max> <period>`")),
+    }
+}
+
+/// The v2 `memory.events` counters. Keys the kernel does not print are 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEvents {
+    /// Reclaims while under `memory.low`.
+    pub low: u64,
+    /// Times usage went over `memory.high`.
+    pub high: u64,
+    /// Times usage was about to go over `memory.max`.
+    pub max: u64,
+    /// Times the OOM killer was invoked for the cgroup.
+    pub oom: u64,
+    /// Processes killed by the OOM killer.
+    pub oom_kill: u64,
+    /// Times the whole cgroup was OOM-killed (`memory.oom.group`).
+    pub oom_group_kill: u64,
+}
+
+/// Parses v2 `memory.events` (a flat keyed file).
+pub fn memory_events(text: &str) -> Result<MemoryEvents, ParseError> {
+    let mut out = MemoryEvents::default();
+    for pair in flat_keyed(text) {
+        let (key, value) = pair?;
+        match key {
+            "low" => out.low = value,
+            "high" => out.high = value,
+            "max" => out.max = value,
+            "oom" => out.oom = value,
+            "oom_kill" => out.oom_kill = value,
+            "oom_group_kill" => out.oom_group_kill = value,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_values() {
+        assert_eq!(single_u64("123\n"), Ok(123));
+        assert_eq!(single_u64(""), Err(ParseError::Empty));
+        assert!(matches!(
+            single_u64("12a"),
+            Err(ParseError::InvalidNumber { .. })
+        ));
+        assert!(matches!(
+            single_u64("-1"),
+            Err(ParseError::InvalidNumber { .. })
+        ));
+        assert_eq!(single_u64_or_max("max\n"), Ok(None));
+        assert_eq!(single_u64_or_max("4096\n"), Ok(Some(4096)));
+        assert_eq!(single_i64("-1\n"), Ok(-1));
+        assert_eq!(single_i64(" \n"), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn flat_keyed_pairs_and_errors() {
+        let pairs: Vec<_> = flat_keyed("user 10\n\nsystem 20\n").collect();
+        assert_eq!(pairs, vec![Ok(("user", 10)), Ok(("system", 20))]);
+        let bad: Vec<_> = flat_keyed("user\nsystem 2 3\nnice x\n").collect();
+        assert!(matches!(bad[0], Err(ParseError::MalformedLine { .. })));
+        assert!(matches!(bad[1], Err(ParseError::MalformedLine { .. })));
+        assert!(matches!(bad[2], Err(ParseError::InvalidNumber { .. })));
+    }
+
+    #[test]
+    fn io_stat_lines() {
+        let text =
+            "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 cost.usage=7\n253:1 rbytes=9\n";
+        let parsed: Vec<_> = io_stat(text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            parsed[0],
+            IoStatLine {
+                major: 8,
+                minor: 0,
+                rbytes: 1,
+                wbytes: 2,
+                rios: 3,
+                wios: 4,
+                dbytes: 5,
+                dios: 6
+            }
+        );
+        assert_eq!(parsed[1].major, 253);
+        assert_eq!(parsed[1].rbytes, 9);
+        assert_eq!(parsed[1].wbytes, 0);
+        assert!(io_stat("8 rbytes=1\n").next().unwrap().is_err());
+        assert!(io_stat("8:0 rbytes\n").next().unwrap().is_err());
+        assert!(io_stat("8:0 rbytes=x\n").next().unwrap().is_err());
+    }
+
+    #[test]
+    fn pressure_file() {
+        let text = "some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=56\n";
+        let p = pressure(text).unwrap();
+        let some = p.some.unwrap();
+        assert_eq!(some.total_us, 1234);
+        assert_eq!(some.avg10, 1.5);
+        assert_eq!(some.avg60, 0.25);
+        assert_eq!(p.full.unwrap().total_us, 56);
+        assert_eq!(
+            pressure("some avg10=0.00\n").unwrap_err().to_string(),
+            "malformed line `some avg10=0.00`: expected a `total=` field"
+        );
+        assert!(pressure("some avg10=nan total=1\n").is_err());
+        assert!(pressure("some\n").is_err());
+        assert_eq!(pressure("").unwrap(), Pressure::default());
+    }
+
+    #[test]
+    fn blkio_v1_entries() {
+        let text = "8:0 Read 10\n8:0 Write 20\n8:0 Sync 5\n8:0 Async 25\n8:0 Discard 0\n8:0 Total 30\nTotal 30\n";
+        let entries: Vec<_> = blkio_v1(text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(entries.len(), 6);
+        assert_eq!(entries[1].op, BlkioOp::Write);
+        assert_eq!(entries[1].value, 20);
+        assert_eq!(blkio_v1("Total 0\n").count(), 0);
+        assert!(blkio_v1("8:0 Read\n").next().unwrap().is_err());
+        assert!(blkio_v1("8:0 Read -1\n").next().unwrap().is_err());
+    }
+
+    #[test]
+    fn cpu_max_forms() {
+        assert_eq!(
+            cpu_max("max 100000\n"),
+            Ok(CpuMax {
+                quota_us: None,
+                period_us: 100000
+            })
+        );
+        assert_eq!(
+            cpu_max("50000 100000\n"),
+            Ok(CpuMax {
+                quota_us: Some(50000),
+                period_us: 100000
+            })
+        );
+        assert!(cpu_max("50000\n").is_err());
+        assert_eq!(cpu_max(""), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn memory_events_keys() {
+        let e =
+            memory_events("low 1\nhigh 2\nmax 3\noom 4\noom_kill 5\noom_group_kill 6\nnew_key 7\n")
+                .unwrap();
+        assert_eq!(
+            e,
+            MemoryEvents {
+                low: 1,
+                high: 2,
+                max: 3,
+                oom: 4,
+                oom_kill: 5,
+                oom_group_kill: 6
+            }
+        );
+        assert!(memory_events("oom one\n").is_err());
+    }
+
+    #[test]
+    fn long_bad_lines_are_shortened() {
+        let line = "x".repeat(500);
+        let ParseError::MalformedLine { line: kept, .. } =
+            flat_keyed(&line).next().unwrap().unwrap_err()
+        else {
+            panic!("expected a malformed-line error");
+        };
+        assert!(kept.chars().count() <= EXCERPT_LEN + 1);
+    }
+}
