@@ -11,7 +11,12 @@
 
 pub mod cgroup;
 pub mod fixture;
+//! - [`discovery`]: finding every cgroup and noticing new and removed ones;
+//! - [`metadata`]: naming a cgroup (container name, image, pod) from the node's files;
+//! - [`stats`]: the sample model every layer passes around.
+pub mod discovery;
 pub mod layout;
+pub mod metadata;
 pub mod stats;
 pub mod filesystem;
 pub mod machine;

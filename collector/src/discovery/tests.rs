@@ -1,0 +1,257 @@
+//! Discovery on this machine's real v1 hierarchies (needs root, as CI).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::mountinfo::{LayoutOptions, discover_layout};
+use super::*;
+
+/// Cgroup directories created by a test, removed (deepest first) on drop
+/// even when the test fails.
+struct TestCgroups {
+    created: Vec<PathBuf>,
+}
+
+impl TestCgroups {
+    fn new() -> Self {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "discovery tests create real cgroups and must run as root"
+        );
+        Self {
+            created: Vec::new(),
+        }
+    }
+
+    fn mkdir(&mut self, dir: PathBuf) {
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        self.created.push(dir);
+    }
+
+    fn rmdir(&mut self, dir: &Path) {
+        fs::remove_dir(dir).unwrap_or_else(|e| panic!("rmdir {}: {e}", dir.display()));
+        self.created.retain(|d| d != dir);
+    }
+}
+
+impl Drop for TestCgroups {
+    fn drop(&mut self) {
+        for dir in self.created.iter().rev() {
+            if let Err(e) = fs::remove_dir(dir) {
+                eprintln!("cannot remove test cgroup {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+fn real_layout() -> CgroupLayout {
+    discover_layout(&LayoutOptions::default()).expect("this machine has cgroup v1 mounts")
+}
+
+fn base_name(test: &str) -> String {
+    format!("osprey-disc-{}-{test}", std::process::id())
+}
+
+fn only(base: &str) -> DiscoveryFilter {
+    DiscoveryFilter {
+        subtrees: vec![format!("/{base}")],
+        ..Default::default()
+    }
+}
+
+fn added(p: &str) -> DiscoveryEvent {
+    DiscoveryEvent::Added(CgroupPath::new(p))
+}
+
+fn removed(p: &str) -> DiscoveryEvent {
+    DiscoveryEvent::Removed(CgroupPath::new(p))
+}
+
+/// Calls `refresh` until every `wanted` event has been reported, or
+/// fails after 5 s. Returns every event seen.
+fn refresh_until(discovery: &mut Discovery, wanted: &[DiscoveryEvent]) -> Vec<DiscoveryEvent> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(discovery.refresh());
+        if wanted.iter().all(|w| seen.contains(w)) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {wanted:?}; saw {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn no_backstop() -> DiscoveryOptions {
+    DiscoveryOptions {
+        inotify: true,
+        // Long enough that only inotify can report the changes.
+        rescan_interval: Duration::from_secs(3600),
+    }
+}
+
+#[test]
+fn inotify_reports_created_and_removed_cgroups() {
+    let mut cgroups = TestCgroups::new();
+    let layout = real_layout();
+    let memory = layout.v1["memory"].clone();
+    let base = base_name("inotify");
+    cgroups.mkdir(memory.join(&base));
+
+    let mut discovery = Discovery::new(layout, only(&base), no_backstop()).unwrap();
+    assert!(discovery.is_watching());
+    let first: BTreeSet<_> = discovery.refresh().into_iter().collect();
+    assert_eq!(
+        first,
+        BTreeSet::from([added("/"), added(&format!("/{base}"))]),
+        "the first refresh reports every existing cgroup the filter keeps"
+    );
+    assert!(discovery.refresh().is_empty(), "nothing changed");
+
+    // Children created right after their parent, before any refresh adds
+    // a watch on the parent: found by listing the new directory.
+    let a = memory.join(&base).join("a");
+    cgroups.mkdir(a.clone());
+    cgroups.mkdir(a.join("b"));
+    cgroups.mkdir(a.join("b/c"));
+    let want = [
+        added(&format!("/{base}/a")),
+        added(&format!("/{base}/a/b")),
+        added(&format!("/{base}/a/b/c")),
+    ];
+    let seen = refresh_until(&mut discovery, &want);
+    assert_eq!(seen.len(), 3, "each added once: {seen:?}");
+    let current: Vec<&str> = discovery.current().map(CgroupPath::as_str).collect();
+    assert_eq!(
+        current,
+        vec![
+            "/".to_owned(),
+            format!("/{base}"),
+            format!("/{base}/a"),
+            format!("/{base}/a/b"),
+            format!("/{base}/a/b/c"),
+        ]
+    );
+
+    // A child created under a directory watched since the previous tick.
+    cgroups.mkdir(a.join("b/d"));
+    refresh_until(&mut discovery, &[added(&format!("/{base}/a/b/d"))]);
+
+    for dir in ["b/c", "b/d", "b", ""] {
+        cgroups.rmdir(&a.join(dir));
+    }
+    refresh_until(
+        &mut discovery,
+        &[
+            removed(&format!("/{base}/a")),
+            removed(&format!("/{base}/a/b")),
+            removed(&format!("/{base}/a/b/c")),
+            removed(&format!("/{base}/a/b/d")),
+        ],
+    );
+    let current: Vec<&str> = discovery.current().map(CgroupPath::as_str).collect();
+    assert_eq!(current, vec!["/".to_owned(), format!("/{base}")]);
+}
+
+#[test]
+fn a_cgroup_is_present_while_in_any_stat_hierarchy() {
+    let mut cgroups = TestCgroups::new();
+    let layout = real_layout();
+    let memory = layout.v1["memory"].clone();
+    let cpu = layout.v1["cpu"].clone();
+    let base = base_name("union");
+    cgroups.mkdir(memory.join(&base));
+
+    let mut discovery = Discovery::new(layout, only(&base), no_backstop()).unwrap();
+    discovery.refresh();
+
+    // In the cpu hierarchy only.
+    cgroups.mkdir(cpu.join(&base));
+    cgroups.mkdir(cpu.join(&base).join("x"));
+    refresh_until(&mut discovery, &[added(&format!("/{base}/x"))]);
+
+    // Also in memory, then gone from cpu: still present. The sentinel's
+    // event is queued after the removal's, so once it is seen the removal
+    // has been handled.
+    cgroups.mkdir(memory.join(&base).join("x"));
+    cgroups.rmdir(&cpu.join(&base).join("x"));
+    cgroups.mkdir(memory.join(&base).join("sentinel"));
+    let seen = refresh_until(&mut discovery, &[added(&format!("/{base}/sentinel"))]);
+    assert!(
+        !seen.contains(&removed(&format!("/{base}/x"))),
+        "x still exists in memory: {seen:?}"
+    );
+
+    cgroups.rmdir(&memory.join(&base).join("x"));
+    refresh_until(&mut discovery, &[removed(&format!("/{base}/x"))]);
+}
+
+#[test]
+fn without_inotify_every_refresh_rescans() {
+    let mut cgroups = TestCgroups::new();
+    let layout = real_layout();
+    let pids = layout.v1["pids"].clone();
+    let base = base_name("rescan");
+    let options = DiscoveryOptions {
+        inotify: false,
+        rescan_interval: Duration::from_secs(3600),
+    };
+    let mut discovery = Discovery::new(layout, only(&base), options).unwrap();
+    assert!(!discovery.is_watching());
+    assert_eq!(discovery.refresh(), vec![added("/")]);
+
+    cgroups.mkdir(pids.join(&base));
+    cgroups.mkdir(pids.join(&base).join("y"));
+    // The very next refresh sees them: within one collection interval.
+    assert_eq!(
+        discovery.refresh(),
+        vec![added(&format!("/{base}")), added(&format!("/{base}/y"))]
+    );
+    cgroups.rmdir(&pids.join(&base).join("y"));
+    assert_eq!(discovery.refresh(), vec![removed(&format!("/{base}/y"))]);
+}
+
+#[test]
+fn inotify_and_rescan_together_report_each_change_once() {
+    // A fixture tree stands in for cgroupfs; the backstop interval is zero
+    // so every refresh both drains inotify and walks the tree.
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join("memory")).unwrap();
+    let layout = CgroupLayout {
+        v1: [("memory".to_owned(), root.path().join("memory"))].into(),
+        ..Default::default()
+    };
+    let options = DiscoveryOptions {
+        inotify: true,
+        rescan_interval: Duration::ZERO,
+    };
+    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
+    assert_eq!(discovery.refresh(), vec![added("/")]);
+    fs::create_dir_all(root.path().join("memory/p/q")).unwrap();
+    let mut events = discovery.refresh();
+    events.sort();
+    assert_eq!(events, vec![added("/p"), added("/p/q")]);
+    fs::remove_dir_all(root.path().join("memory/p")).unwrap();
+    let mut events = discovery.refresh();
+    events.sort();
+    assert_eq!(events, vec![removed("/p"), removed("/p/q")]);
+}
+
+#[test]
+fn a_layout_without_hierarchies_is_an_error() {
+    let err = Discovery::new(
+        CgroupLayout::default(),
+        DiscoveryFilter::default(),
+        DiscoveryOptions::default(),
+    )
+    .err()
+    .expect("nothing to walk");
+    assert!(err.to_string().contains("cgroup_root"), "{err}");
+}

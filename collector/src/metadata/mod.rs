@@ -1,0 +1,1 @@
+//! Naming cgroups (placeholder until the module lands).
