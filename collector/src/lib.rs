@@ -5,7 +5,9 @@
 //!
 //! Layers, from the kernel upwards:
 //! - [`layout`]: where the cgroup hierarchies are mounted;
-//! - [`stats`]: the sample model every layer passes around.
+//! - [`stats`]: the sample model every layer passes around;
+//! - [`ship`]: delivery of samples by Prometheus remote-write.
 
 pub mod layout;
+pub mod ship;
 pub mod stats;
