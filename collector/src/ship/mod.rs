@@ -6,3 +6,7 @@
 
 pub mod queue;
 pub mod remote_write;
+pub mod sender;
+
+pub use remote_write::{Label, Sample, TimeSeries};
+pub use sender::{RemoteWriteConfig, ShipError, Shipper, ShipperHandle, ShipperStats};
