@@ -8,6 +8,7 @@
 //! - [`stats`]: the sample model every layer passes around;
 //! - [`cgroup`]: reading statistics and limits from cgroup files (v1, v2);
 //! - [`fixture`]: synthetic cgroup trees for tests and benchmarks.
+//! - [`ship`]: delivery of samples by Prometheus remote-write.
 
 pub mod cgroup;
 pub mod fixture;
@@ -17,6 +18,7 @@ pub mod fixture;
 pub mod discovery;
 pub mod layout;
 pub mod metadata;
+pub mod ship;
 pub mod stats;
 pub mod filesystem;
 pub mod machine;
