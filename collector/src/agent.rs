@@ -80,7 +80,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         }
         None => None,
     };
-    let ship_stats = shipper.clone();
+    let ship_stats = shipper.as_ref().map(ShipperHandle::feed);
     let state = Arc::new(AgentState {
         latest: RwLock::new(Arc::new(Snapshot::default())),
         recent: Mutex::new(RecentSamples::new(config.window.as_millis() as i64)),
@@ -97,7 +97,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     });
     let (stop, stopped) = mpsc::channel::<()>();
     let thread_state = state.clone();
-    let thread_shipper = shipper.clone();
+    let thread_shipper = shipper.as_ref().map(ShipperHandle::feed);
     let node = collector_node_name(&config);
     let interval = config.interval;
     let thread = std::thread::Builder::new()

@@ -194,7 +194,7 @@ impl Collector {
                 }
                 Err(e) if e.is_vanished() => vanished.push(path.clone()),
                 Err(e) => {
-                    let reason = e.reason();
+                    let reason = error_reason(&e);
                     *self.errors.by_reason.entry(reason).or_default() += 1;
                     if self.logged.insert((path.clone(), reason)) {
                         tracing::warn!(cgroup = %path, error = %e, "cannot read cgroup; other cgroups are unaffected");
@@ -222,7 +222,7 @@ impl Collector {
             Ok(r) => r,
             Err(e) => {
                 if !e.is_vanished() {
-                    *self.errors.by_reason.entry(e.reason()).or_default() += 1;
+                    *self.errors.by_reason.entry(error_reason(&e)).or_default() += 1;
                     tracing::warn!(cgroup = %path, error = %e, "cannot open cgroup");
                 }
                 return;
@@ -258,7 +258,7 @@ impl Collector {
         match t.reader.read_spec() {
             Ok(spec) => t.spec = spec,
             Err(e) if !e.is_vanished() => {
-                *self.errors.by_reason.entry(e.reason()).or_default() += 1;
+                *self.errors.by_reason.entry(error_reason(&e)).or_default() += 1;
             }
             Err(_) => {}
         }
@@ -416,3 +416,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+
+/// A short, stable name for a read error's kind: the `reason` label of
+/// `osprey_agent_read_errors_total`.
+fn error_reason(e: &ReadError) -> &'static str {
+    match e {
+        ReadError::Vanished { .. } => "vanished",
+        ReadError::NotMounted { .. } => "not_mounted",
+        ReadError::Io { .. } => "io",
+        ReadError::Parse { .. } => "parse",
+    }
+}

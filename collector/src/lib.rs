@@ -5,26 +5,35 @@
 //!
 //! Layers, from the kernel upwards:
 //! - [`layout`]: where the cgroup hierarchies are mounted;
-//! - [`stats`]: the sample model every layer passes around;
-//! - [`cgroup`]: reading statistics and limits from cgroup files (v1, v2);
-//! - [`fixture`]: synthetic cgroup trees for tests and benchmarks.
-//! - [`ship`]: delivery of samples by Prometheus remote-write.
-
-pub mod cgroup;
-pub mod fixture;
 //! - [`discovery`]: finding every cgroup and noticing new and removed ones;
 //! - [`metadata`]: naming a cgroup (container name, image, pod) from the node's files;
-//! - [`stats`]: the sample model every layer passes around.
+//! - [`cgroup`]: reading statistics and limits from cgroup files (v1, v2);
+//! - [`network`], [`filesystem`], [`machine`]: network counters per
+//!   namespace, disk usage, machine facts;
+//! - [`stats`]: the sample model every layer passes around;
+//! - [`collect`]: one collection cycle over every cgroup, producing a
+//!   [`snapshot::Snapshot`]; [`window`]: recent history;
+//! - [`expose`]: cAdvisor's metric names; [`http`]: the agent's API;
+//! - [`ship`]: delivery of samples by Prometheus remote-write;
+//! - [`agent`]: the wiring; [`config`]: its settings;
+//! - [`fixture`]: synthetic cgroup trees for tests and benchmarks.
+
+pub mod agent;
+pub mod cgroup;
+pub mod collect;
+pub mod config;
 pub mod discovery;
-pub mod layout;
-pub mod metadata;
-pub mod ship;
-pub mod stats;
+pub mod expose;
 pub mod filesystem;
+pub mod fixture;
+pub mod http;
+pub mod layout;
 pub mod machine;
+pub mod metadata;
 pub mod network;
 mod readfile;
-pub mod expose;
+pub mod self_metrics;
+pub mod ship;
 pub mod snapshot;
-pub mod config;
+pub mod stats;
 pub mod window;

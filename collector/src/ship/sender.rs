@@ -283,31 +283,8 @@ impl ShipperHandle {
     /// Encodes one collection and queues it for delivery. Never waits on
     /// the network; may write one spill file when memory is full. Empty
     /// input is ignored. Labels are sorted here, as the spec requires.
-    pub fn enqueue(&self, mut series: Vec<TimeSeries>) {
-        if series.is_empty() {
-            return;
-        }
-        let mut samples = 0u64;
-        for one in &mut series {
-            one.sort_labels();
-            samples += one.samples.len() as u64;
-        }
-        let request = WriteRequest {
-            timeseries: series,
-            metadata: Vec::new(),
-        };
-        match remote_write::encode_snappy(&request) {
-            Ok(body) => {
-                lock(&self.shared.queue).push(body, samples);
-                self.shared.wake.notify_one();
-            }
-            Err(e) => {
-                error!(error = %e, samples, "cannot encode a remote-write batch; dropping it");
-                let counters = &self.shared.counters;
-                Counters::add(&counters.rejected_batches, 1);
-                Counters::add(&counters.rejected_samples, samples);
-            }
-        }
+    pub fn enqueue(&self, series: Vec<TimeSeries>) {
+        enqueue_on(&self.shared, series);
     }
 
     /// A snapshot of the counters and queue sizes.
@@ -708,5 +685,61 @@ mod tests {
             .map(|s| (s.metric_name().unwrap(), s.samples[0].timestamp))
             .collect();
         assert_eq!(got, [("x", 1), ("y", 2), ("x", 3)]);
+    }
+}
+
+/// A cheap, cloneable view of a running shipper for the code that feeds it
+/// (the collection thread) and reports on it (`/metrics`); stopping stays
+/// with the one [`ShipperHandle`].
+#[derive(Debug, Clone)]
+pub struct ShipperFeed {
+    shared: Arc<Shared>,
+}
+
+impl ShipperHandle {
+    /// A feed onto this shipper.
+    pub fn feed(&self) -> ShipperFeed {
+        ShipperFeed {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl ShipperFeed {
+    /// Like [`ShipperHandle::enqueue`].
+    pub fn enqueue(&self, series: Vec<TimeSeries>) {
+        enqueue_on(&self.shared, series);
+    }
+
+    /// Like [`ShipperHandle::stats`].
+    pub fn stats(&self) -> ShipperStats {
+        self.shared.stats()
+    }
+}
+
+fn enqueue_on(shared: &Shared, mut series: Vec<TimeSeries>) {
+    if series.is_empty() {
+        return;
+    }
+    let mut samples = 0u64;
+    for one in &mut series {
+        one.sort_labels();
+        samples += one.samples.len() as u64;
+    }
+    let request = WriteRequest {
+        timeseries: series,
+        metadata: Vec::new(),
+    };
+    match remote_write::encode_snappy(&request) {
+        Ok(body) => {
+            lock(&shared.queue).push(body, samples);
+            shared.wake.notify_one();
+        }
+        Err(e) => {
+            error!(error = %e, samples, "cannot encode a remote-write batch; dropping it");
+            let counters = &shared.counters;
+            Counters::add(&counters.rejected_batches, 1);
+            Counters::add(&counters.rejected_samples, samples);
+        }
     }
 }
