@@ -75,7 +75,8 @@ struct BlkioPair {
 /// The v1 blkio sources of a cgroup. cAdvisor takes the first file set in
 /// [`BLKIO_FILE_SETS`] order that yields data; until one has, every
 /// candidate's first file is probed each tick. Once a set has data it is
-/// kept: counters never go back to empty while the cgroup lives.
+/// kept (and the other candidates closed): counters never go back to empty
+/// while the cgroup lives.
 #[derive(Debug, Default)]
 struct BlkioV1 {
     candidates: Vec<BlkioPair>,
@@ -268,7 +269,15 @@ impl CgroupReader {
                 });
                 Ok(true)
             }
-            None if required => Err(self.vanished()),
+            // The directory exists (`open_optional` checked), so this is a
+            // tree that is not a cgroup filesystem, not a removal.
+            None if required => Err(ReadError::Io {
+                path: dir.join(name),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "a file every cgroup of this controller has is missing",
+                ),
+            }),
             None => Ok(false),
         }
     }
@@ -403,7 +412,12 @@ impl CgroupReader {
             let bytes = read_blkio_file(&pair.service_bytes, buf, cgroup)?;
             v1::apply_blkio(&serviced, bytes, &mut stats.blkio)
                 .map_err(|e| ReadError::parse(&pair.serviced.0, e))?;
-            blkio.chosen = Some(i);
+            if blkio.chosen.is_none() {
+                // The other sets will never be read again: close them.
+                let pair = blkio.candidates.swap_remove(i);
+                blkio.candidates = vec![pair];
+                blkio.chosen = Some(0);
+            }
             break;
         }
         Ok(())

@@ -227,11 +227,11 @@ pub fn read_spec(cgroup: &str, dirs: &SpecDirs) -> Result<ContainerSpec, ReadErr
         spec.memory_reservation =
             read_u64(cgroup, dir, "memory.soft_limit_in_bytes")?.and_then(limit_or_unlimited);
     }
-    if let Some(dir) = &dirs.pids {
-        if let Some((path, text)) = read_optional(cgroup, dir, "pids.max")? {
-            spec.pids_limit =
-                parse::single_u64_or_max(&text).map_err(|e| ReadError::parse(&path, e))?;
-        }
+    if let Some(dir) = &dirs.pids
+        && let Some((path, text)) = read_optional(cgroup, dir, "pids.max")?
+    {
+        spec.pids_limit =
+            parse::single_u64_or_max(&text).map_err(|e| ReadError::parse(&path, e))?;
     }
     Ok(spec)
 }

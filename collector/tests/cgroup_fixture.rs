@@ -1,0 +1,616 @@
+//! `CgroupReader` against synthetic v1 and v2 trees: every field's value
+//! and unit, root special cases, limits, value changes between ticks.
+
+use std::fs;
+
+use osprey_collector::cgroup::CgroupReader;
+use osprey_collector::cgroup::v1::user_hz;
+use osprey_collector::fixture::paths::{self, Qos, Runtime};
+use osprey_collector::fixture::{
+    CgroupValues, DeviceIoValues, FixtureTree, FixtureVersion, MemoryStatValues, PathStyle,
+    SpecValues,
+};
+use osprey_collector::stats::{
+    BlkioDevice, CfsStats, ContainerSpec, ContainerStats, CpuStats, MemoryStats, PidsStats,
+    PressureStats, Psi,
+};
+
+const MIB: u64 = 1024 * 1024;
+
+fn values() -> CgroupValues {
+    CgroupValues {
+        cpu_usage_ns: 123_456_789_000,
+        cpu_user_ns: 70_000_000_000,
+        cpu_system_ns: 20_000_000_000,
+        cfs_periods: 11,
+        cfs_throttled_periods: 3,
+        cfs_throttled_ns: 4_500_000,
+        cfs_bursts: 2,
+        cfs_burst_ns: 700_000,
+        memory_usage: 300 * MIB,
+        memory_max_usage: 400 * MIB,
+        memory_stat: MemoryStatValues {
+            anon: 100 * MIB,
+            file: 150 * MIB,
+            file_mapped: 10 * MIB,
+            active_file: 60 * MIB,
+            inactive_file: 90 * MIB,
+            active_anon: 99 * MIB,
+            inactive_anon: MIB,
+            shmem: 4096,
+            file_dirty: 8192,
+            file_writeback: 0,
+            swap: MIB,
+            kernel: 5 * MIB,
+            pgfault: 5000,
+            pgmajfault: 7,
+        },
+        memory_stat_local: Some(MemoryStatValues {
+            anon: 1,
+            file: 2,
+            file_mapped: 3,
+            active_file: 4,
+            inactive_file: 5,
+            swap: 6,
+            pgfault: 55,
+            pgmajfault: 66,
+            ..MemoryStatValues::default()
+        }),
+        use_hierarchy: true,
+        memory_failcnt: 9,
+        memory_high_events: 4,
+        oom_events: 3,
+        oom_kills: 2,
+        devices: vec![
+            DeviceIoValues {
+                major: 254,
+                minor: 0,
+                read_bytes: 8192,
+                write_bytes: 4096,
+                reads: 2,
+                writes: 1,
+                discard_bytes: 512,
+                discards: 1,
+            },
+            DeviceIoValues {
+                major: 7,
+                minor: 3,
+                read_bytes: 1 << 20,
+                write_bytes: 0,
+                reads: 256,
+                writes: 0,
+                discard_bytes: 0,
+                discards: 0,
+            },
+        ],
+        v1_bfq_has_data: false,
+        pids_current: 5,
+        pressure: PressureStats {
+            cpu: Psi {
+                some_total_us: 111,
+                full_total_us: 22,
+            },
+            memory: Psi {
+                some_total_us: 333,
+                full_total_us: 44,
+            },
+            io: Psi {
+                some_total_us: 555,
+                full_total_us: 66,
+            },
+        },
+        spec: SpecValues {
+            cpu_shares: 512,
+            cpu_weight: 200,
+            cpu_quota_us: Some(25_000),
+            cpu_period_us: 100_000,
+            memory_limit: Some(1024 * MIB),
+            memory_swap_limit: Some(2048 * MIB),
+            memory_reservation: Some(256 * MIB),
+            pids_max: Some(100),
+        },
+    }
+}
+
+fn expected_blkio() -> Vec<BlkioDevice> {
+    vec![
+        BlkioDevice {
+            major: 254,
+            minor: 0,
+            read_bytes: 8192,
+            write_bytes: 4096,
+            reads: 2,
+            writes: 1,
+        },
+        BlkioDevice {
+            major: 7,
+            minor: 3,
+            read_bytes: 1 << 20,
+            write_bytes: 0,
+            reads: 256,
+            writes: 0,
+        },
+    ]
+}
+
+fn expected_cpu() -> CpuStats {
+    CpuStats {
+        usage_ns: 123_456_789_000,
+        user_ns: 70_000_000_000,
+        system_ns: 20_000_000_000,
+        cfs: Some(CfsStats {
+            periods: 11,
+            throttled_periods: 3,
+            throttled_ns: 4_500_000,
+            burst_periods: Some(2),
+            burst_ns: Some(700_000),
+        }),
+    }
+}
+
+#[test]
+fn v1_every_field_with_hierarchy() {
+    let tree = FixtureTree::v1().unwrap();
+    let path = paths::kubepods_systemd(
+        Qos::Burstable,
+        &paths::pod_uid(1),
+        Runtime::Containerd,
+        &paths::container_id(1),
+    );
+    tree.add_cgroup(&path, &values()).unwrap();
+
+    // The files carry the kernel's units: ticks of USER_HZ, ns elsewhere.
+    let tick_ns = 1_000_000_000 / user_hz();
+    let cpuacct_stat =
+        fs::read_to_string(tree.file_path("cpuacct", &path, "cpuacct.stat")).unwrap();
+    assert_eq!(
+        cpuacct_stat,
+        format!(
+            "user {}\nsystem {}\n",
+            70_000_000_000 / tick_ns,
+            20_000_000_000 / tick_ns
+        )
+    );
+    let cpu_stat = fs::read_to_string(tree.file_path("cpu", &path, "cpu.stat")).unwrap();
+    assert!(cpu_stat.contains("throttled_time 4500000\n"), "{cpu_stat}");
+
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    let stats = reader.read_stats(1_700_000_000_123).unwrap();
+    let expected = ContainerStats {
+        timestamp_ms: 1_700_000_000_123,
+        cpu: expected_cpu(),
+        memory: MemoryStats {
+            usage: 300 * MIB,
+            max_usage: Some(400 * MIB),
+            // usage − total_inactive_file
+            working_set: 210 * MIB,
+            rss: 100 * MIB,
+            cache: 150 * MIB,
+            swap: MIB,
+            mapped_file: 10 * MIB,
+            kernel: 5 * MIB,
+            active_file: 60 * MIB,
+            inactive_file: 90 * MIB,
+            failcnt: 9,
+            // cAdvisor takes the cgroup's own fault counters, not total_*.
+            pgfault: 55,
+            pgmajfault: 66,
+            oom_events: 0,
+            oom_kills: 2,
+        },
+        blkio: expected_blkio(),
+        pids: PidsStats {
+            current: Some(5),
+            limit: Some(100),
+        },
+        pressure: None,
+        network: vec![],
+        filesystem: vec![],
+    };
+    assert_eq!(stats, expected);
+
+    let spec = reader.read_spec().unwrap();
+    assert_eq!(
+        spec,
+        ContainerSpec {
+            cpu_shares: Some(512),
+            cpu_period_us: Some(100_000),
+            cpu_quota_us: Some(25_000),
+            memory_limit: Some(1024 * MIB),
+            memory_swap_limit: Some(2048 * MIB),
+            memory_reservation: Some(256 * MIB),
+            pids_limit: Some(100),
+        }
+    );
+    assert_eq!(spec.cpu_limit_millicores(), Some(250));
+}
+
+#[test]
+fn v1_without_hierarchy_uses_own_keys_except_file_lru() {
+    let tree = FixtureTree::v1().unwrap();
+    let path = paths::docker_cgroupfs(&paths::container_id(2));
+    tree.add_cgroup(
+        &path,
+        &CgroupValues {
+            use_hierarchy: false,
+            ..values()
+        },
+    )
+    .unwrap();
+    let stats = CgroupReader::open(tree.layout(), &path)
+        .unwrap()
+        .read_stats(0)
+        .unwrap();
+    let m = stats.memory;
+    assert_eq!((m.rss, m.cache, m.mapped_file, m.swap), (1, 2, 3, 6));
+    // Working set and the file LRU figures always use total_* on v1.
+    assert_eq!(
+        (m.active_file, m.inactive_file, m.working_set),
+        (60 * MIB, 90 * MIB, 210 * MIB)
+    );
+    assert_eq!((m.pgfault, m.pgmajfault), (55, 66));
+}
+
+#[test]
+fn v1_absent_use_hierarchy_means_hierarchical() {
+    let tree = FixtureTree::v1().unwrap();
+    let path = paths::docker_systemd(&paths::container_id(3));
+    tree.add_cgroup(
+        &path,
+        &CgroupValues {
+            use_hierarchy: false,
+            ..values()
+        },
+    )
+    .unwrap();
+    tree.remove_file("memory", &path, "memory.use_hierarchy")
+        .unwrap();
+    let stats = CgroupReader::open(tree.layout(), &path)
+        .unwrap()
+        .read_stats(0)
+        .unwrap();
+    assert_eq!(stats.memory.rss, 100 * MIB);
+}
+
+#[test]
+fn v1_unlimited_spec_and_working_set_floor() {
+    let tree = FixtureTree::v1().unwrap();
+    let path = paths::systemd_service("ssh");
+    let mut v = CgroupValues {
+        spec: SpecValues::default(),
+        ..values()
+    };
+    v.memory_usage = 10 * MIB; // less than total_inactive_file
+    tree.add_cgroup(&path, &v).unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    assert_eq!(reader.read_stats(0).unwrap().memory.working_set, 0);
+    assert_eq!(
+        reader.read_spec().unwrap(),
+        ContainerSpec {
+            cpu_shares: Some(1024),
+            cpu_period_us: Some(100_000),
+            cpu_quota_us: None,
+            memory_limit: None,
+            memory_swap_limit: None,
+            memory_reservation: None,
+            pids_limit: None,
+        }
+    );
+}
+
+#[test]
+fn v1_root_has_no_pids() {
+    let tree = FixtureTree::v1().unwrap();
+    tree.set_values("/", &values()).unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), "/").unwrap();
+    assert!(
+        reader
+            .files()
+            .iter()
+            .all(|f| !f.to_string_lossy().contains("pids."))
+    );
+    let stats = reader.read_stats(0).unwrap();
+    assert_eq!(stats.pids, PidsStats::default());
+    assert_eq!(stats.cpu, expected_cpu());
+    assert_eq!(stats.memory.usage, 300 * MIB);
+    assert_eq!(reader.read_spec().unwrap().pids_limit, None);
+}
+
+#[test]
+fn v1_blkio_prefers_bfq_then_recursive_throttle() {
+    let tree = FixtureTree::v1().unwrap();
+    let path = paths::docker_cgroupfs(&paths::container_id(4));
+    let bogus = "254:0 Read 999\n254:0 Write 999\nTotal 1998\n";
+
+    // BFQ has data: its files win over the throttle files.
+    tree.add_cgroup(
+        &path,
+        &CgroupValues {
+            v1_bfq_has_data: true,
+            ..values()
+        },
+    )
+    .unwrap();
+    tree.write_file(
+        "blkio",
+        &path,
+        "blkio.throttle.io_serviced_recursive",
+        bogus,
+    )
+    .unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    assert_eq!(reader.read_stats(0).unwrap().blkio, expected_blkio());
+    assert!(
+        reader
+            .files()
+            .iter()
+            .any(|f| f.ends_with("blkio.bfq.io_serviced_recursive"))
+    );
+
+    // BFQ holds only `Total 0`: the recursive throttle files come next,
+    // ahead of the non-recursive ones.
+    tree.set_values(&path, &values()).unwrap();
+    tree.write_file("blkio", &path, "blkio.throttle.io_serviced", bogus)
+        .unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    assert_eq!(reader.read_stats(0).unwrap().blkio, expected_blkio());
+    let files = reader.files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("blkio.throttle.io_service_bytes_recursive"))
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.ends_with("blkio.bfq.io_serviced_recursive"))
+    );
+
+    // No I/O at all: no devices.
+    tree.set_values(
+        &path,
+        &CgroupValues {
+            devices: vec![],
+            ..values()
+        },
+    )
+    .unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    assert_eq!(reader.read_stats(0).unwrap().blkio, vec![]);
+}
+
+#[test]
+fn v2_every_field() {
+    let tree = FixtureTree::v2().unwrap();
+    let path = paths::kubepods_systemd(
+        Qos::Guaranteed,
+        &paths::pod_uid(5),
+        Runtime::Crio,
+        &paths::container_id(5),
+    );
+    tree.add_cgroup(&path, &values()).unwrap();
+
+    // The files carry the kernel's units: µs.
+    let cpu_stat = fs::read_to_string(tree.file_path("", &path, "cpu.stat")).unwrap();
+    assert!(
+        cpu_stat.starts_with("usage_usec 123456789\nuser_usec 70000000\nsystem_usec 20000000\n"),
+        "{cpu_stat}"
+    );
+    assert!(cpu_stat.contains("throttled_usec 4500\n") && cpu_stat.contains("burst_usec 700\n"));
+
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    let stats = reader.read_stats(42).unwrap();
+    let expected = ContainerStats {
+        timestamp_ms: 42,
+        cpu: expected_cpu(),
+        memory: MemoryStats {
+            usage: 300 * MIB,
+            max_usage: Some(400 * MIB),
+            working_set: 210 * MIB,
+            rss: 100 * MIB,
+            cache: 150 * MIB,
+            swap: MIB,
+            mapped_file: 10 * MIB,
+            kernel: 5 * MIB,
+            active_file: 60 * MIB,
+            inactive_file: 90 * MIB,
+            // memory.events max
+            failcnt: 9,
+            pgfault: 5000,
+            pgmajfault: 7,
+            oom_events: 3,
+            oom_kills: 2,
+        },
+        blkio: expected_blkio(),
+        pids: PidsStats {
+            current: Some(5),
+            limit: Some(100),
+        },
+        pressure: Some(values().pressure),
+        network: vec![],
+        filesystem: vec![],
+    };
+    assert_eq!(stats, expected);
+
+    assert_eq!(
+        reader.read_spec().unwrap(),
+        ContainerSpec {
+            // 2 + (200 − 1) · 262142 / 9999 = 5219
+            cpu_shares: Some(5219),
+            cpu_period_us: Some(100_000),
+            cpu_quota_us: Some(25_000),
+            memory_limit: Some(1024 * MIB),
+            memory_swap_limit: Some(2048 * MIB),
+            memory_reservation: Some(256 * MIB),
+            pids_limit: Some(100),
+        }
+    );
+}
+
+#[test]
+fn v2_unlimited_spec() {
+    let tree = FixtureTree::v2().unwrap();
+    let path = paths::systemd_service("cron");
+    tree.add_cgroup(
+        &path,
+        &CgroupValues {
+            spec: SpecValues::default(),
+            ..values()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(tree.file_path("", &path, "cpu.max")).unwrap(),
+        "max 100000\n"
+    );
+    let spec = CgroupReader::open(tree.layout(), &path)
+        .unwrap()
+        .read_spec()
+        .unwrap();
+    assert_eq!(
+        spec,
+        ContainerSpec {
+            cpu_shares: Some(2 + 99 * 262_142 / 9_999),
+            cpu_period_us: Some(100_000),
+            cpu_quota_us: None,
+            memory_limit: None,
+            memory_swap_limit: None,
+            memory_reservation: Some(0),
+            pids_limit: None,
+        }
+    );
+}
+
+#[test]
+fn v2_root_falls_back_to_anon_plus_file() {
+    let tree = FixtureTree::v2().unwrap();
+    tree.set_values("/", &values()).unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), "/").unwrap();
+    let files = reader.files();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.ends_with("memory.current") || f.ends_with("pids.current"))
+    );
+    let stats = reader.read_stats(0).unwrap();
+    assert_eq!(stats.memory.usage, 250 * MIB); // anon 100 MiB + file 150 MiB
+    assert_eq!(stats.memory.working_set, 160 * MIB);
+    assert_eq!(stats.memory.max_usage, None);
+    assert_eq!(stats.cpu.usage_ns, 123_456_789_000);
+    assert_eq!(stats.cpu.cfs, None);
+    assert_eq!(stats.pids, PidsStats::default());
+    assert_eq!(stats.pressure, Some(values().pressure));
+    assert_eq!(reader.read_spec().unwrap(), ContainerSpec::default());
+}
+
+#[test]
+fn held_files_see_new_values_each_tick() {
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let path = paths::docker_systemd(&paths::container_id(6));
+        tree.add_cgroup(&path, &CgroupValues::sample(1)).unwrap();
+        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+        let first = reader.read_stats(1000).unwrap();
+        let mut next = CgroupValues::sample(1);
+        next.cpu_usage_ns += 2_000_000_000;
+        next.memory_usage += MIB;
+        next.devices[0].read_bytes += 4096;
+        tree.set_values(&path, &next).unwrap();
+        let second = reader.read_stats(2000).unwrap();
+        assert_eq!(second.cpu.usage_ns - first.cpu.usage_ns, 2_000_000_000);
+        assert_eq!(second.memory.usage - first.memory.usage, MIB);
+        assert_eq!(second.blkio[0].read_bytes - first.blkio[0].read_bytes, 4096);
+    }
+}
+
+#[test]
+fn long_files_grow_the_buffer() {
+    let tree = FixtureTree::v2().unwrap();
+    let path = paths::docker_cgroupfs(&paths::container_id(7));
+    let mut v = values();
+    v.devices = (0..200)
+        .map(|minor| DeviceIoValues {
+            major: 8,
+            minor,
+            read_bytes: minor * 10,
+            ..DeviceIoValues::default()
+        })
+        .collect();
+    tree.add_cgroup(&path, &v).unwrap();
+    assert!(
+        fs::metadata(tree.file_path("", &path, "io.stat"))
+            .unwrap()
+            .len()
+            > 8192
+    );
+    let stats = CgroupReader::open(tree.layout(), &path)
+        .unwrap()
+        .read_stats(0)
+        .unwrap();
+    assert_eq!(stats.blkio.len(), 200);
+    assert_eq!(stats.blkio[199].read_bytes, 1990);
+}
+
+#[test]
+fn many_containers_of_every_style() {
+    let styles = [
+        PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
+        PathStyle::KubepodsSystemd(Qos::BestEffort, Runtime::Crio),
+        PathStyle::KubepodsCgroupfs(Qos::Guaranteed),
+        PathStyle::DockerCgroupfs,
+        PathStyle::DockerSystemd,
+        PathStyle::SystemdService,
+    ];
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        for (i, style) in styles.into_iter().enumerate() {
+            let paths = tree.add_containers(style, i as u64 * 100, 10).unwrap();
+            assert_eq!(paths.len(), 10);
+            for (seed, path) in (i as u64 * 100..).zip(&paths) {
+                let mut reader = CgroupReader::open(tree.layout(), path).unwrap();
+                let stats = reader.read_stats(0).unwrap();
+                if tree.version() == FixtureVersion::V1 {
+                    // cpuacct 2, cpu 1, memory 6, pids 2, the chosen blkio pair 2
+                    assert_eq!(reader.files().len(), 13);
+                } else {
+                    // cpu.stat, memory ×5, io.stat, pids ×2, PSI ×3
+                    assert_eq!(reader.files().len(), 12);
+                }
+                assert_eq!(reader.open_file_count(), reader.files().len());
+                let v = CgroupValues::sample(seed);
+                assert_eq!(stats.cpu.usage_ns, v.cpu_usage_ns, "{path}");
+                assert_eq!(stats.memory.usage, v.memory_usage, "{path}");
+            }
+        }
+        // Ancestors are cgroups too (pod and QoS level).
+        assert!(
+            CgroupReader::open(tree.layout(), "/kubepods.slice/kubepods-burstable.slice").is_ok()
+        );
+    }
+}
+
+#[test]
+fn mountinfo_describes_the_tree() {
+    let v1 = FixtureTree::v1().unwrap();
+    let root = v1.root().display().to_string();
+    for controller in ["cpu", "cpuacct", "memory", "blkio", "pids", "cpuset"] {
+        let line = format!("{root}/{controller} rw,nosuid,nodev,noexec,relatime");
+        let entry = v1
+            .mountinfo()
+            .lines()
+            .find(|l| l.contains(&line))
+            .unwrap_or_else(|| panic!("{controller} missing"));
+        assert!(
+            entry.ends_with(&format!(" - cgroup cgroup rw,{controller}")),
+            "{entry}"
+        );
+    }
+    assert!(v1.mountinfo().contains("- cgroup cgroup rw,name=systemd"));
+    assert!(v1.mountinfo().contains(&format!("{root}/unified rw")));
+    let v2 = FixtureTree::v2().unwrap();
+    assert!(
+        v2.mountinfo()
+            .contains(&format!(" / {} rw", v2.root().display()))
+    );
+    assert!(v2.mountinfo().contains("- cgroup2 cgroup2 rw"));
+    assert!(v2.root().join("cgroup.controllers").is_file());
+    assert!(v2.layout().unified_has_controllers);
+}
