@@ -262,8 +262,14 @@ impl Collector {
             }
             Err(_) => {}
         }
-        if t.net.is_none() && t.identity.kind != CgroupKind::Root {
-            t.net = self.network_reader(path, &t.meta);
+        if t.net.is_none() {
+            t.net = if t.identity.kind == CgroupKind::Root {
+                // The root cgroup carries the node's totals: the host's
+                // interfaces, as seen by pid 1 (cAdvisor's rule).
+                NetDevReader::open(&self.config.proc_root, 1).ok()
+            } else {
+                self.network_reader(path, &t.meta)
+            };
         }
         if t.layer_device.is_none() {
             if let Some(id) = &t.identity.container_id {
