@@ -1,0 +1,335 @@
+//! Resolved metadata per cgroup, re-read on a slow cadence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::discovery::path::CgroupPath;
+use crate::discovery::runtime::{CgroupIdentity, CgroupKind, Runtime};
+
+use super::kubelet_api::KubeletPodSource;
+use super::kubelet_logs::{self, ContainerLog, PodLogDir};
+use super::{ContainerMetadata, MetadataConfig, MetadataError, docker, oci};
+
+/// Metadata per cgroup path, resolved from the node's files (and the
+/// kubelet when configured) on first use, kept for
+/// [`MetadataConfig::refresh_interval`] (or
+/// [`MetadataConfig::incomplete_retry`] while a pod's names are missing)
+/// and dropped by [`MetadataCache::forget`].
+pub struct MetadataCache {
+    config: MetadataConfig,
+    entries: HashMap<CgroupPath, Entry>,
+    pod_logs: LogIndex<PodLogDir>,
+    container_logs: LogIndex<ContainerLog>,
+    kubelet: Option<KubeletPodSource>,
+    errors: u64,
+}
+
+struct Entry {
+    metadata: Arc<ContainerMetadata>,
+    expires: Instant,
+}
+
+/// A kubelet log directory read into a map, re-read on a miss when older
+/// than `min_interval`: a container without logs must not cause a
+/// directory listing per tick.
+struct LogIndex<T> {
+    map: HashMap<String, T>,
+    read_at: Option<Instant>,
+    min_interval: Duration,
+}
+
+impl<T> LogIndex<T> {
+    fn new(min_interval: Duration) -> Self {
+        Self {
+            map: HashMap::new(),
+            read_at: None,
+            min_interval,
+        }
+    }
+
+    fn get(&mut self, key: &str, read: impl FnOnce() -> HashMap<String, T>) -> Option<&T> {
+        let stale = self
+            .read_at
+            .is_none_or(|t| t.elapsed() >= self.min_interval);
+        if !self.map.contains_key(key) && stale {
+            self.map = read();
+            self.read_at = Some(Instant::now());
+        }
+        self.map.get(key)
+    }
+}
+
+impl MetadataCache {
+    /// An empty cache. Fails only when the kubelet client cannot be built
+    /// (a malformed `kubelet_pods_url` is reported when first fetched).
+    pub fn new(config: MetadataConfig) -> Result<Self, MetadataError> {
+        let kubelet = match &config.kubelet_pods_url {
+            Some(url) => Some(KubeletPodSource::new(
+                url.clone(),
+                config.kubelet_timeout,
+                config.kubelet_min_interval,
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            entries: HashMap::new(),
+            pod_logs: LogIndex::new(config.log_index_min_interval),
+            container_logs: LogIndex::new(config.log_index_min_interval),
+            config,
+            kubelet,
+            errors: 0,
+        })
+    }
+
+    /// The metadata of the cgroup at `path`, whose identity is
+    /// `identity` (from [`crate::discovery::identify`]). Cheap when cached;
+    /// otherwise reads a few small files. Never fails: what cannot be
+    /// read is left empty, logged and counted in [`MetadataCache::errors`].
+    pub fn resolve(
+        &mut self,
+        path: &CgroupPath,
+        identity: &CgroupIdentity,
+    ) -> Arc<ContainerMetadata> {
+        if let Some(entry) = self.entries.get(path)
+            && entry.expires > Instant::now()
+        {
+            return Arc::clone(&entry.metadata);
+        }
+        let metadata = Arc::new(self.build(path, identity));
+        let ttl = if metadata.is_incomplete() {
+            self.config.incomplete_retry
+        } else {
+            self.config.refresh_interval
+        };
+        self.entries.insert(
+            path.clone(),
+            Entry {
+                metadata: Arc::clone(&metadata),
+                expires: Instant::now() + ttl,
+            },
+        );
+        metadata
+    }
+
+    /// Drops the cached metadata of `path` (call on its discovery event).
+    pub fn forget(&mut self, path: &CgroupPath) {
+        self.entries.remove(path);
+    }
+
+    /// How many metadata sources failed to read or parse so far.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// The number of cgroups cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn build(&mut self, path: &CgroupPath, identity: &CgroupIdentity) -> ContainerMetadata {
+        let mut meta = match identity.kind {
+            CgroupKind::Root => {
+                let mut root = ContainerMetadata::named("/", CgroupKind::Root);
+                // Host interfaces and host filesystems, as cAdvisor.
+                root.pid = Some(1);
+                return root;
+            }
+            CgroupKind::SystemdUnit => ContainerMetadata::named(
+                identity.unit.clone().unwrap_or_else(|| path.to_string()),
+                CgroupKind::SystemdUnit,
+            ),
+            kind => ContainerMetadata::named(path.as_str(), kind),
+        };
+        meta.pod_uid = identity.pod_uid.clone().unwrap_or_default();
+        meta.runtime = identity.runtime;
+
+        if let (CgroupKind::Container, Some(id)) = (identity.kind, &identity.container_id) {
+            meta.name = id.clone();
+            meta.container_id = Some(id.clone());
+            self.apply_runtime_record(&mut meta, id);
+            self.apply_container_log(&mut meta, id);
+        }
+        if !meta.pod_uid.is_empty() {
+            self.apply_pod_log(&mut meta);
+        }
+        self.apply_kubelet(&mut meta);
+
+        if let Some(pid) = meta.pid
+            && !self.config.proc_root.join(pid.to_string()).exists()
+        {
+            // A stale record (the runtime died without updating it).
+            tracing::debug!(cgroup = %path, pid, "recorded pid is not running");
+            meta.pid = None;
+        }
+        meta
+    }
+
+    fn note_error(&mut self, error: &MetadataError) {
+        self.errors += 1;
+        tracing::warn!(%error, "container metadata source failed");
+    }
+
+    /// Docker's record, else an OCI bundle.
+    fn apply_runtime_record(&mut self, meta: &mut ContainerMetadata, id: &str) {
+        match docker::read_container(&self.config.docker_root, id) {
+            Ok(Some(d)) => {
+                meta.runtime_record_found = true;
+                meta.runtime = Some(Runtime::Docker);
+                meta.shares_another_netns = d.shares_another_netns();
+                if !d.name.is_empty() {
+                    meta.name = d.name;
+                }
+                meta.image = d.image;
+                meta.pid = d.pid;
+                let label = |k: &str| d.labels.get(k).cloned().unwrap_or_default();
+                let container = label("io.kubernetes.container.name");
+                meta.is_pod_sandbox =
+                    container == "POD" || label("io.kubernetes.docker.type") == "podsandbox";
+                if !meta.is_pod_sandbox {
+                    meta.container = container;
+                }
+                fill(&mut meta.pod, label("io.kubernetes.pod.name"));
+                fill(&mut meta.namespace, label("io.kubernetes.pod.namespace"));
+                fill(&mut meta.pod_uid, label("io.kubernetes.pod.uid"));
+                meta.labels = d.labels;
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.note_error(&e);
+                return;
+            }
+        }
+        match oci::read_container(&self.config.oci_bundle_roots, id) {
+            Ok(Some(o)) => {
+                meta.runtime_record_found = true;
+                let is_crio = o
+                    .annotations
+                    .contains_key("io.kubernetes.cri-o.ContainerType");
+                if meta.runtime.is_none() || meta.runtime == Some(Runtime::Containerd) {
+                    meta.runtime = Some(if is_crio {
+                        Runtime::CriO
+                    } else {
+                        Runtime::Containerd
+                    });
+                }
+                meta.is_pod_sandbox = o.is_sandbox;
+                meta.pid = o.pid;
+                fill(&mut meta.image, o.image.unwrap_or_default());
+                fill(&mut meta.pod, o.pod.unwrap_or_default());
+                fill(&mut meta.namespace, o.namespace.unwrap_or_default());
+                fill(&mut meta.pod_uid, o.pod_uid.unwrap_or_default());
+                fill(&mut meta.container, o.container.unwrap_or_default());
+                // The labels cAdvisor shows for CRI containers.
+                for (key, value) in [
+                    ("io.kubernetes.pod.name", &meta.pod),
+                    ("io.kubernetes.pod.namespace", &meta.namespace),
+                    ("io.kubernetes.pod.uid", &meta.pod_uid),
+                    ("io.kubernetes.container.name", &meta.container),
+                ] {
+                    if !value.is_empty() {
+                        meta.labels.insert(key.to_owned(), value.clone());
+                    }
+                }
+                if !is_crio && !meta.pod_uid.is_empty() {
+                    let kind = if o.is_sandbox { "sandbox" } else { "container" };
+                    meta.labels
+                        .insert("io.cri-containerd.kind".to_owned(), kind.to_owned());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.note_error(&e),
+        }
+    }
+
+    fn apply_container_log(&mut self, meta: &mut ContainerMetadata, id: &str) {
+        if !meta.pod.is_empty() && !meta.namespace.is_empty() && !meta.container.is_empty() {
+            return;
+        }
+        let root = &self.config.container_log_root;
+        if let Some(log) = self
+            .container_logs
+            .get(id, || kubelet_logs::read_container_log_root(root))
+        {
+            fill(&mut meta.pod, log.pod.clone());
+            fill(&mut meta.namespace, log.namespace.clone());
+            fill(&mut meta.container, log.container.clone());
+        }
+    }
+
+    fn apply_pod_log(&mut self, meta: &mut ContainerMetadata) {
+        if !meta.pod.is_empty() && !meta.namespace.is_empty() {
+            return;
+        }
+        let root = &self.config.pod_log_root;
+        if let Some(pod) = self
+            .pod_logs
+            .get(&meta.pod_uid, || kubelet_logs::read_pod_log_root(root))
+        {
+            fill(&mut meta.pod, pod.name.clone());
+            fill(&mut meta.namespace, pod.namespace.clone());
+        }
+    }
+
+    /// Pod labels for pods, and whatever is still missing for containers.
+    fn apply_kubelet(&mut self, meta: &mut ContainerMetadata) {
+        let Some(kubelet) = &mut self.kubelet else {
+            return;
+        };
+        let wanted = match meta.kind {
+            CgroupKind::Pod => !meta.pod_uid.is_empty(),
+            CgroupKind::Container => meta.is_incomplete() || meta.image.is_empty(),
+            _ => false,
+        };
+        if !wanted {
+            return;
+        }
+        let known = |k: &KubeletPodSource| match meta.kind {
+            CgroupKind::Pod => k.snapshot().pods.contains_key(&meta.pod_uid),
+            _ => meta
+                .container_id
+                .as_ref()
+                .is_some_and(|id| k.snapshot().containers.contains_key(id)),
+        };
+        if !known(kubelet)
+            && let Err(e) = kubelet.refresh_if_due()
+        {
+            self.errors += 1;
+            tracing::warn!(error = %e, "kubelet pod list unavailable");
+        }
+        let Some(kubelet) = &self.kubelet else {
+            return;
+        };
+        let snapshot = kubelet.snapshot();
+        if let Some(c) = meta
+            .container_id
+            .as_ref()
+            .and_then(|id| snapshot.containers.get(id))
+        {
+            fill(&mut meta.pod_uid, c.pod_uid.clone());
+            fill(&mut meta.container, c.name.clone());
+            fill(&mut meta.image, c.image.clone());
+        }
+        if let Some(pod) = snapshot.pods.get(&meta.pod_uid) {
+            fill(&mut meta.pod, pod.name.clone());
+            fill(&mut meta.namespace, pod.namespace.clone());
+            if meta.kind == CgroupKind::Pod {
+                meta.labels = pod.labels.clone();
+            }
+        }
+    }
+}
+
+/// Sets `field` to `value` unless it already holds something: the first
+/// source that knows a value wins.
+fn fill(field: &mut String, value: String) {
+    if field.is_empty() {
+        *field = value;
+    }
+}

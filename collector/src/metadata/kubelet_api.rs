@@ -1,0 +1,212 @@
+//! The kubelet's read-only pod list (`GET /pods`, a `PodList`), for pod
+//! labels and for names the node's files do not give. Fetched on demand,
+//! at most every [`super::MetadataConfig::kubelet_min_interval`], never
+//! per tick.
+//!
+//! The client is blocking: call it from the collection thread, not from
+//! inside an async runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::MetadataError;
+
+/// A pod as the kubelet lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeletPod {
+    /// Pod name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Pod labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container as the kubelet's pod statuses list it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeletContainer {
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// The container's name.
+    pub name: String,
+    /// The image as the kubelet reports it.
+    pub image: String,
+}
+
+/// One fetched pod list, indexed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeletPods {
+    /// Pods by uid.
+    pub pods: HashMap<String, KubeletPod>,
+    /// Containers (regular, init and ephemeral) by 64-hex id. Sandboxes
+    /// are never listed.
+    pub containers: HashMap<String, KubeletContainer>,
+}
+
+#[derive(Deserialize)]
+struct PodList {
+    #[serde(default)]
+    items: Vec<Pod>,
+}
+
+#[derive(Deserialize)]
+struct Pod {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: PodStatus,
+}
+
+#[derive(Deserialize, Default)]
+struct ObjectMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodStatus {
+    #[serde(default)]
+    container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    init_container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    ephemeral_container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerStatus {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    image: String,
+    /// `<runtime>://<id>`; absent while the container is being created.
+    /// (Kubernetes spells it `containerID`, not camel case.)
+    #[serde(default, rename = "containerID")]
+    container_id: Option<String>,
+}
+
+/// Parses a `PodList` JSON document.
+pub fn parse_pod_list(json: &[u8]) -> Result<KubeletPods, serde_json::Error> {
+    let list: PodList = serde_json::from_slice(json)?;
+    let mut out = KubeletPods::default();
+    for pod in list.items {
+        let uid = pod.metadata.uid;
+        if uid.is_empty() {
+            continue;
+        }
+        let status = pod.status;
+        for c in status
+            .container_statuses
+            .into_iter()
+            .chain(status.init_container_statuses)
+            .chain(status.ephemeral_container_statuses)
+        {
+            let Some(id) = c
+                .container_id
+                .as_deref()
+                .and_then(|id| id.split_once("://"))
+                .map(|(_, id)| id.to_owned())
+            else {
+                continue;
+            };
+            out.containers.insert(
+                id,
+                KubeletContainer {
+                    pod_uid: uid.clone(),
+                    name: c.name,
+                    image: c.image,
+                },
+            );
+        }
+        out.pods.insert(
+            uid,
+            KubeletPod {
+                name: pod.metadata.name,
+                namespace: pod.metadata.namespace,
+                labels: pod.metadata.labels.unwrap_or_default(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The kubelet pod list, fetched lazily and rate-limited.
+pub struct KubeletPodSource {
+    url: String,
+    client: reqwest::blocking::Client,
+    min_interval: Duration,
+    last_fetch: Option<Instant>,
+    snapshot: KubeletPods,
+}
+
+impl KubeletPodSource {
+    /// A source for `url` (e.g. `http://127.0.0.1:10255/pods`); nothing is
+    /// fetched yet.
+    pub fn new(
+        url: String,
+        timeout: Duration,
+        min_interval: Duration,
+    ) -> Result<Self, MetadataError> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| MetadataError::Kubelet {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            url,
+            client,
+            min_interval,
+            last_fetch: None,
+            snapshot: KubeletPods::default(),
+        })
+    }
+
+    /// The last pod list fetched (empty before the first fetch).
+    pub fn snapshot(&self) -> &KubeletPods {
+        &self.snapshot
+    }
+
+    /// Fetches the pod list again unless the last attempt is younger than
+    /// the minimum interval. On failure the previous list is kept.
+    /// Returns whether a fetch was attempted.
+    pub fn refresh_if_due(&mut self) -> Result<bool, MetadataError> {
+        if self
+            .last_fetch
+            .is_some_and(|t| t.elapsed() < self.min_interval)
+        {
+            return Ok(false);
+        }
+        // Counted as an attempt even when it fails: a dead kubelet must not
+        // be asked again on every lookup.
+        self.last_fetch = Some(Instant::now());
+        self.snapshot = self.fetch()?;
+        Ok(true)
+    }
+
+    fn fetch(&self) -> Result<KubeletPods, MetadataError> {
+        let error = |reason: String| MetadataError::Kubelet {
+            url: self.url.clone(),
+            reason,
+        };
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| error(e.to_string()))?;
+        let body = response.bytes().map_err(|e| error(e.to_string()))?;
+        parse_pod_list(&body).map_err(|e| error(format!("not a PodList: {e}")))
+    }
+}
