@@ -18,7 +18,7 @@ use crate::cgroup::reader::CgroupReader;
 use crate::config::AgentConfig;
 use crate::discovery::mountinfo::{LayoutOptions, discover_layout};
 use crate::discovery::{
-    CgroupIdentity, CgroupKind, Discovery, DiscoveryEvent, DiscoveryFilter, DiscoveryOptions, identify,
+    CgroupIdentity, CgroupKind, CgroupPath, Discovery, DiscoveryEvent, DiscoveryFilter, DiscoveryOptions, identify,
 };
 use crate::filesystem::{self, LayerWalker, Mount};
 use crate::layout::CgroupLayout;
@@ -37,6 +37,9 @@ pub enum CollectorError {
     /// Discovery could not start.
     #[error(transparent)]
     Discovery(#[from] crate::discovery::DiscoveryError),
+    /// The metadata sources are misconfigured.
+    #[error("cannot set up container metadata: {0}")]
+    Metadata(crate::metadata::MetadataError),
 }
 
 /// Counters of what went wrong while reading, by reason; exposed as
@@ -101,9 +104,12 @@ impl Collector {
             docker_root: config.docker_root.clone(),
             pod_log_root: config.pod_log_root.clone(),
             container_log_root: config.container_log_root.clone(),
-            kubelet_url: config.kubelet_url.clone(),
+            proc_root: config.proc_root.clone(),
+            kubelet_pods_url: config.kubelet_pods_url.clone(),
+            refresh_interval: config.spec_refresh_interval,
             ..Default::default()
-        });
+        })
+        .map_err(CollectorError::Metadata)?;
         let mut machine = MachineInfo::read(&config.rootfs, &config.proc_root);
         if let Some(name) = &config.node_name {
             machine.hostname = name.clone();
@@ -229,7 +235,7 @@ impl Collector {
             }
         };
         let identity = identify(path);
-        let meta = self.metadata.resolve(path, &identity);
+        let meta = self.metadata.resolve(&CgroupPath::new(path), &identity);
         let mut t = Tracked {
             identity,
             reader,
@@ -247,7 +253,7 @@ impl Collector {
         if self.tracked.remove(path).is_some() {
             self.netns.release(path);
             self.walker.forget(path);
-            self.metadata.forget(path);
+            self.metadata.forget(&CgroupPath::new(path));
             self.logged.retain(|(p, _)| p != path);
         }
     }
@@ -328,7 +334,7 @@ impl Collector {
             self.last_spec_refresh = Instant::now();
             let mut tracked = std::mem::take(&mut self.tracked);
             for (path, t) in &mut tracked {
-                t.meta = self.metadata.resolve(path, &t.identity);
+                t.meta = self.metadata.resolve(&CgroupPath::new(path), &t.identity);
                 self.refresh_tracked(path, t);
             }
             self.tracked = tracked;

@@ -39,9 +39,9 @@ pub struct AgentConfig {
     pub pod_log_root: PathBuf,
     /// The kubelet's container log symlinks (`<pod>_<ns>_<container>-<id>.log`).
     pub container_log_root: PathBuf,
-    /// The kubelet's read-only API (e.g. `http://127.0.0.1:10255`), asked
+    /// The kubelet's read-only pod list (e.g. `http://127.0.0.1:10255/pods`), asked
     /// for pod metadata on discovery events only. Unset: not asked.
-    pub kubelet_url: Option<String>,
+    pub kubelet_pods_url: Option<String>,
     /// Report only containers (and the root cgroup for node totals), not
     /// every systemd service, slice and pod cgroup.
     pub containers_only: bool,
@@ -86,7 +86,7 @@ impl Default for AgentConfig {
             docker_root: PathBuf::from("/var/lib/docker"),
             pod_log_root: PathBuf::from("/var/log/pods"),
             container_log_root: PathBuf::from("/var/log/containers"),
-            kubelet_url: None,
+            kubelet_pods_url: None,
             containers_only: false,
             subtrees: Vec::new(),
             rescan_interval: Duration::from_secs(60),

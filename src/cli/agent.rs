@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use osprey_collector::config::AgentConfig;
-use osprey_collector::ship::RemoteWriteConfig;
 
 use super::config::ConfigFile;
 
@@ -47,9 +46,9 @@ pub struct AgentArgs {
     /// The kubelet's container log symlinks [default: /var/log/containers].
     #[arg(long, env = "OSPREY_CONTAINER_LOG_ROOT", value_name = "DIR")]
     pub container_log_root: Option<PathBuf>,
-    /// The kubelet's read-only API for pod metadata, e.g. http://127.0.0.1:10255.
-    #[arg(long, env = "OSPREY_KUBELET_URL", value_name = "URL")]
-    pub kubelet_url: Option<String>,
+    /// The kubelet's read-only pod list for pod metadata, e.g. http://127.0.0.1:10255/pods.
+    #[arg(long, env = "OSPREY_KUBELET_PODS_URL", value_name = "URL")]
+    pub kubelet_pods_url: Option<String>,
     /// Report only containers (plus the root cgroup), not every cgroup.
     #[arg(long, env = "OSPREY_CONTAINERS_ONLY")]
     pub containers_only: bool,
@@ -112,8 +111,8 @@ impl AgentArgs {
         if self.cgroup_root.is_some() {
             c.cgroup_root = self.cgroup_root.clone();
         }
-        if self.kubelet_url.is_some() {
-            c.kubelet_url = self.kubelet_url.clone();
+        if self.kubelet_pods_url.is_some() {
+            c.kubelet_pods_url = self.kubelet_pods_url.clone();
         }
         if self.containers_only {
             c.containers_only = true;

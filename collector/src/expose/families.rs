@@ -336,7 +336,7 @@ fn container_families(
     b.add(
         "container_memory_failcnt",
         "Number of memory usage hits limits",
-        C,
+        G,
         &base,
         none(),
         m.failcnt as f64,
@@ -462,7 +462,7 @@ fn container_families(
         let dl = || vec![("device", f.device.clone())];
         b.add("container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", G, &base, dl(), f.usage as f64);
         b.add("container_fs_limit_bytes", "Number of bytes that can be consumed by the container on this filesystem.", G, &base, dl(), f.limit as f64);
-        b.add("container_fs_inodes_total", "Number of Inodes", G, &base, dl(), f.inodes as f64);
+        b.add("container_fs_inodes_total", "Number of Inodes", C, &base, dl(), f.inodes as f64);
         b.add("container_fs_inodes_free", "Number of available Inodes", G, &base, dl(), f.inodes_free as f64);
     }
 }

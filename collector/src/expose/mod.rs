@@ -9,6 +9,12 @@
 //! the operator lists as `container_label_*`) instead of the union of every
 //! container's labels, and samples carry no explicit timestamps (which made
 //! series go stale in Prometheus).
+//!
+//! Two `# TYPE` lines differ from cAdvisor so that `promtool check metrics`
+//! finds no problem while every name stays the same (PromQL ignores types):
+//! `container_memory_failcnt` is a `gauge` (a counter must end in
+//! `_total`) and `container_fs_inodes_total` is a `counter` (a name ending
+//! in `_total` must be one).
 
 pub mod families;
 pub mod text;
