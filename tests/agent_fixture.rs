@@ -205,7 +205,8 @@ fn exercise(version: FixtureVersion) {
     for id in [crio_path.as_str(), cgroupfs_path.as_str(), service.as_str(), "/"] {
         assert!(metric_value(&text, "container_memory_usage_bytes", &[("id", id)]).is_some(), "{id} reported");
     }
-    assert!(metric_value(&text, "container_memory_usage_bytes", &[("name", "ssh.service")]).is_some());
+    // As in cAdvisor, only containers carry a `name` label.
+    assert!(metric_value(&text, "container_memory_usage_bytes", &[("id", service.as_str()), ("name", "")]).is_some());
 
     // The JSON form carries the same figures and the identity.
     let json: serde_json::Value = serde_json::from_slice(&run_once(&tree, &docker_root, &sys_root, "json").stdout).unwrap();
@@ -219,6 +220,9 @@ fn exercise(version: FixtureVersion) {
     assert_eq!(c["info"]["pod_uid"], uid.as_str());
     assert_eq!(c["info"]["container_id"], k8s_id.as_str());
     assert_eq!(c["stats"]["memory"]["usage"], k8s_values.memory_usage);
+    let svc = json["containers"].as_array().unwrap().iter().find(|c| c["info"]["id"] == service.as_str()).unwrap();
+    assert_eq!(svc["info"]["name"], "ssh.service");
+    assert_eq!(svc["info"]["kind"], "systemd");
 }
 
 #[test]

@@ -139,7 +139,10 @@ fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
         ("container".to_string(), i.container.clone()),
         ("id".to_string(), i.id.clone()),
         ("image".to_string(), i.image.clone()),
-        ("name".to_string(), i.name.clone()),
+        // cAdvisor sets `name` from a container's first alias; raw cgroups
+        // (root, pods, slices, services) have none, and dashboards rely on
+        // `name!=""` to select containers.
+        ("name".to_string(), if i.kind == "container" { i.name.clone() } else { String::new() }),
         ("namespace".to_string(), i.namespace.clone()),
         ("pod".to_string(), i.pod.clone()),
     ];
