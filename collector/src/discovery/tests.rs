@@ -255,3 +255,93 @@ fn a_layout_without_hierarchies_is_an_error() {
     .expect("nothing to walk");
     assert!(err.to_string().contains("cgroup_root"), "{err}");
 }
+
+/// Set in the child process of
+/// [`running_out_of_inotify_watches_falls_back_to_rescanning`].
+const LIMITED_CHILD_ENV: &str = "OSPREY_DISCOVERY_LIMITED_WATCHES_CHILD";
+
+/// Runs out of inotify watches for real: the test re-runs itself in a new
+/// user namespace (root mapped to root) whose `max_inotify_watches` is 4,
+/// so only that child process is limited, not the machine.
+#[test]
+fn running_out_of_inotify_watches_falls_back_to_rescanning() {
+    if std::env::var_os(LIMITED_CHILD_ENV).is_some() {
+        limited_child();
+        return;
+    }
+    TestCgroups::new(); // asserts root: mapping root into the namespace needs it.
+    let test_name = "discovery::tests::running_out_of_inotify_watches_falls_back_to_rescanning";
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(LIMITED_CHILD_ENV, "1");
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls on static strings.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut child, enter_user_namespace);
+    }
+    let output = child.output().expect("re-running the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+}
+
+/// In the forked child: a new user namespace mapping root to root.
+fn enter_user_namespace() -> std::io::Result<()> {
+    fn write(path: &std::ffi::CStr, content: &[u8]) -> std::io::Result<()> {
+        // SAFETY: plain system calls on a valid C string and buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, content.as_ptr().cast(), content.len());
+            libc::close(fd);
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+    // SAFETY: unshare has no memory-safety preconditions.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    write(c"/proc/self/setgroups", b"deny")?;
+    write(c"/proc/self/uid_map", b"0 0 1")?;
+    write(c"/proc/self/gid_map", b"0 0 1")?;
+    Ok(())
+}
+
+fn limited_child() {
+    fs::write("/proc/sys/user/max_inotify_watches", "4")
+        .expect("setting the namespace's inotify watch limit");
+    let root = tempfile::tempdir().unwrap();
+    let memory = root.path().join("memory");
+    for i in 0..10 {
+        fs::create_dir_all(memory.join(format!("c{i}/inner"))).unwrap();
+    }
+    let layout = CgroupLayout {
+        v1: [("memory".to_owned(), memory.clone())].into(),
+        ..Default::default()
+    };
+    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), no_backstop()).unwrap();
+    assert!(
+        !discovery.is_watching(),
+        "21 directories cannot be watched with 4 watches"
+    );
+    assert_eq!(
+        discovery.refresh().len(),
+        21,
+        "root plus 10 cgroups with one child each"
+    );
+
+    fs::create_dir(memory.join("late")).unwrap();
+    assert_eq!(discovery.refresh(), vec![added("/late")]);
+    fs::remove_dir(memory.join("c3/inner")).unwrap();
+    assert_eq!(discovery.refresh(), vec![removed("/c3/inner")]);
+}
