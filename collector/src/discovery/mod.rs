@@ -216,6 +216,7 @@ impl Discovery {
             let walked = match &mut self.watcher {
                 Some(watcher) => match watcher.watch_subtree(h, &CgroupPath::root(), &mut found) {
                     Ok(()) => Ok(()),
+                    Err(watch::WatchError::Walk { source, .. }) => Err(source),
                     Err(e) => {
                         self.give_up_inotify(&e);
                         found.clear();

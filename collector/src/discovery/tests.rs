@@ -345,3 +345,35 @@ fn limited_child() {
     fs::remove_dir(memory.join("c3/inner")).unwrap();
     assert_eq!(discovery.refresh(), vec![removed("/c3/inner")]);
 }
+
+#[test]
+fn an_unreadable_hierarchy_keeps_what_was_known_of_it() {
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["memory/a", "cpu/a", "cpu/b"] {
+        fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let layout = CgroupLayout {
+        v1: [
+            ("memory".to_owned(), root.path().join("memory")),
+            ("cpu".to_owned(), root.path().join("cpu")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let options = DiscoveryOptions {
+        inotify: false,
+        ..Default::default()
+    };
+    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
+    assert_eq!(
+        discovery.refresh(),
+        vec![added("/"), added("/a"), added("/b")]
+    );
+
+    // The cpu hierarchy cannot be listed any more: one failed walk must
+    // not report its cgroups as removed.
+    fs::remove_dir_all(root.path().join("cpu")).unwrap();
+    assert_eq!(discovery.refresh(), vec![]);
+    let current: Vec<&str> = discovery.current().map(CgroupPath::as_str).collect();
+    assert_eq!(current, vec!["/", "/a", "/b"]);
+}
