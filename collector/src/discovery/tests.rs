@@ -377,3 +377,40 @@ fn an_unreadable_hierarchy_keeps_what_was_known_of_it() {
     let current: Vec<&str> = discovery.current().map(CgroupPath::as_str).collect();
     assert_eq!(current, vec!["/", "/a", "/b"]);
 }
+
+#[test]
+fn inotify_works_on_a_real_cgroup2_hierarchy() {
+    // This machine's cgroup2 mount is systemd's controller-less tree, but
+    // its directories behave as on a pure v2 node, which is what the walk
+    // and the watches see.
+    let mut cgroups = TestCgroups::new();
+    let unified = real_layout()
+        .unified
+        .expect("this machine mounts cgroup2 (hybrid layout)");
+    let layout = CgroupLayout {
+        unified: Some(unified.clone()),
+        unified_has_controllers: true,
+        ..Default::default()
+    };
+    let base = base_name("v2");
+    let mut discovery = Discovery::new(layout, only(&base), no_backstop()).unwrap();
+    assert_eq!(discovery.hierarchies(), std::slice::from_ref(&unified));
+    assert_eq!(discovery.refresh(), vec![added("/")]);
+
+    cgroups.mkdir(unified.join(&base));
+    cgroups.mkdir(unified.join(&base).join("svc.service"));
+    cgroups.mkdir(unified.join(&base).join("tmp.mount"));
+    let seen = refresh_until(
+        &mut discovery,
+        &[
+            added(&format!("/{base}")),
+            added(&format!("/{base}/svc.service")),
+        ],
+    );
+    assert!(
+        !seen.contains(&added(&format!("/{base}/tmp.mount"))),
+        "*.mount cgroups are ignored: {seen:?}"
+    );
+    cgroups.rmdir(&unified.join(&base).join("svc.service"));
+    refresh_until(&mut discovery, &[removed(&format!("/{base}/svc.service"))]);
+}
