@@ -414,3 +414,18 @@ fn inotify_works_on_a_real_cgroup2_hierarchy() {
     cgroups.rmdir(&unified.join(&base).join("svc.service"));
     refresh_until(&mut discovery, &[removed(&format!("/{base}/svc.service"))]);
 }
+
+#[test]
+fn options_parse_with_defaults_and_human_durations() {
+    let options: DiscoveryOptions =
+        serde_json::from_str(r#"{"rescan_interval":"2m 30s"}"#).unwrap();
+    assert_eq!(options.rescan_interval, Duration::from_secs(150));
+    assert!(options.inotify, "unset fields keep their defaults");
+    let filter: DiscoveryFilter =
+        serde_json::from_str(r#"{"subtrees":["/kubepods.slice"]}"#).unwrap();
+    assert!(!filter.containers_only);
+    assert!(
+        serde_json::from_str::<DiscoveryOptions>(r#"{"rescan":"1s"}"#).is_err(),
+        "typos are rejected"
+    );
+}
