@@ -12,20 +12,26 @@
 //!
 //! ```no_run
 //! use osprey_collector::discovery::{
-//!     Discovery, DiscoveryEvent, DiscoveryFilter, DiscoveryOptions,
+//!     Discovery, DiscoveryEvent, DiscoveryFilter, DiscoveryOptions, identify,
 //!     mountinfo::{LayoutOptions, discover_layout},
 //! };
+//! use osprey_collector::metadata::{MetadataCache, MetadataConfig};
 //! # fn main() -> anyhow::Result<()> {
 //! let layout = discover_layout(&LayoutOptions::default())?;
 //! let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), DiscoveryOptions::default())?;
+//! let mut names = MetadataCache::new(MetadataConfig::default())?;
 //! loop {
 //!     for event in discovery.refresh() {
 //!         match event {
-//!             DiscoveryEvent::Added(path) => { /* start collecting `path` */ }
-//!             DiscoveryEvent::Removed(path) => { /* stop, forget its metadata */ }
+//!             DiscoveryEvent::Added(path) => names.forget(&path), // a new cgroup under an old name
+//!             DiscoveryEvent::Removed(path) => names.forget(&path), // and drop its samples
 //!         }
 //!     }
-//!     // … collect every `discovery.current()` cgroup, sleep one interval …
+//!     for path in discovery.current() {
+//!         let metadata = names.resolve(path, &identify(path.as_str()));
+//!         // … read `path`'s stats, label them with `metadata` …
+//!     }
+//!     // … sleep one interval …
 //! #   break;
 //! }
 //! # Ok(()) }
@@ -216,6 +222,7 @@ impl Discovery {
             let walked = match &mut self.watcher {
                 Some(watcher) => match watcher.watch_subtree(h, &CgroupPath::root(), &mut found) {
                     Ok(()) => Ok(()),
+                    Err(watch::WatchError::Walk { source, .. }) => Err(source),
                     Err(e) => {
                         self.give_up_inotify(&e);
                         found.clear();

@@ -255,3 +255,177 @@ fn a_layout_without_hierarchies_is_an_error() {
     .expect("nothing to walk");
     assert!(err.to_string().contains("cgroup_root"), "{err}");
 }
+
+/// Set in the child process of
+/// [`running_out_of_inotify_watches_falls_back_to_rescanning`].
+const LIMITED_CHILD_ENV: &str = "OSPREY_DISCOVERY_LIMITED_WATCHES_CHILD";
+
+/// Runs out of inotify watches for real: the test re-runs itself in a new
+/// user namespace (root mapped to root) whose `max_inotify_watches` is 4,
+/// so only that child process is limited, not the machine.
+#[test]
+fn running_out_of_inotify_watches_falls_back_to_rescanning() {
+    if std::env::var_os(LIMITED_CHILD_ENV).is_some() {
+        limited_child();
+        return;
+    }
+    TestCgroups::new(); // asserts root: mapping root into the namespace needs it.
+    let test_name = "discovery::tests::running_out_of_inotify_watches_falls_back_to_rescanning";
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(LIMITED_CHILD_ENV, "1");
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls on static strings.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut child, enter_user_namespace);
+    }
+    let output = child.output().expect("re-running the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+}
+
+/// In the forked child: a new user namespace mapping root to root.
+fn enter_user_namespace() -> std::io::Result<()> {
+    fn write(path: &std::ffi::CStr, content: &[u8]) -> std::io::Result<()> {
+        // SAFETY: plain system calls on a valid C string and buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, content.as_ptr().cast(), content.len());
+            libc::close(fd);
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+    // SAFETY: unshare has no memory-safety preconditions.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    write(c"/proc/self/setgroups", b"deny")?;
+    write(c"/proc/self/uid_map", b"0 0 1")?;
+    write(c"/proc/self/gid_map", b"0 0 1")?;
+    Ok(())
+}
+
+fn limited_child() {
+    fs::write("/proc/sys/user/max_inotify_watches", "4")
+        .expect("setting the namespace's inotify watch limit");
+    let root = tempfile::tempdir().unwrap();
+    let memory = root.path().join("memory");
+    for i in 0..10 {
+        fs::create_dir_all(memory.join(format!("c{i}/inner"))).unwrap();
+    }
+    let layout = CgroupLayout {
+        v1: [("memory".to_owned(), memory.clone())].into(),
+        ..Default::default()
+    };
+    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), no_backstop()).unwrap();
+    assert!(
+        !discovery.is_watching(),
+        "21 directories cannot be watched with 4 watches"
+    );
+    assert_eq!(
+        discovery.refresh().len(),
+        21,
+        "root plus 10 cgroups with one child each"
+    );
+
+    fs::create_dir(memory.join("late")).unwrap();
+    assert_eq!(discovery.refresh(), vec![added("/late")]);
+    fs::remove_dir(memory.join("c3/inner")).unwrap();
+    assert_eq!(discovery.refresh(), vec![removed("/c3/inner")]);
+}
+
+#[test]
+fn an_unreadable_hierarchy_keeps_what_was_known_of_it() {
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["memory/a", "cpu/a", "cpu/b"] {
+        fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let layout = CgroupLayout {
+        v1: [
+            ("memory".to_owned(), root.path().join("memory")),
+            ("cpu".to_owned(), root.path().join("cpu")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let options = DiscoveryOptions {
+        inotify: false,
+        ..Default::default()
+    };
+    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
+    assert_eq!(
+        discovery.refresh(),
+        vec![added("/"), added("/a"), added("/b")]
+    );
+
+    // The cpu hierarchy cannot be listed any more: one failed walk must
+    // not report its cgroups as removed.
+    fs::remove_dir_all(root.path().join("cpu")).unwrap();
+    assert_eq!(discovery.refresh(), vec![]);
+    let current: Vec<&str> = discovery.current().map(CgroupPath::as_str).collect();
+    assert_eq!(current, vec!["/", "/a", "/b"]);
+}
+
+#[test]
+fn inotify_works_on_a_real_cgroup2_hierarchy() {
+    // This machine's cgroup2 mount is systemd's controller-less tree, but
+    // its directories behave as on a pure v2 node, which is what the walk
+    // and the watches see.
+    let mut cgroups = TestCgroups::new();
+    let unified = real_layout()
+        .unified
+        .expect("this machine mounts cgroup2 (hybrid layout)");
+    let layout = CgroupLayout {
+        unified: Some(unified.clone()),
+        unified_has_controllers: true,
+        ..Default::default()
+    };
+    let base = base_name("v2");
+    let mut discovery = Discovery::new(layout, only(&base), no_backstop()).unwrap();
+    assert_eq!(discovery.hierarchies(), std::slice::from_ref(&unified));
+    assert_eq!(discovery.refresh(), vec![added("/")]);
+
+    cgroups.mkdir(unified.join(&base));
+    cgroups.mkdir(unified.join(&base).join("svc.service"));
+    cgroups.mkdir(unified.join(&base).join("tmp.mount"));
+    let seen = refresh_until(
+        &mut discovery,
+        &[
+            added(&format!("/{base}")),
+            added(&format!("/{base}/svc.service")),
+        ],
+    );
+    assert!(
+        !seen.contains(&added(&format!("/{base}/tmp.mount"))),
+        "*.mount cgroups are ignored: {seen:?}"
+    );
+    cgroups.rmdir(&unified.join(&base).join("svc.service"));
+    refresh_until(&mut discovery, &[removed(&format!("/{base}/svc.service"))]);
+}
+
+#[test]
+fn options_parse_with_defaults_and_human_durations() {
+    let options: DiscoveryOptions =
+        serde_json::from_str(r#"{"rescan_interval":"2m 30s"}"#).unwrap();
+    assert_eq!(options.rescan_interval, Duration::from_secs(150));
+    assert!(options.inotify, "unset fields keep their defaults");
+    let filter: DiscoveryFilter =
+        serde_json::from_str(r#"{"subtrees":["/kubepods.slice"]}"#).unwrap();
+    assert!(!filter.containers_only);
+    assert!(
+        serde_json::from_str::<DiscoveryOptions>(r#"{"rescan":"1s"}"#).is_err(),
+        "typos are rejected"
+    );
+}

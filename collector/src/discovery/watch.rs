@@ -52,6 +52,15 @@ pub enum WatchError {
         /// The kernel's error.
         source: io::Error,
     },
+    /// The subtree's top directory vanished or cannot be listed. Not a
+    /// reason to stop watching: the caller decides what it means.
+    #[error("cannot list {path}: {source}")]
+    Walk {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// Reading the event queue failed.
     #[error("cannot read inotify events: {0}")]
     Read(#[source] io::Error),
@@ -97,7 +106,8 @@ impl TreeWatcher {
     /// Watches `start` and every directory below it in hierarchy
     /// `hierarchy`, inserting the cgroups found into `found`. Watching an
     /// already watched directory is harmless (the kernel returns the same
-    /// watch). A vanished `start` leaves `found` untouched.
+    /// watch). A vanished or unreadable `start` is [`WatchError::Walk`] and
+    /// leaves `found` untouched.
     pub fn watch_subtree(
         &mut self,
         hierarchy: usize,
@@ -132,11 +142,10 @@ impl TreeWatcher {
         });
         match (result, exhausted) {
             (Err(source), Some(path)) => Err(WatchError::Exhausted { path, source }),
-            // The start vanished or is unreadable: nothing to watch there.
-            (Err(e), None) => {
-                tracing::debug!(hierarchy = %mounts[hierarchy].display(), cgroup = %start, error = %e, "cannot watch cgroup subtree");
-                Ok(())
-            }
+            (Err(source), None) => Err(WatchError::Walk {
+                path: crate::layout::join_cgroup(&mounts[hierarchy], start.as_str()),
+                source,
+            }),
             (Ok(()), _) => Ok(()),
         }
     }
@@ -180,7 +189,12 @@ impl TreeWatcher {
             let child = parent.join(&name);
             if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
                 let mut found = BTreeSet::new();
-                self.watch_subtree(hierarchy, &child, &mut found)?;
+                match self.watch_subtree(hierarchy, &child, &mut found) {
+                    Ok(()) => {}
+                    // Created and removed before we looked: nothing to report.
+                    Err(WatchError::Walk { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
                 changes.extend(
                     found
                         .into_iter()

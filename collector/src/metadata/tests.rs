@@ -477,3 +477,16 @@ fn unreachable_kubelet_is_an_error_not_a_failure() {
     assert_eq!(pod.pod_uid, UID);
     assert_eq!(cache.errors(), 1);
 }
+
+#[test]
+fn config_parses_with_defaults_and_human_durations() {
+    let config: MetadataConfig = serde_json::from_str(
+        r#"{"docker_root":"/data/docker","kubelet_pods_url":"http://127.0.0.1:10255/pods","refresh_interval":"10m"}"#,
+    )
+    .unwrap();
+    assert_eq!(config.docker_root, PathBuf::from("/data/docker"));
+    assert_eq!(config.refresh_interval, Duration::from_secs(600));
+    assert_eq!(config.pod_log_root, PathBuf::from("/var/log/pods"));
+    assert_eq!(config.kubelet_min_interval, Duration::from_secs(30));
+    assert!(serde_json::from_str::<MetadataConfig>(r#"{"docker_dir":"/x"}"#).is_err());
+}
