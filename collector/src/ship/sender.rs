@@ -227,6 +227,13 @@ impl Shipper {
             url: config.url.clone(),
             reason: e.to_string(),
         })?;
+        if url.scheme() != "http" {
+            // reqwest is built without TLS to keep the agent lean.
+            return Err(ShipError::InvalidUrl {
+                url: config.url.clone(),
+                reason: "only http:// receivers are supported (this build has no TLS); put a TLS-terminating proxy in front".into(),
+            });
+        }
         let token = match &config.bearer_token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
@@ -282,14 +289,15 @@ impl Shipper {
 impl ShipperHandle {
     /// Encodes one collection and queues it for delivery. Never waits on
     /// the network; may write one spill file when memory is full. Empty
-    /// input is ignored. Labels are sorted here, as the spec requires.
+    /// input is ignored. Labels are normalised here as the spec requires:
+    /// sorted by name, empty-valued ones removed.
     pub fn enqueue(&self, mut series: Vec<TimeSeries>) {
         if series.is_empty() {
             return;
         }
         let mut samples = 0u64;
         for one in &mut series {
-            one.sort_labels();
+            one.normalize_labels();
             samples += one.samples.len() as u64;
         }
         let request = WriteRequest {
@@ -681,6 +689,18 @@ mod tests {
         assert_eq!(config.min_backoff, Duration::from_millis(50));
         assert_eq!(config.max_backoff, RemoteWriteConfig::default().max_backoff);
         assert!(toml::from_str::<RemoteWriteConfig>("urll = \"x\"").is_err());
+    }
+
+    #[test]
+    fn spawn_refuses_urls_it_cannot_serve() {
+        for url in ["not a url", "https://receiver/api/v1/write"] {
+            let config = RemoteWriteConfig {
+                url: url.into(),
+                ..RemoteWriteConfig::default()
+            };
+            let err = Shipper::spawn(config).unwrap_err();
+            assert!(matches!(err, ShipError::InvalidUrl { .. }), "{url}: {err}");
+        }
     }
 
     #[test]
