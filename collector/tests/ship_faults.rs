@@ -292,3 +292,45 @@ async fn queue_persisted_at_shutdown_is_delivered_by_the_next_shipper() {
     assert_eq!(accepted_samples(&receiver), expected);
     shipper.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_does_not_wait_for_a_hanging_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    // A receiver that accepts connections and never answers.
+    let app = Router::new().route("/api/v1/write", post(std::future::pending::<()>));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut hanging = config(addr, dir.path());
+    hanging.timeout = Duration::from_secs(30);
+    hanging.memory_bytes = 4096;
+    hanging.shutdown_flush_timeout = Duration::from_millis(200);
+    let shipper = Shipper::spawn(hanging).unwrap();
+    shipper.enqueue(batch("b0", 0, &[]));
+    wait_until(
+        &shipper,
+        Duration::from_secs(10),
+        "the first request in flight",
+        |s| s.queue_batches == 1,
+    )
+    .await;
+
+    let start = Instant::now();
+    for ts in 1..=200 {
+        shipper.enqueue(batch(&format!("b{ts}"), ts, &[]));
+    }
+    let enqueue_time = start.elapsed();
+    assert!(
+        enqueue_time < Duration::from_secs(2),
+        "200 enqueues took {enqueue_time:?} while a request hung"
+    );
+    let stats = shipper.stats();
+    assert_eq!(stats.queue_batches, 201);
+    assert!(stats.queue_disk_bytes > 0, "spilled past the memory bound");
+    assert_eq!(stats.batches_sent, 0);
+    let stats = shipper.shutdown().await;
+    assert_eq!(
+        stats.queue_batches, 201,
+        "everything persisted for the next start"
+    );
+}

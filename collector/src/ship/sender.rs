@@ -19,7 +19,7 @@
 //! 4xx, its batches are resent one by one so only the bad one is dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
@@ -32,7 +32,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
-use super::queue::{Batch, Queue, QueueConfig};
+use super::queue::{Batch, Queue, QueueConfig, lock};
 use super::remote_write::{self, TimeSeries, WriteRequest};
 
 /// The `User-Agent` of every request.
@@ -364,15 +364,6 @@ impl Shared {
     }
 }
 
-/// Locks a mutex, tolerating poison: the data behind it (queue, counters)
-/// stays consistent between statements, so a panic elsewhere must not stop
-/// delivery.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// How one request went.
 enum Outcome {
     /// 2xx.
@@ -465,7 +456,7 @@ impl Delivery {
         } else {
             0
         };
-        tokio::task::spawn_blocking(move || lock(&shared.queue).peek(max_samples))
+        tokio::task::spawn_blocking(move || Queue::peek(&shared.queue, max_samples))
             .await
             .unwrap_or_else(|e| {
                 error!(error = %e, "reading the remote-write queue failed");
@@ -497,7 +488,21 @@ impl Delivery {
                 }
                 Counters::add(&counters.retries, 1);
             }
-            match self.post(body.clone()).await {
+            // Shutdown must not wait for a hanging request: past the
+            // deadline, abandon it; the batch stays queued and is persisted.
+            let deadline = stop_deadline(
+                self.stop.clone(),
+                self.deadline,
+                self.config.shutdown_flush_timeout,
+            );
+            let outcome = tokio::select! {
+                outcome = self.post(body.clone()) => outcome,
+                deadline = deadline => {
+                    self.deadline = Some(deadline);
+                    return;
+                }
+            };
+            match outcome {
                 Outcome::Accepted => {
                     Counters::add(&counters.requests_sent, 1);
                     Counters::add(&counters.batches_sent, batches.len() as u64);
@@ -610,6 +615,24 @@ impl Delivery {
             Outcome::Rejected { status, body: text }
         }
     }
+}
+
+/// Resolves at the shutdown deadline: `deadline` if already known, else
+/// `flush` after shutdown is asked (or at once if the handle is dropped).
+async fn stop_deadline(
+    mut stop: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+    flush: Duration,
+) -> Instant {
+    let deadline = match deadline {
+        Some(deadline) => deadline,
+        None => match stop.wait_for(|stop| *stop).await {
+            Ok(_) => Instant::now() + flush,
+            Err(_) => Instant::now(),
+        },
+    };
+    tokio::time::sleep_until(deadline.into()).await;
+    deadline
 }
 
 /// One request body for consecutive batches: protobuf concatenates repeated
