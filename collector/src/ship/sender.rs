@@ -18,6 +18,8 @@
 //! concatenation of the batches). If a merged request is rejected with a
 //! 4xx, its batches are resent one by one so only the bad one is dropped.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,7 +29,6 @@ use reqwest::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
@@ -45,8 +46,9 @@ const MAX_LOGGED_BODY: usize = 1024;
 const MAX_MERGE_BYTES: usize = 256 << 20;
 
 /// Settings of the remote-write shipper, as found in the agent's TOML
-/// config (`[remote_write]`). Every field has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// config (`[remote_write]`). Every field has a default. Its `Debug` output
+/// hides the bearer token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver's endpoint, e.g. `http://prometheus:9090/api/v1/write`
@@ -105,6 +107,27 @@ impl Default for RemoteWriteConfig {
     }
 }
 
+impl fmt::Debug for RemoteWriteConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteWriteConfig")
+            .field("url", &self.url)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field("bearer_token_file", &self.bearer_token_file)
+            .field("timeout", &self.timeout)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("disk_bytes", &self.disk_bytes)
+            .field("spill_dir", &self.spill_dir)
+            .field("min_backoff", &self.min_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("catch_up_max_samples", &self.catch_up_max_samples)
+            .field("shutdown_flush_timeout", &self.shutdown_flush_timeout)
+            .finish()
+    }
+}
+
 /// The shipper could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -136,7 +159,10 @@ pub enum ShipError {
     Queue(#[from] super::queue::QueueError),
 }
 
-/// Counters of a shipper, for the agent's own `/metrics`.
+/// Counters of a shipper, for the agent's own `/metrics` (suggested names:
+/// `osprey_remote_write_samples_sent_total`, `..._failed_requests_total`,
+/// `..._retries_total`, `..._dropped_samples_total`, `..._queue_bytes{where="memory"|"disk"}`,
+/// `..._last_success_timestamp_seconds`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShipperStats {
     /// Samples the receiver accepted.
@@ -712,6 +738,11 @@ mod tests {
         assert_eq!(config.min_backoff, Duration::from_millis(50));
         assert_eq!(config.max_backoff, RemoteWriteConfig::default().max_backoff);
         assert!(toml::from_str::<RemoteWriteConfig>("urll = \"x\"").is_err());
+        let secret = RemoteWriteConfig {
+            bearer_token: Some("s3cret".into()),
+            ..config
+        };
+        assert!(!format!("{secret:?}").contains("s3cret"));
     }
 
     #[test]
