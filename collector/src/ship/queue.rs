@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use tracing::{error, info, warn};
 
@@ -81,6 +82,20 @@ pub struct QueueError {
     source: io::Error,
 }
 
+/// One step of a [`Queue::peek`]: a batch at hand, or a file to read.
+enum Planned {
+    Memory(Batch),
+    Disk { seq: u64, path: PathBuf },
+}
+
+/// Locks a mutex, tolerating poison: the queue is consistent between
+/// statements, so a panic elsewhere must not stop delivery.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A spilled batch: only its header is kept in memory.
 #[derive(Debug)]
 struct SpillFile {
@@ -89,7 +104,7 @@ struct SpillFile {
     file_bytes: u64,
 }
 
-/// The bounded FIFO. Not synchronised: the shipper wraps it in a mutex.
+/// The bounded FIFO. The shipper shares it behind a [`Mutex`].
 #[derive(Debug)]
 pub struct Queue {
     config: QueueConfig,
@@ -297,46 +312,79 @@ impl Queue {
     /// oldest one when the queue is not empty, then following ones while
     /// their samples add up to at most `max_samples`. Corrupt spill files met
     /// on the way are skipped (logged, counted, deleted).
-    pub fn peek(&mut self, max_samples: u64) -> Vec<Batch> {
-        let mut out: Vec<Batch> = Vec::new();
-        let mut samples = 0u64;
-        let fits = |out: &Vec<Batch>, samples: u64, next: u64| {
-            out.is_empty() || samples + next <= max_samples
-        };
-        let mut disk_index = 0;
-        while disk_index < self.disk.len() {
-            let (seq, next_samples) = (self.disk[disk_index].seq, self.disk[disk_index].samples);
-            if !fits(&out, samples, next_samples) {
+    ///
+    /// Takes the queue's mutex rather than `&mut self` so spill files are
+    /// read *outside* the lock: a producer pushing meanwhile never waits for
+    /// this disk I/O.
+    pub fn peek(queue: &Mutex<Queue>, max_samples: u64) -> Vec<Batch> {
+        loop {
+            let plan = lock(queue).plan(max_samples);
+            if plan.is_empty() {
+                return Vec::new();
+            }
+            let mut out = Vec::with_capacity(plan.len());
+            for planned in plan {
+                match planned {
+                    Planned::Memory(batch) => out.push(batch),
+                    Planned::Disk { seq, path } => match read_file(&path, seq) {
+                        Ok(batch) => out.push(batch),
+                        Err(e) => {
+                            // Either the file is bad, or the batch was
+                            // dropped or delivered meanwhile (then this is
+                            // a no-op). Deliver the prefix read so far.
+                            lock(queue).discard_unreadable(seq, &path, &e);
+                            break;
+                        }
+                    },
+                }
+            }
+            if !out.is_empty() {
                 return out;
             }
-            let dir = self
-                .config
-                .spill_dir
-                .clone()
-                .expect("disk batches imply a spill dir");
-            let path = file_path(&dir, seq);
-            match read_file(&path, seq) {
-                Ok(batch) => {
-                    samples += batch.samples;
-                    out.push(batch);
-                    disk_index += 1;
+        }
+    }
+
+    /// What [`Queue::peek`] will return, without any file I/O.
+    fn plan(&self, max_samples: u64) -> Vec<Planned> {
+        let mut plan = Vec::new();
+        let mut total = 0u64;
+        // The first batch always goes; the next ones while they fit.
+        let mut admit = |samples: u64, first: bool| {
+            let fits = first || total + samples <= max_samples;
+            if fits {
+                total += samples;
+            }
+            fits
+        };
+        if let Some(dir) = &self.config.spill_dir {
+            for file in &self.disk {
+                if !admit(file.samples, plan.is_empty()) {
+                    return plan;
                 }
-                Err(e) => {
-                    if let Some(file) = self.disk.remove(disk_index) {
-                        self.disk_bytes -= file.file_bytes;
-                    }
-                    self.discard_corrupt(&path, &e.to_string());
-                }
+                plan.push(Planned::Disk {
+                    seq: file.seq,
+                    path: file_path(dir, file.seq),
+                });
             }
         }
         for batch in &self.memory {
-            if !fits(&out, samples, batch.samples) {
+            if !admit(batch.samples, plan.is_empty()) {
                 break;
             }
-            samples += batch.samples;
-            out.push(batch.clone());
+            plan.push(Planned::Memory(batch.clone()));
         }
-        out
+        plan
+    }
+
+    /// Forgets batch `seq` if it is still queued on disk: its file could
+    /// not be read.
+    fn discard_unreadable(&mut self, seq: u64, path: &Path, error: &io::Error) {
+        if let Some(index) = self.disk.iter().position(|f| f.seq == seq) {
+            if let Some(file) = self.disk.remove(index) {
+                self.disk_bytes -= file.file_bytes;
+            }
+            self.discard_corrupt(path, &error.to_string());
+        }
     }
 
     /// Removes every batch up to and including `seq` (delivered or given up).
@@ -510,7 +558,34 @@ mod tests {
         vec![n; 100]
     }
 
-    fn pop(queue: &mut Queue) -> Option<Batch> {
+    /// The queue shared behind a mutex, as the shipper holds it.
+    struct Shared(Mutex<Queue>);
+
+    impl Shared {
+        fn open(config: QueueConfig) -> Self {
+            Self(Mutex::new(Queue::open(config).unwrap()))
+        }
+        fn push(&self, body: Vec<u8>, samples: u64) -> u64 {
+            lock(&self.0).push(body, samples)
+        }
+        fn stats(&self) -> QueueStats {
+            lock(&self.0).stats()
+        }
+        fn persist(&self) {
+            lock(&self.0).persist()
+        }
+        fn ack(&self, seq: u64) {
+            lock(&self.0).ack(seq)
+        }
+        fn is_empty(&self) -> bool {
+            lock(&self.0).is_empty()
+        }
+        fn peek(&self, max_samples: u64) -> Vec<Batch> {
+            Queue::peek(&self.0, max_samples)
+        }
+    }
+
+    fn pop(queue: &Shared) -> Option<Batch> {
         let batch = queue.peek(0).into_iter().next()?;
         queue.ack(batch.seq);
         Some(batch)
@@ -533,7 +608,7 @@ mod tests {
     fn order_is_kept_across_memory_disk_memory() {
         let dir = tempfile::tempdir().unwrap();
         // Room for 3 bodies in memory.
-        let mut queue = Queue::open(config(dir.path(), 300, 1 << 20)).unwrap();
+        let queue = Shared::open(config(dir.path(), 300, 1 << 20));
         for n in 0..10 {
             queue.push(body(n), 1);
         }
@@ -545,12 +620,12 @@ mod tests {
         // Take some from disk, push more (which spills again), drain all.
         let mut seen = Vec::new();
         for _ in 0..4 {
-            seen.push(pop(&mut queue).unwrap().body[0]);
+            seen.push(pop(&queue).unwrap().body[0]);
         }
         for n in 10..15 {
             queue.push(body(n), 1);
         }
-        while let Some(batch) = pop(&mut queue) {
+        while let Some(batch) = pop(&queue) {
             seen.push(batch.body[0]);
         }
         assert_eq!(seen, (0..15).collect::<Vec<u8>>());
@@ -563,7 +638,7 @@ mod tests {
     #[test]
     fn peek_gathers_batches_up_to_the_sample_bound_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut queue = Queue::open(config(dir.path(), 200, 1 << 20)).unwrap();
+        let queue = Shared::open(config(dir.path(), 200, 1 << 20));
         for n in 0..5 {
             queue.push(body(n), 10);
         }
@@ -582,7 +657,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = HEADER_LEN as u64 + 100;
         // 1 batch in memory, 3 files on disk.
-        let mut queue = Queue::open(config(dir.path(), 100, 3 * file)).unwrap();
+        let queue = Shared::open(config(dir.path(), 100, 3 * file));
         for n in 0..10 {
             queue.push(body(n), 7);
         }
@@ -592,7 +667,7 @@ mod tests {
         assert_eq!(stats.dropped_samples, 42);
         assert!(stats.disk_bytes <= 3 * file);
         let mut left = Vec::new();
-        while let Some(batch) = pop(&mut queue) {
+        while let Some(batch) = pop(&queue) {
             left.push(batch.body[0]);
         }
         assert_eq!(left, [6, 7, 8, 9]);
@@ -600,39 +675,38 @@ mod tests {
 
     #[test]
     fn memory_only_queue_drops_past_its_bound() {
-        let mut queue = Queue::open(QueueConfig {
+        let queue = Shared::open(QueueConfig {
             memory_bytes: 250,
             disk_bytes: 1 << 20,
             spill_dir: None,
-        })
-        .unwrap();
+        });
         for n in 0..5 {
             queue.push(body(n), 2);
         }
         assert_eq!(queue.stats().dropped_batches, 3);
         assert_eq!(queue.stats().dropped_samples, 6);
-        assert_eq!(pop(&mut queue).unwrap().body[0], 3);
+        assert_eq!(pop(&queue).unwrap().body[0], 3);
     }
 
     #[test]
     fn persisted_queue_reloads_in_order_after_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let mut queue = Queue::open(config(dir.path(), 300, 1 << 20)).unwrap();
+        let queue = Shared::open(config(dir.path(), 300, 1 << 20));
         for n in 0..8 {
             queue.push(body(n), 1);
         }
-        assert_eq!(pop(&mut queue).unwrap().body[0], 0);
+        assert_eq!(pop(&queue).unwrap().body[0], 0);
         queue.persist();
         assert_eq!(queue.stats().memory_bytes, 0);
         drop(queue);
 
-        let mut reopened = Queue::open(config(dir.path(), 300, 1 << 20)).unwrap();
+        let reopened = Shared::open(config(dir.path(), 300, 1 << 20));
         assert_eq!(reopened.stats().batches, 7);
         // New batches go after the reloaded ones.
         let seq = reopened.push(body(8), 1);
         assert_eq!(seq, 8);
         let mut seen = Vec::new();
-        while let Some(batch) = pop(&mut reopened) {
+        while let Some(batch) = pop(&reopened) {
             seen.push(batch.body[0]);
         }
         assert_eq!(seen, (1..9).collect::<Vec<u8>>());
@@ -641,7 +715,7 @@ mod tests {
     #[test]
     fn corrupt_and_truncated_spill_files_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut queue = Queue::open(config(dir.path(), 0, 1 << 20)).unwrap();
+        let queue = Shared::open(config(dir.path(), 0, 1 << 20));
         for n in 0..5 {
             queue.push(body(n), 1);
         }
@@ -659,11 +733,11 @@ mod tests {
         fs::write(dir.path().join("00000000000000000009.tmp"), b"half").unwrap();
         fs::write(dir.path().join("README"), b"not a batch").unwrap();
 
-        let mut reopened = Queue::open(config(dir.path(), 0, 1 << 20)).unwrap();
+        let reopened = Shared::open(config(dir.path(), 0, 1 << 20));
         // Truncated and garbled files are caught by the header check on open.
         assert_eq!(reopened.stats().corrupt_files, 2);
         let mut seen = Vec::new();
-        while let Some(batch) = pop(&mut reopened) {
+        while let Some(batch) = pop(&reopened) {
             seen.push(batch.body[0]);
         }
         // The flipped byte is caught by the checksum on read.
@@ -675,10 +749,26 @@ mod tests {
     }
 
     #[test]
+    fn spill_file_deleted_behind_the_queues_back_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Shared::open(config(dir.path(), 0, 1 << 20));
+        for n in 0..3 {
+            queue.push(body(n), 1);
+        }
+        fs::remove_file(file_path(dir.path(), 0)).unwrap();
+        let seen: Vec<u8> = std::iter::from_fn(|| pop(&queue))
+            .map(|b| b.body[0])
+            .collect();
+        assert_eq!(seen, [1, 2]);
+        assert_eq!(queue.stats().corrupt_files, 1);
+        assert_eq!(queue.stats().disk_bytes, 0);
+    }
+
+    #[test]
     fn unwritable_spill_dir_is_counted_as_drops_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let spill = dir.path().join("queue");
-        let mut queue = Queue::open(config(&spill, 0, 1 << 20)).unwrap();
+        let queue = Shared::open(config(&spill, 0, 1 << 20));
         fs::remove_dir(&spill).unwrap();
         queue.push(body(0), 3);
         assert_eq!(queue.stats().dropped_batches, 1);

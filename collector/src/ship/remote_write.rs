@@ -145,13 +145,15 @@ impl TimeSeries {
             labels: all,
             samples,
         };
-        series.sort_labels();
+        series.normalize_labels();
         series
     }
 
-    /// Sorts the labels by name (then value, to be deterministic), as the
-    /// spec requires of a sender.
-    pub fn sort_labels(&mut self) {
+    /// Brings the labels to the spec's form: labels with an empty value
+    /// removed (an empty value means "no such label" in Prometheus), the
+    /// rest sorted by name (then value, to be deterministic).
+    pub fn normalize_labels(&mut self) {
+        self.labels.retain(|l| !l.value.is_empty());
         if !self.labels.is_sorted_by(|a, b| a.name <= b.name) {
             self.labels.sort_unstable();
         }
@@ -393,7 +395,12 @@ mod tests {
     fn labels_are_sorted_with_name_included() {
         let series = TimeSeries::new(
             "up",
-            [("zone", "a"), ("job", "x"), ("instance", "i")],
+            [
+                ("zone", "a"),
+                ("image", ""),
+                ("job", "x"),
+                ("instance", "i"),
+            ],
             vec![],
         );
         let names: Vec<&str> = series.labels.iter().map(|l| l.name.as_str()).collect();
@@ -415,7 +422,10 @@ mod tests {
             samples: vec![],
         };
         assert_eq!(nameless.validate(), Err(InvalidSeries::MissingName));
-        let empty = TimeSeries::new("up", [("a", "")], vec![]);
+        let empty = TimeSeries {
+            labels: vec![Label::new("__name__", "up"), Label::new("a", "")],
+            samples: vec![],
+        };
         assert!(matches!(
             empty.validate(),
             Err(InvalidSeries::EmptyLabelValue(_))

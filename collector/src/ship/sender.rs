@@ -18,8 +18,10 @@
 //! concatenation of the batches). If a merged request is rejected with a
 //! 4xx, its batches are resent one by one so only the bad one is dropped.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
@@ -27,12 +29,11 @@ use reqwest::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
-use super::queue::{Batch, Queue, QueueConfig};
+use super::queue::{Batch, Queue, QueueConfig, lock};
 use super::remote_write::{self, TimeSeries, WriteRequest};
 
 /// The `User-Agent` of every request.
@@ -45,8 +46,9 @@ const MAX_LOGGED_BODY: usize = 1024;
 const MAX_MERGE_BYTES: usize = 256 << 20;
 
 /// Settings of the remote-write shipper, as found in the agent's TOML
-/// config (`[remote_write]`). Every field has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// config (`[remote_write]`). Every field has a default. Its `Debug` output
+/// hides the bearer token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver's endpoint, e.g. `http://prometheus:9090/api/v1/write`
@@ -105,6 +107,27 @@ impl Default for RemoteWriteConfig {
     }
 }
 
+impl fmt::Debug for RemoteWriteConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteWriteConfig")
+            .field("url", &self.url)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field("bearer_token_file", &self.bearer_token_file)
+            .field("timeout", &self.timeout)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("disk_bytes", &self.disk_bytes)
+            .field("spill_dir", &self.spill_dir)
+            .field("min_backoff", &self.min_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("catch_up_max_samples", &self.catch_up_max_samples)
+            .field("shutdown_flush_timeout", &self.shutdown_flush_timeout)
+            .finish()
+    }
+}
+
 /// The shipper could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -136,7 +159,10 @@ pub enum ShipError {
     Queue(#[from] super::queue::QueueError),
 }
 
-/// Counters of a shipper, for the agent's own `/metrics`.
+/// Counters of a shipper, for the agent's own `/metrics` (suggested names:
+/// `osprey_remote_write_samples_sent_total`, `..._failed_requests_total`,
+/// `..._retries_total`, `..._dropped_samples_total`, `..._queue_bytes{where="memory"|"disk"}`,
+/// `..._last_success_timestamp_seconds`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShipperStats {
     /// Samples the receiver accepted.
@@ -227,6 +253,13 @@ impl Shipper {
             url: config.url.clone(),
             reason: e.to_string(),
         })?;
+        if url.scheme() != "http" {
+            // reqwest is built without TLS to keep the agent lean.
+            return Err(ShipError::InvalidUrl {
+                url: config.url.clone(),
+                reason: "only http:// receivers are supported (this build has no TLS); put a TLS-terminating proxy in front".into(),
+            });
+        }
         let token = match &config.bearer_token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
@@ -282,7 +315,8 @@ impl Shipper {
 impl ShipperHandle {
     /// Encodes one collection and queues it for delivery. Never waits on
     /// the network; may write one spill file when memory is full. Empty
-    /// input is ignored. Labels are sorted here, as the spec requires.
+    /// input is ignored. Labels are normalised here as the spec requires:
+    /// sorted by name, empty-valued ones removed.
     pub fn enqueue(&self, series: Vec<TimeSeries>) {
         enqueue_on(&self.shared, series);
     }
@@ -331,15 +365,6 @@ impl Shared {
             last_error,
         }
     }
-}
-
-/// Locks a mutex, tolerating poison: the data behind it (queue, counters)
-/// stays consistent between statements, so a panic elsewhere must not stop
-/// delivery.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How one request went.
@@ -434,7 +459,7 @@ impl Delivery {
         } else {
             0
         };
-        tokio::task::spawn_blocking(move || lock(&shared.queue).peek(max_samples))
+        tokio::task::spawn_blocking(move || Queue::peek(&shared.queue, max_samples))
             .await
             .unwrap_or_else(|e| {
                 error!(error = %e, "reading the remote-write queue failed");
@@ -466,7 +491,21 @@ impl Delivery {
                 }
                 Counters::add(&counters.retries, 1);
             }
-            match self.post(body.clone()).await {
+            // Shutdown must not wait for a hanging request: past the
+            // deadline, abandon it; the batch stays queued and is persisted.
+            let deadline = stop_deadline(
+                self.stop.clone(),
+                self.deadline,
+                self.config.shutdown_flush_timeout,
+            );
+            let outcome = tokio::select! {
+                outcome = self.post(body.clone()) => outcome,
+                deadline = deadline => {
+                    self.deadline = Some(deadline);
+                    return;
+                }
+            };
+            match outcome {
                 Outcome::Accepted => {
                     Counters::add(&counters.requests_sent, 1);
                     Counters::add(&counters.batches_sent, batches.len() as u64);
@@ -581,6 +620,24 @@ impl Delivery {
     }
 }
 
+/// Resolves at the shutdown deadline: `deadline` if already known, else
+/// `flush` after shutdown is asked (or at once if the handle is dropped).
+async fn stop_deadline(
+    mut stop: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+    flush: Duration,
+) -> Instant {
+    let deadline = match deadline {
+        Some(deadline) => deadline,
+        None => match stop.wait_for(|stop| *stop).await {
+            Ok(_) => Instant::now() + flush,
+            Err(_) => Instant::now(),
+        },
+    };
+    tokio::time::sleep_until(deadline.into()).await;
+    deadline
+}
+
 /// One request body for consecutive batches: protobuf concatenates repeated
 /// fields, so the decompressed bodies joined are one `WriteRequest` holding
 /// every series in order.
@@ -658,6 +715,23 @@ mod tests {
         assert_eq!(config.min_backoff, Duration::from_millis(50));
         assert_eq!(config.max_backoff, RemoteWriteConfig::default().max_backoff);
         assert!(toml::from_str::<RemoteWriteConfig>("urll = \"x\"").is_err());
+        let secret = RemoteWriteConfig {
+            bearer_token: Some("s3cret".into()),
+            ..config
+        };
+        assert!(!format!("{secret:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn spawn_refuses_urls_it_cannot_serve() {
+        for url in ["not a url", "https://receiver/api/v1/write"] {
+            let config = RemoteWriteConfig {
+                url: url.into(),
+                ..RemoteWriteConfig::default()
+            };
+            let err = Shipper::spawn(config).unwrap_err();
+            assert!(matches!(err, ShipError::InvalidUrl { .. }), "{url}: {err}");
+        }
     }
 
     #[test]
@@ -723,7 +797,7 @@ fn enqueue_on(shared: &Shared, mut series: Vec<TimeSeries>) {
     }
     let mut samples = 0u64;
     for one in &mut series {
-        one.sort_labels();
+        one.normalize_labels();
         samples += one.samples.len() as u64;
     }
     let request = WriteRequest {
