@@ -178,7 +178,7 @@ fn exercise(version: FixtureVersion) {
     tree.add_cgroup(&crio_path, &CgroupValues::sample(3)).unwrap();
     let cgroupfs_path = paths::kubepods_cgroupfs(paths::Qos::Guaranteed, &paths::pod_uid(4), &paths::container_id(4));
     tree.add_cgroup(&cgroupfs_path, &CgroupValues::sample(4)).unwrap();
-    let service = paths::systemd_service("ssh.service");
+    let service = paths::systemd_service("ssh");
     tree.add_cgroup(&service, &CgroupValues::sample(5)).unwrap();
 
     let text = String::from_utf8(run_once(&tree, &docker_root, &sys_root, "prometheus").stdout).unwrap();
