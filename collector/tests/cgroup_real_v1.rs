@@ -1,0 +1,262 @@
+//! `CgroupReader` on real cgroup v1 hierarchies of this machine (needs
+//! root and v1 controllers mounted under /sys/fs/cgroup, as on CI; fails
+//! loudly otherwise rather than skipping).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use osprey_collector::cgroup::CgroupReader;
+use osprey_collector::layout::CgroupLayout;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+const HELD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A uniquely named cgroup in each of [`CONTROLLERS`] and the processes
+/// put in it; killed and removed on drop, even when the test fails.
+struct RealCgroup {
+    name: String,
+    dirs: Vec<PathBuf>,
+    children: Vec<Child>,
+    /// Kept to hold the memory hog alive: it exits when stdin closes.
+    hog_stdin: Option<ChildStdin>,
+}
+
+impl RealCgroup {
+    fn create() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test needs root to create cgroups"
+        );
+        let name = format!(
+            "osprey-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cgroup = RealCgroup {
+            name,
+            dirs: Vec::new(),
+            children: Vec::new(),
+            hog_stdin: None,
+        };
+        for controller in CONTROLLERS {
+            let mount = PathBuf::from(CGROUP_ROOT).join(controller);
+            assert!(
+                mount.join("cgroup.procs").is_file(),
+                "cgroup v1 controller `{controller}` is not mounted at {}",
+                mount.display()
+            );
+            let dir = mount.join(&cgroup.name);
+            std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+            cgroup.dirs.push(dir);
+        }
+        cgroup
+    }
+
+    fn path(&self) -> String {
+        format!("/{}", self.name)
+    }
+
+    fn layout() -> CgroupLayout {
+        let mut layout = CgroupLayout::default();
+        for controller in CONTROLLERS {
+            layout.v1.insert(
+                controller.to_owned(),
+                PathBuf::from(CGROUP_ROOT).join(controller),
+            );
+        }
+        layout
+    }
+
+    fn write(&self, controller: &str, file: &str, value: &str) {
+        let path = PathBuf::from(CGROUP_ROOT)
+            .join(controller)
+            .join(&self.name)
+            .join(file);
+        std::fs::write(&path, value)
+            .unwrap_or_else(|e| panic!("write {value} to {}: {e}", path.display()));
+    }
+
+    fn adopt(&mut self, child: Child) -> u32 {
+        let pid = child.id();
+        self.children.push(child);
+        for controller in CONTROLLERS {
+            self.write(controller, "cgroup.procs", &pid.to_string());
+        }
+        pid
+    }
+
+    /// Kills and reaps the processes, then removes the directories.
+    fn tear_down(&mut self) {
+        self.hog_stdin = None;
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+        for dir in self.dirs.drain(..) {
+            // A reaped task can linger in the cgroup for a moment.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Err(err) = std::fs::remove_dir(&dir) {
+                if err.kind() == std::io::ErrorKind::NotFound || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+impl Drop for RealCgroup {
+    fn drop(&mut self) {
+        self.tear_down();
+    }
+}
+
+#[test]
+fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
+    let mut cgroup = RealCgroup::create();
+    // Limits to read back. The quota leaves room for one busy core, and
+    // the high share weight wins that core against the other work of this
+    // shared machine (its tasks compete from the root cgroup).
+    cgroup.write("cpu", "cpu.cfs_quota_us", "200000");
+    cgroup.write("cpu", "cpu.shares", "8192");
+    cgroup.write("memory", "memory.limit_in_bytes", "268435456");
+    cgroup.write("pids", "pids.max", "64");
+
+    let spinner = Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .expect("spawn sh");
+    cgroup.adopt(spinner);
+
+    // The hog allocates only after it is in the cgroup (v1 does not move
+    // charges with a task), then reports and blocks until stdin closes.
+    let script = format!(
+        "import sys\nsys.stdin.readline()\nb = bytearray({HELD_BYTES})\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint('ready', flush=True)\nsys.stdin.read()\n"
+    );
+    let mut hog = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let hog_stdout = hog.stdout.take();
+    let mut stdin = hog.stdin.take().expect("piped stdin");
+    cgroup.adopt(hog);
+    stdin.write_all(b"go\n").unwrap();
+    cgroup.hog_stdin = Some(stdin);
+    let mut line = String::new();
+    BufReader::new(hog_stdout.expect("piped stdout"))
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "memory hog failed to start");
+
+    let layout = RealCgroup::layout();
+    let mut reader = CgroupReader::open(&layout, &cgroup.path()).unwrap();
+    let spec = reader.read_spec().unwrap();
+    assert_eq!(spec.cpu_shares, Some(8192));
+    assert_eq!(spec.cpu_quota_us, Some(200_000));
+    assert_eq!(spec.cpu_period_us, Some(100_000));
+    assert_eq!(spec.memory_limit, Some(268_435_456));
+    assert_eq!(
+        spec.memory_swap_limit.is_none() || spec.memory_swap_limit >= spec.memory_limit,
+        true
+    );
+    assert_eq!(spec.pids_limit, Some(64));
+
+    let t1 = Instant::now();
+    let first = reader.read_stats(0).unwrap();
+    // The measurement interval (not synchronisation): CPU rate over ~1 s.
+    std::thread::sleep(Duration::from_secs(1));
+    let t2 = Instant::now();
+    let second = reader.read_stats(1000).unwrap();
+
+    let wall_ns = (t2 - t1).as_nanos() as f64;
+    let rate = (second.cpu.usage_ns - first.cpu.usage_ns) as f64 / wall_ns;
+    assert!(
+        (rate - 1.0).abs() <= 0.15,
+        "CPU rate {rate:.3} cores, expected 1 ± 0.15"
+    );
+    let ticks_ns =
+        (second.cpu.user_ns + second.cpu.system_ns) - (first.cpu.user_ns + first.cpu.system_ns);
+    assert!(
+        ticks_ns as f64 / wall_ns > 0.7,
+        "user+system grew only {ticks_ns} ns over {wall_ns} ns"
+    );
+    assert!(second.cpu.cfs.is_some(), "cpu.stat was not read");
+
+    let memory = &second.memory;
+    assert!(
+        memory.usage >= HELD_BYTES,
+        "usage {} < {HELD_BYTES}",
+        memory.usage
+    );
+    assert!(
+        memory.rss >= HELD_BYTES,
+        "rss {} < {HELD_BYTES}",
+        memory.rss
+    );
+    assert!(memory.working_set >= HELD_BYTES && memory.working_set <= memory.usage);
+    assert!(memory.max_usage.unwrap() >= memory.usage);
+    assert!(
+        memory.pgfault >= HELD_BYTES / 4096,
+        "pgfault {}",
+        memory.pgfault
+    );
+    assert_eq!(second.pids.current, Some(2));
+    assert_eq!(second.pids.limit, Some(64));
+    assert_eq!(second.pressure, None);
+
+    // Removed while open: the held descriptors now fail with ENODEV.
+    cgroup.tear_down();
+    let err = reader.read_stats(2000).unwrap_err();
+    assert!(err.is_vanished(), "{err:?}");
+    assert!(reader.read_spec().unwrap_err().is_vanished());
+}
+
+#[test]
+fn real_v1_root_cgroup() {
+    let mut reader = CgroupReader::open(&RealCgroup::layout(), "/").unwrap();
+    let stats = reader.read_stats(0).unwrap();
+    assert!(stats.cpu.usage_ns > 0 && stats.memory.usage > 0);
+    assert_eq!(stats.pids.current, None, "v1 root has no pids.current");
+    let spec = reader.read_spec().unwrap();
+    assert_eq!(spec.memory_limit, None, "the root has no memory limit");
+    assert_eq!(spec.cpu_quota_us, None);
+}
+
+/// Rough cost of one `read_stats` on a real v1 cgroup and of the "floor"
+/// (open/read/close of the same files). `cargo test --release -- --ignored
+/// --nocapture real_v1_timing`.
+#[test]
+#[ignore]
+fn real_v1_timing() {
+    let cgroup = RealCgroup::create();
+    let mut reader = CgroupReader::open(&RealCgroup::layout(), &cgroup.path()).unwrap();
+    reader.read_stats(0).unwrap();
+    let n = 20_000;
+    let start = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(reader.read_stats(i).unwrap());
+    }
+    let per_read = start.elapsed() / n as u32;
+    let files = reader.files();
+    let start = Instant::now();
+    for _ in 0..n {
+        for f in &files {
+            std::hint::black_box(std::fs::read(f).unwrap());
+        }
+    }
+    let floor = start.elapsed() / n as u32;
+    println!(
+        "real v1: read_stats {per_read:?} over {} files; open/read/close floor {floor:?}",
+        files.len()
+    );
+}
