@@ -623,6 +623,20 @@ fn mountinfo_describes_the_tree() {
 #[ignore]
 fn fixture_timing() {
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let start = std::time::Instant::now();
+        let many = tree
+            .add_containers(
+                PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
+                1000,
+                1000,
+            )
+            .unwrap();
+        println!(
+            "{:?} fixture: {} containers written in {:?}",
+            tree.version(),
+            many.len(),
+            start.elapsed()
+        );
         let paths = tree
             .add_containers(
                 PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
