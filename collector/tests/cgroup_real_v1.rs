@@ -119,6 +119,23 @@ impl Drop for RealCgroup {
     }
 }
 
+/// The whole disk (`major`, `minor`) holding `path`: blkio counts per
+/// disk, not per partition.
+fn disk_of(path: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let sys = if sys.join("partition").exists() {
+        sys.join("..")
+    } else {
+        sys
+    };
+    let text = std::fs::read_to_string(sys.join("dev")).unwrap();
+    let (major, minor) = text.trim().split_once(':').unwrap();
+    (major.parse().unwrap(), minor.parse().unwrap())
+}
+
 #[test]
 fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
     let mut cgroup = RealCgroup::create();
@@ -157,6 +174,43 @@ fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready", "memory hog failed to start");
+
+    // Direct (uncached) reads of a file from inside the cgroup, so the
+    // blkio counters of its disk move by a known amount.
+    let data = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    data.as_file().write_all(&vec![7u8; 256 * 4096]).unwrap();
+    data.as_file().sync_all().unwrap();
+    let (major, minor) = disk_of(data.path());
+    // Kernels ≥ 6.x count v1 blkio statistics only on queues where
+    // blk-throttle is active, which a throttle rule turns on; this one
+    // (1 TiB/s, on the test cgroup only) never limits anything.
+    cgroup.write(
+        "blkio",
+        "blkio.throttle.read_bps_device",
+        &format!("{major}:{minor} 1099511627776"),
+    );
+    let mut dd = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "read go; exec dd if={} of=/dev/null bs=4096 count=256 iflag=direct status=none",
+                data.path().display()
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn dd");
+    let mut dd_stdin = dd.stdin.take().expect("piped stdin");
+    for controller in CONTROLLERS {
+        cgroup.write(controller, "cgroup.procs", &dd.id().to_string());
+    }
+    dd_stdin.write_all(b"go\n").unwrap();
+    drop(dd_stdin);
+    assert!(
+        dd.wait().unwrap().success(),
+        "dd iflag=direct from {} failed",
+        data.path().display()
+    );
 
     let layout = RealCgroup::layout();
     let mut reader = CgroupReader::open(&layout, &cgroup.path()).unwrap();
@@ -211,6 +265,16 @@ fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
     assert_eq!(second.pids.current, Some(2));
     assert_eq!(second.pids.limit, Some(64));
     assert_eq!(second.pressure, None);
+    let device = second
+        .blkio
+        .iter()
+        .find(|d| (d.major, d.minor) == (major, minor))
+        .unwrap_or_else(|| panic!("no blkio entry for {major}:{minor}: {:?}", second.blkio));
+    assert!(
+        device.reads >= 1 && device.read_bytes >= 256 * 4096,
+        "{device:?}"
+    );
+    assert!(device.read_bytes <= 4 * 256 * 4096, "{device:?}");
 
     // Removed while open: the held descriptors now fail with ENODEV.
     cgroup.tear_down();

@@ -106,7 +106,8 @@ pub struct CgroupReader {
     user_hz: u64,
     /// v2 without `memory.current` (the root): usage is `anon + file`.
     usage_from_stat: bool,
-    /// Directories whose existence tells whether the cgroup still exists.
+    /// A directory of the cgroup; whether it still exists tells a removed
+    /// cgroup from a file the kernel hid.
     primary_dir: PathBuf,
     spec_v1: SpecDirs,
     buf: Vec<u8>,
@@ -406,12 +407,11 @@ impl CgroupReader {
             if !v1::blkio_has_data(serviced) {
                 continue;
             }
-            // Both files are needed at once, so the first is copied out; this
-            // runs only for cgroups that did I/O, and the text is small.
-            let serviced = serviced.to_owned();
-            let bytes = read_blkio_file(&pair.service_bytes, buf, cgroup)?;
-            v1::apply_blkio(&serviced, bytes, &mut stats.blkio)
+            v1::apply_blkio_serviced(serviced, &mut stats.blkio)
                 .map_err(|e| ReadError::parse(&pair.serviced.0, e))?;
+            let bytes = read_blkio_file(&pair.service_bytes, buf, cgroup)?;
+            v1::apply_blkio_service_bytes(bytes, &mut stats.blkio)
+                .map_err(|e| ReadError::parse(&pair.service_bytes.0, e))?;
             if blkio.chosen.is_none() {
                 // The other sets will never be read again: close them.
                 let pair = blkio.candidates.swap_remove(i);
