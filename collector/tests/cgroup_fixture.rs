@@ -674,3 +674,22 @@ fn fixture_timing() {
         );
     }
 }
+
+#[test]
+fn readers_can_move_between_threads_and_files_limit_rises() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<CgroupReader>();
+    assert_send::<osprey_collector::cgroup::ReadError>();
+
+    let soft = osprey_collector::cgroup::raise_open_file_limit().unwrap();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the struct passed.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    assert_eq!((soft, limit.rlim_cur), (limit.rlim_max, limit.rlim_max));
+}

@@ -85,6 +85,11 @@ struct BlkioV1 {
 
 /// Reads one cgroup's statistics every tick through held file descriptors.
 ///
+/// Each reader holds 10–17 descriptors ([`open_file_count`](Self::open_file_count)),
+/// so 1000 cgroups need more than the usual soft limit of 1024 open files:
+/// call [`raise_open_file_limit`] at start-up. Running out shows as
+/// [`ReadError::Io`] with EMFILE from [`open`](Self::open).
+///
 /// ```no_run
 /// # use osprey_collector::{cgroup::CgroupReader, layout::CgroupLayout};
 /// # fn f(layout: &CgroupLayout) -> Result<(), osprey_collector::cgroup::ReadError> {
@@ -304,6 +309,11 @@ impl CgroupReader {
         }
     }
 
+    /// The interface this reader reads (v1 or v2).
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
     /// The cgroup path this reader reads, normalised (`/` for the root).
     pub fn cgroup_path(&self) -> &str {
         &self.cgroup
@@ -452,6 +462,29 @@ fn read_blkio_file<'a>(
         }),
         Err(ReadFailure::NotText) => Err(ReadError::parse(path, ParseError::NotText)),
     }
+}
+
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit
+/// and returns the new soft limit. Readers hold their files open, so an
+/// agent watching many cgroups needs this at start-up.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Folds one file's contents into the sample being built.
