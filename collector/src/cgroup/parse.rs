@@ -539,6 +539,58 @@ mod tests {
         assert!(memory_events("oom one\n").is_err());
     }
 
+    /// Random text built from the characters these formats use never makes
+    /// a parser panic (a cheap fuzz; the seeds make failures reproducible).
+    #[test]
+    fn random_text_never_panics() {
+        const ALPHABET: &[&str] = &[
+            "0",
+            "1",
+            "9",
+            "max",
+            "-",
+            " ",
+            "\t",
+            "\n",
+            "=",
+            ":",
+            ".",
+            "total",
+            "some",
+            "full",
+            "avg10",
+            "rbytes",
+            "Read",
+            "Total",
+            "é",
+            "18446744073709551616",
+            "\u{0}",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let text: String = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            let _ = single_u64(&text);
+            let _ = single_u64_or_max(&text);
+            let _ = single_i64(&text);
+            let _ = flat_keyed(&text).count();
+            let _ = io_stat(&text).count();
+            let _ = pressure(&text);
+            let _ = blkio_v1(&text).count();
+            let _ = cpu_max(&text);
+            let _ = memory_events(&text);
+        }
+    }
+
     #[test]
     fn long_bad_lines_are_shortened() {
         let line = "x".repeat(500);
