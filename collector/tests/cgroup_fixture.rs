@@ -693,3 +693,40 @@ fn readers_can_move_between_threads_and_files_limit_rises() {
     );
     assert_eq!((soft, limit.rlim_cur), (limit.rlim_max, limit.rlim_max));
 }
+
+#[test]
+fn v1_with_cpu_and_cpuacct_comounted() {
+    let tree = FixtureTree::v1_cpu_cpuacct_comounted().unwrap();
+    let comounted = tree.root().join("cpu,cpuacct");
+    assert_eq!(tree.layout().v1["cpu"], comounted);
+    assert_eq!(tree.layout().v1["cpuacct"], comounted);
+    assert!(
+        tree.mountinfo()
+            .contains(&format!("{} rw", comounted.display()))
+    );
+    assert!(
+        tree.mountinfo()
+            .contains("- cgroup cgroup rw,cpu,cpuacct\n")
+    );
+    assert_eq!(
+        tree.mountinfo().matches("cpu,cpuacct").count(),
+        2,
+        "one mount line"
+    );
+
+    let path =
+        paths::kubepods_cgroupfs(Qos::Burstable, &paths::pod_uid(9), &paths::container_id(9));
+    tree.add_cgroup(&path, &values()).unwrap();
+    let dir = tree.cgroup_dir("cpu", &path);
+    assert!(dir.join("cpu.stat").is_file() && dir.join("cpuacct.usage").is_file());
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    let stats = reader.read_stats(0).unwrap();
+    assert_eq!(stats.cpu, expected_cpu());
+    assert_eq!(reader.read_spec().unwrap().cpu_shares, Some(512));
+    tree.remove_cgroup(&path).unwrap();
+    assert!(
+        CgroupReader::open(tree.layout(), &path)
+            .unwrap_err()
+            .is_vanished()
+    );
+}
