@@ -614,3 +614,119 @@ fn mountinfo_describes_the_tree() {
     assert!(v2.root().join("cgroup.controllers").is_file());
     assert!(v2.layout().unified_has_controllers);
 }
+
+/// Rough cost of one `read_stats` on fixture cgroups (regular files, so
+/// only indicative of the parsing and syscall overhead) and of the
+/// open/read/close floor over the same files.
+/// `cargo test --release --test cgroup_fixture -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fixture_timing() {
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let start = std::time::Instant::now();
+        let many = tree
+            .add_containers(
+                PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
+                1000,
+                1000,
+            )
+            .unwrap();
+        println!(
+            "{:?} fixture: {} containers written in {:?}",
+            tree.version(),
+            many.len(),
+            start.elapsed()
+        );
+        let paths = tree
+            .add_containers(
+                PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
+                0,
+                100,
+            )
+            .unwrap();
+        let mut readers: Vec<_> = paths
+            .iter()
+            .map(|p| CgroupReader::open(tree.layout(), p).unwrap())
+            .collect();
+        for r in &mut readers {
+            r.read_stats(0).unwrap();
+        }
+        let rounds: u32 = 200;
+        let start = std::time::Instant::now();
+        for i in 0..rounds {
+            for r in &mut readers {
+                std::hint::black_box(r.read_stats(i64::from(i)).unwrap());
+            }
+        }
+        let per_read = start.elapsed() / (rounds * readers.len() as u32);
+        let files: Vec<_> = readers.iter().flat_map(|r| r.files()).collect();
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            for f in &files {
+                std::hint::black_box(fs::read(f).unwrap());
+            }
+        }
+        let floor = start.elapsed() / (rounds * readers.len() as u32);
+        println!(
+            "{:?} fixture: read_stats {per_read:?} per cgroup ({} files); open/read/close floor {floor:?}",
+            tree.version(),
+            files.len() / readers.len()
+        );
+    }
+}
+
+#[test]
+fn readers_can_move_between_threads_and_files_limit_rises() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<CgroupReader>();
+    assert_send::<osprey_collector::cgroup::ReadError>();
+
+    let soft = osprey_collector::cgroup::raise_open_file_limit().unwrap();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the struct passed.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    assert_eq!((soft, limit.rlim_cur), (limit.rlim_max, limit.rlim_max));
+}
+
+#[test]
+fn v1_with_cpu_and_cpuacct_comounted() {
+    let tree = FixtureTree::v1_cpu_cpuacct_comounted().unwrap();
+    let comounted = tree.root().join("cpu,cpuacct");
+    assert_eq!(tree.layout().v1["cpu"], comounted);
+    assert_eq!(tree.layout().v1["cpuacct"], comounted);
+    assert!(
+        tree.mountinfo()
+            .contains(&format!("{} rw", comounted.display()))
+    );
+    assert!(
+        tree.mountinfo()
+            .contains("- cgroup cgroup rw,cpu,cpuacct\n")
+    );
+    assert_eq!(
+        tree.mountinfo().matches("cpu,cpuacct").count(),
+        2,
+        "one mount line"
+    );
+
+    let path =
+        paths::kubepods_cgroupfs(Qos::Burstable, &paths::pod_uid(9), &paths::container_id(9));
+    tree.add_cgroup(&path, &values()).unwrap();
+    let dir = tree.cgroup_dir("cpu", &path);
+    assert!(dir.join("cpu.stat").is_file() && dir.join("cpuacct.usage").is_file());
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    let stats = reader.read_stats(0).unwrap();
+    assert_eq!(stats.cpu, expected_cpu());
+    assert_eq!(reader.read_spec().unwrap().cpu_shares, Some(512));
+    tree.remove_cgroup(&path).unwrap();
+    assert!(
+        CgroupReader::open(tree.layout(), &path)
+            .unwrap_err()
+            .is_vanished()
+    );
+}

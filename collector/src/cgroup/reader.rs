@@ -85,6 +85,11 @@ struct BlkioV1 {
 
 /// Reads one cgroup's statistics every tick through held file descriptors.
 ///
+/// Each reader holds 10–17 descriptors ([`open_file_count`](Self::open_file_count)),
+/// so 1000 cgroups need more than the usual soft limit of 1024 open files:
+/// call [`raise_open_file_limit`] at start-up. Running out shows as
+/// [`ReadError::Io`] with EMFILE from [`open`](Self::open).
+///
 /// ```no_run
 /// # use osprey_collector::{cgroup::CgroupReader, layout::CgroupLayout};
 /// # fn f(layout: &CgroupLayout) -> Result<(), osprey_collector::cgroup::ReadError> {
@@ -106,7 +111,8 @@ pub struct CgroupReader {
     user_hz: u64,
     /// v2 without `memory.current` (the root): usage is `anon + file`.
     usage_from_stat: bool,
-    /// Directories whose existence tells whether the cgroup still exists.
+    /// A directory of the cgroup; whether it still exists tells a removed
+    /// cgroup from a file the kernel hid.
     primary_dir: PathBuf,
     spec_v1: SpecDirs,
     buf: Vec<u8>,
@@ -303,6 +309,11 @@ impl CgroupReader {
         }
     }
 
+    /// The interface this reader reads (v1 or v2).
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
     /// The cgroup path this reader reads, normalised (`/` for the root).
     pub fn cgroup_path(&self) -> &str {
         &self.cgroup
@@ -406,12 +417,11 @@ impl CgroupReader {
             if !v1::blkio_has_data(serviced) {
                 continue;
             }
-            // Both files are needed at once, so the first is copied out; this
-            // runs only for cgroups that did I/O, and the text is small.
-            let serviced = serviced.to_owned();
-            let bytes = read_blkio_file(&pair.service_bytes, buf, cgroup)?;
-            v1::apply_blkio(&serviced, bytes, &mut stats.blkio)
+            v1::apply_blkio_serviced(serviced, &mut stats.blkio)
                 .map_err(|e| ReadError::parse(&pair.serviced.0, e))?;
+            let bytes = read_blkio_file(&pair.service_bytes, buf, cgroup)?;
+            v1::apply_blkio_service_bytes(bytes, &mut stats.blkio)
+                .map_err(|e| ReadError::parse(&pair.service_bytes.0, e))?;
             if blkio.chosen.is_none() {
                 // The other sets will never be read again: close them.
                 let pair = blkio.candidates.swap_remove(i);
@@ -452,6 +462,29 @@ fn read_blkio_file<'a>(
         }),
         Err(ReadFailure::NotText) => Err(ReadError::parse(path, ParseError::NotText)),
     }
+}
+
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit
+/// and returns the new soft limit. Readers hold their files open, so an
+/// agent watching many cgroups needs this at start-up.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Folds one file's contents into the sample being built.

@@ -119,7 +119,13 @@ pub fn apply_blkio(
     service_bytes: &str,
     devices: &mut Vec<BlkioDevice>,
 ) -> Result<(), ParseError> {
-    for entry in parse::blkio_v1(serviced) {
+    apply_blkio_serviced(serviced, devices)?;
+    apply_blkio_service_bytes(service_bytes, devices)
+}
+
+/// Folds a v1 operations file (`…io_serviced…`) into per-device counters.
+pub fn apply_blkio_serviced(text: &str, devices: &mut Vec<BlkioDevice>) -> Result<(), ParseError> {
+    for entry in parse::blkio_v1(text) {
         let e = entry?;
         let dev = device_entry(devices, e.major, e.minor);
         match e.op {
@@ -128,7 +134,15 @@ pub fn apply_blkio(
             _ => {}
         }
     }
-    for entry in parse::blkio_v1(service_bytes) {
+    Ok(())
+}
+
+/// Folds a v1 bytes file (`…io_service_bytes…`) into per-device counters.
+pub fn apply_blkio_service_bytes(
+    text: &str,
+    devices: &mut Vec<BlkioDevice>,
+) -> Result<(), ParseError> {
+    for entry in parse::blkio_v1(text) {
         let e = entry?;
         let dev = device_entry(devices, e.major, e.minor);
         match e.op {

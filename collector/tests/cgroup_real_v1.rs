@@ -1,0 +1,377 @@
+//! `CgroupReader` on real cgroup v1 hierarchies of this machine (needs
+//! root and v1 controllers mounted under /sys/fs/cgroup, as on CI; fails
+//! loudly otherwise rather than skipping).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use osprey_collector::cgroup::CgroupReader;
+use osprey_collector::layout::CgroupLayout;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+const HELD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A uniquely named cgroup in each of [`CONTROLLERS`] and the processes
+/// put in it; killed and removed on drop, even when the test fails.
+struct RealCgroup {
+    name: String,
+    dirs: Vec<PathBuf>,
+    children: Vec<Child>,
+    /// Kept to hold the memory hog alive: it exits when stdin closes.
+    hog_stdin: Option<ChildStdin>,
+}
+
+impl RealCgroup {
+    fn create() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test needs root to create cgroups"
+        );
+        let name = format!(
+            "osprey-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cgroup = RealCgroup {
+            name,
+            dirs: Vec::new(),
+            children: Vec::new(),
+            hog_stdin: None,
+        };
+        for controller in CONTROLLERS {
+            let mount = PathBuf::from(CGROUP_ROOT).join(controller);
+            assert!(
+                mount.join("cgroup.procs").is_file(),
+                "cgroup v1 controller `{controller}` is not mounted at {}",
+                mount.display()
+            );
+            let dir = mount.join(&cgroup.name);
+            std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+            cgroup.dirs.push(dir);
+        }
+        cgroup
+    }
+
+    fn path(&self) -> String {
+        format!("/{}", self.name)
+    }
+
+    fn layout() -> CgroupLayout {
+        let mut layout = CgroupLayout::default();
+        for controller in CONTROLLERS {
+            layout.v1.insert(
+                controller.to_owned(),
+                PathBuf::from(CGROUP_ROOT).join(controller),
+            );
+        }
+        layout
+    }
+
+    fn write(&self, controller: &str, file: &str, value: &str) {
+        let path = PathBuf::from(CGROUP_ROOT)
+            .join(controller)
+            .join(&self.name)
+            .join(file);
+        std::fs::write(&path, value)
+            .unwrap_or_else(|e| panic!("write {value} to {}: {e}", path.display()));
+    }
+
+    fn adopt(&mut self, child: Child) -> u32 {
+        let pid = child.id();
+        self.children.push(child);
+        for controller in CONTROLLERS {
+            self.write(controller, "cgroup.procs", &pid.to_string());
+        }
+        pid
+    }
+
+    /// Kills and reaps the processes, then removes the directories.
+    fn tear_down(&mut self) {
+        self.hog_stdin = None;
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+        for dir in self.dirs.drain(..) {
+            // A reaped task can linger in the cgroup for a moment.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Err(err) = std::fs::remove_dir(&dir) {
+                if err.kind() == std::io::ErrorKind::NotFound || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+impl Drop for RealCgroup {
+    fn drop(&mut self) {
+        self.tear_down();
+    }
+}
+
+/// The whole disk (`major`, `minor`) holding `path`: blkio counts per
+/// disk, not per partition.
+fn disk_of(path: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let sys = if sys.join("partition").exists() {
+        sys.join("..")
+    } else {
+        sys
+    };
+    let text = std::fs::read_to_string(sys.join("dev")).unwrap();
+    let (major, minor) = text.trim().split_once(':').unwrap();
+    (major.parse().unwrap(), minor.parse().unwrap())
+}
+
+#[test]
+fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
+    let mut cgroup = RealCgroup::create();
+    // Limits to read back. The quota leaves room for one busy core, and
+    // the high share weight wins that core against the other work of this
+    // shared machine (its tasks compete from the root cgroup).
+    cgroup.write("cpu", "cpu.cfs_quota_us", "200000");
+    cgroup.write("cpu", "cpu.shares", "8192");
+    cgroup.write("memory", "memory.limit_in_bytes", "268435456");
+    cgroup.write("pids", "pids.max", "64");
+
+    let spinner = Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .expect("spawn sh");
+    cgroup.adopt(spinner);
+
+    // The hog allocates only after it is in the cgroup (v1 does not move
+    // charges with a task), then reports and blocks until stdin closes.
+    let script = format!(
+        "import sys\nsys.stdin.readline()\nb = bytearray({HELD_BYTES})\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint('ready', flush=True)\nsys.stdin.read()\n"
+    );
+    let mut hog = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let hog_stdout = hog.stdout.take();
+    let mut stdin = hog.stdin.take().expect("piped stdin");
+    cgroup.adopt(hog);
+    stdin.write_all(b"go\n").unwrap();
+    cgroup.hog_stdin = Some(stdin);
+    let mut line = String::new();
+    BufReader::new(hog_stdout.expect("piped stdout"))
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "memory hog failed to start");
+
+    // Direct (uncached) reads of a file from inside the cgroup, so the
+    // blkio counters of its disk move by a known amount.
+    let data = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    data.as_file().write_all(&vec![7u8; 256 * 4096]).unwrap();
+    data.as_file().sync_all().unwrap();
+    let (major, minor) = disk_of(data.path());
+    // Kernels ≥ 6.x count v1 blkio statistics only on queues where
+    // blk-throttle is active, which a throttle rule turns on; this one
+    // (1 TiB/s, on the test cgroup only) never limits anything.
+    cgroup.write(
+        "blkio",
+        "blkio.throttle.read_bps_device",
+        &format!("{major}:{minor} 1099511627776"),
+    );
+    let mut dd = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "read go; exec dd if={} of=/dev/null bs=4096 count=256 iflag=direct status=none",
+                data.path().display()
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn dd");
+    let mut dd_stdin = dd.stdin.take().expect("piped stdin");
+    for controller in CONTROLLERS {
+        cgroup.write(controller, "cgroup.procs", &dd.id().to_string());
+    }
+    dd_stdin.write_all(b"go\n").unwrap();
+    drop(dd_stdin);
+    assert!(
+        dd.wait().unwrap().success(),
+        "dd iflag=direct from {} failed",
+        data.path().display()
+    );
+
+    let layout = RealCgroup::layout();
+    let mut reader = CgroupReader::open(&layout, &cgroup.path()).unwrap();
+    let spec = reader.read_spec().unwrap();
+    assert_eq!(spec.cpu_shares, Some(8192));
+    assert_eq!(spec.cpu_quota_us, Some(200_000));
+    assert_eq!(spec.cpu_period_us, Some(100_000));
+    assert_eq!(spec.memory_limit, Some(268_435_456));
+    // memory+swap: unlimited, or at least the memory limit.
+    assert!(spec.memory_swap_limit.is_none_or(|l| l >= 268_435_456));
+    assert_eq!(spec.pids_limit, Some(64));
+
+    let t1 = Instant::now();
+    let first = reader.read_stats(0).unwrap();
+    // The measurement interval (not synchronisation): CPU rate over ~1 s.
+    std::thread::sleep(Duration::from_secs(1));
+    let t2 = Instant::now();
+    let second = reader.read_stats(1000).unwrap();
+
+    let wall_ns = (t2 - t1).as_nanos() as f64;
+    let rate = (second.cpu.usage_ns - first.cpu.usage_ns) as f64 / wall_ns;
+    assert!(
+        (rate - 1.0).abs() <= 0.15,
+        "CPU rate {rate:.3} cores, expected 1 ± 0.15"
+    );
+    let ticks_ns =
+        (second.cpu.user_ns + second.cpu.system_ns) - (first.cpu.user_ns + first.cpu.system_ns);
+    assert!(
+        ticks_ns as f64 / wall_ns > 0.7,
+        "user+system grew only {ticks_ns} ns over {wall_ns} ns"
+    );
+    assert!(second.cpu.cfs.is_some(), "cpu.stat was not read");
+
+    let memory = &second.memory;
+    assert!(
+        memory.usage >= HELD_BYTES,
+        "usage {} < {HELD_BYTES}",
+        memory.usage
+    );
+    assert!(
+        memory.rss >= HELD_BYTES,
+        "rss {} < {HELD_BYTES}",
+        memory.rss
+    );
+    assert!(memory.working_set >= HELD_BYTES && memory.working_set <= memory.usage);
+    assert!(memory.max_usage.unwrap() >= memory.usage);
+    assert!(
+        memory.pgfault >= HELD_BYTES / 4096,
+        "pgfault {}",
+        memory.pgfault
+    );
+    assert_eq!(second.pids.current, Some(2));
+    assert_eq!(second.pids.limit, Some(64));
+    assert_eq!(second.pressure, None);
+    let device = second
+        .blkio
+        .iter()
+        .find(|d| (d.major, d.minor) == (major, minor))
+        .unwrap_or_else(|| panic!("no blkio entry for {major}:{minor}: {:?}", second.blkio));
+    assert!(
+        device.reads >= 1 && device.read_bytes >= 256 * 4096,
+        "{device:?}"
+    );
+    assert!(device.read_bytes <= 4 * 256 * 4096, "{device:?}");
+
+    // Removed while open: the held descriptors now fail with ENODEV.
+    cgroup.tear_down();
+    let err = reader.read_stats(2000).unwrap_err();
+    assert!(err.is_vanished(), "{err:?}");
+    assert!(reader.read_spec().unwrap_err().is_vanished());
+}
+
+#[test]
+fn real_v1_root_cgroup() {
+    let mut reader = CgroupReader::open(&RealCgroup::layout(), "/").unwrap();
+    let stats = reader.read_stats(0).unwrap();
+    assert!(stats.cpu.usage_ns > 0 && stats.memory.usage > 0);
+    assert_eq!(stats.pids.current, None, "v1 root has no pids.current");
+    let spec = reader.read_spec().unwrap();
+    assert_eq!(spec.memory_limit, None, "the root has no memory limit");
+    assert_eq!(spec.cpu_quota_us, None);
+}
+
+/// Rough cost of one `read_stats` on a real v1 cgroup and of the "floor"
+/// (open/read/close of the same files). `cargo test --release -- --ignored
+/// --nocapture real_v1_timing`.
+#[test]
+#[ignore]
+fn real_v1_timing() {
+    let cgroup = RealCgroup::create();
+    let mut reader = CgroupReader::open(&RealCgroup::layout(), &cgroup.path()).unwrap();
+    reader.read_stats(0).unwrap();
+    let files = reader.files();
+    let n = 2_000;
+    // Best of several batches: the machine is shared.
+    let best = |f: &mut dyn FnMut()| {
+        (0..10)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    f();
+                }
+                start.elapsed() / n
+            })
+            .min()
+            .unwrap()
+    };
+    let per_read = best(&mut || {
+        std::hint::black_box(reader.read_stats(0).unwrap());
+    });
+    let floor = best(&mut || {
+        for f in &files {
+            std::hint::black_box(std::fs::read(f).unwrap());
+        }
+    });
+    println!(
+        "real v1: read_stats {per_read:?} over {} files; open/read/close floor {floor:?}",
+        files.len()
+    );
+}
+
+/// Cost of a `pread` of each per-tick file of a real v1 cgroup, to see
+/// where a tick's time goes. `--ignored --nocapture real_v1_per_file_cost`.
+#[test]
+#[ignore]
+fn real_v1_per_file_cost() {
+    use std::os::unix::fs::FileExt;
+    let cgroup = RealCgroup::create();
+    let reader = CgroupReader::open(&RealCgroup::layout(), &cgroup.path()).unwrap();
+    let mut buf = vec![0u8; 8192];
+    for path in reader.files() {
+        let file = std::fs::File::open(&path).unwrap();
+        let n = 20_000;
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(file.read_at(&mut buf, 0).unwrap());
+        }
+        println!("{:>8.2?} {}", start.elapsed() / n, path.display());
+    }
+}
+
+/// Cost of parsing each per-tick file's current text (no syscalls).
+#[test]
+#[ignore]
+fn real_v1_parse_cost() {
+    use osprey_collector::cgroup::v1;
+    use osprey_collector::stats::MemoryStats;
+    let text = std::fs::read_to_string("/sys/fs/cgroup/memory/memory.stat").unwrap();
+    let n = 20_000;
+    // Best of several runs: the machine is shared.
+    let best = (0..10)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..n {
+                let mut m = MemoryStats::default();
+                v1::apply_memory_stat(std::hint::black_box(&text), true, &mut m).unwrap();
+                std::hint::black_box(m);
+            }
+            start.elapsed() / n
+        })
+        .min()
+        .unwrap();
+    println!("memory.stat parse {best:?} ({} bytes)", text.len());
+}
