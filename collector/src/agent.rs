@@ -83,7 +83,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     let ship_stats = shipper.as_ref().map(ShipperHandle::feed);
     let state = Arc::new(AgentState {
         latest: RwLock::new(Arc::new(Snapshot::default())),
-        recent: Mutex::new(RecentSamples::new(config.window.as_millis() as i64)),
+        recent: Mutex::new(RecentSamples::new(config.window.as_millis() as i64, config.window_samples)),
         self_metrics: SelfMetrics::new(),
         devices: DeviceNames::new(&config.sys_root),
         expose: ExposeOptions {

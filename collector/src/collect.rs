@@ -83,6 +83,12 @@ impl Collector {
     /// Finds the cgroup hierarchies and reads machine facts; the first
     /// [`Collector::collect`] then discovers every cgroup.
     pub fn new(config: AgentConfig) -> Result<Self, CollectorError> {
+        // Every cgroup keeps 10–17 files open; 1000 containers pass the
+        // usual soft limit of 1024.
+        match crate::cgroup::raise_open_file_limit() {
+            Ok(limit) => tracing::debug!(limit, "open file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit; many cgroups may fail to open"),
+        }
         let layout = discover_layout(&LayoutOptions {
             proc_root: config.proc_root.clone(),
             cgroup_root: config.cgroup_root.clone(),
@@ -262,7 +268,13 @@ impl Collector {
     /// of one cgroup, and rebuilds its [`ContainerInfo`].
     fn refresh_tracked(&mut self, path: &str, t: &mut Tracked) {
         match t.reader.read_spec() {
-            Ok(spec) => t.spec = spec,
+            Ok(mut spec) => {
+                if t.identity.kind == CgroupKind::Root && spec.memory_limit.is_none() {
+                    // The root's limit is the machine (cAdvisor's rule).
+                    spec.memory_limit = Some(self.machine.memory_bytes);
+                }
+                t.spec = spec;
+            }
             Err(e) if !e.is_vanished() => {
                 *self.errors.by_reason.entry(error_reason(&e)).or_default() += 1;
             }

@@ -65,6 +65,9 @@ pub struct AgentConfig {
     /// How much history `/api/v1/containers/{id}/stats` keeps in memory.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// At most this many collections are kept in that window, so memory
+    /// stays flat at short intervals.
+    pub window_samples: usize,
     /// Runtime or pod label keys exported as `container_label_<key>`.
     pub container_labels: Vec<String>,
     /// Where the agent keeps state (the remote-write spill queue).
@@ -94,6 +97,7 @@ impl Default for AgentConfig {
             fs_interval: Duration::from_secs(60),
             fs_walk_budget: 20_000,
             window: Duration::from_secs(120),
+            window_samples: 30,
             container_labels: Vec::new(),
             data_dir: PathBuf::from("/var/lib/osprey/agent"),
             remote_write: None,

@@ -44,11 +44,12 @@ pub struct AgentState {
 impl AgentState {
     /// Publishes a new snapshot.
     pub fn publish(&self, snap: Snapshot) {
+        let snap = Arc::new(snap);
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(&snap);
-        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
+            .push(snap.clone());
+        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = snap;
     }
 
     /// The latest snapshot.
@@ -177,9 +178,7 @@ fn find<'a>(snap: &'a Snapshot, wanted: &str) -> Option<&'a crate::snapshot::Con
     } else {
         format!("/{wanted}")
     };
-    snap.containers
-        .iter()
-        .find(|c| c.info.id == path)
+    crate::window::find_sorted(&snap.containers, &path)
         .or_else(|| {
             snap.containers.iter().find(|c| {
                 c.info.container_id.as_deref().is_some_and(|id| id == wanted || (wanted.len() >= 12 && id.starts_with(wanted)))

@@ -86,9 +86,10 @@ pub struct MemoryStats {
     pub inactive_file: u64,
     /// Times the limit was hit (v1 `memory.failcnt`, v2 `memory.events max`).
     pub failcnt: u64,
-    /// Page faults (`pgfault`, hierarchical on v1: `total_pgfault`).
+    /// Page faults of the cgroup itself (`memory.stat pgfault`; on v1 the
+    /// cgroup's own key, as cAdvisor's `scope="container"`).
     pub pgfault: u64,
-    /// Major page faults (`pgmajfault` / `total_pgmajfault`).
+    /// Major page faults (`pgmajfault`).
     pub pgmajfault: u64,
     /// OOM events (v2 `memory.events oom`; v1 `memory.oom_control` has no
     /// counter before kernel 4.13, `oom_kill` after).

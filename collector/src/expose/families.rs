@@ -350,7 +350,7 @@ fn container_families(
             "Cumulative count of memory allocation failures.",
             C,
             &base,
-            vec![("failure_type", kind.to_string()), ("scope", "hierarchy".to_string())],
+            vec![("failure_type", kind.to_string()), ("scope", "container".to_string())],
             v as f64,
         );
     }
