@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
+/// The tests of this file run one at a time: the CPU test needs a core to
+/// itself on a 2-core machine to see its busy loop use one.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Samples of one cgroup from the agent's recent window.
 fn stats(agent: &AgentProcess, cgroup: &str) -> Option<Vec<Value>> {
     let (status, body) = get(&format!("{}/api/v1/containers{cgroup}/stats", agent.base))?;
@@ -32,6 +40,7 @@ fn listed(agent: &AgentProcess, cgroup: &str) -> bool {
 
 #[test]
 fn cpu_bound_and_memory_holding_processes_are_measured() {
+    let _serial = serial();
     let dir = artifact_dir("real-cpu-memory");
     let cpu = RealCgroup::create("cpu");
     let _spin = cpu.spawn("sh", &["-c", "while :; do :; done"], &dir, "spin");
@@ -81,6 +90,7 @@ fn cpu_bound_and_memory_holding_processes_are_measured() {
 
 #[test]
 fn cgroups_created_and_removed_while_running_come_and_go_within_two_intervals() {
+    let _serial = serial();
     let dir = artifact_dir("real-churn");
     let agent = AgentProcess::start(&["--interval", "1s"], &dir);
     // Let the first full scan happen.
@@ -144,6 +154,7 @@ impl Drop for TestNetns {
 
 #[test]
 fn traffic_of_a_process_in_its_own_network_namespace_is_counted() {
+    let _serial = serial();
     let dir = artifact_dir("real-netns");
     let ns = TestNetns::create();
     let cg = RealCgroup::create("net");

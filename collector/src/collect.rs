@@ -72,6 +72,8 @@ pub struct Collector {
     mounts: Vec<Mount>,
     node_filesystems: Arc<Vec<FilesystemStats>>,
     tracked: BTreeMap<String, Tracked>,
+    /// One read buffer shared by every cgroup's reader.
+    scratch: Vec<u8>,
     errors: ErrorCounts,
     logged: HashSet<(String, &'static str)>,
     last_spec_refresh: Instant,
@@ -133,6 +135,7 @@ impl Collector {
             discovery,
             metadata,
             tracked: BTreeMap::new(),
+            scratch: Vec::new(),
             errors: ErrorCounts::default(),
             logged: HashSet::new(),
             last_spec_refresh: now,
@@ -181,8 +184,9 @@ impl Collector {
         let mut containers = Vec::with_capacity(self.tracked.len());
         let mut vanished = Vec::new();
         for (path, t) in &mut self.tracked {
-            match t.reader.read_stats(timestamp_ms) {
+            match t.reader.read_stats_with(timestamp_ms, &mut self.scratch) {
                 Ok(mut stats) => {
+                    stats.pids.limit = t.spec.pids_limit;
                     if let Some(net) = &mut t.net {
                         match net.read() {
                             Ok(ifaces) => stats.network = ifaces,

@@ -263,7 +263,8 @@ fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
         memory.pgfault
     );
     assert_eq!(second.pids.current, Some(2));
-    assert_eq!(second.pids.limit, Some(64));
+    assert_eq!(second.pids.limit, None, "the limit is read with the spec");
+    assert_eq!(reader.read_spec().unwrap().pids_limit, Some(64));
     assert_eq!(second.pressure, None);
     let device = second
         .blkio

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::v1::{self, BLKIO_FILE_SETS, SpecDirs};
 use super::{ParseError, ReadError, is_gone, v2};
@@ -41,7 +42,6 @@ enum StatFile {
     V1KmemUsage,
     V1OomControl,
     PidsCurrent,
-    PidsMax,
     V2CpuStat,
     V2MemoryCurrent,
     V2MemoryPeak,
@@ -73,15 +73,22 @@ struct BlkioPair {
 }
 
 /// The v1 blkio sources of a cgroup. cAdvisor takes the first file set in
-/// [`BLKIO_FILE_SETS`] order that yields data; until one has, every
-/// candidate's first file is probed each tick. Once a set has data it is
-/// kept (and the other candidates closed): counters never go back to empty
-/// while the cgroup lives.
+/// [`BLKIO_FILE_SETS`] order that yields data. Until one has, the
+/// candidates are probed (opened, read, closed) at most every
+/// [`BLKIO_PROBE_INTERVAL`]: on 6.x kernels the throttle files stay empty
+/// until a rule exists, and probing five sets every tick of every cgroup
+/// would cost more than everything else read. Once a set has data its two
+/// files are held open and the others forgotten: counters never go back to
+/// empty while the cgroup lives.
 #[derive(Debug, Default)]
 struct BlkioV1 {
-    candidates: Vec<BlkioPair>,
-    chosen: Option<usize>,
+    candidates: Vec<(PathBuf, PathBuf)>,
+    chosen: Option<BlkioPair>,
+    next_probe: Option<Instant>,
 }
+
+/// How often a v1 cgroup whose blkio files are all empty is probed again.
+pub const BLKIO_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Reads one cgroup's statistics every tick through held file descriptors.
 ///
@@ -115,7 +122,6 @@ pub struct CgroupReader {
     /// cgroup from a file the kernel hid.
     primary_dir: PathBuf,
     spec_v1: SpecDirs,
-    buf: Vec<u8>,
 }
 
 impl CgroupReader {
@@ -136,7 +142,6 @@ impl CgroupReader {
             usage_from_stat: false,
             primary_dir: PathBuf::new(),
             spec_v1: SpecDirs::default(),
-            buf: vec![0; INITIAL_BUFFER],
             cgroup,
         };
         match reader.mode {
@@ -210,21 +215,15 @@ impl CgroupReader {
         }
         if let Some(dir) = &blkio {
             for (serviced, bytes) in BLKIO_FILE_SETS {
-                let (Some(s), Some(b)) = (
-                    self.open_optional(dir, serviced)?,
-                    self.open_optional(dir, bytes)?,
-                ) else {
-                    continue;
-                };
-                self.blkio.candidates.push(BlkioPair {
-                    serviced: s,
-                    service_bytes: b,
-                });
+                let (s, b) = (dir.join(serviced), dir.join(bytes));
+                if s.exists() && b.exists() {
+                    self.blkio.candidates.push((s, b));
+                }
             }
         }
         if let Some(dir) = &pids {
+            // `pids.max` is a limit: read with the spec, not every tick.
             self.hold(dir, "pids.current", StatFile::PidsCurrent, true)?;
-            self.hold(dir, "pids.max", StatFile::PidsMax, false)?;
         }
         self.spec_v1 = SpecDirs { cpu, memory, pids };
         Ok(())
@@ -248,7 +247,6 @@ impl CgroupReader {
         self.hold(&dir, "memory.events", StatFile::V2MemoryEvents, false)?;
         self.hold(&dir, "io.stat", StatFile::V2IoStat, false)?;
         self.hold(&dir, "pids.current", StatFile::PidsCurrent, false)?;
-        self.hold(&dir, "pids.max", StatFile::PidsMax, false)?;
         self.hold(&dir, "cpu.pressure", StatFile::V2CpuPressure, false)?;
         self.hold(&dir, "memory.pressure", StatFile::V2MemoryPressure, false)?;
         self.hold(&dir, "io.pressure", StatFile::V2IoPressure, false)?;
@@ -319,25 +317,21 @@ impl CgroupReader {
         &self.cgroup
     }
 
-    /// The files one [`read_stats`](Self::read_stats) reads now, in order
-    /// (for a v1 cgroup whose blkio file set is not chosen yet, every
-    /// candidate's operations file).
+    /// The files one [`read_stats`](Self::read_stats) reads on an ordinary
+    /// tick, in order (a v1 cgroup's blkio files only once a set with data
+    /// was chosen; the probes are not per tick).
     pub fn files(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self.files.iter().map(|f| f.path.clone()).collect();
-        match self.blkio.chosen {
-            Some(i) => {
-                let pair = &self.blkio.candidates[i];
-                out.push(pair.serviced.0.clone());
-                out.push(pair.service_bytes.0.clone());
-            }
-            None => out.extend(self.blkio.candidates.iter().map(|p| p.serviced.0.clone())),
+        if let Some(pair) = &self.blkio.chosen {
+            out.push(pair.serviced.0.clone());
+            out.push(pair.service_bytes.0.clone());
         }
         out
     }
 
     /// Number of file descriptors this reader holds open.
     pub fn open_file_count(&self) -> usize {
-        self.files.len() + 2 * self.blkio.candidates.len()
+        self.files.len() + 2 * self.blkio.chosen.is_some() as usize
     }
 
     /// Reads the statistics of the cgroup now. Network and filesystem are
@@ -347,6 +341,19 @@ impl CgroupReader {
     /// reader. A file that disappears while its cgroup still exists (PSI
     /// switched off through `cgroup.pressure`) is dropped from the reader.
     pub fn read_stats(&mut self, timestamp_ms: i64) -> Result<ContainerStats, ReadError> {
+        self.read_stats_with(timestamp_ms, &mut Vec::new())
+    }
+
+    /// [`read_stats`](Self::read_stats) with a caller-owned scratch buffer,
+    /// so that a thousand readers share one instead of holding one each.
+    pub fn read_stats_with(
+        &mut self,
+        timestamp_ms: i64,
+        buf: &mut Vec<u8>,
+    ) -> Result<ContainerStats, ReadError> {
+        if buf.len() < INITIAL_BUFFER {
+            buf.resize(INITIAL_BUFFER, 0);
+        }
         let mut stats = ContainerStats {
             timestamp_ms,
             ..ContainerStats::default()
@@ -356,7 +363,7 @@ impl CgroupReader {
         let mut gone_optional = Vec::new();
 
         for (index, held) in self.files.iter().enumerate() {
-            let text = match read_text(&held.file, &mut self.buf) {
+            let text = match read_text(&held.file, buf) {
                 Ok(text) => text,
                 Err(ReadFailure::Io(err)) if is_gone(&err) => {
                     if held.required || !self.primary_dir.is_dir() {
@@ -391,7 +398,7 @@ impl CgroupReader {
         for index in gone_optional.into_iter().rev() {
             self.files.remove(index);
         }
-        self.read_blkio_v1(&mut stats)?;
+        self.read_blkio_v1(&mut stats, buf)?;
 
         let memory = &mut stats.memory;
         if self.usage_from_stat {
@@ -403,32 +410,42 @@ impl CgroupReader {
         Ok(stats)
     }
 
-    fn read_blkio_v1(&mut self, stats: &mut ContainerStats) -> Result<(), ReadError> {
-        let Self {
-            blkio, buf, cgroup, ..
-        } = self;
-        let range = match blkio.chosen {
-            Some(i) => i..i + 1,
-            None => 0..blkio.candidates.len(),
-        };
-        for i in range {
-            let pair = &blkio.candidates[i];
-            let serviced = read_blkio_file(&pair.serviced, buf, cgroup)?;
-            if !v1::blkio_has_data(serviced) {
-                continue;
-            }
+    fn read_blkio_v1(&mut self, stats: &mut ContainerStats, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+        if let Some(pair) = &self.blkio.chosen {
+            let serviced = read_blkio_file(&pair.serviced, buf, &self.cgroup)?;
             v1::apply_blkio_serviced(serviced, &mut stats.blkio)
                 .map_err(|e| ReadError::parse(&pair.serviced.0, e))?;
-            let bytes = read_blkio_file(&pair.service_bytes, buf, cgroup)?;
-            v1::apply_blkio_service_bytes(bytes, &mut stats.blkio)
-                .map_err(|e| ReadError::parse(&pair.service_bytes.0, e))?;
-            if blkio.chosen.is_none() {
-                // The other sets will never be read again: close them.
-                let pair = blkio.candidates.swap_remove(i);
-                blkio.candidates = vec![pair];
-                blkio.chosen = Some(0);
+            let bytes = read_blkio_file(&pair.service_bytes, buf, &self.cgroup)?;
+            return v1::apply_blkio_service_bytes(bytes, &mut stats.blkio)
+                .map_err(|e| ReadError::parse(&pair.service_bytes.0, e));
+        }
+        let now = Instant::now();
+        if self.blkio.candidates.is_empty() || self.blkio.next_probe.is_some_and(|t| now < t) {
+            return Ok(());
+        }
+        self.blkio.next_probe = Some(now + BLKIO_PROBE_INTERVAL);
+        for (serviced_path, bytes_path) in &self.blkio.candidates {
+            let open = |p: &PathBuf| match File::open(p) {
+                Ok(f) => Ok((p.clone(), f)),
+                Err(e) if is_gone(&e) => Err(ReadError::Vanished {
+                    cgroup: self.cgroup.clone(),
+                }),
+                Err(source) => Err(ReadError::Io {
+                    path: p.clone(),
+                    source,
+                }),
+            };
+            let serviced = open(serviced_path)?;
+            if !v1::blkio_has_data(read_blkio_file(&serviced, buf, &self.cgroup)?) {
+                continue;
             }
-            break;
+            let pair = BlkioPair {
+                serviced,
+                service_bytes: open(bytes_path)?,
+            };
+            self.blkio.chosen = Some(pair);
+            self.blkio.candidates.clear();
+            return self.read_blkio_v1(stats, buf);
         }
         Ok(())
     }
@@ -497,7 +514,7 @@ fn apply(
     pids: &mut PidsStats,
     pressure: &mut Option<PressureStats>,
 ) -> Result<(), ParseError> {
-    use super::parse::{single_u64, single_u64_or_max};
+    use super::parse::single_u64;
     let memory = &mut stats.memory;
     match kind {
         StatFile::V1CpuacctUsage => v1::apply_cpuacct_usage(text, &mut stats.cpu)?,
@@ -512,7 +529,6 @@ fn apply(
         StatFile::V1KmemUsage => memory.kernel = single_u64(text)?,
         StatFile::V1OomControl => v1::apply_oom_control(text, memory)?,
         StatFile::PidsCurrent => pids.current = Some(single_u64(text)?),
-        StatFile::PidsMax => pids.limit = single_u64_or_max(text)?,
         StatFile::V2CpuStat => v2::apply_cpu_stat(text, &mut stats.cpu)?,
         StatFile::V2MemoryStat => v2::apply_memory_stat(text, memory)?,
         StatFile::V2SwapCurrent => memory.swap = single_u64(text)?,
