@@ -31,12 +31,23 @@ fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Agent(Child);
@@ -48,7 +59,10 @@ impl Drop for Agent {
 }
 
 fn cgroups_seen(port: u16) -> Option<f64> {
-    let body = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics")).ok()?.text().ok()?;
+    let body = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
     body.lines()
         .find_map(|l| l.strip_prefix("osprey_agent_cgroups "))
         .and_then(|v| v.parse().ok())
@@ -67,7 +81,13 @@ struct Row {
 fn measure(case: &str, containers: usize, args: &[String], seconds: u64) -> Row {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-        .args(["agent", "--interval", "1s", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "agent",
+            "--interval",
+            "1s",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args(args)
         .env("OSPREY_LOG", "warn")
         .stdout(Stdio::null())
@@ -80,7 +100,10 @@ fn measure(case: &str, containers: usize, args: &[String], seconds: u64) -> Row 
         if let Some(n) = cgroups_seen(port).filter(|n| *n >= containers as f64) {
             break n;
         }
-        assert!(Instant::now() < deadline, "agent did not see {containers} cgroups");
+        assert!(
+            Instant::now() < deadline,
+            "agent did not see {containers} cgroups"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     std::thread::sleep(Duration::from_secs(3)); // warm-up: first ticks open files
@@ -132,7 +155,10 @@ impl Drop for RealTree {
 }
 
 fn main() {
-    let seconds = std::env::var("OSPREY_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let seconds = std::env::var("OSPREY_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let mut rows = Vec::new();
     for &n in &[10usize, 100, 1000] {
         match RealTree::create(n) {

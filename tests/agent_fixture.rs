@@ -12,7 +12,13 @@ use osprey_collector::fixture::{CgroupValues, FixtureTree, FixtureVersion, paths
 
 /// A Docker root with one container's `config.v2.json`, as Docker writes it
 /// for a Kubernetes container (cri-dockerd) or a plain one.
-fn write_docker_config(docker_root: &Path, id: &str, name: &str, image: &str, k8s: Option<(&str, &str, &str, &str)>) {
+fn write_docker_config(
+    docker_root: &Path,
+    id: &str,
+    name: &str,
+    image: &str,
+    k8s: Option<(&str, &str, &str, &str)>,
+) {
     let dir = docker_root.join("containers").join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let mut labels = serde_json::Map::new();
@@ -32,12 +38,23 @@ fn write_docker_config(docker_root: &Path, id: &str, name: &str, image: &str, k8
         "HostConfig": { "NetworkMode": "default" },
         "Driver": "overlay2"
     });
-    std::fs::write(dir.join("config.v2.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("config.v2.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
 }
 
 fn run_once(tree: &FixtureTree, docker_root: &Path, sys_root: &Path, format: &str) -> Output {
     let out = osprey()
-        .args(["agent", "--once", "--format", format, "--container-label", "com.example.team"])
+        .args([
+            "agent",
+            "--once",
+            "--format",
+            format,
+            "--container-label",
+            "com.example.team",
+        ])
         .arg("--cgroup-root")
         .arg(tree.root())
         .arg("--docker-root")
@@ -48,7 +65,11 @@ fn run_once(tree: &FixtureTree, docker_root: &Path, sys_root: &Path, format: &st
         .arg(docker_root.join("no-pods"))
         .output()
         .expect("running osprey");
-    assert!(out.status.success(), "osprey agent --once failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "osprey agent --once failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -63,12 +84,28 @@ fn check_container(text: &str, id: &str, v: &CgroupValues, version: FixtureVersi
     let m = |name: &str| metric_value(text, name, &l);
     assert_close(
         "container_cpu_usage_seconds_total",
-        metric_value(text, "container_cpu_usage_seconds_total", &[("id", id), ("cpu", "total")]),
+        metric_value(
+            text,
+            "container_cpu_usage_seconds_total",
+            &[("id", id), ("cpu", "total")],
+        ),
         v.cpu_usage_ns as f64 * 1e-9,
     );
-    assert_close("container_cpu_user_seconds_total", m("container_cpu_user_seconds_total"), v.cpu_user_ns as f64 * 1e-9);
-    assert_close("container_cpu_system_seconds_total", m("container_cpu_system_seconds_total"), v.cpu_system_ns as f64 * 1e-9);
-    assert_close("container_cpu_cfs_periods_total", m("container_cpu_cfs_periods_total"), v.cfs_periods as f64);
+    assert_close(
+        "container_cpu_user_seconds_total",
+        m("container_cpu_user_seconds_total"),
+        v.cpu_user_ns as f64 * 1e-9,
+    );
+    assert_close(
+        "container_cpu_system_seconds_total",
+        m("container_cpu_system_seconds_total"),
+        v.cpu_system_ns as f64 * 1e-9,
+    );
+    assert_close(
+        "container_cpu_cfs_periods_total",
+        m("container_cpu_cfs_periods_total"),
+        v.cfs_periods as f64,
+    );
     assert_close(
         "container_cpu_cfs_throttled_periods_total",
         m("container_cpu_cfs_throttled_periods_total"),
@@ -79,50 +116,126 @@ fn check_container(text: &str, id: &str, v: &CgroupValues, version: FixtureVersi
         m("container_cpu_cfs_throttled_seconds_total"),
         v.cfs_throttled_ns as f64 * 1e-9,
     );
-    assert_close("container_spec_cpu_quota", m("container_spec_cpu_quota"), v.spec.cpu_quota_us.unwrap() as f64);
-    assert_close("container_spec_cpu_period", m("container_spec_cpu_period"), v.spec.cpu_period_us as f64);
+    assert_close(
+        "container_spec_cpu_quota",
+        m("container_spec_cpu_quota"),
+        v.spec.cpu_quota_us.unwrap() as f64,
+    );
+    assert_close(
+        "container_spec_cpu_period",
+        m("container_spec_cpu_period"),
+        v.spec.cpu_period_us as f64,
+    );
     assert_close(
         "container_spec_memory_limit_bytes",
         m("container_spec_memory_limit_bytes"),
         v.spec.memory_limit.unwrap() as f64,
     );
     let st = &v.memory_stat;
-    assert_close("container_memory_usage_bytes", m("container_memory_usage_bytes"), v.memory_usage as f64);
+    assert_close(
+        "container_memory_usage_bytes",
+        m("container_memory_usage_bytes"),
+        v.memory_usage as f64,
+    );
     assert_close(
         "container_memory_working_set_bytes",
         m("container_memory_working_set_bytes"),
         (v.memory_usage - st.inactive_file) as f64,
     );
-    assert_close("container_memory_rss", m("container_memory_rss"), st.anon as f64);
-    assert_close("container_memory_cache", m("container_memory_cache"), st.file as f64);
-    assert_close("container_memory_mapped_file", m("container_memory_mapped_file"), st.file_mapped as f64);
-    assert_close("container_memory_swap", m("container_memory_swap"), st.swap as f64);
-    assert_close("container_memory_kernel_usage", m("container_memory_kernel_usage"), st.kernel as f64);
+    assert_close(
+        "container_memory_rss",
+        m("container_memory_rss"),
+        st.anon as f64,
+    );
+    assert_close(
+        "container_memory_cache",
+        m("container_memory_cache"),
+        st.file as f64,
+    );
+    assert_close(
+        "container_memory_mapped_file",
+        m("container_memory_mapped_file"),
+        st.file_mapped as f64,
+    );
+    assert_close(
+        "container_memory_swap",
+        m("container_memory_swap"),
+        st.swap as f64,
+    );
+    assert_close(
+        "container_memory_kernel_usage",
+        m("container_memory_kernel_usage"),
+        st.kernel as f64,
+    );
     assert_close(
         "container_memory_total_inactive_file_bytes",
         m("container_memory_total_inactive_file_bytes"),
         st.inactive_file as f64,
     );
-    assert_close("container_memory_max_usage_bytes", m("container_memory_max_usage_bytes"), v.memory_max_usage as f64);
-    assert_close("container_memory_failcnt", m("container_memory_failcnt"), v.memory_failcnt as f64);
-    assert_close("container_oom_events_total", m("container_oom_events_total"), v.oom_kills as f64);
+    assert_close(
+        "container_memory_max_usage_bytes",
+        m("container_memory_max_usage_bytes"),
+        v.memory_max_usage as f64,
+    );
+    assert_close(
+        "container_memory_failcnt",
+        m("container_memory_failcnt"),
+        v.memory_failcnt as f64,
+    );
+    assert_close(
+        "container_oom_events_total",
+        m("container_oom_events_total"),
+        v.oom_kills as f64,
+    );
     assert_close(
         "container_memory_failures_total pgmajfault",
-        metric_value(text, "container_memory_failures_total", &[("id", id), ("failure_type", "pgmajfault")]),
+        metric_value(
+            text,
+            "container_memory_failures_total",
+            &[("id", id), ("failure_type", "pgmajfault")],
+        ),
         st.pgmajfault as f64,
     );
-    assert_close("container_threads", m("container_threads"), v.pids_current as f64);
-    assert_close("container_threads_max", m("container_threads_max"), v.spec.pids_max.unwrap() as f64);
+    assert_close(
+        "container_threads",
+        m("container_threads"),
+        v.pids_current as f64,
+    );
+    assert_close(
+        "container_threads_max",
+        m("container_threads_max"),
+        v.spec.pids_max.unwrap() as f64,
+    );
     let d = &v.devices[0];
     let dev = format!("{}:{}", d.major, d.minor);
     let dl = [("id", id), ("device", dev.as_str())];
-    assert_close("container_fs_reads_bytes_total", metric_value(text, "container_fs_reads_bytes_total", &dl), d.read_bytes as f64);
-    assert_close("container_fs_writes_bytes_total", metric_value(text, "container_fs_writes_bytes_total", &dl), d.write_bytes as f64);
-    assert_close("container_fs_reads_total", metric_value(text, "container_fs_reads_total", &dl), d.reads as f64);
-    assert_close("container_fs_writes_total", metric_value(text, "container_fs_writes_total", &dl), d.writes as f64);
+    assert_close(
+        "container_fs_reads_bytes_total",
+        metric_value(text, "container_fs_reads_bytes_total", &dl),
+        d.read_bytes as f64,
+    );
+    assert_close(
+        "container_fs_writes_bytes_total",
+        metric_value(text, "container_fs_writes_bytes_total", &dl),
+        d.write_bytes as f64,
+    );
+    assert_close(
+        "container_fs_reads_total",
+        metric_value(text, "container_fs_reads_total", &dl),
+        d.reads as f64,
+    );
+    assert_close(
+        "container_fs_writes_total",
+        metric_value(text, "container_fs_writes_total", &dl),
+        d.writes as f64,
+    );
     assert_close(
         "container_blkio_device_usage_total",
-        metric_value(text, "container_blkio_device_usage_total", &[("id", id), ("operation", "Write")]),
+        metric_value(
+            text,
+            "container_blkio_device_usage_total",
+            &[("id", id), ("operation", "Write")],
+        ),
         d.write_bytes as f64,
     );
     match version {
@@ -138,7 +251,10 @@ fn check_container(text: &str, id: &str, v: &CgroupValues, version: FixtureVersi
                 v.pressure.io.full_total_us as f64 * 1e-6,
             );
         }
-        FixtureVersion::V1 => assert!(m("container_pressure_cpu_waiting_seconds_total").is_none(), "no PSI on v1"),
+        FixtureVersion::V1 => assert!(
+            m("container_pressure_cpu_waiting_seconds_total").is_none(),
+            "no PSI on v1"
+        ),
     }
 }
 
@@ -169,19 +285,38 @@ fn exercise(version: FixtureVersion) {
 
     let k8s_id = paths::container_id(2);
     let uid = paths::pod_uid(2);
-    let k8s_path = paths::kubepods_systemd(paths::Qos::Burstable, &uid, paths::Runtime::Docker, &k8s_id);
+    let k8s_path =
+        paths::kubepods_systemd(paths::Qos::Burstable, &uid, paths::Runtime::Docker, &k8s_id);
     let k8s_values = with_pressure(CgroupValues::sample(2));
     tree.add_cgroup(&k8s_path, &k8s_values).unwrap();
-    write_docker_config(&docker_root, &k8s_id, "k8s_api_api-7d9_prod_x_0", "registry/api:2.1", Some(("prod", "api-7d9", &uid, "api")));
+    write_docker_config(
+        &docker_root,
+        &k8s_id,
+        "k8s_api_api-7d9_prod_x_0",
+        "registry/api:2.1",
+        Some(("prod", "api-7d9", &uid, "api")),
+    );
 
-    let crio_path = paths::kubepods_systemd(paths::Qos::BestEffort, &paths::pod_uid(3), paths::Runtime::Crio, &paths::container_id(3));
-    tree.add_cgroup(&crio_path, &CgroupValues::sample(3)).unwrap();
-    let cgroupfs_path = paths::kubepods_cgroupfs(paths::Qos::Guaranteed, &paths::pod_uid(4), &paths::container_id(4));
-    tree.add_cgroup(&cgroupfs_path, &CgroupValues::sample(4)).unwrap();
+    let crio_path = paths::kubepods_systemd(
+        paths::Qos::BestEffort,
+        &paths::pod_uid(3),
+        paths::Runtime::Crio,
+        &paths::container_id(3),
+    );
+    tree.add_cgroup(&crio_path, &CgroupValues::sample(3))
+        .unwrap();
+    let cgroupfs_path = paths::kubepods_cgroupfs(
+        paths::Qos::Guaranteed,
+        &paths::pod_uid(4),
+        &paths::container_id(4),
+    );
+    tree.add_cgroup(&cgroupfs_path, &CgroupValues::sample(4))
+        .unwrap();
     let service = paths::systemd_service("ssh");
     tree.add_cgroup(&service, &CgroupValues::sample(5)).unwrap();
 
-    let text = String::from_utf8(run_once(&tree, &docker_root, &sys_root, "prometheus").stdout).unwrap();
+    let text =
+        String::from_utf8(run_once(&tree, &docker_root, &sys_root, "prometheus").stdout).unwrap();
     check_container(&text, &docker_path, &docker_values, version);
     check_container(&text, &k8s_path, &k8s_values, version);
 
@@ -192,7 +327,10 @@ fn exercise(version: FixtureVersion) {
         ("image", "nginx:1.27"),
         ("container_label_com_example_team", "payments"),
     ];
-    assert!(metric_value(&text, "container_memory_usage_bytes", &docker_labels).is_some(), "docker labels:\n{text}");
+    assert!(
+        metric_value(&text, "container_memory_usage_bytes", &docker_labels).is_some(),
+        "docker labels:\n{text}"
+    );
     let k8s_labels = [
         ("id", k8s_path.as_str()),
         ("namespace", "prod"),
@@ -200,16 +338,35 @@ fn exercise(version: FixtureVersion) {
         ("container", "api"),
         ("image", "registry/api:2.1"),
     ];
-    assert!(metric_value(&text, "container_memory_usage_bytes", &k8s_labels).is_some(), "k8s labels");
+    assert!(
+        metric_value(&text, "container_memory_usage_bytes", &k8s_labels).is_some(),
+        "k8s labels"
+    );
     // Every cgroup is reported by default, pod and slice cgroups included.
-    for id in [crio_path.as_str(), cgroupfs_path.as_str(), service.as_str(), "/"] {
-        assert!(metric_value(&text, "container_memory_usage_bytes", &[("id", id)]).is_some(), "{id} reported");
+    for id in [
+        crio_path.as_str(),
+        cgroupfs_path.as_str(),
+        service.as_str(),
+        "/",
+    ] {
+        assert!(
+            metric_value(&text, "container_memory_usage_bytes", &[("id", id)]).is_some(),
+            "{id} reported"
+        );
     }
     // As in cAdvisor, only containers carry a `name` label.
-    assert!(metric_value(&text, "container_memory_usage_bytes", &[("id", service.as_str()), ("name", "")]).is_some());
+    assert!(
+        metric_value(
+            &text,
+            "container_memory_usage_bytes",
+            &[("id", service.as_str()), ("name", "")]
+        )
+        .is_some()
+    );
 
     // The JSON form carries the same figures and the identity.
-    let json: serde_json::Value = serde_json::from_slice(&run_once(&tree, &docker_root, &sys_root, "json").stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_once(&tree, &docker_root, &sys_root, "json").stdout).unwrap();
     let c = json["containers"]
         .as_array()
         .unwrap()
@@ -220,7 +377,12 @@ fn exercise(version: FixtureVersion) {
     assert_eq!(c["info"]["pod_uid"], uid.as_str());
     assert_eq!(c["info"]["container_id"], k8s_id.as_str());
     assert_eq!(c["stats"]["memory"]["usage"], k8s_values.memory_usage);
-    let svc = json["containers"].as_array().unwrap().iter().find(|c| c["info"]["id"] == service.as_str()).unwrap();
+    let svc = json["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["info"]["id"] == service.as_str())
+        .unwrap();
     assert_eq!(svc["info"]["name"], "ssh.service");
     assert_eq!(svc["info"]["kind"], "systemd");
 }
@@ -243,15 +405,28 @@ fn broken_cgroups_are_counted_and_do_not_hide_the_others() {
     let garbage = paths::docker_systemd(&paths::container_id(11));
     let truncated = paths::docker_systemd(&paths::container_id(12));
     let unreadable = paths::docker_systemd(&paths::container_id(13));
-    for (i, p) in [&good, &garbage, &truncated, &unreadable].into_iter().enumerate() {
+    for (i, p) in [&good, &garbage, &truncated, &unreadable]
+        .into_iter()
+        .enumerate()
+    {
         tree.add_cgroup(p, &CgroupValues::sample(i as u64)).unwrap();
     }
-    tree.write_file("", &garbage, "memory.stat", "anon not-a-number\nfile\n").unwrap();
-    tree.write_file("", &truncated, "cpu.stat", "usage_usec 12").unwrap();
-    tree.replace_file_with_dir("", &unreadable, "memory.current").unwrap();
+    tree.write_file("", &garbage, "memory.stat", "anon not-a-number\nfile\n")
+        .unwrap();
+    tree.write_file("", &truncated, "cpu.stat", "usage_usec 12")
+        .unwrap();
+    tree.replace_file_with_dir("", &unreadable, "memory.current")
+        .unwrap();
     let out = run_once(&tree, &tmp.path().join("docker"), tmp.path(), "prometheus");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(metric_value(&text, "container_memory_usage_bytes", &[("id", good.as_str())]).is_some());
+    assert!(
+        metric_value(
+            &text,
+            "container_memory_usage_bytes",
+            &[("id", good.as_str())]
+        )
+        .is_some()
+    );
     assert!(metric_value(&text, "container_memory_usage_bytes", &[("id", "/")]).is_some());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");

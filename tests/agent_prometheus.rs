@@ -15,10 +15,15 @@ fn metrics_pass_promtool_check() {
     let dir = artifact_dir("promtool");
     let agent = AgentProcess::start(&["--interval", "1s"], &dir);
     // Wait for a collection that includes the containers' series.
-    let text = wait_for(Duration::from_secs(20), "container series on /metrics", || {
-        let t = agent.metrics();
-        t.contains("container_cpu_usage_seconds_total{").then_some(t)
-    });
+    let text = wait_for(
+        Duration::from_secs(20),
+        "container series on /metrics",
+        || {
+            let t = agent.metrics();
+            t.contains("container_cpu_usage_seconds_total{")
+                .then_some(t)
+        },
+    );
     std::fs::write(dir.join("metrics.txt"), &text).unwrap();
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -27,16 +32,27 @@ fn metrics_pass_promtool_check() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool (Debian package prometheus) is installed");
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics found problems:\n{report}");
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics found problems:\n{report}"
+    );
     // No per-CPU explosion: exactly one cpu usage series per cgroup.
-    assert!(!text.contains("cpu=\"cpu0"), "per-CPU series are off by default");
+    assert!(
+        !text.contains("cpu=\"cpu0"),
+        "per-CPU series are off by default"
+    );
 }
 
 /// Raw samples `(timestamp_ms, value)` of one series over the last `range`.
@@ -73,19 +89,34 @@ fn remote_write_loses_nothing_while_prometheus_is_down() {
         &dir,
     );
     let series = r#"container_last_seen{id="/",node="e2e-node",job="osprey-agent"}"#;
-    wait_for(Duration::from_secs(30), "samples arriving in Prometheus", || {
-        (raw_samples(&prom, series, "10m").len() >= 3).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "samples arriving in Prometheus",
+        || (raw_samples(&prom, series, "10m").len() >= 3).then_some(()),
+    );
 
     // Outage: stop Prometheus while the agent keeps collecting, until at
     // least five collections are queued.
-    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
     prom.stop();
     let outage_start = now_ms();
-    wait_for(Duration::from_secs(30), "batches queued while Prometheus is down", || {
-        let q = metric_value(&agent.metrics(), "osprey_agent_remote_write_queue_batches", &[])?;
-        (q >= 5.0).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "batches queued while Prometheus is down",
+        || {
+            let q = metric_value(
+                &agent.metrics(),
+                "osprey_agent_remote_write_queue_batches",
+                &[],
+            )?;
+            (q >= 5.0).then_some(())
+        },
+    );
     let outage_end = now_ms();
     prom.restart();
     wait_for(Duration::from_secs(60), "the queue to drain", || {
@@ -94,23 +125,42 @@ fn remote_write_loses_nothing_while_prometheus_is_down() {
         (q == 0.0).then_some(())
     });
     // A graceful stop flushes the last collections.
-    assert!(agent.guard.terminate(Duration::from_secs(30)).is_some(), "agent stops on SIGTERM");
+    assert!(
+        agent.guard.terminate(Duration::from_secs(30)).is_some(),
+        "agent stops on SIGTERM"
+    );
 
     let samples = raw_samples(&prom, series, "10m");
     assert!(samples.len() >= 8, "only {} samples", samples.len());
-    let during = samples.iter().filter(|(ts, _)| (outage_start..outage_end).contains(ts)).count();
-    assert!(during >= 4, "collections made while Prometheus was down must arrive ({during} did)");
+    let during = samples
+        .iter()
+        .filter(|(ts, _)| (outage_start..outage_end).contains(ts))
+        .count();
+    assert!(
+        during >= 4,
+        "collections made while Prometheus was down must arrive ({during} did)"
+    );
     // container_last_seen's value is the collection time: each sample is
     // one collection, on a 1 s grid. Every collection between the first
     // and the last must be there, once.
     for (ts, value) in &samples {
-        assert_eq!(*ts, (value * 1000.0).round() as i64, "value is the collection time");
+        assert_eq!(
+            *ts,
+            (value * 1000.0).round() as i64,
+            "value is the collection time"
+        );
     }
     for pair in samples.windows(2) {
         let gap = pair[1].0 - pair[0].0;
         assert!(gap > 0, "duplicate or disordered sample at {}", pair[1].0);
-        assert!(gap < 1_600, "a collection is missing between {} and {} ({gap} ms)", pair[0].0, pair[1].0);
+        assert!(
+            gap < 1_600,
+            "a collection is missing between {} and {} ({gap} ms)",
+            pair[0].0,
+            pair[1].0
+        );
     }
-    let log = std::fs::read_to_string(dir.join(format!("{}.log", agent.guard.name))).unwrap_or_default();
+    let log =
+        std::fs::read_to_string(dir.join(format!("{}.log", agent.guard.name))).unwrap_or_default();
     assert!(!log.contains("dropping"), "nothing may be dropped:\n{log}");
 }

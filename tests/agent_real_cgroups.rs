@@ -54,37 +54,59 @@ fn cpu_bound_and_memory_holding_processes_are_measured() {
     let agent = AgentProcess::start(&["--interval", "1s"], &dir);
 
     // CPU: the rate between the first and last of at least 4 samples.
-    let samples = wait_for(Duration::from_secs(20), "4 samples of the CPU cgroup", || {
-        stats(&agent, &cpu.path).filter(|s| s.len() >= 4)
-    });
+    let samples = wait_for(
+        Duration::from_secs(20),
+        "4 samples of the CPU cgroup",
+        || stats(&agent, &cpu.path).filter(|s| s.len() >= 4),
+    );
     let (first, last) = (&samples[0], &samples[samples.len() - 1]);
-    let used_ns = last["cpu"]["usage_ns"].as_f64().unwrap() - first["cpu"]["usage_ns"].as_f64().unwrap();
-    let wall_ns = (last["timestamp_ms"].as_f64().unwrap() - first["timestamp_ms"].as_f64().unwrap()) * 1e6;
+    let used_ns =
+        last["cpu"]["usage_ns"].as_f64().unwrap() - first["cpu"]["usage_ns"].as_f64().unwrap();
+    let wall_ns =
+        (last["timestamp_ms"].as_f64().unwrap() - first["timestamp_ms"].as_f64().unwrap()) * 1e6;
     let cores = used_ns / wall_ns;
-    assert!((0.85..=1.15).contains(&cores), "a busy loop should use one core, measured {cores:.3}");
+    assert!(
+        (0.85..=1.15).contains(&cores),
+        "a busy loop should use one core, measured {cores:.3}"
+    );
     let user = last["cpu"]["user_ns"].as_f64().unwrap();
     assert!(user > 0.0, "user time is reported");
 
     // Memory: at least what the process holds, once it holds it.
-    let usage = wait_for(Duration::from_secs(20), "the memory cgroup to hold its memory", || {
-        let s = stats(&agent, &mem.path)?;
-        let m = &s.last()?["memory"];
-        let usage = m["usage"].as_u64()?;
-        (usage >= HELD).then_some((usage, m["working_set"].as_u64()?, m["rss"].as_u64()?))
-    });
+    let usage = wait_for(
+        Duration::from_secs(20),
+        "the memory cgroup to hold its memory",
+        || {
+            let s = stats(&agent, &mem.path)?;
+            let m = &s.last()?["memory"];
+            let usage = m["usage"].as_u64()?;
+            (usage >= HELD).then_some((usage, m["working_set"].as_u64()?, m["rss"].as_u64()?))
+        },
+    );
     assert!(usage.1 >= HELD, "working set {} < held {HELD}", usage.1);
     assert!(usage.2 >= HELD, "rss {} < held {HELD}", usage.2);
 
     // The same figures on /metrics, in cAdvisor's units.
     let text = agent.metrics();
-    let secs = metric_value(&text, "container_cpu_usage_seconds_total", &[("id", cpu.path.as_str()), ("cpu", "total")])
-        .expect("cpu usage series for the cgroup");
+    let secs = metric_value(
+        &text,
+        "container_cpu_usage_seconds_total",
+        &[("id", cpu.path.as_str()), ("cpu", "total")],
+    )
+    .expect("cpu usage series for the cgroup");
     assert!(secs > 0.5, "cpu seconds {secs}");
-    let rss = metric_value(&text, "container_memory_rss", &[("id", mem.path.as_str())]).expect("rss series");
+    let rss = metric_value(&text, "container_memory_rss", &[("id", mem.path.as_str())])
+        .expect("rss series");
     assert!(rss >= HELD as f64);
     let cores = metric_value(&text, "machine_cpu_cores", &[]).expect("machine_cpu_cores");
-    assert_eq!(cores as usize, std::thread::available_parallelism().unwrap().get());
-    assert!(metric_value(&text, "process_resident_memory_bytes", &[]).is_some(), "agent reports its RSS");
+    assert_eq!(
+        cores as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
+    assert!(
+        metric_value(&text, "process_resident_memory_bytes", &[]).is_some(),
+        "agent reports its RSS"
+    );
     assert!(metric_value(&text, "osprey_agent_cgroups", &[]).unwrap() >= 2.0);
 }
 
@@ -94,21 +116,33 @@ fn cgroups_created_and_removed_while_running_come_and_go_within_two_intervals() 
     let dir = artifact_dir("real-churn");
     let agent = AgentProcess::start(&["--interval", "1s"], &dir);
     // Let the first full scan happen.
-    wait_for(Duration::from_secs(10), "the root cgroup listed", || listed(&agent, "/").then_some(()));
+    wait_for(Duration::from_secs(10), "the root cgroup listed", || {
+        listed(&agent, "/").then_some(())
+    });
     let interval = Duration::from_secs(1);
 
     let created = Instant::now();
     let cg = RealCgroup::create("churn");
-    wait_for(Duration::from_secs(10), "the new cgroup listed", || listed(&agent, &cg.path).then_some(()));
+    wait_for(Duration::from_secs(10), "the new cgroup listed", || {
+        listed(&agent, &cg.path).then_some(())
+    });
     let appeared = created.elapsed();
-    assert!(appeared <= 2 * interval + Duration::from_millis(300), "appeared after {appeared:?}");
+    assert!(
+        appeared <= 2 * interval + Duration::from_millis(300),
+        "appeared after {appeared:?}"
+    );
 
     let path = cg.path.clone();
     let removed = Instant::now();
     drop(cg);
-    wait_for(Duration::from_secs(10), "the removed cgroup gone", || (!listed(&agent, &path)).then_some(()));
+    wait_for(Duration::from_secs(10), "the removed cgroup gone", || {
+        (!listed(&agent, &path)).then_some(())
+    });
     let gone = removed.elapsed();
-    assert!(gone <= 2 * interval + Duration::from_millis(300), "disappeared after {gone:?}");
+    assert!(
+        gone <= 2 * interval + Duration::from_millis(300),
+        "disappeared after {gone:?}"
+    );
 }
 
 /// A network namespace with a veth pair: `eth0` inside (10.254.N.2), the
@@ -131,13 +165,26 @@ impl TestNetns {
             prefix: prefix.clone(),
         };
         let run = |args: &[&str]| {
-            let st = Command::new("ip").args(args).status().expect("ip (iproute2) is installed");
+            let st = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip (iproute2) is installed");
             assert!(st.success(), "ip {args:?} failed");
         };
         run(&["netns", "add", &name]);
-        run(&["link", "add", &host_if, "type", "veth", "peer", "name", "ospe-c", "netns", &name]);
+        run(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "ospe-c", "netns", &name,
+        ]);
         run(&["-n", &name, "link", "set", "ospe-c", "name", "eth0"]);
-        run(&["-n", &name, "addr", "add", &format!("{prefix}.2/30"), "dev", "eth0"]);
+        run(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{prefix}.2/30"),
+            "dev",
+            "eth0",
+        ]);
         run(&["addr", "add", &format!("{prefix}.1/30"), "dev", &host_if]);
         run(&["link", "set", &host_if, "up"]);
         run(&["-n", &name, "link", "set", "eth0", "up"]);
@@ -147,8 +194,12 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
     }
 }
 
@@ -185,12 +236,17 @@ fn traffic_of_a_process_in_its_own_network_namespace_is_counted() {
 
     let agent = AgentProcess::start(&["--interval", "1s", "--spec-refresh-interval", "1s"], &dir);
     let eth0 = |s: &Value| -> Option<(u64, u64)> {
-        let i = s["network"].as_array()?.iter().find(|i| i["name"] == "eth0")?;
+        let i = s["network"]
+            .as_array()?
+            .iter()
+            .find(|i| i["name"] == "eth0")?;
         Some((i["tx_bytes"].as_u64()?, i["tx_packets"].as_u64()?))
     };
-    let before = wait_for(Duration::from_secs(15), "eth0 counters of the namespaced cgroup", || {
-        stats(&agent, &cg.path)?.last().and_then(eth0)
-    });
+    let before = wait_for(
+        Duration::from_secs(15),
+        "eth0 counters of the namespaced cgroup",
+        || stats(&agent, &cg.path)?.last().and_then(eth0),
+    );
     writeln!(stdin, "go").unwrap();
     // Each datagram is payload + UDP (8) + IPv4 (20) + Ethernet (14) bytes;
     // the first also needs an ARP exchange.
@@ -204,7 +260,11 @@ fn traffic_of_a_process_in_its_own_network_namespace_is_counted() {
         bytes >= PACKETS * per_packet && bytes <= PACKETS * per_packet + 2048,
         "sent {PACKETS}×{per_packet} bytes, counted {bytes}"
     );
-    assert!(after.1 - before.1 <= PACKETS + 8, "packets {}", after.1 - before.1);
+    assert!(
+        after.1 - before.1 <= PACKETS + 8,
+        "packets {}",
+        after.1 - before.1
+    );
 
     // Host services share the host namespace: never attributed its traffic.
     let list = agent.json("/api/v1/containers");

@@ -7,7 +7,11 @@ use common::osprey;
 
 fn stdout_of(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().expect("running osprey");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -53,7 +57,11 @@ fn flags_override_environment_which_overrides_the_file() {
     .unwrap();
     let effective = |env: &[(&str, &str)], flags: &[&str]| -> toml::Value {
         let mut cmd = osprey();
-        cmd.arg("--config").arg(&file).arg("agent").arg("--print-config").args(flags);
+        cmd.arg("--config")
+            .arg(&file)
+            .arg("agent")
+            .arg("--print-config")
+            .args(flags);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -63,17 +71,37 @@ fn flags_override_environment_which_overrides_the_file() {
     assert_eq!(only_file["agent"]["interval"].as_str(), Some("30s"));
     assert_eq!(only_file["agent"]["node_name"].as_str(), Some("from-file"));
     assert_eq!(only_file["agent"]["containers_only"].as_bool(), Some(true));
-    assert_eq!(only_file["agent"]["remote_write"]["memory_bytes"].as_integer(), Some(1024));
+    assert_eq!(
+        only_file["agent"]["remote_write"]["memory_bytes"].as_integer(),
+        Some(1024)
+    );
 
-    let env = effective(&[("OSPREY_INTERVAL", "5s"), ("OSPREY_NODE_NAME", "from-env")], &[]);
+    let env = effective(
+        &[("OSPREY_INTERVAL", "5s"), ("OSPREY_NODE_NAME", "from-env")],
+        &[],
+    );
     assert_eq!(env["agent"]["interval"].as_str(), Some("5s"));
     assert_eq!(env["agent"]["node_name"].as_str(), Some("from-env"));
-    assert_eq!(env["agent"]["listen"].as_str(), Some("127.0.0.1:7001"), "untouched keys keep the file's value");
+    assert_eq!(
+        env["agent"]["listen"].as_str(),
+        Some("127.0.0.1:7001"),
+        "untouched keys keep the file's value"
+    );
 
-    let flags = effective(&[("OSPREY_INTERVAL", "5s")], &["--interval", "2s", "--remote-write", "http://127.0.0.1:8/x"]);
+    let flags = effective(
+        &[("OSPREY_INTERVAL", "5s")],
+        &["--interval", "2s", "--remote-write", "http://127.0.0.1:8/x"],
+    );
     assert_eq!(flags["agent"]["interval"].as_str(), Some("2s"));
-    assert_eq!(flags["agent"]["remote_write"]["url"].as_str(), Some("http://127.0.0.1:8/x"));
-    assert_eq!(flags["agent"]["remote_write"]["memory_bytes"].as_integer(), Some(1024), "file settings kept");
+    assert_eq!(
+        flags["agent"]["remote_write"]["url"].as_str(),
+        Some("http://127.0.0.1:8/x")
+    );
+    assert_eq!(
+        flags["agent"]["remote_write"]["memory_bytes"].as_integer(),
+        Some(1024),
+        "file settings kept"
+    );
 }
 
 #[test]
@@ -81,23 +109,46 @@ fn a_bad_config_file_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[agent]\nintervall = \"10s\"\n").unwrap();
-    let out = osprey().arg("--config").arg(&file).args(["agent", "--once"]).output().unwrap();
+    let out = osprey()
+        .arg("--config")
+        .arg(&file)
+        .args(["agent", "--once"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("intervall") && err.contains("bad.toml"), "error names the key and the file: {err}");
+    assert!(
+        err.contains("intervall") && err.contains("bad.toml"),
+        "error names the key and the file: {err}"
+    );
 }
 
 #[test]
 fn json_logs_on_request() {
     let out = osprey()
-        .args(["--log-format", "json", "agent", "--once", "--format", "json"])
+        .args([
+            "--log-format",
+            "json",
+            "agent",
+            "--once",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let first = err.lines().next().expect("a log line");
-    let v: serde_json::Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    let v: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
     assert!(v["level"].is_string() && v["message"].is_string(), "{v}");
-    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON snapshot");
-    assert!(snap["containers"].as_array().unwrap().iter().any(|c| c["info"]["id"] == "/"));
+    let snap: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the JSON snapshot");
+    assert!(
+        snap["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["info"]["id"] == "/")
+    );
 }

@@ -20,7 +20,10 @@ use osprey_collector::config::AgentConfig;
 use osprey_collector::fixture::{FixtureTree, FixtureVersion, PathStyle, paths};
 
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -151,12 +154,22 @@ fn main() {
                 };
                 rows.push(measure("real cgroup v1", n, config));
             }
-            None => eprintln!("real cgroups: cannot create /sys/fs/cgroup/*/osprey-bench-* (needs root and cgroup v1); skipped"),
+            None => eprintln!(
+                "real cgroups: cannot create /sys/fs/cgroup/*/osprey-bench-* (needs root and cgroup v1); skipped"
+            ),
         }
     }
     println!(
         "{:<16} {:>10} {:>8} {:>7} {:>12} {:>14} {:>12} {:>8} {:>13}",
-        "case", "containers", "cgroups", "files", "cpu/cycle", "per container", "floor/cycle", "x floor", "%core @1s"
+        "case",
+        "containers",
+        "cgroups",
+        "files",
+        "cpu/cycle",
+        "per container",
+        "floor/cycle",
+        "x floor",
+        "%core @1s"
     );
     for r in rows {
         println!(

@@ -26,7 +26,9 @@ pub enum AgentError {
     #[error("cannot start remote-write shipping: {0}")]
     Ship(#[from] crate::ship::ShipError),
     /// The HTTP listener could not be bound.
-    #[error("cannot listen on {addr}: {source} (is another agent running? choose another --listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another agent running? choose another --listen)"
+    )]
     Listen {
         /// The address.
         addr: std::net::SocketAddr,
@@ -83,7 +85,10 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     let ship_stats = shipper.as_ref().map(ShipperHandle::feed);
     let state = Arc::new(AgentState {
         latest: RwLock::new(Arc::new(Snapshot::default())),
-        recent: Mutex::new(RecentSamples::new(config.window.as_millis() as i64, config.window_samples)),
+        recent: Mutex::new(RecentSamples::new(
+            config.window.as_millis() as i64,
+            config.window_samples,
+        )),
         self_metrics: SelfMetrics::new(),
         devices: DeviceNames::new(&config.sys_root),
         expose: ExposeOptions {
@@ -114,7 +119,8 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
                     collector.errors(),
                 );
                 if let Some(s) = &thread_shipper {
-                    let families = snapshot_families(&snap, &thread_state.expose, &thread_state.devices);
+                    let families =
+                        snapshot_families(&snap, &thread_state.expose, &thread_state.devices);
                     s.enqueue(to_time_series(&families, snap.timestamp_ms, &node));
                 }
                 thread_state.publish(snap);
@@ -216,4 +222,3 @@ pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec
     }
     out
 }
-

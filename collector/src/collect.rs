@@ -18,7 +18,8 @@ use crate::cgroup::reader::CgroupReader;
 use crate::config::AgentConfig;
 use crate::discovery::mountinfo::{LayoutOptions, discover_layout};
 use crate::discovery::{
-    CgroupIdentity, CgroupKind, CgroupPath, Discovery, DiscoveryEvent, DiscoveryFilter, DiscoveryOptions, identify,
+    CgroupIdentity, CgroupKind, CgroupPath, Discovery, DiscoveryEvent, DiscoveryFilter,
+    DiscoveryOptions, identify,
 };
 use crate::filesystem::{self, LayerWalker, Mount};
 use crate::layout::CgroupLayout;
@@ -89,7 +90,9 @@ impl Collector {
         // usual soft limit of 1024.
         match crate::cgroup::raise_open_file_limit() {
             Ok(limit) => tracing::debug!(limit, "open file limit"),
-            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit; many cgroups may fail to open"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot raise the open file limit; many cgroups may fail to open")
+            }
         }
         let layout = discover_layout(&LayoutOptions {
             proc_root: config.proc_root.clone(),
@@ -156,12 +159,18 @@ impl Collector {
 
     /// File handles held open for per-tick reads.
     pub fn open_files(&self) -> usize {
-        self.tracked.values().map(|t| t.reader.open_file_count() + t.net.is_some() as usize).sum()
+        self.tracked
+            .values()
+            .map(|t| t.reader.open_file_count() + t.net.is_some() as usize)
+            .sum()
     }
 
     /// The per-tick files read for every cgroup (for the benchmark's floor).
     pub fn per_tick_files(&self) -> Vec<PathBuf> {
-        self.tracked.values().flat_map(|t| t.reader.files()).collect()
+        self.tracked
+            .values()
+            .flat_map(|t| t.reader.files())
+            .collect()
     }
 
     /// Read errors so far, by reason.
@@ -295,17 +304,36 @@ impl Collector {
         }
         if t.layer_device.is_none() {
             if let Some(id) = &t.identity.container_id {
-                if let Some(dir) = filesystem::writable_layer(&self.config.docker_root, &self.mounts, id) {
+                if let Some(dir) =
+                    filesystem::writable_layer(&self.config.docker_root, &self.mounts, id)
+                {
                     t.layer_device = backing_filesystem(&dir, &self.mounts);
                     self.walker.track(path, dir);
                 }
             }
         }
-        t.info = Arc::new(container_info(path, &t.identity, &t.meta, &t.spec, self.creation_time(path)));
+        t.info = Arc::new(container_info(
+            path,
+            &t.identity,
+            &t.meta,
+            &t.spec,
+            self.creation_time(path),
+        ));
     }
 
+    /// Opens the network counters a cgroup should report: those of its
+    /// own namespace, unless it is a pod container whose sandbox reports
+    /// the pod's, or its namespace is the host's or already reported
+    /// ([`NetnsRegistry`]). Plain cgroups and services are tried too: a
+    /// task in a namespace of its own is worth reporting wherever it runs.
     fn network_reader(&mut self, path: &str, meta: &ContainerMetadata) -> Option<NetDevReader> {
-        let pid = meta.pid.filter(|p| *p > 0).or_else(|| self.first_task(path))?;
+        if meta.kind == CgroupKind::Container && meta.carries_network() == Some(false) {
+            return None;
+        }
+        let pid = meta
+            .pid
+            .filter(|p| *p > 0)
+            .or_else(|| self.first_task(path))?;
         let reader = NetDevReader::open(&self.config.proc_root, pid).ok()?;
         self.netns
             .claim(reader.netns(), path, meta.is_pod_sandbox)
@@ -413,11 +441,17 @@ fn container_info(
     };
     let mut labels = meta.labels.clone();
     if let Some(qos) = &identity.qos {
-        labels.entry("qos_class".into()).or_insert_with(|| qos.clone());
+        labels
+            .entry("qos_class".into())
+            .or_insert_with(|| qos.clone());
     }
     ContainerInfo {
         id: path.to_string(),
-        name: if meta.name.is_empty() { path.to_string() } else { meta.name.clone() },
+        name: if meta.name.is_empty() {
+            path.to_string()
+        } else {
+            meta.name.clone()
+        },
         kind: kind.to_string(),
         runtime: identity.runtime.map(|r| r.as_str().to_string()),
         container_id: identity.container_id.clone(),
@@ -443,7 +477,6 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
-
 
 /// A short, stable name for a read error's kind: the `reason` label of
 /// `osprey_agent_read_errors_total`.

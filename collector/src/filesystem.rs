@@ -112,7 +112,9 @@ pub fn node_filesystems(mounts: &[Mount]) -> Vec<FilesystemStats> {
                     inodes_free: st.f_ffree,
                 });
             }
-            Err(e) => tracing::debug!(mount = %m.mountpoint.display(), error = %e, "statvfs failed"),
+            Err(e) => {
+                tracing::debug!(mount = %m.mountpoint.display(), error = %e, "statvfs failed")
+            }
         }
     }
     out
@@ -128,7 +130,10 @@ pub fn writable_layer(docker_root: &Path, mounts: &[Mount], container_id: &str) 
         .join(container_id)
         .join("mount-id");
     if let Ok(mount_id) = fs::read_to_string(&mount_id_file) {
-        let dir = docker_root.join("overlay2").join(mount_id.trim()).join("diff");
+        let dir = docker_root
+            .join("overlay2")
+            .join(mount_id.trim())
+            .join("diff");
         if dir.is_dir() {
             return Some(dir);
         }
@@ -215,7 +220,9 @@ impl LayerWalker {
                     break;
                 }
                 started += 1;
-                let Some((key, dir)) = self.next_in_round() else { break };
+                let Some((key, dir)) = self.next_in_round() else {
+                    break;
+                };
                 let root_dev = fs::symlink_metadata(&dir).map(|m| m.dev()).unwrap_or(0);
                 self.current = Some(Walk {
                     key,
@@ -272,7 +279,10 @@ impl LayerWalker {
         let next = match &self.cursor {
             Some(c) => self
                 .queue
-                .range::<String, _>((std::ops::Bound::Excluded(c.clone()), std::ops::Bound::Unbounded))
+                .range::<String, _>((
+                    std::ops::Bound::Excluded(c.clone()),
+                    std::ops::Bound::Unbounded,
+                ))
                 .next()
                 .or_else(|| self.queue.iter().next()),
             None => self.queue.iter().next(),

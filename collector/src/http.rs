@@ -54,7 +54,10 @@ impl AgentState {
 
     /// The latest snapshot.
     pub fn latest(&self) -> Arc<Snapshot> {
-        self.latest.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.latest
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -65,7 +68,12 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/containers", get(list_containers))
         .route("/api/v1/containers/{*id}", get(container))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/containers, /metrics, /healthz") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; see /api/v1/containers, /metrics, /healthz",
+            )
+        })
         .with_state(state)
 }
 
@@ -80,8 +88,18 @@ async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
     let mut extra = state.self_metrics.gather();
     extra.extend((state.extra_metrics)());
     match text::encode(&families, &extra) {
-        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}")),
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}"),
+        ),
     }
 }
 
@@ -138,13 +156,19 @@ async fn container(
     Path(id): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> Response {
-    let (wanted, stats) = match id.strip_suffix("/stats").or_else(|| (id == "stats").then_some("")) {
+    let (wanted, stats) = match id
+        .strip_suffix("/stats")
+        .or_else(|| (id == "stats").then_some(""))
+    {
         Some(rest) => (rest.to_string(), true),
         None => (id.clone(), false),
     };
     let snap = state.latest();
     let Some(found) = find(&snap, &wanted) else {
-        return error(StatusCode::NOT_FOUND, format!("no container {wanted:?} on this node"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no container {wanted:?} on this node"),
+        );
     };
     if !stats {
         return Json(ContainerView {
@@ -160,13 +184,17 @@ async fn container(
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    format!("parameter since={s:?} is not an RFC 3339 time ({e}); e.g. 2026-11-26T10:00:00Z"),
+                    format!(
+                        "parameter since={s:?} is not an RFC 3339 time ({e}); e.g. 2026-11-26T10:00:00Z"
+                    ),
                 );
             }
         },
     };
     let recent = state.recent.lock().unwrap_or_else(|e| e.into_inner());
-    let (info, samples) = recent.since(&found.info.id, since_ms).unwrap_or((found.info.clone(), Vec::new()));
+    let (info, samples) = recent
+        .since(&found.info.id, since_ms)
+        .unwrap_or((found.info.clone(), Vec::new()));
     Json(json!({ "container": &*info, "stats": samples })).into_response()
 }
 
@@ -181,7 +209,9 @@ fn find<'a>(snap: &'a Snapshot, wanted: &str) -> Option<&'a crate::snapshot::Con
     crate::window::find_sorted(&snap.containers, &path)
         .or_else(|| {
             snap.containers.iter().find(|c| {
-                c.info.container_id.as_deref().is_some_and(|id| id == wanted || (wanted.len() >= 12 && id.starts_with(wanted)))
+                c.info.container_id.as_deref().is_some_and(|id| {
+                    id == wanted || (wanted.len() >= 12 && id.starts_with(wanted))
+                })
             })
         })
         .or_else(|| snap.containers.iter().find(|c| c.info.name == wanted))

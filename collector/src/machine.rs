@@ -42,13 +42,21 @@ impl MachineInfo {
     /// root (`/` normally, `/rootfs` when the agent runs in a container
     /// with the host mounted there); `proc_root` is the host's `/proc`.
     pub fn read(rootfs: &Path, proc_root: &Path) -> Self {
-        let read = |p: &Path| fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+        let read = |p: &Path| {
+            fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         let meminfo = read(&proc_root.join("meminfo"));
         let cpuinfo = read(&proc_root.join("cpuinfo"));
         let (logical, physical, sockets) = count_cpus(&cpuinfo);
         let machine_id = {
             let id = read(&rootfs.join("etc/machine-id"));
-            if id.is_empty() { read(&rootfs.join("var/lib/dbus/machine-id")) } else { id }
+            if id.is_empty() {
+                read(&rootfs.join("var/lib/dbus/machine-id"))
+            } else {
+                id
+            }
         };
         Self {
             hostname: sysinfo::System::host_name().unwrap_or_default(),
@@ -83,7 +91,9 @@ fn count_cpus(cpuinfo: &str) -> (u64, u64, u64) {
     let mut sockets = std::collections::HashSet::new();
     let mut socket = String::new();
     for line in cpuinfo.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         match k.trim() {
             "processor" => logical += 1,
             "physical id" => {
@@ -96,7 +106,11 @@ fn count_cpus(cpuinfo: &str) -> (u64, u64, u64) {
             _ => {}
         }
     }
-    let physical = if cores.is_empty() { logical } else { cores.len() as u64 };
+    let physical = if cores.is_empty() {
+        logical
+    } else {
+        cores.len() as u64
+    };
     (logical, physical, sockets.len().max(1) as u64)
 }
 
@@ -121,7 +135,10 @@ mod tests {
     #[test]
     fn reads_this_machine() {
         let m = MachineInfo::read(Path::new("/"), Path::new("/proc"));
-        assert_eq!(m.num_cores, std::thread::available_parallelism().unwrap().get() as u64);
+        assert_eq!(
+            m.num_cores,
+            std::thread::available_parallelism().unwrap().get() as u64
+        );
         assert!(m.memory_bytes > 100 << 20);
         assert_eq!(m.boot_id.len(), 36, "boot id is a UUID: {}", m.boot_id);
         assert!(m.boot_time_seconds > 1_500_000_000);

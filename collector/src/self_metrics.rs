@@ -26,28 +26,44 @@ impl SelfMetrics {
                 "osprey_agent_collection_duration_seconds",
                 "Wall time of one collection cycle over every cgroup.",
             )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
         )
         .expect("valid histogram");
-        let cgroups = IntGauge::new("osprey_agent_cgroups", "Cgroups read in the last collection.")
-            .expect("valid gauge");
+        let cgroups = IntGauge::new(
+            "osprey_agent_cgroups",
+            "Cgroups read in the last collection.",
+        )
+        .expect("valid gauge");
         let open_files = IntGauge::new(
             "osprey_agent_open_files",
             "Cgroup and /proc files held open for re-reading.",
         )
         .expect("valid gauge");
         let errors = IntCounterVec::new(
-            Opts::new("osprey_agent_read_errors_total", "Cgroup reads that failed, by reason."),
+            Opts::new(
+                "osprey_agent_read_errors_total",
+                "Cgroup reads that failed, by reason.",
+            ),
             &["reason"],
         )
         .expect("valid counter");
-        registry.register(Box::new(collection_seconds.clone())).expect("unique");
-        registry.register(Box::new(cgroups.clone())).expect("unique");
-        registry.register(Box::new(open_files.clone())).expect("unique");
+        registry
+            .register(Box::new(collection_seconds.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(cgroups.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(open_files.clone()))
+            .expect("unique");
         registry.register(Box::new(errors.clone())).expect("unique");
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("unique");
         Self {
             registry,
@@ -100,17 +116,65 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
         }],
     };
     let mut families = vec![
-        one("osprey_agent_remote_write_samples_sent_total", "Samples the receiver accepted.", MetricKind::Counter, s.samples_sent),
-        one("osprey_agent_remote_write_requests_sent_total", "Requests the receiver accepted.", MetricKind::Counter, s.requests_sent),
-        one("osprey_agent_remote_write_failed_attempts_total", "Requests that failed (errors, timeouts, non-2xx).", MetricKind::Counter, s.failed_attempts),
-        one("osprey_agent_remote_write_retries_total", "Requests that retried a failed one.", MetricKind::Counter, s.retries),
-        one("osprey_agent_remote_write_dropped_samples_total", "Samples dropped because the queue's bounds were hit.", MetricKind::Counter, s.dropped_samples),
-        one("osprey_agent_remote_write_rejected_samples_total", "Samples the receiver refused as invalid (non-retryable 4xx).", MetricKind::Counter, s.rejected_samples),
-        one("osprey_agent_remote_write_queue_batches", "Batches waiting to be sent.", MetricKind::Gauge, s.queue_batches),
-        one("osprey_agent_remote_write_queue_memory_bytes", "Bytes of batches waiting in memory.", MetricKind::Gauge, s.queue_memory_bytes),
-        one("osprey_agent_remote_write_queue_disk_bytes", "Bytes of batches waiting on disk.", MetricKind::Gauge, s.queue_disk_bytes),
+        one(
+            "osprey_agent_remote_write_samples_sent_total",
+            "Samples the receiver accepted.",
+            MetricKind::Counter,
+            s.samples_sent,
+        ),
+        one(
+            "osprey_agent_remote_write_requests_sent_total",
+            "Requests the receiver accepted.",
+            MetricKind::Counter,
+            s.requests_sent,
+        ),
+        one(
+            "osprey_agent_remote_write_failed_attempts_total",
+            "Requests that failed (errors, timeouts, non-2xx).",
+            MetricKind::Counter,
+            s.failed_attempts,
+        ),
+        one(
+            "osprey_agent_remote_write_retries_total",
+            "Requests that retried a failed one.",
+            MetricKind::Counter,
+            s.retries,
+        ),
+        one(
+            "osprey_agent_remote_write_dropped_samples_total",
+            "Samples dropped because the queue's bounds were hit.",
+            MetricKind::Counter,
+            s.dropped_samples,
+        ),
+        one(
+            "osprey_agent_remote_write_rejected_samples_total",
+            "Samples the receiver refused as invalid (non-retryable 4xx).",
+            MetricKind::Counter,
+            s.rejected_samples,
+        ),
+        one(
+            "osprey_agent_remote_write_queue_batches",
+            "Batches waiting to be sent.",
+            MetricKind::Gauge,
+            s.queue_batches,
+        ),
+        one(
+            "osprey_agent_remote_write_queue_memory_bytes",
+            "Bytes of batches waiting in memory.",
+            MetricKind::Gauge,
+            s.queue_memory_bytes,
+        ),
+        one(
+            "osprey_agent_remote_write_queue_disk_bytes",
+            "Bytes of batches waiting on disk.",
+            MetricKind::Gauge,
+            s.queue_disk_bytes,
+        ),
     ];
-    if let Some(t) = s.last_success.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+    if let Some(t) = s
+        .last_success
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    {
         families.push(Family {
             name: "osprey_agent_remote_write_last_success_timestamp_seconds",
             help: "When the receiver last accepted a request.",

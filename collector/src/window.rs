@@ -36,7 +36,10 @@ impl RecentSamples {
         let horizon = snap.timestamp_ms - self.window_ms;
         self.snapshots.push_back(snap);
         while self.snapshots.len() > self.max_snapshots
-            || self.snapshots.front().is_some_and(|s| s.timestamp_ms < horizon)
+            || self
+                .snapshots
+                .front()
+                .is_some_and(|s| s.timestamp_ms < horizon)
         {
             self.snapshots.pop_front();
         }
@@ -44,7 +47,11 @@ impl RecentSamples {
 
     /// The samples of cgroup `id` taken at or after `since_ms`, oldest
     /// first, with its latest identity; `None` if no kept snapshot has it.
-    pub fn since(&self, id: &str, since_ms: i64) -> Option<(Arc<ContainerInfo>, Vec<ContainerStats>)> {
+    pub fn since(
+        &self,
+        id: &str,
+        since_ms: i64,
+    ) -> Option<(Arc<ContainerInfo>, Vec<ContainerStats>)> {
         let mut info = None;
         let mut samples = Vec::new();
         for snap in self.snapshots.iter().filter(|s| s.timestamp_ms >= since_ms) {
@@ -121,7 +128,10 @@ mod tests {
             r.push(snap(t * 1000, &["/a", "/b", "/c"]));
         }
         let (_, b) = r.since("/b", 0).unwrap();
-        assert_eq!(b.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), vec![6000, 7000, 8000, 9000]);
+        assert_eq!(
+            b.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
+            vec![6000, 7000, 8000, 9000]
+        );
         assert_eq!(r.len(), 4);
     }
 }

@@ -53,7 +53,12 @@ pub struct AgentArgs {
     #[arg(long, env = "OSPREY_CONTAINERS_ONLY")]
     pub containers_only: bool,
     /// Report only this cgroup subtree (repeatable), e.g. /kubepods.slice.
-    #[arg(long = "subtree", env = "OSPREY_SUBTREES", value_delimiter = ',', value_name = "PATH")]
+    #[arg(
+        long = "subtree",
+        env = "OSPREY_SUBTREES",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
     pub subtrees: Vec<String>,
     /// Full re-scan of the cgroup tree, the backstop for inotify [default: 60s].
     #[arg(long, env = "OSPREY_RESCAN_INTERVAL", value_parser = humantime::parse_duration)]
@@ -68,7 +73,11 @@ pub struct AgentArgs {
     #[arg(long, env = "OSPREY_WINDOW", value_parser = humantime::parse_duration)]
     pub window: Option<Duration>,
     /// Runtime/pod label exported as container_label_<key> (repeatable).
-    #[arg(long = "container-label", env = "OSPREY_CONTAINER_LABELS", value_delimiter = ',')]
+    #[arg(
+        long = "container-label",
+        env = "OSPREY_CONTAINER_LABELS",
+        value_delimiter = ','
+    )]
     pub container_labels: Vec<String>,
     /// Where the agent keeps state (the remote-write spill queue)
     /// [default: /var/lib/osprey/agent; `osprey up`: ~/.local/share/osprey].
@@ -103,8 +112,21 @@ impl AgentArgs {
                 if let Some(v) = &self.$field { c.$field = v.clone(); }
             )*};
         }
-        set!(listen, interval, proc_root, sys_root, rootfs, docker_root, pod_log_root,
-             container_log_root, rescan_interval, spec_refresh_interval, fs_walk_budget, window, data_dir);
+        set!(
+            listen,
+            interval,
+            proc_root,
+            sys_root,
+            rootfs,
+            docker_root,
+            pod_log_root,
+            container_log_root,
+            rescan_interval,
+            spec_refresh_interval,
+            fs_walk_budget,
+            window,
+            data_dir
+        );
         if self.node_name.is_some() {
             c.node_name = self.node_name.clone();
         }
@@ -170,19 +192,24 @@ pub fn run(file: ConfigFile, args: AgentArgs, up: bool) -> anyhow::Result<ExitCo
         struct Effective<'a> {
             agent: &'a AgentConfig,
         }
-        print!("{}", toml::to_string(&Effective { agent: &config }).context("encoding the configuration")?);
+        print!(
+            "{}",
+            toml::to_string(&Effective { agent: &config }).context("encoding the configuration")?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if args.once {
         let snap = osprey_collector::agent::collect_once(config.clone())?;
         let out = match args.format.as_str() {
             "prometheus" => {
-                let devices = osprey_collector::expose::families::DeviceNames::new(&config.sys_root);
+                let devices =
+                    osprey_collector::expose::families::DeviceNames::new(&config.sys_root);
                 let opts = osprey_collector::expose::families::ExposeOptions {
                     container_labels: config.container_labels.clone(),
                 };
                 let families = osprey_collector::expose::snapshot_families(&snap, &opts, &devices);
-                osprey_collector::expose::text::encode(&families, &[]).context("encoding metrics")?
+                osprey_collector::expose::text::encode(&families, &[])
+                    .context("encoding metrics")?
             }
             _ => serde_json::to_vec_pretty(&snap).context("encoding JSON")?,
         };

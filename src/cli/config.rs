@@ -22,6 +22,7 @@ impl ConfigFile {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+        toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))
     }
 }

@@ -30,7 +30,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -123,9 +126,14 @@ impl RealCgroup {
         let path = format!("/osprey-e2e-{}-{name}", std::process::id());
         let mut dirs = Vec::new();
         for c in V1_CONTROLLERS {
-            let dir = Path::new("/sys/fs/cgroup").join(c).join(path.trim_start_matches('/'));
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join(path.trim_start_matches('/'));
             std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
-                panic!("cannot create cgroup {} (the tests need root and cgroup v1): {e}", dir.display())
+                panic!(
+                    "cannot create cgroup {} (the tests need root and cgroup v1): {e}",
+                    dir.display()
+                )
             });
             dirs.push(dir);
         }
@@ -185,7 +193,10 @@ impl AgentProcess {
     pub fn start(args: &[&str], log_dir: &Path) -> Self {
         let port = free_port();
         let mut cmd = osprey();
-        cmd.arg("agent").arg("--listen").arg(format!("127.0.0.1:{port}")).args(args);
+        cmd.arg("agent")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args);
         let guard = ChildGuard::spawn(cmd, &format!("agent-{port}"), log_dir);
         let base = format!("http://127.0.0.1:{port}");
         let health = format!("{base}/healthz");
@@ -214,7 +225,10 @@ pub fn metric_value(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .find(|l| want.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find(|l| {
+            want.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -222,7 +236,9 @@ pub fn metric_value(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64
 /// A directory for logs and artefacts of one test, kept under
 /// `target/test-artifacts/<name>` so CI keeps it after a failure.
 pub fn artifact_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("test-artifacts")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("artifact dir");
     dir

@@ -410,7 +410,11 @@ impl CgroupReader {
         Ok(stats)
     }
 
-    fn read_blkio_v1(&mut self, stats: &mut ContainerStats, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+    fn read_blkio_v1(
+        &mut self,
+        stats: &mut ContainerStats,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
         if let Some(pair) = &self.blkio.chosen {
             let serviced = read_blkio_file(&pair.serviced, buf, &self.cgroup)?;
             v1::apply_blkio_serviced(serviced, &mut stats.blkio)

@@ -99,7 +99,11 @@ use MetricKind::{Counter as C, Gauge as G};
 
 /// Builds every family of a snapshot: machine facts, then each container's
 /// CPU, memory, block I/O, pids, pressure, network and filesystem series.
-pub fn snapshot_families(snap: &Snapshot, opts: &ExposeOptions, devices: &DeviceNames) -> Vec<Family> {
+pub fn snapshot_families(
+    snap: &Snapshot,
+    opts: &ExposeOptions,
+    devices: &DeviceNames,
+) -> Vec<Family> {
     let mut b = Builder {
         families: Vec::with_capacity(64),
         index: HashMap::with_capacity(64),
@@ -119,7 +123,14 @@ fn machine_families(b: &mut Builder, snap: &Snapshot) {
         ("system_uuid".into(), m.system_uuid.clone()),
     ]);
     let none = Vec::new;
-    b.add("machine_cpu_cores", "Number of logical CPU cores.", G, &base, none(), m.num_cores as f64);
+    b.add(
+        "machine_cpu_cores",
+        "Number of logical CPU cores.",
+        G,
+        &base,
+        none(),
+        m.num_cores as f64,
+    );
     b.add(
         "machine_cpu_physical_cores",
         "Number of physical CPU cores.",
@@ -128,9 +139,30 @@ fn machine_families(b: &mut Builder, snap: &Snapshot) {
         none(),
         m.num_physical_cores as f64,
     );
-    b.add("machine_cpu_sockets", "Number of CPU sockets.", G, &base, none(), m.num_sockets as f64);
-    b.add("machine_memory_bytes", "Amount of memory installed on the machine.", G, &base, none(), m.memory_bytes as f64);
-    b.add("machine_swap_bytes", "Amount of swap memory available on the machine.", G, &base, none(), m.swap_bytes as f64);
+    b.add(
+        "machine_cpu_sockets",
+        "Number of CPU sockets.",
+        G,
+        &base,
+        none(),
+        m.num_sockets as f64,
+    );
+    b.add(
+        "machine_memory_bytes",
+        "Amount of memory installed on the machine.",
+        G,
+        &base,
+        none(),
+        m.memory_bytes as f64,
+    );
+    b.add(
+        "machine_swap_bytes",
+        "Amount of swap memory available on the machine.",
+        G,
+        &base,
+        none(),
+        m.swap_bytes as f64,
+    );
 }
 
 fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
@@ -142,7 +174,14 @@ fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
         // cAdvisor sets `name` from a container's first alias; raw cgroups
         // (root, pods, slices, services) have none, and dashboards rely on
         // `name!=""` to select containers.
-        ("name".to_string(), if i.kind == "container" { i.name.clone() } else { String::new() }),
+        (
+            "name".to_string(),
+            if i.kind == "container" {
+                i.name.clone()
+            } else {
+                String::new()
+            },
+        ),
         ("namespace".to_string(), i.namespace.clone()),
         ("pod".to_string(), i.pod.clone()),
     ];
@@ -159,7 +198,13 @@ fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
 /// Replaces every character outside `[a-zA-Z0-9_]` with `_`.
 pub fn sanitize_label_name(key: &str) -> String {
     key.chars()
-        .map(|ch| if ch.is_ascii_alphanumeric() || ch == '_' { ch } else { '_' })
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '_' {
+                ch
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -202,13 +247,34 @@ fn container_families(
 
     // Limits.
     if let Some(p) = spec.cpu_period_us {
-        b.add("container_spec_cpu_period", "CPU period of the container.", G, &base, none(), p as f64);
+        b.add(
+            "container_spec_cpu_period",
+            "CPU period of the container.",
+            G,
+            &base,
+            none(),
+            p as f64,
+        );
     }
     if let Some(q) = spec.cpu_quota_us {
-        b.add("container_spec_cpu_quota", "CPU quota of the container.", G, &base, none(), q as f64);
+        b.add(
+            "container_spec_cpu_quota",
+            "CPU quota of the container.",
+            G,
+            &base,
+            none(),
+            q as f64,
+        );
     }
     if let Some(sh) = spec.cpu_shares {
-        b.add("container_spec_cpu_shares", "CPU share of the container.", G, &base, none(), sh as f64);
+        b.add(
+            "container_spec_cpu_shares",
+            "CPU share of the container.",
+            G,
+            &base,
+            none(),
+            sh as f64,
+        );
     }
     b.add(
         "container_spec_memory_limit_bytes",
@@ -313,15 +379,47 @@ fn container_families(
     // Memory.
     let m = &s.memory;
     let gauges: [(&'static str, &'static str, u64); 9] = [
-        ("container_memory_cache", "Number of bytes of page cache memory.", m.cache),
+        (
+            "container_memory_cache",
+            "Number of bytes of page cache memory.",
+            m.cache,
+        ),
         ("container_memory_rss", "Size of RSS in bytes.", m.rss),
-        ("container_memory_kernel_usage", "Size of kernel memory allocated in bytes.", m.kernel),
-        ("container_memory_mapped_file", "Size of memory mapped files in bytes.", m.mapped_file),
-        ("container_memory_swap", "Container swap usage in bytes.", m.swap),
-        ("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", m.usage),
-        ("container_memory_working_set_bytes", "Current working set in bytes.", m.working_set),
-        ("container_memory_total_active_file_bytes", "Current total active file in bytes.", m.active_file),
-        ("container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", m.inactive_file),
+        (
+            "container_memory_kernel_usage",
+            "Size of kernel memory allocated in bytes.",
+            m.kernel,
+        ),
+        (
+            "container_memory_mapped_file",
+            "Size of memory mapped files in bytes.",
+            m.mapped_file,
+        ),
+        (
+            "container_memory_swap",
+            "Container swap usage in bytes.",
+            m.swap,
+        ),
+        (
+            "container_memory_usage_bytes",
+            "Current memory usage in bytes, including all memory regardless of when it was accessed",
+            m.usage,
+        ),
+        (
+            "container_memory_working_set_bytes",
+            "Current working set in bytes.",
+            m.working_set,
+        ),
+        (
+            "container_memory_total_active_file_bytes",
+            "Current total active file in bytes.",
+            m.active_file,
+        ),
+        (
+            "container_memory_total_inactive_file_bytes",
+            "Current total inactive file in bytes.",
+            m.inactive_file,
+        ),
     ];
     for (name, help, v) in gauges {
         b.add(name, help, G, &base, none(), v as f64);
@@ -350,7 +448,10 @@ fn container_families(
             "Cumulative count of memory allocation failures.",
             C,
             &base,
-            vec![("failure_type", kind.to_string()), ("scope", "container".to_string())],
+            vec![
+                ("failure_type", kind.to_string()),
+                ("scope", "container".to_string()),
+            ],
             v as f64,
         );
     }
@@ -383,8 +484,22 @@ fn container_families(
             dl(),
             d.write_bytes as f64,
         );
-        b.add("container_fs_reads_total", "Cumulative count of reads completed", C, &base, dl(), d.reads as f64);
-        b.add("container_fs_writes_total", "Cumulative count of writes completed", C, &base, dl(), d.writes as f64);
+        b.add(
+            "container_fs_reads_total",
+            "Cumulative count of reads completed",
+            C,
+            &base,
+            dl(),
+            d.reads as f64,
+        );
+        b.add(
+            "container_fs_writes_total",
+            "Cumulative count of writes completed",
+            C,
+            &base,
+            dl(),
+            d.writes as f64,
+        );
         for (op, v) in [("Read", d.read_bytes), ("Write", d.write_bytes)] {
             b.add(
                 "container_blkio_device_usage_total",
@@ -404,7 +519,14 @@ fn container_families(
 
     // Tasks.
     if let Some(n) = s.pids.current {
-        b.add("container_threads", "Number of threads running inside the container", G, &base, none(), n as f64);
+        b.add(
+            "container_threads",
+            "Number of threads running inside the container",
+            G,
+            &base,
+            none(),
+            n as f64,
+        );
         b.add(
             "container_threads_max",
             "Maximum number of threads allowed inside the container, infinity if value is zero",
@@ -419,8 +541,22 @@ fn container_families(
     if let Some(p) = &s.pressure {
         for (res, psi) in [("cpu", &p.cpu), ("memory", &p.memory), ("io", &p.io)] {
             let (waiting, stalled) = psi_names(res);
-            b.add(waiting.0, waiting.1, C, &base, none(), psi.some_total_us as f64 * US);
-            b.add(stalled.0, stalled.1, C, &base, none(), psi.full_total_us as f64 * US);
+            b.add(
+                waiting.0,
+                waiting.1,
+                C,
+                &base,
+                none(),
+                psi.some_total_us as f64 * US,
+            );
+            b.add(
+                stalled.0,
+                stalled.1,
+                C,
+                &base,
+                none(),
+                psi.full_total_us as f64 * US,
+            );
         }
     }
 
@@ -428,8 +564,16 @@ fn container_families(
     for i in &s.network {
         let il = || vec![("interface", i.name.clone())];
         let rows: [(&'static str, &'static str, u64); 8] = [
-            ("container_network_receive_bytes_total", "Cumulative count of bytes received", i.rx_bytes),
-            ("container_network_receive_packets_total", "Cumulative count of packets received", i.rx_packets),
+            (
+                "container_network_receive_bytes_total",
+                "Cumulative count of bytes received",
+                i.rx_bytes,
+            ),
+            (
+                "container_network_receive_packets_total",
+                "Cumulative count of packets received",
+                i.rx_packets,
+            ),
             (
                 "container_network_receive_packets_dropped_total",
                 "Cumulative count of packets dropped while receiving",
@@ -440,8 +584,16 @@ fn container_families(
                 "Cumulative count of errors encountered while receiving",
                 i.rx_errors,
             ),
-            ("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", i.tx_bytes),
-            ("container_network_transmit_packets_total", "Cumulative count of packets transmitted", i.tx_packets),
+            (
+                "container_network_transmit_bytes_total",
+                "Cumulative count of bytes transmitted",
+                i.tx_bytes,
+            ),
+            (
+                "container_network_transmit_packets_total",
+                "Cumulative count of packets transmitted",
+                i.tx_packets,
+            ),
             (
                 "container_network_transmit_packets_dropped_total",
                 "Cumulative count of packets dropped while transmitting",
@@ -460,29 +612,79 @@ fn container_families(
 
     // Filesystems: the node's for the root cgroup, the writable layer for
     // containers.
-    let fss: &[FilesystemStats] = if c.info.id == "/" { &snap.node_filesystems } else { &s.filesystem };
+    let fss: &[FilesystemStats] = if c.info.id == "/" {
+        &snap.node_filesystems
+    } else {
+        &s.filesystem
+    };
     for f in fss {
         let dl = || vec![("device", f.device.clone())];
-        b.add("container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", G, &base, dl(), f.usage as f64);
-        b.add("container_fs_limit_bytes", "Number of bytes that can be consumed by the container on this filesystem.", G, &base, dl(), f.limit as f64);
-        b.add("container_fs_inodes_total", "Number of Inodes", C, &base, dl(), f.inodes as f64);
-        b.add("container_fs_inodes_free", "Number of available Inodes", G, &base, dl(), f.inodes_free as f64);
+        b.add(
+            "container_fs_usage_bytes",
+            "Number of bytes that are consumed by the container on this filesystem.",
+            G,
+            &base,
+            dl(),
+            f.usage as f64,
+        );
+        b.add(
+            "container_fs_limit_bytes",
+            "Number of bytes that can be consumed by the container on this filesystem.",
+            G,
+            &base,
+            dl(),
+            f.limit as f64,
+        );
+        b.add(
+            "container_fs_inodes_total",
+            "Number of Inodes",
+            C,
+            &base,
+            dl(),
+            f.inodes as f64,
+        );
+        b.add(
+            "container_fs_inodes_free",
+            "Number of available Inodes",
+            G,
+            &base,
+            dl(),
+            f.inodes_free as f64,
+        );
     }
 }
 
 fn psi_names(res: &str) -> ((&'static str, &'static str), (&'static str, &'static str)) {
     match res {
         "cpu" => (
-            ("container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU pressure."),
-            ("container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion."),
+            (
+                "container_pressure_cpu_waiting_seconds_total",
+                "Total time duration tasks in the container have waited due to CPU pressure.",
+            ),
+            (
+                "container_pressure_cpu_stalled_seconds_total",
+                "Total time duration no tasks in the container could make progress due to CPU congestion.",
+            ),
         ),
         "memory" => (
-            ("container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory pressure."),
-            ("container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion."),
+            (
+                "container_pressure_memory_waiting_seconds_total",
+                "Total time duration tasks in the container have waited due to memory pressure.",
+            ),
+            (
+                "container_pressure_memory_stalled_seconds_total",
+                "Total time duration no tasks in the container could make progress due to memory congestion.",
+            ),
         ),
         _ => (
-            ("container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO pressure."),
-            ("container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion."),
+            (
+                "container_pressure_io_waiting_seconds_total",
+                "Total time duration tasks in the container have waited due to IO pressure.",
+            ),
+            (
+                "container_pressure_io_stalled_seconds_total",
+                "Total time duration no tasks in the container could make progress due to IO congestion.",
+            ),
         ),
     }
 }
@@ -514,7 +716,10 @@ impl DeviceNames {
                 let link = self.sys_root.join(format!("dev/block/{major}:{minor}"));
                 std::fs::read_link(&link)
                     .ok()
-                    .and_then(|t| t.file_name().map(|n| format!("/dev/{}", n.to_string_lossy())))
+                    .and_then(|t| {
+                        t.file_name()
+                            .map(|n| format!("/dev/{}", n.to_string_lossy()))
+                    })
                     .unwrap_or_else(|| format!("{major}:{minor}"))
             })
             .clone()
