@@ -184,7 +184,7 @@ fn collector_node_name(config: &AgentConfig) -> String {
 
 /// Converts families to remote-write series, adding `job` and `node`
 /// labels (what a Prometheus scrape would add as `job`/`instance`). Empty
-/// label values are left out, as the remote-write spec requires.
+/// label values are left out here; the shipper sorts the labels.
 pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec<TimeSeries> {
     let mut out = Vec::with_capacity(families.iter().map(|f| f.samples.len()).sum());
     for f in families {
@@ -210,7 +210,6 @@ pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec
                     });
                 }
             }
-            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
             out.push(TimeSeries {
                 labels,
                 samples: vec![Sample {

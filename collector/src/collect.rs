@@ -202,15 +202,13 @@ impl Collector {
                             Err(_) => t.net = None, // the task exited; find another on refresh
                         }
                     }
-                    if let Some(dev) = &t.layer_device {
-                        if let Some(u) = self.walker.usage(path) {
-                            stats.filesystem.push(FilesystemStats {
-                                usage: u.bytes,
-                                inodes: u.inodes,
-                                inodes_free: 0,
-                                ..dev.clone()
-                            });
-                        }
+                    if let (Some(dev), Some(u)) = (&t.layer_device, self.walker.usage(path)) {
+                        stats.filesystem.push(FilesystemStats {
+                            usage: u.bytes,
+                            inodes: u.inodes,
+                            inodes_free: 0,
+                            ..dev.clone()
+                        });
                     }
                     containers.push(ContainerSample {
                         info: t.info.clone(),
@@ -302,15 +300,15 @@ impl Collector {
                 self.network_reader(path, &t.meta)
             };
         }
-        if t.layer_device.is_none() {
-            if let Some(id) = &t.identity.container_id {
-                if let Some(dir) =
-                    filesystem::writable_layer(&self.config.docker_root, &self.mounts, id)
-                {
-                    t.layer_device = backing_filesystem(&dir, &self.mounts);
-                    self.walker.track(path, dir);
-                }
+        let layer = match (&t.layer_device, &t.identity.container_id) {
+            (None, Some(id)) => {
+                filesystem::writable_layer(&self.config.docker_root, &self.mounts, id)
             }
+            _ => None,
+        };
+        if let Some(dir) = layer {
+            t.layer_device = backing_filesystem(&dir, &self.mounts);
+            self.walker.track(path, dir);
         }
         t.info = Arc::new(container_info(
             path,
