@@ -3,5 +3,8 @@
 pub mod chunk;
 pub mod encode;
 pub mod error;
+pub mod index;
 pub mod labels;
+pub mod matcher;
+pub mod options;
 pub mod sample;
