@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod encode;
 pub mod error;
+pub mod head;
 pub mod index;
 pub mod labels;
 pub mod matcher;
