@@ -9,3 +9,4 @@ pub mod labels;
 pub mod matcher;
 pub mod options;
 pub mod sample;
+pub mod wal;
