@@ -1,5 +1,6 @@
 //! The embedded time-series storage engine (see `docs/storage.md`).
 
+pub mod block;
 pub mod chunk;
 pub mod encode;
 pub mod error;
