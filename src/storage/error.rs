@@ -41,6 +41,9 @@ pub enum StorageError {
     /// A chunk could not be decoded.
     #[error("corrupt chunk: {0}")]
     CorruptChunk(String),
+    /// Another process has the data directory open.
+    #[error("data directory {0} is locked by another process")]
+    Locked(PathBuf),
     /// The options passed to `Storage::open` are not usable.
     #[error("invalid storage options: {0}")]
     InvalidOptions(String),

@@ -234,6 +234,11 @@ impl Head {
         self.min_valid_t
     }
 
+    /// Raises the oldest accepted timestamp (WAL checkpoints restate it).
+    pub fn raise_min_valid_t(&mut self, t: i64) {
+        self.min_valid_t = self.min_valid_t.max(t);
+    }
+
     /// The head's index.
     pub fn index(&self) -> &InvertedIndex {
         &self.index
