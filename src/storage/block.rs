@@ -94,6 +94,9 @@ pub struct ChunkData {
     pub bytes: Vec<u8>,
 }
 
+/// A series-table entry while writing: label symbol pairs, chunk-list offset, length.
+type SeriesEntry = (Vec<(u32, u32)>, u64, u64);
+
 /// Writes a block directory under `parent` and returns its final path. `series` must be
 /// sorted by labels; chunks of a series sorted by column then time.
 pub fn write_block(
@@ -116,7 +119,8 @@ pub fn write_block(
     let mut coff = CHUNKS_MAGIC.len() as u64;
 
     let mut symbols = super::index::Symbols::default();
-    let mut table: Vec<(Vec<(u32, u32)>, u64, u64)> = Vec::new();
+    // Per series: label symbol pairs, chunk-list offset and length.
+    let mut table: Vec<SeriesEntry> = Vec::new();
     let mut index = INDEX_MAGIC.to_vec();
     let (mut nsamples, mut nchunks) = (0u64, 0u64);
     let mut frame = Vec::new();

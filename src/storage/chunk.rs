@@ -15,8 +15,8 @@
 //! `0` → 1 bit; `10` + 14 bits; `110` + 17 bits; `1110` + 20 bits; `1111` + 64 bits.
 //! Regular series whose timestamps were snapped to their grid therefore cost one bit per
 //! timestamp. Values: XOR with the previous value; `0` when equal, else `1` and either `0`
-//! + the meaningful bits inside the previous leading/trailing-zero window, or `1` + 5 bits
-//! leading zeros + 6 bits length + the bits.
+//! followed by the meaningful bits inside the previous leading/trailing-zero window, or `1`
+//! followed by 5 bits of leading zeros, 6 bits of length and the bits.
 
 use super::encode::{BitReader, BitWriter};
 use super::error::{Result, StorageError};

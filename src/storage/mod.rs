@@ -30,6 +30,7 @@ pub mod labels;
 pub mod matcher;
 pub mod metrics;
 pub mod options;
+pub mod query;
 pub mod retention;
 pub mod rollup;
 pub mod sample;
