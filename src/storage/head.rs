@@ -183,6 +183,22 @@ pub struct AppendPlan {
     pub report: AppendReport,
 }
 
+/// The grid timestamp `t` snaps to, if any: the previous timestamp plus a whole number of
+/// seconds, or plus the previous interval, when `t` is within `tol` of it. Collectors scrape
+/// on a whole-second interval, so this recovers the grid even when the first interval was
+/// itself jittered.
+fn snap(t: i64, last_t: i64, last_delta: i64, tol: i64) -> Option<i64> {
+    if tol == 0 || t <= last_t - tol {
+        return None;
+    }
+    let delta = t - last_t;
+    let whole = (delta + 500).div_euclid(1000) * 1000;
+    if whole > 0 && (delta - whole).abs() <= tol {
+        return Some(last_t + whole);
+    }
+    (last_delta > 0 && (delta - last_delta).abs() <= tol).then_some(last_t + last_delta)
+}
+
 /// The in-memory head.
 #[derive(Debug)]
 pub struct Head {
@@ -294,16 +310,18 @@ impl Head {
                     match st.last {
                         None => Decision::Accept(s),
                         Some(last) => {
-                            let expected = last.t + st.last_delta;
-                            if st.last_delta > 0
-                                && s.t != expected
-                                && (s.t - expected).abs() <= tol
-                                && s.t > last.t
+                            // A retry of the newest sample with a jittered timestamp.
+                            let near_last_repeat =
+                                (s.t - last.t).abs() <= tol && s.v.to_bits() == last.v.to_bits();
+                            if let Some(t) = snap(s.t, last.t, st.last_delta, tol)
+                                && t != s.t
                             {
-                                s.t = expected;
+                                s.t = t;
                                 plan.report.snapped += 1;
                             }
-                            if s.t > last.t {
+                            if near_last_repeat {
+                                Decision::Duplicate
+                            } else if s.t > last.t {
                                 Decision::Accept(s)
                             } else if s.t == last.t
                                 || (last.t - s.t <= tol && s.v.to_bits() == last.v.to_bits())

@@ -102,6 +102,7 @@ impl StorageOptions {
         if let Some(r) = self.retention_age_ms {
             m = m.min((r / 10).max(self.block_duration_ms));
         }
-        m
+        // Compacted blocks are whole multiples of the block length.
+        m / self.block_duration_ms * self.block_duration_ms
     }
 }
