@@ -23,7 +23,7 @@ fn labels(name: &str, pod: usize) -> Labels {
         ("pod".to_string(), format!("pod-{pod}")),
         (
             "ns".to_string(),
-            if pod % 2 == 0 { "even" } else { "odd" }.to_string(),
+            if pod.is_multiple_of(2) { "even" } else { "odd" }.to_string(),
         ),
     ])
 }
@@ -289,4 +289,24 @@ fn locked_directory_is_refused() {
         Storage::open(dir.path(), opts()),
         Err(StorageError::Locked(_))
     ));
+}
+
+#[test]
+fn inspect_reports_blocks_series_samples_and_wal_without_touching_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    fill(&s, 5, 0, 4 * 360, true);
+    let m = s.metrics();
+    let rep = osprey::storage::inspect(dir.path()).unwrap();
+    assert_eq!(rep.raw_blocks.len() as u64, m.raw_blocks);
+    assert!(rep.raw_blocks.iter().all(|b| b.meta.num_series == 5));
+    assert_eq!(rep.raw_samples() + rep.wal.samples, 5 * 4 * 360);
+    let text = rep.to_string();
+    assert!(
+        text.contains("raw blocks:")
+            && text.contains("bytes per sample")
+            && text.contains("WAL (head)"),
+        "{text}"
+    );
+    assert!(osprey::storage::inspect(&dir.path().join("missing")).is_err());
 }
