@@ -25,12 +25,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::chunk::ENCODING_XOR;
+use super::codec;
 use super::encode::{ByteReader, put_str, put_uvarint, put_varint};
 use super::error::{Result, StorageError};
 use super::index::{InvertedIndex, SeriesRef};
 use super::labels::Labels;
 use super::matcher::Matcher;
+use super::sample::Sample;
 
 const CHUNKS_MAGIC: &[u8; 8] = b"OSPCHK1\n";
 const INDEX_MAGIC: &[u8; 8] = b"OSPIDX1\n";
@@ -81,18 +82,40 @@ pub struct ChunkRef {
     pub len: u32,
 }
 
-/// A chunk to write: column, time range and encoded bytes.
+/// A chunk to write: encoding, column, time range and encoded bytes.
 #[derive(Debug, Clone)]
 pub struct ChunkData {
+    /// Chunk encoding id (see [`super::codec`]).
+    pub encoding: u8,
     /// 0 for raw samples; the aggregate for rollups.
     pub column: u8,
     /// First timestamp.
     pub min_t: i64,
     /// Last timestamp.
     pub max_t: i64,
-    /// XOR-encoded bytes.
+    /// Encoded bytes.
     pub bytes: Vec<u8>,
 }
+
+impl ChunkData {
+    /// Encodes sorted samples of one column into sealed chunks (smaller of XOR and pco).
+    pub fn seal(column: u8, samples: &[Sample]) -> Vec<ChunkData> {
+        codec::encode_sealed(samples, SEALED_CHUNK_SAMPLES)
+            .into_iter()
+            .map(|(encoding, min_t, max_t, bytes)| ChunkData {
+                encoding,
+                column,
+                min_t,
+                max_t,
+                bytes,
+            })
+            .collect()
+    }
+}
+
+/// Samples per sealed chunk at most: about a day at a 10 s interval, so a short query on a
+/// long compacted block decodes little more than it needs.
+pub const SEALED_CHUNK_SAMPLES: usize = 8192;
 
 /// A series-table entry while writing: label symbol pairs, chunk-list offset, length.
 type SeriesEntry = (Vec<(u32, u32)>, u64, u64);
@@ -132,7 +155,7 @@ pub fn write_block(
         put_uvarint(&mut index, chunks.len() as u64);
         for c in &chunks {
             frame.clear();
-            frame.push(ENCODING_XOR);
+            frame.push(c.encoding);
             put_uvarint(&mut frame, c.bytes.len() as u64);
             frame.extend_from_slice(&crc32fast::hash(&c.bytes).to_le_bytes());
             frame.extend_from_slice(&c.bytes);
@@ -144,10 +167,7 @@ pub fn write_block(
             put_uvarint(&mut index, frame.len() as u64);
             coff += frame.len() as u64;
             if c.column == 0 {
-                nsamples += c
-                    .bytes
-                    .get(..2)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) as u64);
+                nsamples += codec::sample_count(c.encoding, &c.bytes);
             }
             nchunks += 1;
         }
@@ -194,6 +214,10 @@ pub fn write_block(
     let json = serde_json::to_vec_pretty(&meta).expect("meta serializes");
     write_synced(&meta_path, &json)?;
     sync_dir(&tmp_dir)?;
+    if final_dir.exists() {
+        // A rewrite of the same range (e.g. rollups rebuilt after an interrupted compaction).
+        fs::remove_dir_all(&final_dir).map_err(|e| StorageError::io(&final_dir, e))?;
+    }
     fs::rename(&tmp_dir, &final_dir).map_err(|e| StorageError::io(&final_dir, e))?;
     sync_dir(parent)?;
     Ok(final_dir)
@@ -354,8 +378,19 @@ impl Block {
         Ok(out)
     }
 
-    /// Reads and verifies one chunk, returning its encoded bytes.
-    pub fn read_chunk(&self, c: &ChunkRef) -> Result<Vec<u8>> {
+    /// Reads, verifies and decodes one chunk.
+    pub fn read_samples(&self, c: &ChunkRef) -> Result<Vec<Sample>> {
+        let (encoding, bytes) = self.read_chunk(c)?;
+        codec::decode(encoding, &bytes).map_err(|e| {
+            StorageError::corrupt(
+                self.dir.join("chunks"),
+                format!("chunk at {}: {e}", c.offset),
+            )
+        })
+    }
+
+    /// Reads and verifies one chunk, returning its encoding and bytes.
+    pub fn read_chunk(&self, c: &ChunkRef) -> Result<(u8, Vec<u8>)> {
         let path = self.dir.join("chunks");
         let mut buf = vec![0u8; c.len as usize];
         self.chunks_file
@@ -367,12 +402,10 @@ impl Block {
         let len = r.uvarint().ok_or_else(corrupt)? as usize;
         let crc = r.bytes(4).ok_or_else(corrupt)?;
         let body = r.bytes(len).ok_or_else(corrupt)?;
-        if enc != ENCODING_XOR
-            || crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4"))
-        {
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4")) {
             return Err(corrupt());
         }
-        Ok(body.to_vec())
+        Ok((enc, body.to_vec()))
     }
 
     /// Series matching `matchers`, with their labels.
@@ -390,7 +423,6 @@ mod tests {
     use super::*;
     use crate::storage::chunk::{decode_xor, encode_xor};
     use crate::storage::labels::METRIC_NAME;
-    use crate::storage::sample::Sample;
 
     fn meta() -> BlockMeta {
         BlockMeta {
@@ -421,6 +453,7 @@ mod tests {
                 (
                     labels,
                     vec![ChunkData {
+                        encoding: crate::storage::chunk::ENCODING_XOR,
                         column: 0,
                         min_t: 0,
                         max_t: 99_000,
@@ -436,7 +469,8 @@ mod tests {
         let sel = b.select(&[Matcher::eq("i", "007")]);
         assert_eq!(sel.len(), 1);
         let refs = b.chunk_refs(sel[0].0).unwrap();
-        let samples = decode_xor(&b.read_chunk(&refs[0]).unwrap()).unwrap();
+        let samples = decode_xor(&b.read_chunk(&refs[0]).unwrap().1).unwrap();
+        assert_eq!(b.read_samples(&refs[0]).unwrap(), samples);
         assert_eq!(samples[3], Sample::new(3000, 21.0));
         // Flip a byte inside a chunk: reading that chunk fails with a clear error.
         let chunks = path.join("chunks");

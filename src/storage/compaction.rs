@@ -80,23 +80,28 @@ pub fn merge(parent: &Path, sources: &[Arc<Block>]) -> Result<PathBuf> {
         level: sources.iter().map(|b| b.meta().level).max().unwrap_or(0) + 1,
         sources: sources.iter().map(|b| b.meta().dir_name()).collect(),
     };
+    // Chunks are decoded and re-encoded so that a series gets few, large chunks in the
+    // longer block (pco compresses long runs much better than many short ones).
     let mut err = None;
     let iter = series.into_iter().map_while(|(labels, mut refs)| {
         refs.sort_by_key(|(_, c)| (c.column, c.min_t));
-        let mut chunks = Vec::with_capacity(refs.len());
-        for (si, c) in refs {
-            match sources[si].read_chunk(&c) {
-                Ok(bytes) => chunks.push(ChunkData {
-                    column: c.column,
-                    min_t: c.min_t,
-                    max_t: c.max_t,
-                    bytes,
-                }),
-                Err(e) => {
-                    err = Some(e);
-                    return None;
+        let mut chunks = Vec::new();
+        let mut i = 0;
+        while i < refs.len() {
+            let column = refs[i].1.column;
+            let mut samples = Vec::new();
+            while i < refs.len() && refs[i].1.column == column {
+                let (si, c) = refs[i];
+                match sources[si].read_samples(&c) {
+                    Ok(s) => samples.extend(s),
+                    Err(e) => {
+                        err = Some(e);
+                        return None;
+                    }
                 }
+                i += 1;
             }
+            chunks.extend(ChunkData::seal(column, &samples));
         }
         Some((labels, chunks))
     });

@@ -444,9 +444,6 @@ impl Storage {
                 .cloned()
                 .collect()
         };
-        let covered_until = rollup_blocks
-            .last()
-            .map_or(first_bucket, |b| b.meta().max_t.max(first_bucket));
         for b in &rollup_blocks {
             for (r, labels) in b.select(matchers) {
                 let mut cols: [Vec<Sample>; COLUMNS] = Default::default();
@@ -454,9 +451,10 @@ impl Storage {
                     if c.max_t < first_bucket || c.min_t > end_ms || c.column as usize >= COLUMNS {
                         continue;
                     }
-                    let bytes = b.read_chunk(&c)?;
                     cols[c.column as usize].extend(
-                        XorIter::new(&bytes).filter(|s| s.t >= first_bucket && s.t <= end_ms),
+                        b.read_samples(&c)?
+                            .into_iter()
+                            .filter(|s| s.t >= first_bucket && s.t <= end_ms),
                     );
                 }
                 let buckets = rollup::decode(&cols)?;
@@ -465,12 +463,28 @@ impl Storage {
                 }
             }
         }
-        if covered_until <= end_ms {
-            for s in self.select(matchers, covered_until, end_ms)? {
+        // Ranges without rollup blocks (recent data, blocks not compacted yet) are
+        // aggregated from raw samples.
+        let mut gaps = Vec::new();
+        let mut from = first_bucket;
+        for b in &rollup_blocks {
+            if b.meta().min_t > from {
+                gaps.push((from, b.meta().min_t - 1));
+            }
+            from = from.max(b.meta().max_t);
+        }
+        if from <= end_ms {
+            gaps.push((from, end_ms));
+        }
+        for (gs, ge) in gaps {
+            for s in self.select(matchers, gs, ge.min(end_ms))? {
                 let s = s?;
                 let b = rollup::aggregate(&s.samples, res);
                 per_series.entry(s.labels).or_default().push(b);
             }
+        }
+        for parts in per_series.values_mut() {
+            parts.sort_by_key(|p| p.first().map_or(i64::MIN, |b| b.t));
         }
         Ok(per_series
             .into_iter()
@@ -558,43 +572,27 @@ impl Storage {
                 level: 0,
                 sources: vec![],
             };
-            let series = data.iter().map(|(l, chunks)| {
-                (
-                    l.clone(),
-                    chunks
-                        .iter()
-                        .map(|c| ChunkData {
-                            column: 0,
-                            min_t: c.min_t,
-                            max_t: c.max_t,
-                            bytes: c.bytes.to_vec(),
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            });
+            // Sealed blocks hold each series' samples re-encoded in large chunks, in the
+            // smaller of XOR and pco.
+            let decoded: Vec<(Labels, Vec<Sample>)> = data
+                .iter()
+                .map(|(l, chunks)| {
+                    let samples: Vec<Sample> =
+                        chunks.iter().flat_map(|c| XorIter::new(&c.bytes)).collect();
+                    (l.clone(), samples)
+                })
+                .collect();
+            let series = decoded
+                .iter()
+                .map(|(l, samples)| (l.clone(), ChunkData::seal(0, samples)));
             let path = write_block(&self.blocks_dir(0), meta.clone(), series)?;
             new_blocks.push((0, Arc::new(Block::open(&path)?)));
-            if inner.opts.rollups {
-                for res in RESOLUTIONS {
-                    let mut nbuckets = 0u64;
-                    let rolled: Vec<(Labels, Vec<ChunkData>)> = data
-                        .iter()
-                        .map(|(l, chunks)| {
-                            let samples: Vec<Sample> =
-                                chunks.iter().flat_map(|c| XorIter::new(&c.bytes)).collect();
-                            let buckets = rollup::aggregate(&samples, res);
-                            nbuckets += buckets.len() as u64;
-                            (l.clone(), rollup::encode(&buckets))
-                        })
-                        .collect();
-                    let meta = BlockMeta {
-                        resolution_ms: res,
-                        num_samples: nbuckets,
-                        ..meta.clone()
-                    };
-                    let path = write_block(&self.blocks_dir(res), meta, rolled)?;
-                    new_blocks.push((res, Arc::new(Block::open(&path)?)));
-                }
+            // Rollups are normally built when cut blocks are compacted (fewer, larger
+            // rollup blocks); only when no compaction can happen are they built here.
+            if inner.opts.rollups
+                && inner.opts.effective_max_block_ms() == inner.opts.block_duration_ms
+            {
+                new_blocks.extend(self.write_rollups(&decoded, min_t, max_t)?);
             }
         }
         {
@@ -610,6 +608,81 @@ impl Storage {
         inner.metrics.blocks_cut.fetch_add(1, Relaxed);
         let head = read(&inner.head);
         wal.checkpoint(checkpoint_records(&head))?;
+        Ok(())
+    }
+
+    /// Writes the rollup blocks of every resolution for `series` over `[min_t, max_t)`.
+    fn write_rollups(
+        &self,
+        series: &[(Labels, Vec<Sample>)],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<(i64, Arc<Block>)>> {
+        let mut out = Vec::new();
+        for res in RESOLUTIONS {
+            let mut nbuckets = 0u64;
+            let rolled: Vec<(Labels, Vec<ChunkData>)> = series
+                .iter()
+                .map(|(l, samples)| {
+                    let buckets = rollup::aggregate(samples, res);
+                    nbuckets += buckets.len() as u64;
+                    (l.clone(), rollup::encode(&buckets))
+                })
+                .collect();
+            let meta = BlockMeta {
+                version: 1,
+                min_t,
+                max_t,
+                resolution_ms: res,
+                num_series: 0,
+                num_samples: nbuckets,
+                num_chunks: 0,
+                level: 0,
+                sources: vec![],
+            };
+            let path = write_block(&self.blocks_dir(res), meta, rolled)?;
+            out.push((res, Arc::new(Block::open(&path)?)));
+        }
+        Ok(out)
+    }
+
+    /// Builds rollups for runs of contiguous cut (level 0) blocks about to be compacted.
+    fn rollups_for_sources(&self, sources: &[Arc<Block>]) -> Result<()> {
+        let mut i = 0;
+        while i < sources.len() {
+            if sources[i].meta().level != 0 {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j + 1 < sources.len()
+                && sources[j + 1].meta().level == 0
+                && sources[j + 1].meta().min_t == sources[j].meta().max_t
+            {
+                j += 1;
+            }
+            let run = &sources[i..=j];
+            let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+            for b in run {
+                for r in 0..b.index().len() as u32 {
+                    let samples = series.entry(b.index().labels(r)).or_default();
+                    for c in b.chunk_refs(r)? {
+                        samples.extend(b.read_samples(&c)?);
+                    }
+                }
+            }
+            let series: Vec<(Labels, Vec<Sample>)> = series.into_iter().collect();
+            let (min_t, max_t) = (run[0].meta().min_t, run[run.len() - 1].meta().max_t);
+            let built = self.write_rollups(&series, min_t, max_t)?;
+            let mut blocks = write(&self.inner.blocks);
+            for (res, b) in built {
+                let l = blocks.list_mut(res);
+                l.retain(|x| x.meta().min_t != min_t || x.meta().max_t != max_t);
+                l.push(b);
+                l.sort_by_key(|b| b.meta().min_t);
+            }
+            i = j + 1;
+        }
         Ok(())
     }
 
@@ -635,6 +708,10 @@ impl Storage {
                     break;
                 };
                 let sources: Vec<Arc<Block>> = idx.iter().map(|&i| list[i].clone()).collect();
+                if res == 0 && inner.opts.rollups {
+                    // Before the merge, so an interruption leaves the sources to redo it.
+                    self.rollups_for_sources(&sources)?;
+                }
                 let path = compaction::merge(&self.blocks_dir(res), &sources)?;
                 let merged = Arc::new(Block::open(&path)?);
                 {

@@ -20,6 +20,7 @@
 
 pub mod block;
 pub mod chunk;
+pub mod codec;
 pub mod compaction;
 pub mod encode;
 pub mod engine;

@@ -9,7 +9,6 @@
 //! boundary is not included (a bucket that starts a block under-counts by at most one interval).
 
 use super::block::ChunkData;
-use super::chunk::encode_xor;
 use super::error::{Result, StorageError};
 use super::sample::Sample;
 
@@ -102,32 +101,28 @@ pub fn aggregate(samples: &[Sample], res: i64) -> Vec<Bucket> {
     out
 }
 
-/// Encodes buckets as one chunk per column (split every 65535 buckets).
+/// Encodes buckets as sealed chunks, one column per aggregate.
 pub fn encode(buckets: &[Bucket]) -> Vec<ChunkData> {
     let mut out = Vec::new();
+    if buckets.is_empty() {
+        return out;
+    }
     for col in 0..COLUMNS as u8 {
-        for part in buckets.chunks(u16::MAX as usize) {
-            let samples: Vec<Sample> = part
-                .iter()
-                .map(|b| {
-                    let v = match col {
-                        COL_MIN => b.min,
-                        COL_MAX => b.max,
-                        COL_SUM => b.sum,
-                        COL_COUNT => b.count,
-                        COL_LAST => b.last,
-                        _ => b.increase,
-                    };
-                    Sample::new(b.t, v)
-                })
-                .collect();
-            out.push(ChunkData {
-                column: col,
-                min_t: part[0].t,
-                max_t: part[part.len() - 1].t,
-                bytes: encode_xor(&samples),
-            });
-        }
+        let samples: Vec<Sample> = buckets
+            .iter()
+            .map(|b| {
+                let v = match col {
+                    COL_MIN => b.min,
+                    COL_MAX => b.max,
+                    COL_SUM => b.sum,
+                    COL_COUNT => b.count,
+                    COL_LAST => b.last,
+                    _ => b.increase,
+                };
+                Sample::new(b.t, v)
+            })
+            .collect();
+        out.extend(ChunkData::seal(col, &samples));
     }
     out
 }
@@ -172,7 +167,6 @@ pub fn merge_sorted(parts: impl IntoIterator<Item = Vec<Bucket>>) -> Vec<Bucket>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::chunk::decode_xor;
 
     #[test]
     fn aggregates_with_counter_resets() {
@@ -206,7 +200,8 @@ mod tests {
         let chunks = encode(&b);
         let mut cols: [Vec<Sample>; COLUMNS] = Default::default();
         for c in &chunks {
-            cols[c.column as usize].extend(decode_xor(&c.bytes).unwrap());
+            cols[c.column as usize]
+                .extend(crate::storage::codec::decode(c.encoding, &c.bytes).unwrap());
         }
         assert_eq!(decode(&cols).unwrap(), b);
         // Splitting the raw data anywhere and merging the partial buckets gives the same

@@ -4,8 +4,7 @@ use std::collections::btree_map;
 use std::sync::Arc;
 
 use super::block::{Block, ChunkRef};
-use super::chunk::XorIter;
-use super::error::{Result, StorageError};
+use super::error::Result;
 use super::labels::Labels;
 use super::sample::Sample;
 
@@ -39,15 +38,12 @@ impl SeriesSet {
         let mut samples = Vec::new();
         for (block, refs) in &parts.blocks {
             for c in refs {
-                let bytes = block.read_chunk(c)?;
-                let mut it = XorIter::new(&bytes);
-                samples.extend(it.by_ref().filter(|s| s.t >= self.start && s.t <= self.end));
-                if it.failed() {
-                    return Err(StorageError::corrupt(
-                        block.dir().join("chunks"),
-                        format!("undecodable chunk at {}", c.offset),
-                    ));
-                }
+                let decoded = block.read_samples(c)?;
+                samples.extend(
+                    decoded
+                        .into_iter()
+                        .filter(|s| s.t >= self.start && s.t <= self.end),
+                );
             }
         }
         let sorted_before = samples.len();
