@@ -60,6 +60,15 @@ impl XorAppender {
         }
     }
 
+    /// An empty chunk reserving `capacity` bytes (the head sizes a series' next chunk after
+    /// its previous one, which avoids most growth slack).
+    pub fn with_capacity(capacity: usize) -> Self {
+        XorAppender {
+            bits: BitWriter::with_prefix_and_capacity(&[0, 0], capacity),
+            ..Self::new()
+        }
+    }
+
     /// Number of samples in the chunk.
     pub fn len(&self) -> usize {
         self.count as usize

@@ -18,6 +18,13 @@ impl BitWriter {
         }
     }
 
+    /// Like [`BitWriter::with_prefix`], reserving `capacity` bytes up front.
+    pub fn with_prefix_and_capacity(prefix: &[u8], capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(prefix.len()));
+        buf.extend_from_slice(prefix);
+        BitWriter { buf, free: 0 }
+    }
+
     /// Writes the low `n` bits of `value` (n ≤ 64).
     #[inline]
     pub fn write_bits(&mut self, value: u64, mut n: u32) {

@@ -22,6 +22,7 @@ use super::chunk::XorIter;
 use super::compaction;
 use super::error::{Result, StorageError};
 use super::head::{AppendReport, Head, HeadOptions, PlannedRef};
+use super::head_chunks::ChunkSpill;
 use super::labels::Labels;
 use super::matcher::Matcher;
 use super::metrics::{Metrics, MetricsSnapshot};
@@ -216,7 +217,8 @@ impl Storage {
             );
         }
         let min_valid_t = blocks.raw.last().map_or(i64::MIN, |b| b.meta().max_t);
-        let mut head = Head::new(head_options(&options), min_valid_t);
+        let spill = ChunkSpill::create(&dir.join("chunks_head"))?;
+        let mut head = Head::with_spill(head_options(&options), min_valid_t, spill);
         let mut map: Vec<u32> = Vec::new();
         let mut unknown = 0u64;
         let wal_dir = dir.join("wal");

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::chunk::{XorAppender, XorIter};
+use super::head_chunks::{ChunkLoc, ChunkSpill};
 use super::index::{InvertedIndex, SeriesRef, labels_hash};
 use super::labels::Labels;
 use super::matcher::Matcher;
@@ -87,9 +88,26 @@ pub struct HeadChunk {
     pub bytes: Box<[u8]>,
 }
 
+/// A sealed chunk of a head series: time range, sample count and where its bytes are.
+/// Kept small (24 bytes) because a series has one per 120 samples in the head.
+#[derive(Debug, Clone)]
+struct SealedRef {
+    min_t: i64,
+    /// `max_t - min_t`.
+    span: u32,
+    count: u16,
+    loc: ChunkLoc,
+}
+
+impl SealedRef {
+    fn max_t(&self) -> i64 {
+        self.min_t + self.span as i64
+    }
+}
+
 #[derive(Debug)]
 struct HeadSeries {
-    sealed: Vec<HeadChunk>,
+    sealed: Vec<SealedRef>,
     open: XorAppender,
     open_min_t: i64,
     /// Newest in-order sample.
@@ -113,11 +131,12 @@ impl HeadSeries {
     }
 
     /// All samples in `[start, end]`, sorted, out-of-order ones merged in.
-    fn samples(&self, start: i64, end: i64) -> Vec<Sample> {
+    fn samples(&self, spill: &ChunkSpill, start: i64, end: i64) -> Vec<Sample> {
         let mut out = Vec::new();
         for c in &self.sealed {
-            if c.max_t >= start && c.min_t <= end {
-                out.extend(XorIter::new(&c.bytes).filter(|s| s.t >= start && s.t <= end));
+            if c.max_t() >= start && c.min_t <= end {
+                let bytes = spill.load(&c.loc);
+                out.extend(XorIter::new(&bytes).filter(|s| s.t >= start && s.t <= end));
             }
         }
         if !self.open.is_empty() && self.open.last_t() >= start && self.open_min_t <= end {
@@ -137,17 +156,22 @@ impl HeadSeries {
     }
 
     /// The stored sample closest to `t` within `tol`, if any.
-    fn find_near(&self, t: i64, tol: i64) -> Option<Sample> {
-        self.samples(t - tol, t + tol)
+    fn find_near(&self, spill: &ChunkSpill, t: i64, tol: i64) -> Option<Sample> {
+        self.samples(spill, t - tol, t + tol)
             .into_iter()
             .min_by_key(|s| (s.t - t).abs())
     }
 
     fn heap_size(&self) -> usize {
-        self.sealed
-            .iter()
-            .map(|c| c.bytes.len() + std::mem::size_of::<HeadChunk>())
-            .sum::<usize>()
+        self.sealed.capacity() * std::mem::size_of::<SealedRef>()
+            + self
+                .sealed
+                .iter()
+                .map(|c| match &c.loc {
+                    ChunkLoc::Mem(b) => b.len(),
+                    ChunkLoc::File { .. } => 0,
+                })
+                .sum::<usize>()
             + self.open.heap_size()
             + self.ooo.capacity() * 16
     }
@@ -209,12 +233,20 @@ pub struct Head {
     min_t: i64,
     max_t: i64,
     num_samples: u64,
+    spill: ChunkSpill,
 }
 
 impl Head {
-    /// An empty head accepting samples at or after `min_valid_t`.
+    /// An empty head accepting samples at or after `min_valid_t`, keeping sealed chunks in
+    /// memory.
     pub fn new(opts: HeadOptions, min_valid_t: i64) -> Self {
+        Self::with_spill(opts, min_valid_t, ChunkSpill::memory())
+    }
+
+    /// An empty head that moves sealed chunks to `spill`.
+    pub fn with_spill(opts: HeadOptions, min_valid_t: i64, spill: ChunkSpill) -> Self {
         Head {
+            spill,
             opts,
             index: InvertedIndex::new(),
             series: Vec::new(),
@@ -333,7 +365,7 @@ impl Head {
                                 }
                             } else {
                                 let stored = existing
-                                    .and_then(|e| e.find_near(s.t, tol))
+                                    .and_then(|e| e.find_near(&self.spill, s.t, tol))
                                     .map(|x| x.v.to_bits())
                                     .or_else(|| batch_ooo.get(&(r, s.t)).copied());
                                 match stored {
@@ -403,6 +435,7 @@ impl Head {
             return;
         }
         let opts = self.opts;
+        let spill = &mut self.spill;
         let series = &mut self.series[r as usize];
         match series.last {
             Some(last) if s.t <= last.t => {
@@ -412,7 +445,7 @@ impl Head {
                 match series.ooo.binary_search_by_key(&s.t, |x| x.t) {
                     Ok(_) => return,
                     Err(pos) => {
-                        if series.find_near(s.t, 0).is_some() {
+                        if series.find_near(spill, s.t, 0).is_some() {
                             return;
                         }
                         series.ooo.insert(pos, s)
@@ -424,12 +457,18 @@ impl Head {
                 let crosses_block = n > 0
                     && s.t.div_euclid(opts.block_ms) != series.open_min_t.div_euclid(opts.block_ms);
                 if n >= opts.samples_per_chunk || crosses_block || series.open.is_full() {
-                    let open = std::mem::take(&mut series.open);
-                    let max_t = open.last_t();
-                    series.sealed.push(HeadChunk {
-                        min_t: series.open_min_t,
-                        max_t,
-                        bytes: open.into_bytes().into_boxed_slice(),
+                    let next_cap = series.open.bytes().len() + series.open.bytes().len() / 8;
+                    let open =
+                        std::mem::replace(&mut series.open, XorAppender::with_capacity(next_cap));
+                    let (max_t, count) = (open.last_t(), open.len() as u16);
+                    let loc = spill.store(open.into_bytes());
+                    let min_t = series.open_min_t;
+                    series.sealed.push(SealedRef {
+                        min_t,
+                        // Chunks never straddle a block, so the span fits.
+                        span: u32::try_from(max_t - min_t).unwrap_or(u32::MAX),
+                        count,
+                        loc,
                     });
                 }
                 if series.open.is_empty() {
@@ -454,7 +493,7 @@ impl Head {
             .select(matchers)
             .into_iter()
             .filter_map(|r| {
-                let samples = self.series[r as usize].samples(start, end);
+                let samples = self.series[r as usize].samples(&self.spill, start, end);
                 (!samples.is_empty()).then(|| (self.index.labels(r), samples))
             })
             .collect()
@@ -466,7 +505,7 @@ impl Head {
             (
                 r,
                 self.index.labels(r),
-                self.series[r as usize].samples(i64::MIN, i64::MAX),
+                self.series[r as usize].samples(&self.spill, i64::MIN, i64::MAX),
             )
         })
     }
@@ -479,7 +518,7 @@ impl Head {
             let has_ooo = s.ooo.first().is_some_and(|x| x.t < boundary);
             let mut chunks: Vec<HeadChunk> = Vec::new();
             if has_ooo {
-                let samples = s.samples(i64::MIN, boundary - 1);
+                let samples = s.samples(&self.spill, i64::MIN, boundary - 1);
                 for part in samples.chunks(self.opts.samples_per_chunk) {
                     chunks.push(HeadChunk {
                         min_t: part[0].t,
@@ -488,7 +527,13 @@ impl Head {
                     });
                 }
             } else {
-                chunks.extend(s.sealed.iter().filter(|c| c.max_t < boundary).cloned());
+                chunks.extend(s.sealed.iter().filter(|c| c.max_t() < boundary).map(|c| {
+                    HeadChunk {
+                        min_t: c.min_t,
+                        max_t: c.max_t(),
+                        bytes: self.spill.load(&c.loc).into_owned().into_boxed_slice(),
+                    }
+                }));
                 if !s.open.is_empty() && s.open.last_t() < boundary {
                     chunks.push(HeadChunk {
                         min_t: s.open_min_t,
@@ -508,19 +553,27 @@ impl Head {
     /// Drops everything older than `boundary` (now sealed in a block) and rebuilds the
     /// head with the series that still have samples. Series refs change.
     pub fn truncate_before(&mut self, boundary: i64) {
-        let mut fresh = Head::new(self.opts, boundary.max(self.min_valid_t));
+        let mut fresh = Head::with_spill(
+            self.opts,
+            boundary.max(self.min_valid_t),
+            self.spill.successor(),
+        );
         let old_series = std::mem::take(&mut self.series);
         for (r, mut s) in old_series.into_iter().enumerate() {
             s.sealed.retain(|c| c.min_t >= boundary);
+            s.sealed.shrink_to_fit();
+            // Move the remaining sealed chunks into the new spill file.
+            for c in &mut s.sealed {
+                if let ChunkLoc::File { .. } = c.loc {
+                    let bytes = self.spill.load(&c.loc).into_owned();
+                    c.loc = fresh.spill.store(bytes);
+                }
+            }
             if !s.open.is_empty() && s.open.last_t() < boundary {
                 s.open = XorAppender::new();
             }
             s.ooo.retain(|x| x.t >= boundary);
-            let count: u64 = s
-                .sealed
-                .iter()
-                .map(|c| XorIter::new(&c.bytes).total() as u64)
-                .sum::<u64>()
+            let count: u64 = s.sealed.iter().map(|c| c.count as u64).sum::<u64>()
                 + s.open.len() as u64
                 + s.ooo.len() as u64;
             if count == 0 {

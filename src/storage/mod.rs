@@ -8,7 +8,7 @@
 //! | [`chunk`] | Gorilla/XOR chunk codec |
 //! | [`labels`], [`sample`], [`matcher`] | the series model |
 //! | [`index`] | inverted index: label pairs → series |
-//! | [`head`] | in-memory appendable head, write-path rules |
+//! | [`head`], [`head_chunks`] | appendable head, write-path rules; its sealed chunks on disk |
 //! | [`wal`] | write-ahead log |
 //! | [`block`] | immutable on-disk blocks |
 //! | [`compaction`], [`retention`], [`rollup`] | block lifecycle |
@@ -26,6 +26,7 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod head;
+pub mod head_chunks;
 pub mod index;
 pub mod inspect;
 pub mod labels;

@@ -41,7 +41,8 @@ pub struct StorageOptions {
     /// timestamp + previous interval) is snapped onto it, so regular series cost one bit per
     /// timestamp (default 5 ms; 0 disables snapping).
     pub grid_tolerance_ms: i64,
-    /// Samples per chunk before a new chunk is started (default 240).
+    /// Samples per head chunk before a new chunk is started (default 120). Sealed blocks
+    /// re-encode series in larger chunks, so this only bounds the open chunk's memory.
     pub samples_per_chunk: usize,
     /// Size at which a WAL segment is closed and a new one started (default 64 MiB).
     pub wal_segment_bytes: u64,
@@ -66,7 +67,7 @@ impl Default for StorageOptions {
             rollup_retention_age_ms: Some(400 * DAY_MS),
             out_of_order_window_ms: 0,
             grid_tolerance_ms: 5,
-            samples_per_chunk: 240,
+            samples_per_chunk: 120,
             wal_segment_bytes: 64 << 20,
             max_block_duration_ms: 31 * DAY_MS,
             rollups: true,
