@@ -346,7 +346,11 @@ fn export(a: &Args, out: &Path) {
         om.write_all(f).unwrap();
     }
     om.write_all(b"# EOF\n").unwrap();
-    println!("exported {n} samples to {}", out.display());
+    println!(
+        "exported {n} samples to {} start_ms {START} end_ms {}",
+        out.display(),
+        START + steps * STEP
+    );
 }
 
 fn main() {
