@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Side-by-side: the same generated container metrics loaded into Osprey's store, Prometheus
+and InfluxDB 1.x; prints bytes per sample, ingest rate and query latencies as ratios to Osprey.
+
+Usage (from the repository root):
+    bench/side_by_side.py [--containers 100] [--hours 24] [--long-containers 3] [--long-days 30]
+                          [--work /tmp/osprey-sbs]
+
+Needs: `prometheus` and `promtool` (Debian package prometheus), `influxd` (Debian package
+influxdb), cargo. Servers listen on 127.0.0.1 only and are stopped at the end.
+
+How each system is loaded and measured (read the caveats in docs/benchmarks.md):
+* Osprey: `cargo bench --bench storage` (in-process, one thread; queries in-process).
+* Prometheus: `promtool tsdb create-blocks-from openmetrics` pinned to one core (ingest rate =
+  samples / wall time), then the server is started on the blocks, left to compact until the
+  block list is stable, and queried over HTTP (PromQL).
+* InfluxDB: `influxd` pinned to one core, line protocol POSTed in 10 000-line batches by one
+  client (ingest rate = samples / wall time), left to compact until the data directory is
+  stable, queried over HTTP (InfluxQL).
+Bytes per sample = bytes of the persistent data files (Prometheus blocks without WAL;
+InfluxDB data directory without WAL) / samples.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CARGO = ["cargo", "bench", "--bench", "storage", "--"]
+ENV = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", "/work/target-storage"))
+PROM_PORT, INFLUX_PORT = 19090, 18086
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    log("+", " ".join(cmd))
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=ENV, **kw).stdout
+
+
+def du(path, exclude=()):
+    total = 0
+    for d, dirs, files in os.walk(path):
+        dirs[:] = [x for x in dirs if x not in exclude]
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(d, f))
+            except OSError:
+                pass
+    return total
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if pred():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def wait_stable(measure, settle, timeout):
+    """Polls `measure` until it has not changed for `settle` seconds (or timeout)."""
+    last, since, deadline = None, time.time(), time.time() + timeout
+    while time.time() < deadline:
+        cur = measure()
+        if cur != last:
+            last, since = cur, time.time()
+        elif time.time() - since >= settle:
+            return cur
+        time.sleep(1)
+    return last
+
+
+def http_ms(url, data=None, runs=11):
+    times = []
+    for i in range(runs + 1):
+        t = time.perf_counter()
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=600) as r:
+            body = r.read()
+        if i > 0:  # first run warms caches
+            times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times), body
+
+
+def export(work, containers, hours):
+    out = run(CARGO + ["--export", work, "--containers", str(containers), "--hours", str(hours)])
+    m = re.search(r"exported (\d+) samples .* start_ms (\d+) end_ms (\d+)", out)
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def osprey(args):
+    out = run(CARGO + ["--containers", str(args.containers), "--hours", str(args.hours),
+                       "--long-containers", str(args.long_containers), "--long-days", str(args.long_days)])
+    print(out)
+    return json.loads(re.search(r"^RESULT (.*)$", out, re.M).group(1))
+
+
+def prometheus(args, main, long_):
+    res = {}
+    pdir = os.path.join(args.work, "prom")
+    shutil.rmtree(pdir, ignore_errors=True)
+    os.makedirs(pdir)
+    t = time.perf_counter()
+    for d in (main, long_):
+        run(["taskset", "-c", "0", "promtool", "tsdb", "create-blocks-from", "openmetrics",
+             os.path.join(d["dir"], "data.om"), pdir])
+    secs = time.perf_counter() - t
+    samples = main["samples"] + long_["samples"]
+    res["ingest_per_sec"] = samples / secs
+    res["bytes_per_sample_imported"] = du(pdir, ("wal", "chunks_head")) / samples
+    proc = subprocess.Popen(["taskset", "-c", "0", "prometheus", "--config.file=/dev/null",
+                             f"--storage.tsdb.path={pdir}", "--storage.tsdb.retention.time=3650d",
+                             f"--web.listen-address=127.0.0.1:{PROM_PORT}"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.work, "prom.log"), "w"))
+    try:
+        base = f"http://127.0.0.1:{PROM_PORT}"
+        wait_until(lambda: urllib.request.urlopen(base + "/-/ready").status == 200, 120, "prometheus ready")
+        blocks = lambda: sorted(x for x in os.listdir(pdir) if re.match(r"^[0-9A-Z]{26}$", x))
+        wait_stable(blocks, 30, 600)
+        res["bytes_per_sample"] = du(pdir, ("wal", "chunks_head")) / samples
+        q = lambda path, **p: base + path + "?" + urllib.parse.urlencode(p)
+        end = main["end"] / 1000
+        res["qa_ms"], body = http_ms(q("/api/v1/query", query='container_cpu_usage_seconds_total{pod=~"app-7-.*",container="c1"}[24h]', time=end - 0.001))
+        log("prometheus (a):", body[:160])
+        res["qb_ms"], body = http_ms(q("/api/v1/query_range", query='sum(rate({__name__=~"container_network_(receive|transmit)_bytes_total"}[1m]))',
+                                       start=end - 3600, end=end, step=60))
+        log("prometheus (b):", body[:160])
+        lend = long_["end"] / 1000
+        res["qc_ms"], body = http_ms(q("/api/v1/query_range", query="max_over_time(container_memory_working_set_bytes[1h])",
+                                       start=lend - args.long_days * 86400 + 3600, end=lend, step=3600), runs=5)
+        log("prometheus (c):", body[:160])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return res
+
+
+def influx(args, main, long_):
+    res = {}
+    idir = os.path.join(args.work, "influx")
+    shutil.rmtree(idir, ignore_errors=True)
+    os.makedirs(idir)
+    conf = os.path.join(idir, "influxdb.conf")
+    with open(conf, "w") as f:
+        f.write(f"""reporting-disabled = true
+bind-address = "127.0.0.1:18088"
+[meta]
+  dir = "{idir}/meta"
+[data]
+  dir = "{idir}/data"
+  wal-dir = "{idir}/wal"
+  cache-snapshot-write-cold-duration = "10s"
+  compact-full-write-cold-duration = "30s"
+  max-series-per-database = 0
+  max-values-per-tag = 0
+[coordinator]
+  query-timeout = "0s"
+[http]
+  bind-address = "127.0.0.1:{INFLUX_PORT}"
+  log-enabled = false
+  max-body-size = 0
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+""")
+    proc = subprocess.Popen(["taskset", "-c", "0", "influxd", "-config", conf],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.work, "influx.log"), "w"))
+    base = f"http://127.0.0.1:{INFLUX_PORT}"
+    try:
+        wait_until(lambda: urllib.request.urlopen(base + "/ping").status == 204, 120, "influxd ready")
+        urllib.request.urlopen(urllib.request.Request(base + "/query", data=b"q=CREATE+DATABASE+bench")).read()
+        t = time.perf_counter()
+        for d in (main, long_):
+            with open(os.path.join(d["dir"], "data.lp"), "rb") as f:
+                batch = []
+                for line in f:
+                    batch.append(line)
+                    if len(batch) == 10000:
+                        urllib.request.urlopen(urllib.request.Request(base + "/write?db=bench&precision=ms", data=b"".join(batch))).read()
+                        batch = []
+                if batch:
+                    urllib.request.urlopen(urllib.request.Request(base + "/write?db=bench&precision=ms", data=b"".join(batch))).read()
+        secs = time.perf_counter() - t
+        samples = main["samples"] + long_["samples"]
+        res["ingest_per_sec"] = samples / secs
+        wait_stable(lambda: du(os.path.join(idir, "data")) + du(os.path.join(idir, "wal")), 40, 900)
+        res["bytes_per_sample"] = du(os.path.join(idir, "data")) / samples
+
+        def q(sql, runs=11):
+            url = base + "/query?" + urllib.parse.urlencode({"db": "bench", "q": sql, "epoch": "ms"})
+            ms, body = http_ms(url, runs=runs)
+            log("influx:", body[:160])
+            return ms
+
+        end = main["end"] * 1_000_000  # ns
+        h = 3600 * 10**9
+        res["qa_ms"] = q(f"SELECT value FROM container_cpu_usage_seconds_total WHERE pod =~ /^app-7-/ AND container = 'c1' AND time > {end - 24 * h} AND time <= {end}")
+        res["qb_ms"] = q("SELECT sum(d) FROM (SELECT non_negative_derivative(value, 1s) AS d FROM "
+                         "container_network_receive_bytes_total, container_network_transmit_bytes_total "
+                         f"WHERE time > {end - h} AND time <= {end} GROUP BY *) WHERE time > {end - h} AND time <= {end} GROUP BY time(1m)")
+        lend = long_["end"] * 1_000_000
+        res["qc_ms"] = q(f"SELECT max(value) FROM container_memory_working_set_bytes WHERE time > {lend - args.long_days * 24 * h} AND time <= {lend} GROUP BY time(1h), *", runs=5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--containers", type=int, default=100)
+    ap.add_argument("--hours", type=int, default=24)
+    ap.add_argument("--long-containers", type=int, default=3)
+    ap.add_argument("--long-days", type=int, default=30)
+    ap.add_argument("--work", default="/tmp/osprey-sbs")
+    ap.add_argument("--skip", default="", help="comma list of: prometheus,influxdb")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    main_d = {"dir": os.path.join(args.work, "main")}
+    long_d = {"dir": os.path.join(args.work, "long")}
+    main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours)
+    long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24)
+    results = {"osprey": osprey(args)}
+    if "prometheus" not in args.skip:
+        results["prometheus"] = prometheus(args, main_d, long_d)
+    if "influxdb" not in args.skip:
+        results["influxdb"] = influx(args, main_d, long_d)
+    o = results["osprey"]
+    print(f"\ndataset: {args.containers} containers x 13 series x {args.hours} h at 10 s "
+          f"({main_d['samples']} samples) + {args.long_containers} containers x {args.long_days} d "
+          f"({long_d['samples']} samples)")
+    print(f"{'system':<12} {'B/sample':>9} {'ingest/s':>12} {'(a) ms':>9} {'(b) ms':>9} {'(c) ms':>9}")
+    for name, r in results.items():
+        print(f"{name:<12} {r['bytes_per_sample']:>9.3f} {r['ingest_per_sec']:>12.0f} {r['qa_ms']:>9.3f} {r['qb_ms']:>9.3f} {r['qc_ms']:>9.3f}")
+    print("\nratios to Osprey (B/sample and latency: other/Osprey, >1 means Osprey is better;"
+          " ingest: Osprey/other)")
+    for name, r in results.items():
+        if name == "osprey":
+            continue
+        print(f"{name:<12} B/sample {r['bytes_per_sample'] / o['bytes_per_sample']:.2f}x  "
+              f"ingest {o['ingest_per_sec'] / r['ingest_per_sec']:.2f}x  "
+              f"(a) {r['qa_ms'] / o['qa_ms']:.1f}x  (b) {r['qb_ms'] / o['qb_ms']:.1f}x  (c) {r['qc_ms'] / o['qc_ms']:.1f}x")
+    if "prometheus" in results:
+        print(f"prometheus bytes/sample as imported (2 h blocks, before compaction): {results['prometheus']['bytes_per_sample_imported']:.3f}")
+    print("\nRESULTS " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+//! Osprey's server: storage engine, ingestion and APIs.
+
+pub mod storage;

@@ -1,0 +1,422 @@
+//! The inverted index: interned label strings, label pair → series postings, matcher
+//! evaluation, and lookup of a series by its labels. Used by the head and by every block.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use super::labels::{Label, Labels};
+use super::matcher::Matcher;
+
+/// Position of a series inside one index (the head or one block).
+pub type SeriesRef = u32;
+
+/// A fast non-cryptographic hasher (the Fx hash used inside rustc). Label sets come from
+/// trusted collectors, and the series lookup is the hottest step of ingestion.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Hash of a label set, used to find its series without allocating.
+pub fn labels_hash(labels: &Labels) -> u64 {
+    let mut h = FxHasher::default();
+    for (n, v) in labels.iter() {
+        h.write(n.as_bytes());
+        h.write_u32(0xff);
+        h.write(v.as_bytes());
+        h.write_u32(0xfe);
+    }
+    h.finish()
+}
+
+/// Interned strings: each distinct label name or value is stored once.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    ids: FxHashMap<Arc<str>, u32>,
+    strs: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    /// The id of `s`, adding it if new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strs.len() as u32;
+        let a: Arc<str> = Arc::from(s);
+        self.strs.push(a.clone());
+        self.ids.insert(a, id);
+        id
+    }
+
+    /// The id of `s`, if interned.
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    /// The string of an id.
+    pub fn resolve(&self, id: u32) -> &str {
+        &self.strs[id as usize]
+    }
+
+    /// Number of distinct strings.
+    pub fn len(&self) -> usize {
+        self.strs.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.strs.is_empty()
+    }
+
+    /// All strings in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.strs.iter().map(|s| &**s)
+    }
+}
+
+/// Label pairs → series, plus each series' labels as symbol ids.
+#[derive(Debug, Default)]
+pub struct InvertedIndex {
+    symbols: Symbols,
+    /// name id → value id → sorted series refs.
+    postings: FxHashMap<u32, FxHashMap<u32, Vec<SeriesRef>>>,
+    series: Vec<Box<[(u32, u32)]>>,
+    by_hash: FxHashMap<u64, SeriesRef>,
+    /// Extra series whose label hash collided with an earlier one.
+    collisions: FxHashMap<u64, Vec<SeriesRef>>,
+}
+
+impl InvertedIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// True when no series is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// The interned strings.
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// Adds a series and returns its ref. The caller guarantees it is not present yet
+    /// (see [`InvertedIndex::find`]); refs are dense and increasing.
+    pub fn add(&mut self, labels: &Labels) -> SeriesRef {
+        let r = self.series.len() as SeriesRef;
+        let pairs: Box<[(u32, u32)]> = labels
+            .iter()
+            .map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v)))
+            .collect();
+        for &(n, v) in pairs.iter() {
+            self.postings
+                .entry(n)
+                .or_default()
+                .entry(v)
+                .or_default()
+                .push(r);
+        }
+        self.series.push(pairs);
+        let h = labels_hash(labels);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
+            e.insert(r);
+        } else {
+            self.collisions.entry(h).or_default().push(r);
+        }
+        r
+    }
+
+    /// Finds the series with exactly these labels.
+    pub fn find(&self, labels: &Labels) -> Option<SeriesRef> {
+        self.find_hashed(labels, labels_hash(labels))
+    }
+
+    /// [`InvertedIndex::find`] with a precomputed [`labels_hash`].
+    pub fn find_hashed(&self, labels: &Labels, h: u64) -> Option<SeriesRef> {
+        let first = *self.by_hash.get(&h)?;
+        if self.same(first, labels) {
+            return Some(first);
+        }
+        self.collisions
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|&r| self.same(r, labels))
+    }
+
+    fn same(&self, r: SeriesRef, labels: &Labels) -> bool {
+        let pairs = &self.series[r as usize];
+        pairs.len() == labels.len()
+            && pairs.iter().zip(labels.iter()).all(|(&(n, v), (ln, lv))| {
+                self.symbols.resolve(n) == ln && self.symbols.resolve(v) == lv
+            })
+    }
+
+    /// The labels of a series.
+    pub fn labels(&self, r: SeriesRef) -> Labels {
+        Labels::from_sorted(
+            self.series[r as usize]
+                .iter()
+                .map(|&(n, v)| Label {
+                    name: self.symbols.resolve(n).to_string(),
+                    value: self.symbols.resolve(v).to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The labels of a series as symbol ids.
+    pub fn label_ids(&self, r: SeriesRef) -> &[(u32, u32)] {
+        &self.series[r as usize]
+    }
+
+    /// Series matching all matchers, sorted by ref. An empty matcher list selects everything.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
+        let mut result: Option<Vec<SeriesRef>> = None;
+        // Matchers that reject the empty string can only match series carrying the label:
+        // intersect their postings first, they are the selective ones.
+        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+            let set = self.union_where(&m.name, |v| m.matches(v));
+            result = Some(match result {
+                None => set,
+                Some(prev) => intersect(&prev, &set),
+            });
+            if result.as_ref().is_some_and(|r| r.is_empty()) {
+                return Vec::new();
+            }
+        }
+        let mut result = result.unwrap_or_else(|| (0..self.series.len() as SeriesRef).collect());
+        // Matchers that accept the empty string keep series without the label, so they
+        // subtract the series whose value fails them.
+        for m in matchers.iter().filter(|m| m.matches_empty()) {
+            let excluded = self.union_where(&m.name, |v| !m.matches(v));
+            if !excluded.is_empty() {
+                result = subtract(&result, &excluded);
+            }
+        }
+        result
+    }
+
+    fn union_where(&self, name: &str, pred: impl Fn(&str) -> bool) -> Vec<SeriesRef> {
+        let Some(values) = self.symbols.get(name).and_then(|n| self.postings.get(&n)) else {
+            return Vec::new();
+        };
+        let mut lists: Vec<&Vec<SeriesRef>> = values
+            .iter()
+            .filter(|(v, _)| pred(self.symbols.resolve(**v)))
+            .map(|(_, list)| list)
+            .collect();
+        match lists.len() {
+            0 => Vec::new(),
+            1 => lists.pop().expect("one").clone(),
+            _ => {
+                let mut out: Vec<SeriesRef> = lists.into_iter().flatten().copied().collect();
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
+        }
+    }
+
+    /// All label names, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .postings
+            .keys()
+            .map(|&n| self.symbols.resolve(n).to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// All values of a label, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        let Some(values) = self.symbols.get(name).and_then(|n| self.postings.get(&n)) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = values
+            .keys()
+            .map(|&id| self.symbols.resolve(id).to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Approximate heap bytes used, for the memory-per-series figure.
+    pub fn heap_size(&self) -> usize {
+        let strs: usize = self.symbols.iter().map(|s| s.len() + 16 + 40).sum();
+        let series: usize = self
+            .series
+            .iter()
+            .map(|p| 16 + p.len() * 8 + 4 * p.len())
+            .sum();
+        strs + series + self.by_hash.len() * 16
+    }
+}
+
+fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn subtract(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+    let mut j = 0;
+    a.iter()
+        .copied()
+        .filter(|&x| {
+            while j < b.len() && b[j] < x {
+                j += 1;
+            }
+            !(j < b.len() && b[j] == x)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::labels::METRIC_NAME;
+    use proptest::prelude::*;
+
+    fn ls(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    fn sample_index() -> (InvertedIndex, Vec<Labels>) {
+        let mut idx = InvertedIndex::new();
+        let all = vec![
+            ls(&[(METRIC_NAME, "cpu"), ("pod", "web-1"), ("ns", "prod")]),
+            ls(&[(METRIC_NAME, "cpu"), ("pod", "web-2"), ("ns", "dev")]),
+            ls(&[(METRIC_NAME, "mem"), ("pod", "web-1"), ("ns", "prod")]),
+            ls(&[(METRIC_NAME, "mem"), ("pod", "db-1")]),
+        ];
+        for l in &all {
+            assert_eq!(idx.find(l), None);
+            idx.add(l);
+        }
+        (idx, all)
+    }
+
+    #[test]
+    fn find_and_labels_round_trip() {
+        let (idx, all) = sample_index();
+        for (i, l) in all.iter().enumerate() {
+            assert_eq!(idx.find(l), Some(i as u32));
+            assert_eq!(&idx.labels(i as u32), l);
+        }
+        assert_eq!(idx.find(&ls(&[(METRIC_NAME, "cpu")])), None);
+    }
+
+    #[test]
+    fn matchers_select_like_prometheus() {
+        let (idx, _) = sample_index();
+        let sel = |m: Vec<Matcher>| idx.select(&m);
+        assert_eq!(sel(vec![Matcher::eq(METRIC_NAME, "cpu")]), vec![0, 1]);
+        assert_eq!(
+            sel(vec![
+                Matcher::eq(METRIC_NAME, "cpu"),
+                Matcher::ne("ns", "prod")
+            ]),
+            vec![1]
+        );
+        // A missing label counts as "": `ns!="prod"` keeps the series without `ns`.
+        assert_eq!(sel(vec![Matcher::ne("ns", "prod")]), vec![1, 3]);
+        assert_eq!(
+            sel(vec![Matcher::re("pod", "web-.*").unwrap()]),
+            vec![0, 1, 2]
+        );
+        assert_eq!(sel(vec![Matcher::nre("pod", "web-.*").unwrap()]), vec![3]);
+        assert_eq!(sel(vec![Matcher::eq("ns", "")]), vec![3]);
+        assert_eq!(sel(vec![Matcher::re("ns", ".+").unwrap()]), vec![0, 1, 2]);
+        assert_eq!(sel(vec![Matcher::eq("nope", "x")]), Vec::<u32>::new());
+        assert_eq!(sel(vec![]), vec![0, 1, 2, 3]);
+        assert_eq!(idx.label_names(), vec![METRIC_NAME, "ns", "pod"]);
+        assert_eq!(idx.label_values("pod"), vec!["db-1", "web-1", "web-2"]);
+    }
+
+    proptest! {
+        /// The index agrees with brute-force evaluation of the matchers on every series.
+        #[test]
+        fn select_agrees_with_brute_force(
+            series in proptest::collection::vec(proptest::collection::btree_map("[abc]", "[xyz]{0,2}", 0..3), 1..40),
+            ms in proptest::collection::vec(("[abc]", "[xyz]{0,2}", 0u8..4), 0..3),
+        ) {
+            let mut idx = InvertedIndex::new();
+            let mut all = Vec::new();
+            for s in &series {
+                let mut pairs: Vec<(String, String)> = s.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+                pairs.push((METRIC_NAME.into(), "m".into()));
+                let l = Labels::from_pairs(pairs);
+                if idx.find(&l).is_none() {
+                    idx.add(&l);
+                    all.push(l);
+                }
+            }
+            let matchers: Vec<Matcher> = ms.iter().map(|(n, v, op)| match op {
+                0 => Matcher::eq(n.clone(), v.clone()),
+                1 => Matcher::ne(n.clone(), v.clone()),
+                2 => Matcher::re(n.clone(), format!("{v}.*")).unwrap(),
+                _ => Matcher::nre(n.clone(), format!("{v}.*")).unwrap(),
+            }).collect();
+            let expected: Vec<u32> = all.iter().enumerate()
+                .filter(|(_, l)| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+                .map(|(i, _)| i as u32).collect();
+            prop_assert_eq!(idx.select(&matchers), expected);
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! End-to-end behaviour of the storage engine through its public API.
+
+use osprey::storage::query::{AggOp, RangeFn, group_by};
+use osprey::storage::rollup::{self, RES_1H};
+use osprey::storage::{
+    Labels, METRIC_NAME, Matcher, Sample, SeriesSamples, Storage, StorageError, StorageOptions,
+};
+
+const H: i64 = 3_600_000;
+const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % (24 * H);
+
+fn opts() -> StorageOptions {
+    StorageOptions {
+        block_duration_ms: H,
+        retention_age_ms: None,
+        ..StorageOptions::default()
+    }
+}
+
+fn labels(name: &str, pod: usize) -> Labels {
+    Labels::from_pairs([
+        (METRIC_NAME.to_string(), name.to_string()),
+        ("pod".to_string(), format!("pod-{pod}")),
+        (
+            "ns".to_string(),
+            if pod.is_multiple_of(2) { "even" } else { "odd" }.to_string(),
+        ),
+    ])
+}
+
+fn value(pod: usize, i: i64) -> f64 {
+    // A counter with a reset every 500 samples.
+    ((i % 500) * (pod as i64 + 1)) as f64
+}
+
+/// Appends `n` samples at 10 s per series starting at sample index `from`, in batches of one
+/// timestamp across all series (the shape of a scrape / remote-write request).
+fn fill(s: &Storage, pods: usize, from: i64, n: i64, maintain: bool) {
+    for i in from..from + n {
+        let batch: Vec<SeriesSamples> = (0..pods)
+            .map(|p| SeriesSamples {
+                labels: labels("m", p),
+                samples: vec![Sample::new(T0 + i * 10_000, value(p, i))],
+            })
+            .collect();
+        let r = s.append(&batch).unwrap();
+        assert_eq!(r.accepted, pods as u64);
+        if maintain && i % 100 == 0 {
+            s.maintain().unwrap();
+        }
+    }
+}
+
+fn all(s: &Storage, m: &[Matcher], start: i64, end: i64) -> Vec<(Labels, Vec<Sample>)> {
+    s.select_all(m, start, end)
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.labels, x.samples))
+        .collect()
+}
+
+fn check_complete(s: &Storage, pods: usize, from: i64, n: i64) {
+    let got = all(
+        s,
+        &[Matcher::eq(METRIC_NAME, "m")],
+        T0 + from * 10_000,
+        T0 + (from + n) * 10_000 - 1,
+    );
+    assert_eq!(got.len(), pods);
+    for (l, samples) in got {
+        let p: usize = l.get("pod").unwrap()[4..].parse().unwrap();
+        assert_eq!(samples.len() as i64, n, "{l}");
+        for (k, smp) in samples.iter().enumerate() {
+            let i = from + k as i64;
+            assert_eq!((smp.t, smp.v), (T0 + i * 10_000, value(p, i)), "{l}");
+        }
+    }
+}
+
+#[test]
+fn data_survives_restart_in_head_and_in_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Storage::open(dir.path(), opts()).unwrap();
+        fill(&s, 20, 0, 1500, true);
+        assert!(s.metrics().raw_blocks >= 2, "{:?}", s.metrics());
+    }
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    check_complete(&s, 20, 0, 1500);
+    assert_eq!(s.label_values("ns"), vec!["even", "odd"]);
+    assert_eq!(s.label_names(), vec![METRIC_NAME, "ns", "pod"]);
+    let odd = all(
+        &s,
+        &[
+            Matcher::eq("ns", "odd"),
+            Matcher::re("pod", "pod-1.*").unwrap(),
+        ],
+        i64::MIN,
+        i64::MAX,
+    );
+    assert_eq!(odd.len(), 6); // pod-1, pod-11, ..., pod-19
+    s.seal_head().unwrap();
+    drop(s);
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    assert_eq!(s.metrics().head_samples, 0);
+    check_complete(&s, 20, 0, 1500);
+}
+
+#[test]
+fn invalid_batch_stores_nothing_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    let good = SeriesSamples {
+        labels: labels("m", 1),
+        samples: vec![Sample::new(T0, 1.0)],
+    };
+    let cases = vec![
+        SeriesSamples {
+            labels: Labels::from_pairs([("pod", "x")]),
+            samples: vec![Sample::new(T0, 1.0)],
+        },
+        SeriesSamples {
+            labels: Labels::from_pairs([(METRIC_NAME, "m"), ("a", "1"), ("a", "2")]),
+            samples: vec![],
+        },
+        SeriesSamples {
+            labels: labels("m", 2),
+            samples: vec![Sample::new(T0 + 10, 1.0), Sample::new(T0, 1.0)],
+        },
+        SeriesSamples {
+            labels: Labels::from_pairs([(METRIC_NAME, "bad name")]),
+            samples: vec![Sample::new(T0, 1.0)],
+        },
+    ];
+    for bad in cases {
+        let err = s.append(&[good.clone(), bad]).unwrap_err();
+        match err {
+            StorageError::InvalidBatch { series_index, .. } => assert_eq!(series_index, 1),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(all(&s, &[], i64::MIN, i64::MAX).is_empty());
+    assert_eq!(s.metrics().samples_appended, 0);
+    drop(s);
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    assert!(
+        all(&s, &[], i64::MIN, i64::MAX).is_empty(),
+        "nothing reached the WAL"
+    );
+}
+
+#[test]
+fn retried_batches_are_harmless_duplicates_also_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch: Vec<SeriesSamples> = (0..10)
+        .map(|p| SeriesSamples {
+            labels: labels("m", p),
+            samples: (0..30)
+                .map(|i| Sample::new(T0 + i * 10_000 + (i % 3), value(p, i)))
+                .collect(),
+        })
+        .collect();
+    {
+        let s = Storage::open(dir.path(), opts()).unwrap();
+        let r = s.append(&batch).unwrap();
+        assert_eq!(r.accepted, 300);
+        assert!(r.snapped > 0, "jittered timestamps snapped: {r:?}");
+        let r = s.append(&batch).unwrap();
+        assert_eq!((r.accepted, r.duplicates, r.rejected()), (0, 300, 0));
+    }
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    let r = s.append(&batch).unwrap();
+    assert_eq!((r.accepted, r.duplicates), (0, 300));
+    let got = all(&s, &[], i64::MIN, i64::MAX);
+    assert!(got.iter().all(|(_, v)| v.len() == 30));
+    // Snapped to the 10 s grid.
+    assert!(
+        got.iter()
+            .all(|(_, v)| v.iter().all(|x| (x.t - T0) % 10_000 == 0))
+    );
+    let m = s.metrics();
+    assert_eq!(m.samples_duplicate, 300);
+}
+
+#[test]
+fn maintenance_compacts_and_applies_retention_by_age_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = StorageOptions {
+        retention_age_ms: Some(24 * H),
+        rollups: false,
+        ..opts()
+    };
+    let s = Storage::open(dir.path(), o.clone()).unwrap();
+    // 40 hours of data.
+    fill(&s, 4, 0, 40 * 360, true);
+    s.maintain().unwrap();
+    let metas = s.block_metas(0);
+    let m = s.metrics();
+    assert!(m.compactions > 0, "{m:?}");
+    // Retention 24 h caps compacted blocks at 10% of it, rounded down to whole blocks: 2 h.
+    assert!(
+        metas
+            .iter()
+            .any(|b| b.level >= 1 && b.max_t - b.min_t == 2 * H),
+        "{metas:?}"
+    );
+    assert!(metas.iter().all(|b| b.max_t - b.min_t <= 2 * H));
+    assert!(m.blocks_deleted > 0);
+    // Blocks ending more than 24 h before the newest sample are gone, whole.
+    let newest = T0 + (40 * 360 - 1) * 10_000;
+    assert!(metas.iter().all(|b| b.max_t > newest - 24 * H));
+    assert!(all(&s, &[], T0, T0 + 6 * H - 1).is_empty());
+    let first_kept = metas.first().unwrap().min_t;
+    check_complete(
+        &s,
+        4,
+        (first_kept - T0) / 10_000,
+        (newest - first_kept) / 10_000 + 1,
+    );
+    // Compaction and deletion survive a restart, and blocks still verify.
+    drop(s);
+    let o2 = StorageOptions {
+        retention_bytes: Some(1),
+        ..o
+    };
+    let s = Storage::open(dir.path(), o2).unwrap();
+    assert_eq!(s.block_metas(0), metas);
+    // Size retention: everything sealed exceeds one byte, so all blocks go; the head stays.
+    s.apply_retention().unwrap();
+    assert!(s.block_metas(0).is_empty());
+    assert!(!all(&s, &[], i64::MIN, i64::MAX).is_empty());
+}
+
+#[test]
+fn rollups_answer_like_raw_data_and_long_ranges_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    fill(&s, 6, 0, 10 * 360, true); // 10 hours
+    let metas5 = s.block_metas(rollup::RES_5M);
+    assert!(!metas5.is_empty() && !s.block_metas(RES_1H).is_empty());
+    let m = [Matcher::eq(METRIC_NAME, "m")];
+    let (start, end) = (T0, T0 + 10 * H - 1);
+    for f in [
+        RangeFn::Max,
+        RangeFn::Min,
+        RangeFn::Count,
+        RangeFn::Last,
+        RangeFn::Sum,
+        RangeFn::Increase,
+        RangeFn::Avg,
+    ] {
+        let via_rollup = s.range_query(&m, start, end, H, f).unwrap();
+        // The same computed from raw samples.
+        let raw = s.select_all(&m, start, end).unwrap();
+        assert_eq!(via_rollup.len(), raw.len());
+        for ((l, pts), r) in via_rollup.iter().zip(&raw) {
+            assert_eq!(l, &r.labels);
+            let buckets = rollup::aggregate(&r.samples, H);
+            assert_eq!(pts.len(), buckets.len(), "{f:?}");
+            for (p, b) in pts.iter().zip(&buckets) {
+                let want = osprey::storage::query::bucket_value(b, f, H);
+                // The rollup's increase misses the one step across each raw block edge.
+                let tol = if f == RangeFn::Increase {
+                    10.0 * 6.0
+                } else {
+                    1e-9 * want.abs().max(1.0)
+                };
+                assert!(
+                    (p.v - want).abs() <= tol,
+                    "{f:?} {l} at {}: {} vs {want}",
+                    p.t,
+                    p.v
+                );
+            }
+        }
+    }
+    // Sum across series grouped by a label, on top of a range query.
+    let per_series = s.range_query(&m, start, end, H, RangeFn::Max).unwrap();
+    let grouped = group_by(&per_series, &["ns"], AggOp::Sum);
+    assert_eq!(grouped.len(), 2);
+    assert_eq!(grouped[0].1.len(), 10);
+}
+
+#[test]
+fn locked_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = Storage::open(dir.path(), opts()).unwrap();
+    assert!(matches!(
+        Storage::open(dir.path(), opts()),
+        Err(StorageError::Locked(_))
+    ));
+}
+
+#[test]
+fn inspect_reports_blocks_series_samples_and_wal_without_touching_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    fill(&s, 5, 0, 4 * 360, true);
+    let m = s.metrics();
+    let rep = osprey::storage::inspect(dir.path()).unwrap();
+    assert_eq!(rep.raw_blocks.len() as u64, m.raw_blocks);
+    assert!(rep.raw_blocks.iter().all(|b| b.meta.num_series == 5));
+    assert_eq!(rep.raw_samples() + rep.wal.samples, 5 * 4 * 360);
+    let text = rep.to_string();
+    assert!(
+        text.contains("raw blocks:")
+            && text.contains("bytes per sample")
+            && text.contains("WAL (head)"),
+        "{text}"
+    );
+    assert!(osprey::storage::inspect(&dir.path().join("missing")).is_err());
+}
