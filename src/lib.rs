@@ -1,3 +1,9 @@
-//! Osprey's server: storage engine, ingestion and APIs.
+//! Osprey's server: the storage engine, ingestion and the APIs.
+//!
+//! - [`storage`]: the embedded time-series store;
+//! - [`server`]: the HTTP server, authentication and ingestion;
+//! - [`heapster`]: the Heapster-compatible API.
 
+pub mod heapster;
+pub mod server;
 pub mod storage;

@@ -42,6 +42,20 @@ fn every_subcommand_has_help_and_version_prints() {
     ] {
         assert!(agent.contains(opt), "agent --help documents {opt}");
     }
+    for sub in ["server", "up", "storage"] {
+        let help = stdout_of(osprey().args([sub, "--help"]));
+        assert!(help.contains("Usage"), "{sub} --help");
+    }
+    let up = stdout_of(osprey().args(["up", "--help"]));
+    for opt in [
+        "--listen",
+        "--data-dir",
+        "--agent-listen",
+        "--interval",
+        "--cgroup-root",
+    ] {
+        assert!(up.contains(opt), "up --help documents {opt}");
+    }
     let v = stdout_of(osprey().arg("version"));
     assert_eq!(v.trim(), format!("osprey {}", env!("CARGO_PKG_VERSION")));
 }

@@ -101,8 +101,17 @@ pub fn node_filesystems(mounts: &[Mount]) -> Vec<FilesystemStats> {
                 let frsize = st.f_frsize.max(1);
                 let total = st.f_blocks * frsize;
                 let free = st.f_bfree * frsize;
+                // Block devices are named by their node (`/dev/vda`);
+                // tmpfs, overlay and friends share a meaningless source
+                // ("tmpfs"), so they are named by where they are mounted,
+                // as cAdvisor does, keeping every series distinct.
+                let device = if m.source.starts_with('/') {
+                    m.source.clone()
+                } else {
+                    m.mountpoint.display().to_string()
+                };
                 out.push(FilesystemStats {
-                    device: m.source.clone(),
+                    device,
                     mountpoint: Some(m.mountpoint.display().to_string()),
                     fs_type: Some(m.fs_type.clone()),
                     usage: total.saturating_sub(free),

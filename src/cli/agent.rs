@@ -1,4 +1,4 @@
-//! `osprey agent` (and, until the server lands, `osprey up`).
+//! `osprey agent` and the agent options `osprey up` shares.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,10 +15,6 @@ use super::config::ConfigFile;
 /// config file; each can also be set by the environment variable shown.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Address of the HTTP API (`/metrics`, `/api/v1/containers`, `/healthz`)
-    /// [default: 127.0.0.1:9101; `osprey up`: 127.0.0.1:8080].
-    #[arg(long, env = "OSPREY_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
     /// Collection interval, e.g. `1s`, `10s` [default: 10s].
     #[arg(long, env = "OSPREY_INTERVAL", value_parser = humantime::parse_duration)]
     pub interval: Option<Duration>,
@@ -79,10 +75,6 @@ pub struct AgentArgs {
         value_delimiter = ','
     )]
     pub container_labels: Vec<String>,
-    /// Where the agent keeps state (the remote-write spill queue)
-    /// [default: /var/lib/osprey/agent; `osprey up`: ~/.local/share/osprey].
-    #[arg(long, env = "OSPREY_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
     /// Push every collection to this Prometheus remote-write URL.
     #[arg(long, env = "OSPREY_REMOTE_WRITE", value_name = "URL")]
     pub remote_write: Option<String>,
@@ -92,16 +84,6 @@ pub struct AgentArgs {
     /// File holding the bearer token.
     #[arg(long, env = "OSPREY_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Print the effective configuration (file, environment and flags
-    /// merged) as TOML and exit.
-    #[arg(long)]
-    pub print_config: bool,
-    /// Collect once, print to stdout and exit.
-    #[arg(long)]
-    pub once: bool,
-    /// Output format of --once.
-    #[arg(long, default_value = "json", value_parser = ["json", "prometheus"], requires = "once")]
-    pub format: String,
 }
 
 impl AgentArgs {
@@ -113,7 +95,6 @@ impl AgentArgs {
             )*};
         }
         set!(
-            listen,
             interval,
             proc_root,
             sys_root,
@@ -124,8 +105,7 @@ impl AgentArgs {
             rescan_interval,
             spec_refresh_interval,
             fs_walk_budget,
-            window,
-            data_dir
+            window
         );
         if self.node_name.is_some() {
             c.node_name = self.node_name.clone();
@@ -162,41 +142,63 @@ impl AgentArgs {
     }
 }
 
-/// The default data directory of `osprey up`: `$XDG_DATA_HOME/osprey`,
-/// else `~/.local/share/osprey`, else `./osprey-data`.
-fn up_data_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(x).join("osprey");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/share/osprey"),
-        None => PathBuf::from("osprey-data"),
-    }
+/// `osprey agent`: where it listens and keeps state, plus the agent options.
+#[derive(Debug, Args)]
+pub struct AgentCommand {
+    /// Address of the HTTP API (`/metrics`, `/api/v1/containers`, `/healthz`)
+    /// [default: 127.0.0.1:9101].
+    #[arg(long, env = "OSPREY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where the agent keeps state (the remote-write spill queue)
+    /// [default: /var/lib/osprey/agent].
+    #[arg(long, env = "OSPREY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The agent's options.
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Print the effective configuration (file, environment and flags
+    /// merged) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Collect once, print to stdout and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Output format of --once.
+    #[arg(long, default_value = "json", value_parser = ["json", "prometheus"], requires = "once")]
+    pub format: String,
 }
 
-/// Runs the agent (for `up`, with `up`'s defaults).
-pub fn run(file: ConfigFile, args: AgentArgs, up: bool) -> anyhow::Result<ExitCode> {
-    let mut base = file.agent;
-    if up {
-        let defaults = AgentConfig::default();
-        if base.listen == defaults.listen {
-            base.listen = SocketAddr::from(([127, 0, 0, 1], 8080));
-        }
-        if base.data_dir == defaults.data_dir {
-            base.data_dir = up_data_dir();
-        }
+/// Merges the file, environment and flags into the agent's configuration.
+pub fn agent_config(file: AgentConfig, cmd: &AgentCommand) -> AgentConfig {
+    let mut c = cmd.agent.apply(file);
+    if let Some(l) = cmd.listen {
+        c.listen = l;
     }
-    let config = args.apply(base);
+    if let Some(d) = &cmd.data_dir {
+        c.data_dir = d.clone();
+    }
+    c
+}
+
+/// Prints the effective configuration as TOML.
+pub fn print_config<T: serde::Serialize>(config: &T) -> anyhow::Result<ExitCode> {
+    print!(
+        "{}",
+        toml::to_string(config).context("encoding the configuration")?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `osprey agent`.
+pub fn run(file: ConfigFile, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
+    let config = agent_config(file.agent, &cmd);
+    let args = &cmd;
     if args.print_config {
         #[derive(serde::Serialize)]
         struct Effective<'a> {
             agent: &'a AgentConfig,
         }
-        print!(
-            "{}",
-            toml::to_string(&Effective { agent: &config }).context("encoding the configuration")?
-        );
-        return Ok(ExitCode::SUCCESS);
+        return print_config(&Effective { agent: &config });
     }
     if args.once {
         let snap = osprey_collector::agent::collect_once(config.clone())?;
@@ -217,25 +219,24 @@ pub fn run(file: ConfigFile, args: AgentArgs, up: bool) -> anyhow::Result<ExitCo
         std::io::stdout().write_all(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("osprey-io")
-        .build()
-        .context("starting the async runtime")?;
-    if up {
-        eprintln!(
-            "osprey up: node agent running\n  metrics:    http://{0}/metrics\n  containers: http://{0}/api/v1/containers\n  data dir:   {1}",
-            config.listen,
-            config.data_dir.display()
-        );
-    }
+    let rt = runtime()?;
     rt.block_on(osprey_collector::agent::run(config, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The async runtime: one I/O thread is plenty; collection and storage
+/// work run on their own threads.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("osprey-io")
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {

@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub struct ConfigFile {
     /// `[agent]`: see [`AgentConfig`].
     pub agent: AgentConfig,
+    /// `[server]`: see [`osprey::server::ServerConfig`].
+    pub server: osprey::server::ServerConfig,
 }
 
 impl ConfigFile {

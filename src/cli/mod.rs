@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod config;
 pub mod logging;
+pub mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,26 +44,43 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the node agent: discover every cgroup, measure it, serve
     /// `/metrics` and the container API, ship samples by remote-write.
-    Agent(agent::AgentArgs),
-    /// Run the server (receives from agents, stores, serves the APIs).
-    Server,
-    /// Run everything on this node in one process: the command a new user
-    /// runs.
-    Up(agent::AgentArgs),
+    Agent(agent::AgentCommand),
+    /// Run the server: receive from agents, store, serve the APIs.
+    Server(server::ServerCommand),
+    /// Run the server and an agent on this node in one process: the
+    /// command a new user runs.
+    Up(server::UpCommand),
+    /// Inspect a storage data directory.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Print the version.
     Version,
+}
+
+/// `osprey storage …`.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Print blocks, series, samples and bytes per sample of a data
+    /// directory (the server's `<data-dir>/tsdb`). Read-only.
+    Inspect {
+        /// The storage directory.
+        dir: PathBuf,
+    },
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let file = config::ConfigFile::load(cli.global.config.as_deref())?;
     match cli.command {
-        Command::Agent(args) => agent::run(file, args, false),
-        Command::Up(args) => agent::run(file, args, true),
-        Command::Server => anyhow::bail!(
-            "`osprey server` is not available in this build yet: the time-series server lands with \
-             the storage and server work; run `osprey agent --remote-write URL` against Prometheus meanwhile"
-        ),
+        Command::Agent(cmd) => agent::run(file, cmd),
+        Command::Server(cmd) => server::run_server(file, cmd),
+        Command::Up(cmd) => server::run_up(file, cmd),
+        Command::Storage(StorageCommand::Inspect { dir }) => {
+            let report = osprey::storage::inspect(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot inspect {}: {e}", dir.display()))?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("osprey {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,78 @@
+//! The server's configuration: the `[server]` table of the TOML file,
+//! overridden by `OSPREY_*` environment variables and flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::StorageOptions;
+
+/// Everything `osprey server` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the API and dashboard.
+    pub listen: SocketAddr,
+    /// Where the server keeps its data (time series, logs, dashboards).
+    pub data_dir: PathBuf,
+    /// Bearer tokens. With none configured the API is open (the default of
+    /// `osprey up`, which listens on loopback); with one or more, every
+    /// request needs a valid token with the right role.
+    pub tokens: Vec<TokenConfig>,
+    /// Largest request body accepted, bytes (compressed, as received).
+    pub max_body_bytes: usize,
+    /// Largest remote-write payload accepted once decompressed, bytes.
+    pub max_decoded_bytes: usize,
+    /// How often the head is cut into blocks, blocks compacted and
+    /// retention applied.
+    #[serde(with = "humantime_serde")]
+    pub maintain_interval: Duration,
+    /// The storage engine's settings (`[server.storage]`).
+    pub storage: StorageOptions,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("/var/lib/osprey/server"),
+            tokens: Vec::new(),
+            max_body_bytes: 16 << 20,
+            max_decoded_bytes: 128 << 20,
+            maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
+            storage: StorageOptions::default(),
+        }
+    }
+}
+
+/// One bearer token and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs (never the secret itself).
+    #[serde(default)]
+    pub name: String,
+    /// The secret, inline. Prefer `token_file`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the secret (whitespace trimmed), e.g. a mounted
+    /// Kubernetes Secret.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// What the token may do.
+    pub role: Role,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Only push samples (`POST /api/v1/write`): what agents get.
+    Write,
+    /// Only read (queries, the Heapster API, the dashboard).
+    Read,
+    /// Everything.
+    Admin,
+}

@@ -1,0 +1,122 @@
+//! `POST /api/v1/write`: Prometheus remote-write 1.0 (protobuf + snappy),
+//! from Osprey agents and any other sender.
+//!
+//! A request is validated whole before anything is stored: one malformed
+//! series makes the whole request a 400 that names it, and nothing of it
+//! is kept. A repeated request (a sender retrying after a timeout) stores
+//! nothing new: identical samples are counted as duplicates by the storage.
+//! Samples the storage's ordering rules refuse (out of order, too old,
+//! conflicting) are answered with 400 as Prometheus does, after the valid
+//! rest is stored, so a sender does not retry them forever.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use osprey_collector::ship::remote_write::{self, WriteRequest};
+
+use super::ServerState;
+use super::error::ApiError;
+use crate::storage::{Labels, Sample, SeriesSamples};
+
+/// The ingest routes.
+pub fn routes() -> Router<Arc<ServerState>> {
+    Router::new().route("/api/v1/write", post(write))
+}
+
+/// Checks the headers and decodes the body.
+pub fn decode(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_decoded: usize,
+) -> Result<WriteRequest, ApiError> {
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"snappy" {
+            return Err(ApiError::bad_request(format!(
+                "Content-Encoding {:?} is not supported: remote-write bodies are snappy-compressed",
+                String::from_utf8_lossy(enc.as_bytes())
+            )));
+        }
+    }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/x-protobuf") {
+            return Err(ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                kind: "bad_data",
+                message: format!(
+                    "Content-Type {ct:?} is not supported: send application/x-protobuf (remote-write 1.0)"
+                ),
+            });
+        }
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty body: expected a snappy-compressed WriteRequest",
+        ));
+    }
+    remote_write::decode_snappy(body, max_decoded)
+        .map_err(|e| ApiError::bad_request(format!("cannot decode the body: {e}")))
+}
+
+/// Validates every series and converts the request for the storage.
+pub fn to_batch(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
+    let mut batch = Vec::with_capacity(request.timeseries.len());
+    for (i, series) in request.timeseries.into_iter().enumerate() {
+        if let Err(e) = series.validate() {
+            let name = series.metric_name().unwrap_or("<no name>").to_string();
+            return Err(ApiError::bad_request(format!(
+                "series {i} ({name}): {e}; nothing of this request was stored"
+            )));
+        }
+        if series.samples.is_empty() {
+            continue;
+        }
+        let labels = Labels::from_pairs(series.labels.into_iter().map(|l| (l.name, l.value)));
+        let samples = series
+            .samples
+            .iter()
+            .map(|s| Sample::new(s.timestamp, s.value))
+            .collect();
+        batch.push(SeriesSamples { labels, samples });
+    }
+    Ok(batch)
+}
+
+async fn write(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome = |o: &str| state.metrics.write_requests.with_label_values(&[o]).inc();
+    let batch = match decode(&headers, &body, state.config.max_decoded_bytes).and_then(to_batch) {
+        Ok(b) => b,
+        Err(e) => {
+            outcome("bad_request");
+            return e.into_response();
+        }
+    };
+    let storage = state.storage.clone();
+    let report = match tokio::task::spawn_blocking(move || storage.append(&batch)).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => {
+            outcome("error");
+            return ApiError::internal(format!("storing the samples failed: {e}")).into_response();
+        }
+        Err(e) => {
+            outcome("error");
+            return ApiError::internal(format!("storing the samples panicked: {e}"))
+                .into_response();
+        }
+    };
+    if report.rejected() > 0 {
+        outcome("rejected_samples");
+        return ApiError::bad_request(format!(
+            "{} samples stored, {} refused: {} out of order, {} older than the head, {} conflicting with a stored value",
+            report.accepted, report.rejected(), report.out_of_order, report.too_old, report.conflicting
+        ))
+        .into_response();
+    }
+    outcome("ok");
+    StatusCode::NO_CONTENT.into_response()
+}

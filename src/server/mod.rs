@@ -1,0 +1,104 @@
+//! The Osprey server: receives samples from agents (and any Prometheus
+//! remote-write sender), stores them in [`crate::storage`], and serves the
+//! APIs. Handlers are thin; they share one [`ServerState`].
+//!
+//! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
+//! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
+//!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
+//! - [`crate::heapster`]: the Heapster-compatible API.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod ingest;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+pub use config::ServerConfig;
+pub use state::ServerState;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be opened.
+    #[error("cannot open the data directory {dir}: {source}")]
+    Storage {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The cause.
+        source: crate::storage::StorageError,
+    },
+    /// The listener could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another server running? choose another --listen)"
+    )]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("invalid server configuration: {0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Every route of the server, with authentication applied.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let api = Router::new()
+        .merge(ingest::routes())
+        .merge(crate::heapster::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(health::routes())
+        .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_body_bytes,
+        ))
+        .with_state(state)
+}
+
+/// Opens the storage and serves until `shutdown` resolves, then stops
+/// accepting, lets requests in flight finish, and flushes the storage.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let state = ServerState::open(config)?;
+    let maintenance = state.spawn_maintenance();
+    tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
+    axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+    maintenance.abort();
+    let storage = state.storage.clone();
+    let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;
+    match flushed {
+        Ok(Ok(())) => tracing::info!("storage flushed; server stopped"),
+        Ok(Err(e)) => tracing::error!(error = %e, "flushing the storage failed"),
+        Err(e) => tracing::error!(error = %e, "flushing the storage panicked"),
+    }
+    Ok(())
+}
+
+/// How often background maintenance runs when not configured.
+pub const DEFAULT_MAINTAIN_INTERVAL: Duration = Duration::from_secs(60);

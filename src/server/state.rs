@@ -1,0 +1,171 @@
+//! What every handler shares: the configuration, the storage, the tokens
+//! and the server's own counters.
+
+use std::sync::Arc;
+
+use prometheus::{IntCounterVec, Opts, Registry};
+
+use super::ServerError;
+use super::config::{Role, ServerConfig};
+use crate::storage::Storage;
+
+/// A configured token, secret resolved.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// Name for logs.
+    pub name: String,
+    /// The secret.
+    pub secret: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// The server's self-metrics.
+pub struct ServerMetrics {
+    /// Registry rendered on `/metrics`.
+    pub registry: Registry,
+    /// Remote-write requests by outcome (`ok`, `bad_request`, `error`).
+    pub write_requests: IntCounterVec,
+    /// Requests refused by authentication, by reason.
+    pub auth_refusals: IntCounterVec,
+}
+
+impl ServerMetrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let write_requests = IntCounterVec::new(
+            Opts::new(
+                "osprey_server_write_requests_total",
+                "Remote-write requests by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "osprey_server_auth_refusals_total",
+                "Requests refused by authentication, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(write_requests.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(auth_refusals.clone()))
+            .expect("unique");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique");
+        Self {
+            registry,
+            write_requests,
+            auth_refusals,
+        }
+    }
+}
+
+/// Shared by every handler.
+pub struct ServerState {
+    /// The configuration the server runs with.
+    pub config: ServerConfig,
+    /// The time-series store.
+    pub storage: Arc<Storage>,
+    /// Tokens; empty means the API is open.
+    pub tokens: Vec<Token>,
+    /// Self-metrics.
+    pub metrics: ServerMetrics,
+}
+
+impl ServerState {
+    /// Resolves tokens and opens the storage under `<data_dir>/tsdb`.
+    pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
+        let tokens = resolve_tokens(&config)?;
+        let dir = config.data_dir.join("tsdb");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        let storage =
+            Storage::open(&dir, config.storage.clone()).map_err(|source| ServerError::Storage {
+                dir: dir.clone(),
+                source,
+            })?;
+        if tokens.is_empty() {
+            tracing::warn!(
+                "no API tokens configured: the API is open to anyone who can reach {}",
+                config.listen
+            );
+        }
+        Ok(Arc::new(Self {
+            config,
+            storage: Arc::new(storage),
+            tokens,
+            metrics: ServerMetrics::new(),
+        }))
+    }
+
+    /// Runs storage maintenance (cut, compact, retention, rollups) on the
+    /// configured interval, off the async threads.
+    pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(state.config.maintain_interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let storage = state.storage.clone();
+                match tokio::task::spawn_blocking(move || storage.maintain()).await {
+                    Ok(Ok(report)) => tracing::debug!(?report, "storage maintenance"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "storage maintenance failed"),
+                    Err(e) => tracing::error!(error = %e, "storage maintenance panicked"),
+                }
+            }
+        })
+    }
+}
+
+fn resolve_tokens(config: &ServerConfig) -> Result<Vec<Token>, ServerError> {
+    config
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let secret = match (&t.token, &t.token_file) {
+                (_, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        ServerError::Config(format!(
+                            "token {i}: cannot read {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_string(),
+                (Some(s), None) => s.clone(),
+                (None, None) => {
+                    return Err(ServerError::Config(format!(
+                        "token {i} has neither `token` nor `token_file`"
+                    )));
+                }
+            };
+            if secret.len() < 16 {
+                return Err(ServerError::Config(format!(
+                    "token {i} ({}) is shorter than 16 characters; use a long random secret",
+                    t.name
+                )));
+            }
+            Ok(Token {
+                name: if t.name.is_empty() {
+                    format!("token-{i}")
+                } else {
+                    t.name.clone()
+                },
+                secret,
+                role: t.role,
+            })
+        })
+        .collect()
+}
