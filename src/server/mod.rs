@@ -11,7 +11,9 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod info;
 pub mod ingest;
+pub mod openapi;
 pub mod state;
 
 use std::sync::Arc;
@@ -55,6 +57,7 @@ pub enum ServerError {
 pub fn router(state: Arc<ServerState>) -> Router {
     let api = Router::new()
         .merge(ingest::routes())
+        .merge(info::routes())
         .merge(crate::heapster::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -63,6 +66,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .merge(api)
         .merge(health::routes())
+        .route("/api/openapi.json", axum::routing::get(openapi::serve))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,

@@ -314,3 +314,116 @@ impl PrometheusProcess {
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 }
+
+/// A running `osprey server` on a free port.
+pub struct ServerProcess {
+    /// The process.
+    pub guard: ChildGuard,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Starts `osprey [--config FILE] server --listen 127.0.0.1:<port> --data-dir DIR`
+    /// and waits for `/readyz`.
+    pub fn start(data_dir: &Path, config: Option<&Path>, log_dir: &Path) -> Self {
+        Self::start_on(free_port(), data_dir, config, log_dir)
+    }
+
+    /// The same on a chosen port (to restart a server where it was).
+    pub fn start_on(port: u16, data_dir: &Path, config: Option<&Path>, log_dir: &Path) -> Self {
+        let mut cmd = osprey();
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("server")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir);
+        let guard = ChildGuard::spawn(
+            cmd,
+            &format!("server-{port}-{}", std::process::id()),
+            log_dir,
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let ready = format!("{base}/readyz");
+        wait_for(Duration::from_secs(60), "the server's /readyz", || {
+            get(&ready).filter(|(s, _)| *s == 200)
+        });
+        Self { guard, base, port }
+    }
+
+    /// The server's own `/metrics`.
+    pub fn metrics(&self) -> String {
+        get(&format!("{}/metrics", self.base))
+            .expect("server answers")
+            .1
+    }
+}
+
+/// A remote-write body (protobuf + snappy) for `series`: each is a metric
+/// name, extra labels and `(timestamp_ms, value)` samples.
+pub fn remote_write_body(series: &[(&str, &[(&str, &str)], &[(i64, f64)])]) -> Vec<u8> {
+    use osprey_collector::ship::remote_write::{
+        Label, Sample, TimeSeries, WriteRequest, encode_snappy,
+    };
+    let timeseries = series
+        .iter()
+        .map(|(name, labels, samples)| {
+            let mut l: Vec<Label> = labels
+                .iter()
+                .map(|(k, v)| Label {
+                    name: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect();
+            l.push(Label {
+                name: "__name__".into(),
+                value: name.to_string(),
+            });
+            l.sort_by(|a, b| a.name.cmp(&b.name));
+            TimeSeries {
+                labels: l,
+                samples: samples
+                    .iter()
+                    .map(|(t, v)| Sample {
+                        timestamp: *t,
+                        value: *v,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    encode_snappy(&WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    })
+    .expect("encodable")
+}
+
+/// POSTs a remote-write body; returns status and response body.
+pub fn post_write(base: &str, body: Vec<u8>, token: Option<&str>) -> (u16, String) {
+    let client = reqwest::blocking::Client::new();
+    let mut req = client
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().expect("server answers");
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,165 @@
+//! `GET /api/openapi.json`: an OpenAPI 3 description of every endpoint.
+//!
+//! Kept by hand next to the routes it describes (the handlers are spread
+//! over several modules with their own request types); the test
+//! `tests/server_api.rs` checks that every path listed here answers and
+//! that the list covers the routes the tests exercise.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// One documented operation.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: &'static str,
+}
+
+const OPS: &[Op] = &[
+    Op {
+        method: "post",
+        path: "/api/v1/write",
+        summary: "Prometheus remote-write 1.0 (protobuf + snappy). 204 on success; 400 names the malformed series and stores nothing of the request.",
+        auth: "write",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/status/buildinfo",
+        summary: "Version information (as Prometheus's API).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/livez",
+        summary: "Liveness: 200 while the process serves.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: 200 once the storage is open.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
+        path: "/metrics",
+        summary: "The server's own metrics, Prometheus text format.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
+        path: "/api/openapi.json",
+        summary: "This document.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/metric-export-schema/",
+        summary: "Heapster: the metric catalogue, common and pod labels.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/metric-export",
+        summary: "Heapster: latest metrics of every entity with labels.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/metrics/",
+        summary: "Heapster model: cluster metric names.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/metrics/{metric}",
+        summary: "Heapster model: a cluster metric over time (start, end: RFC 3339).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/nodes/",
+        summary: "Heapster model: node names.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/nodes/{node}/metrics/{metric}",
+        summary: "Heapster model: a node metric over time.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/nodes/{node}/freecontainers/",
+        summary: "Heapster model: system containers of a node.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/namespaces/",
+        summary: "Heapster model: namespace names.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/namespaces/{namespace}/pods/",
+        summary: "Heapster model: pods of a namespace.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/namespaces/{namespace}/pods/{pod}/containers/",
+        summary: "Heapster model: containers of a pod.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/model/namespaces/{namespace}/pod-list/{pods}/metrics/{metric}",
+        summary: "Heapster model: one metric for several pods at once.",
+        auth: "read",
+    },
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for op in OPS {
+        let entry = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
+        let security = if op.auth == "none" {
+            json!([])
+        } else {
+            json!([{ "bearer": [] }])
+        };
+        entry[op.method] = json!({
+            "summary": op.summary,
+            "security": security,
+            "x-osprey-role": op.auth,
+            "responses": {
+                "200": { "description": "success" },
+                "400": { "description": "invalid input; JSON body {status, errorType, error} names the problem" },
+                "401": { "description": "missing or invalid bearer token (when tokens are configured)" },
+                "403": { "description": "the token's role does not allow this" }
+            }
+        });
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Osprey", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Container monitoring: ingestion, Heapster-compatible model, Prometheus-compatible queries." },
+        "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
+        "paths": paths,
+    })
+}
+
+/// The handler.
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+/// Every documented `(method, path)`, for tests.
+pub fn operations() -> Vec<(&'static str, &'static str)> {
+    OPS.iter().map(|o| (o.method, o.path)).collect()
+}
