@@ -201,41 +201,45 @@ fn main() {
                 let body = n.body(t0, &mut rng);
                 let _ = client.post(&url).header("Content-Encoding", "snappy").header("Content-Type", "application/x-protobuf").body(body).send().await;
             }
-            let cpu0 = proc_cpu(pid);
-            let start = Instant::now();
+            // Every request body is built before measuring, so the load
+            // generator's encoding does not delay the requests it times.
             let slot = INTERVAL / nodes as u32;
-            let mut tasks = Vec::new();
-            let mut tick = 0u64;
-            while start.elapsed() < Duration::from_secs(seconds) {
+            let ticks = (seconds / INTERVAL.as_secs()).max(1) as u32;
+            let lead = Duration::from_secs(1);
+            let wall0 = now_ms();
+            let start_at = Instant::now();
+            let mut plan = Vec::with_capacity(nodes * ticks as usize);
+            for tick in 0..ticks {
                 for (i, n) in all.iter_mut().enumerate() {
-                    let due = start + INTERVAL * tick as u32 + slot * i as u32;
-                    if due > start + Duration::from_secs(seconds) {
-                        break;
-                    }
-                    tokio::time::sleep_until(due.into()).await;
-                    let body = n.body(now_ms(), &mut rng);
-                    let (client, url, latencies, errors, samples) = (client.clone(), url.clone(), latencies.clone(), errors.clone(), samples.clone());
-                    let count = n.series.len() as u64;
-                    tasks.push(tokio::spawn(async move {
-                        let sent = Instant::now();
-                        let ok = client
-                            .post(&url)
-                            .header("Content-Encoding", "snappy")
-                            .header("Content-Type", "application/x-protobuf")
-                            .body(body)
-                            .send()
-                            .await
-                            .map(|r| r.status().is_success())
-                            .unwrap_or(false);
-                        latencies.lock().unwrap().push(sent.elapsed());
-                        if ok {
-                            samples.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-                        } else {
-                            errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }));
+                    let offset = INTERVAL * tick + slot * i as u32;
+                    plan.push((offset, n.series.len() as u64, n.body(wall0 + offset.as_millis() as i64, &mut rng)));
                 }
-                tick += 1;
+            }
+            let start = Instant::now().max(start_at + lead);
+            tokio::time::sleep_until(start.into()).await;
+            let cpu0 = proc_cpu(pid);
+            let mut tasks = Vec::with_capacity(plan.len());
+            for (offset, count, body) in plan {
+                tokio::time::sleep_until((start + offset).into()).await;
+                let (client, url, latencies, errors, samples) = (client.clone(), url.clone(), latencies.clone(), errors.clone(), samples.clone());
+                tasks.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let ok = client
+                        .post(&url)
+                        .header("Content-Encoding", "snappy")
+                        .header("Content-Type", "application/x-protobuf")
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false);
+                    latencies.lock().unwrap().push(sent.elapsed());
+                    if ok {
+                        samples.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }));
             }
             for t in tasks {
                 let _ = t.await;

@@ -97,7 +97,7 @@ impl Default for AgentConfig {
             fs_interval: Duration::from_secs(60),
             fs_walk_budget: 20_000,
             window: Duration::from_secs(120),
-            window_samples: 30,
+            window_samples: 12,
             container_labels: Vec::new(),
             data_dir: PathBuf::from("/var/lib/osprey/agent"),
             remote_write: None,
