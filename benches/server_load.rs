@@ -13,7 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use osprey_collector::ship::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode_snappy};
+use osprey_collector::ship::remote_write::{
+    Label, Sample, TimeSeries, WriteRequest, encode_snappy,
+};
 
 const CONTAINERS: usize = 100;
 const INTERVAL: Duration = Duration::from_secs(10);
@@ -84,15 +86,42 @@ impl Node {
             );
             for (name, counter) in METRICS {
                 let mut labels = vec![
-                    Label { name: "__name__".into(), value: name.to_string() },
-                    Label { name: "container".into(), value: format!("c{}", c % 3) },
-                    Label { name: "id".into(), value: id.clone() },
-                    Label { name: "image".into(), value: format!("registry.example/app:{}", c % 5) },
-                    Label { name: "job".into(), value: "osprey-agent".into() },
-                    Label { name: "name".into(), value: format!("{:064x}", index * 1000 + c) },
-                    Label { name: "namespace".into(), value: format!("team-{}", c % 8) },
-                    Label { name: "node".into(), value: node.clone() },
-                    Label { name: "pod".into(), value: pod.clone() },
+                    Label {
+                        name: "__name__".into(),
+                        value: name.to_string(),
+                    },
+                    Label {
+                        name: "container".into(),
+                        value: format!("c{}", c % 3),
+                    },
+                    Label {
+                        name: "id".into(),
+                        value: id.clone(),
+                    },
+                    Label {
+                        name: "image".into(),
+                        value: format!("registry.example/app:{}", c % 5),
+                    },
+                    Label {
+                        name: "job".into(),
+                        value: "osprey-agent".into(),
+                    },
+                    Label {
+                        name: "name".into(),
+                        value: format!("{:064x}", index * 1000 + c),
+                    },
+                    Label {
+                        name: "namespace".into(),
+                        value: format!("team-{}", c % 8),
+                    },
+                    Label {
+                        name: "node".into(),
+                        value: node.clone(),
+                    },
+                    Label {
+                        name: "pod".into(),
+                        value: pod.clone(),
+                    },
                 ];
                 labels.sort_by(|a, b| a.name.cmp(&b.name));
                 series.push((labels, *counter, (c * 1000) as f64));
@@ -118,21 +147,33 @@ impl Node {
                 }
                 TimeSeries {
                     labels: labels.clone(),
-                    samples: vec![Sample { value: *value, timestamp }],
+                    samples: vec![Sample {
+                        value: *value,
+                        timestamp,
+                    }],
                 }
             })
             .collect();
-        encode_snappy(&WriteRequest { timeseries, metadata: Vec::new() }).expect("encodable")
+        encode_snappy(&WriteRequest {
+            timeseries,
+            metadata: Vec::new(),
+        })
+        .expect("encodable")
     }
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz
@@ -142,7 +183,14 @@ fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -165,15 +213,37 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let seconds: u64 = std::env::var("OSPREY_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    println!("server load: {CONTAINERS} containers × {} series per node, one push per node every {INTERVAL:?}, {seconds} s per step", METRICS.len());
-    println!("{:>6} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12} {:>9}", "nodes", "samples/s", "p50 ms", "p99 ms", "max ms", "errors", "server %core", "RSS MiB");
+    let seconds: u64 = std::env::var("OSPREY_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "server load: {CONTAINERS} containers × {} series per node, one push per node every {INTERVAL:?}, {seconds} s per step",
+        METRICS.len()
+    );
+    println!(
+        "{:>6} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12} {:>9}",
+        "nodes", "samples/s", "p50 ms", "p99 ms", "max ms", "errors", "server %core", "RSS MiB"
+    );
     for &nodes in &steps {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(dir.path())
             .env("OSPREY_LOG", "warn")
             .stdout(Stdio::null())
@@ -184,7 +254,10 @@ fn main() {
         let url = format!("http://127.0.0.1:{port}/api/v1/write");
         let ready = format!("http://127.0.0.1:{port}/readyz");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::blocking::get(&ready).map(|r| !r.status().is_success()).unwrap_or(true) {
+        while reqwest::blocking::get(&ready)
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -199,7 +272,13 @@ fn main() {
             let t0 = now_ms() - 10_000;
             for n in all.iter_mut() {
                 let body = n.body(t0, &mut rng);
-                let _ = client.post(&url).header("Content-Encoding", "snappy").header("Content-Type", "application/x-protobuf").body(body).send().await;
+                let _ = client
+                    .post(&url)
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await;
             }
             // Every request body is built before measuring, so the load
             // generator's encoding does not delay the requests it times.
@@ -212,7 +291,11 @@ fn main() {
             for tick in 0..ticks {
                 for (i, n) in all.iter_mut().enumerate() {
                     let offset = INTERVAL * tick + slot * i as u32;
-                    plan.push((offset, n.series.len() as u64, n.body(wall0 + offset.as_millis() as i64, &mut rng)));
+                    plan.push((
+                        offset,
+                        n.series.len() as u64,
+                        n.body(wall0 + offset.as_millis() as i64, &mut rng),
+                    ));
                 }
             }
             let start = Instant::now().max(start_at + lead);
@@ -221,7 +304,13 @@ fn main() {
             let mut tasks = Vec::with_capacity(plan.len());
             for (offset, count, body) in plan {
                 tokio::time::sleep_until((start + offset).into()).await;
-                let (client, url, latencies, errors, samples) = (client.clone(), url.clone(), latencies.clone(), errors.clone(), samples.clone());
+                let (client, url, latencies, errors, samples) = (
+                    client.clone(),
+                    url.clone(),
+                    latencies.clone(),
+                    errors.clone(),
+                    samples.clone(),
+                );
                 tasks.push(tokio::spawn(async move {
                     let sent = Instant::now();
                     let ok = client
@@ -248,7 +337,13 @@ fn main() {
             let cpu = (proc_cpu(pid) - cpu0) / wall;
             let mut l = latencies.lock().unwrap().clone();
             l.sort();
-            (l, errors.load(std::sync::atomic::Ordering::Relaxed), samples.load(std::sync::atomic::Ordering::Relaxed) as f64 / wall, cpu, rss_mib(pid))
+            (
+                l,
+                errors.load(std::sync::atomic::Ordering::Relaxed),
+                samples.load(std::sync::atomic::Ordering::Relaxed) as f64 / wall,
+                cpu,
+                rss_mib(pid),
+            )
         });
         println!(
             "{:>6} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>8} {:>11.1}% {:>9.1}",

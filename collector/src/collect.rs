@@ -242,7 +242,10 @@ impl Collector {
             return;
         }
         let reader = match CgroupReader::open(&self.layout, path) {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.set_slow_interval(self.config.slow_stat_interval);
+                r
+            }
             Err(e) => {
                 if !e.is_vanished() {
                     *self.errors.by_reason.entry(error_reason(&e)).or_default() += 1;

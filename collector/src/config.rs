@@ -52,6 +52,11 @@ pub struct AgentConfig {
     /// events.
     #[serde(with = "humantime_serde")]
     pub rescan_interval: Duration,
+    /// How often the slow-moving cgroup figures (peak memory, limit hits,
+    /// OOM counts, v1 kernel memory) are re-read when the interval is
+    /// shorter; in between, their last figures are reported.
+    #[serde(with = "humantime_serde")]
+    pub slow_stat_interval: Duration,
     /// How often limits (quota, memory limit …) and metadata are re-read.
     #[serde(with = "humantime_serde")]
     pub spec_refresh_interval: Duration,
@@ -93,6 +98,7 @@ impl Default for AgentConfig {
             containers_only: false,
             subtrees: Vec::new(),
             rescan_interval: Duration::from_secs(60),
+            slow_stat_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),
             fs_interval: Duration::from_secs(60),
             fs_walk_budget: 20_000,

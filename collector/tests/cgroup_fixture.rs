@@ -732,3 +732,43 @@ fn v1_with_cpu_and_cpuacct_comounted() {
             .is_vanished()
     );
 }
+
+#[test]
+fn slow_files_are_read_on_their_own_cadence_and_carried_between() {
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let path = paths::docker_systemd(&paths::container_id(7));
+        let mut v = values();
+        tree.add_cgroup(&path, &v).unwrap();
+        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        let first = reader.read_stats(0).unwrap();
+
+        v.memory_usage += 4096;
+        v.memory_failcnt += 5;
+        v.oom_kills += 1;
+        v.memory_max_usage += 8192;
+        tree.set_values(&path, &v).unwrap();
+        let second = reader.read_stats(1).unwrap();
+        assert_eq!(
+            second.memory.usage,
+            first.memory.usage + 4096,
+            "fast files every tick"
+        );
+        assert_eq!(
+            second.memory.failcnt, first.memory.failcnt,
+            "slow files carried"
+        );
+        assert_eq!(second.memory.oom_kills, first.memory.oom_kills);
+        assert_eq!(second.memory.max_usage, first.memory.max_usage);
+        assert_eq!(second.memory.kernel, first.memory.kernel);
+
+        reader.set_slow_interval(std::time::Duration::ZERO);
+        let third = reader.read_stats(2).unwrap(); // the pending slow read is due now
+        let fourth = reader.read_stats(3).unwrap();
+        for s in [&third, &fourth] {
+            assert_eq!(s.memory.failcnt, v.memory_failcnt);
+            assert_eq!(s.memory.oom_kills, v.oom_kills);
+            assert_eq!(s.memory.max_usage, Some(v.memory_max_usage));
+        }
+    }
+}

@@ -122,6 +122,38 @@ pub struct CgroupReader {
     /// cgroup from a file the kernel hid.
     primary_dir: PathBuf,
     spec_v1: SpecDirs,
+    /// Slow-moving figures (peak usage, limit hits, OOM counts, v1 kernel
+    /// memory) are re-read at most this often; zero reads them every tick.
+    slow_interval: Duration,
+    next_slow: Option<Instant>,
+    slow: SlowFigures,
+}
+
+/// The figures of the slow files, carried between their reads.
+#[derive(Debug, Default, Clone, Copy)]
+struct SlowFigures {
+    max_usage: Option<u64>,
+    failcnt: u64,
+    kernel: u64,
+    oom_events: u64,
+    oom_kills: u64,
+}
+
+impl StatFile {
+    /// Files whose figures move slowly or rarely (a high-water mark, event
+    /// counters, v1 kernel memory): at short intervals they are read on a
+    /// slower cadence, the dearest part of reading being the kernel's.
+    fn is_slow(self) -> bool {
+        matches!(
+            self,
+            StatFile::V1MemoryMaxUsage
+                | StatFile::V1MemoryFailcnt
+                | StatFile::V1KmemUsage
+                | StatFile::V1OomControl
+                | StatFile::V2MemoryPeak
+                | StatFile::V2MemoryEvents
+        )
+    }
 }
 
 impl CgroupReader {
@@ -134,6 +166,9 @@ impl CgroupReader {
     pub fn open(layout: &CgroupLayout, cgroup_path: &str) -> Result<Self, ReadError> {
         let cgroup = normalise(cgroup_path);
         let mut reader = CgroupReader {
+            slow_interval: Duration::ZERO,
+            next_slow: None,
+            slow: SlowFigures::default(),
             mode: layout.mode(),
             files: Vec::new(),
             blkio: BlkioV1::default(),
@@ -307,6 +342,15 @@ impl CgroupReader {
         }
     }
 
+    /// Reads the slow-moving files (peak usage, limit hits, OOM counts, v1
+    /// kernel memory) at most every `interval`, carrying their last figures
+    /// in between. Zero (the default) reads everything every time.
+    /// The next read includes them in any case.
+    pub fn set_slow_interval(&mut self, interval: Duration) {
+        self.slow_interval = interval;
+        self.next_slow = None;
+    }
+
     /// The interface this reader reads (v1 or v2).
     pub fn mode(&self) -> CgroupMode {
         self.mode
@@ -361,8 +405,13 @@ impl CgroupReader {
         let mut pids = PidsStats::default();
         let mut pressure: Option<PressureStats> = None;
         let mut gone_optional = Vec::new();
+        let now = Instant::now();
+        let read_slow = self.next_slow.is_none_or(|t| now >= t);
 
         for (index, held) in self.files.iter().enumerate() {
+            if !read_slow && held.kind.is_slow() {
+                continue;
+            }
             let text = match read_text(&held.file, buf) {
                 Ok(text) => text,
                 Err(ReadFailure::Io(err)) if is_gone(&err) => {
@@ -401,6 +450,24 @@ impl CgroupReader {
         self.read_blkio_v1(&mut stats, buf)?;
 
         let memory = &mut stats.memory;
+        if read_slow {
+            self.slow = SlowFigures {
+                max_usage: memory.max_usage,
+                failcnt: memory.failcnt,
+                kernel: memory.kernel,
+                oom_events: memory.oom_events,
+                oom_kills: memory.oom_kills,
+            };
+            self.next_slow = Some(now + self.slow_interval);
+        } else {
+            memory.max_usage = self.slow.max_usage;
+            memory.failcnt = self.slow.failcnt;
+            memory.oom_events = self.slow.oom_events;
+            memory.oom_kills = self.slow.oom_kills;
+            if self.mode == CgroupMode::V1 {
+                memory.kernel = self.slow.kernel; // v2 reads it from memory.stat
+            }
+        }
         if self.usage_from_stat {
             memory.usage = memory.rss.saturating_add(memory.cache);
         }
