@@ -34,13 +34,14 @@ pub fn decode(
     body: &[u8],
     max_decoded: usize,
 ) -> Result<WriteRequest, ApiError> {
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
-        if enc.as_bytes() != b"snappy" {
-            return Err(ApiError::bad_request(format!(
-                "Content-Encoding {:?} is not supported: remote-write bodies are snappy-compressed",
-                String::from_utf8_lossy(enc.as_bytes())
-            )));
-        }
+    if let Some(enc) = headers
+        .get(header::CONTENT_ENCODING)
+        .filter(|enc| enc.as_bytes() != b"snappy")
+    {
+        return Err(ApiError::bad_request(format!(
+            "Content-Encoding {:?} is not supported: remote-write bodies are snappy-compressed",
+            String::from_utf8_lossy(enc.as_bytes())
+        )));
     }
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();

@@ -364,9 +364,12 @@ impl ServerProcess {
     }
 }
 
+/// One series for [`remote_write_body`]: name, extra labels, samples.
+pub type SeriesSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
 /// A remote-write body (protobuf + snappy) for `series`: each is a metric
 /// name, extra labels and `(timestamp_ms, value)` samples.
-pub fn remote_write_body(series: &[(&str, &[(&str, &str)], &[(i64, f64)])]) -> Vec<u8> {
+pub fn remote_write_body(series: &[SeriesSpec<'_>]) -> Vec<u8> {
     use osprey_collector::ship::remote_write::{
         Label, Sample, TimeSeries, WriteRequest, encode_snappy,
     };
