@@ -310,7 +310,16 @@ fn exercise(version: FixtureVersion) {
         &paths::pod_uid(4),
         &paths::container_id(4),
     );
-    tree.add_cgroup(&cgroupfs_path, &CgroupValues::sample(4))
+    let cgroupfs_values = with_pressure(CgroupValues::sample(4));
+    tree.add_cgroup(&cgroupfs_path, &cgroupfs_values).unwrap();
+    let containerd_path = paths::kubepods_systemd(
+        paths::Qos::Burstable,
+        &paths::pod_uid(6),
+        paths::Runtime::Containerd,
+        &paths::container_id(6),
+    );
+    let containerd_values = with_pressure(CgroupValues::sample(6));
+    tree.add_cgroup(&containerd_path, &containerd_values)
         .unwrap();
     let service = paths::systemd_service("ssh");
     tree.add_cgroup(&service, &CgroupValues::sample(5)).unwrap();
@@ -319,6 +328,8 @@ fn exercise(version: FixtureVersion) {
         String::from_utf8(run_once(&tree, &docker_root, &sys_root, "prometheus").stdout).unwrap();
     check_container(&text, &docker_path, &docker_values, version);
     check_container(&text, &k8s_path, &k8s_values, version);
+    check_container(&text, &cgroupfs_path, &cgroupfs_values, version);
+    check_container(&text, &containerd_path, &containerd_values, version);
 
     // Names and labels from the node's files.
     let docker_labels = [

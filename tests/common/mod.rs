@@ -140,6 +140,14 @@ impl RealCgroup {
         Self { path, dirs }
     }
 
+    /// Writes `value` to `file` of the cgroup in `controller`.
+    pub fn set(&self, controller: &str, file: &str, value: &str) {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.path.trim_start_matches('/'));
+        std::fs::write(dir.join(file), value).unwrap_or_else(|e| panic!("cannot set {file}: {e}"));
+    }
+
     /// Moves `pid` into the cgroup in every controller.
     pub fn add(&self, pid: u32) {
         for d in &self.dirs {
