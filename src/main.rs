@@ -10,12 +10,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's allocator: ingestion allocates many small
-/// strings per request, and glibc spent a third of the server's CPU in
-/// malloc/free (consolidation, fragmentation) under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     if let Err(e) = cli::logging::init(&args.global) {
