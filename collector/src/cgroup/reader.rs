@@ -552,9 +552,11 @@ fn read_blkio_file<'a>(
     }
 }
 
-/// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit
-/// and returns the new soft limit. Readers hold their files open, so an
-/// agent watching many cgroups needs this at start-up.
+/// Raises the limit on open files (`RLIMIT_NOFILE`) and returns the new
+/// soft limit. Readers hold their files open, so an agent watching
+/// thousands of cgroups needs tens of thousands of descriptors: with
+/// `CAP_SYS_RESOURCE` (root) both limits go up to the kernel's `nr_open`,
+/// otherwise the soft limit goes up to the hard one.
 pub fn raise_open_file_limit() -> io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -565,11 +567,26 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return Err(io::Error::last_os_error());
         }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let wanted = (nr_open as libc::rlim_t).max(limit.rlim_max);
+    if wanted > limit.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: wanted,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(wanted);
+        }
+        // Not privileged: the hard limit is as far as we may go.
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
         }
     }
     Ok(limit.rlim_cur)
