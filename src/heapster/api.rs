@@ -220,7 +220,7 @@ pub fn export_all(storage: &Storage, now: i64) -> Result<Vec<Timeseries>, Storag
             let Some(plan) = views::plan(&entity, def, device, &free_ids) else {
                 return Ok(None);
             };
-            Ok(ev.eval(&plan, def, start, now)?.last().copied())
+            Ok(ev.eval(&plan, start, now)?.last().copied())
         };
         let started = latest(uptime, None)?.map(|s| s.t - s.v as i64);
         let mut metrics = BTreeMap::new();
@@ -565,7 +565,7 @@ pub fn metric_result(
     let Some(plan) = views::plan(entity, def, device, &ids) else {
         return Ok(MetricResult::empty());
     };
-    let points = Evaluator::new(storage).eval(&plan, def, q.start_ms, q.end_ms)?;
+    let points = Evaluator::new(storage).eval(&plan, q.start_ms, q.end_ms)?;
     Ok(MetricResult::from_points(&points, def))
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::catalogue::{MetricDef, ValueType};
+use super::catalogue::MetricDef;
 use super::derive::{self, Combine};
 use super::model::Entity;
 use crate::storage::{Labels, Matcher, Sample, Storage, StorageError};
@@ -75,6 +75,16 @@ impl Recipe {
             Recipe::Uptime => vec![(START, vec![])],
             Recipe::CpuLimit => vec![(START, vec![]), (QUOTA, vec![]), (PERIOD, vec![])],
             Recipe::CpuRequest => vec![(START, vec![]), (SHARES, vec![])],
+        }
+    }
+
+    /// Whether values are whole numbers, truncated per cgroup before they
+    /// are summed (Heapster's integer millicore rates); only the
+    /// per-second float rates are not.
+    fn integer(&self) -> bool {
+        match self {
+            Recipe::Rate { metric, .. } => *metric == CPU,
+            _ => true,
         }
     }
 
@@ -456,32 +466,25 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates `plan` over `[start_ms, end_ms]` (inclusive). Integer
-    /// metrics are truncated per cgroup, before summing (as Heapster's
+    /// values are truncated per cgroup, before summing (as Heapster's
     /// integer rates were).
-    pub fn eval(
-        &self,
-        plan: &Plan,
-        def: &MetricDef,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Points, StorageError> {
-        let (mut points, _) = self.eval_with_resolution(plan, def, start_ms, end_ms)?;
+    pub fn eval(&self, plan: &Plan, start_ms: i64, end_ms: i64) -> Result<Points, StorageError> {
+        let mut points = self.eval_unclipped(plan, start_ms, end_ms)?;
         points.retain(|s| s.t >= start_ms && s.t <= end_ms);
         Ok(points)
     }
 
-    fn eval_with_resolution(
+    fn eval_unclipped(
         &self,
         plan: &Plan,
-        def: &MetricDef,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<(Points, i64), StorageError> {
+    ) -> Result<Points, StorageError> {
         match plan {
             Plan::Ratio(num, den) => {
-                let (n, _) = self.eval_with_resolution(num, def, start_ms, end_ms)?;
-                let (d, _) = self.eval_with_resolution(den, def, start_ms, end_ms)?;
-                Ok((derive::ratio(&n, &d), 0))
+                let n = self.eval_unclipped(num, start_ms, end_ms)?;
+                let d = self.eval_unclipped(den, start_ms, end_ms)?;
+                Ok(derive::ratio(&n, &d))
             }
             Plan::Leaf {
                 scope,
@@ -526,7 +529,7 @@ impl<'a> Evaluator<'a> {
                     let summed: Vec<Vec<Sample>> =
                         parts.iter().map(|p| derive::sum_by_timestamp(p)).collect();
                     let mut values = recipe.compute(&summed);
-                    if def.value_type == ValueType::Int64 {
+                    if recipe.integer() {
                         values.iter_mut().for_each(|s| s.v = s.v.trunc());
                     }
                     let member: Vec<String> = members
@@ -539,7 +542,7 @@ impl<'a> Evaluator<'a> {
                         .push(derive::align(&values, res));
                 }
                 let members: Vec<_> = by_member.into_values().map(derive::newest).collect();
-                Ok((derive::combine(members, *combine), res))
+                Ok(derive::combine(members, *combine))
             }
         }
     }
