@@ -23,6 +23,11 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(&|_, _| true).await
+}
+
+/// A server holding the fixture's samples that `keep` accepts.
+async fn harness_with(keep: &dyn Fn(&str, usize) -> bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         data_dir: dir.path().to_path_buf(),
@@ -35,26 +40,32 @@ async fn harness() -> Harness {
     let now = chrono::Utc::now().timestamp_millis();
     let t0 = (now - 6 * 60_000).div_euclid(STEP_MS) * STEP_MS;
     let fx = Fixture::new(t0);
-    let resp = app
-        .clone()
-        .oneshot(
-            Request::post("/api/v1/write")
-                .header("Content-Encoding", "snappy")
-                .header("Content-Type", "application/x-protobuf")
-                .body(Body::from(fx.body()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::NO_CONTENT,
-        "remote write refused"
-    );
-    Harness { app, fx, _dir: dir }
+    let h = Harness { app, fx, _dir: dir };
+    h.write(h.fx.body_where(keep)).await;
+    h
 }
 
 impl Harness {
+    async fn write(&self, body: Vec<u8>) {
+        let resp = self
+            .app
+            .clone()
+            .oneshot(
+                Request::post("/api/v1/write")
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::NO_CONTENT,
+            "remote write refused"
+        );
+    }
+
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         let resp = self
             .app
@@ -781,4 +792,42 @@ async fn bad_parameters_answer_400_naming_them() {
     let (status, v) = h.get("/api/v1/model/nodes/n1/stats").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(v["errorType"], "not_found");
+}
+
+#[tokio::test]
+async fn sums_hold_back_a_bucket_until_every_node_reported() {
+    let last = TICKS - 1;
+    let h = harness_with(&|_, k| k < last).await;
+    // Node 1 reports its last collection; node 2 (3 s later) not yet.
+    h.write(h.fx.body_where(&|node, k| node == "n1" && k == last))
+        .await;
+    let fx = &h.fx;
+    let ns = h
+        .points("/api/v1/model/namespaces/shop/metrics/memory/usage")
+        .await;
+    assert_eq!(
+        ns.last().unwrap().0,
+        fx.bucket(last - 1),
+        "partial bucket held back"
+    );
+    let node = h
+        .points("/api/v1/model/nodes/n1/metrics/memory/usage")
+        .await;
+    assert_eq!(
+        node.last().unwrap().0,
+        fx.bucket(last),
+        "a node's own series is complete"
+    );
+    // Node 2 reports: the bucket is complete and appears with the full sum.
+    h.write(h.fx.body_where(&|node, k| node == "n2" && k == last))
+        .await;
+    let shop = fx.find(|c| c.namespace == "shop" && !c.container.is_empty());
+    let want: f64 = shop
+        .iter()
+        .filter_map(|c| c.at(last).map(|i| c.mem[i]))
+        .sum();
+    let ns = h
+        .points("/api/v1/model/namespaces/shop/metrics/memory/usage")
+        .await;
+    assert_eq!(*ns.last().unwrap(), (fx.bucket(last), want as u64));
 }

@@ -112,22 +112,36 @@ pub enum Combine {
     Max,
 }
 
-/// Combines members point-wise on the grid.
+/// Combines members point-wise on the grid. A sum's newest bucket is left
+/// out while fewer members reported in it than in the bucket before: nodes
+/// collect at different moments of the interval, and a sum over the ones
+/// that already reported would show a false dip.
 pub fn combine(members: Vec<BTreeMap<i64, f64>>, how: Combine) -> Vec<Sample> {
-    let mut acc: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut acc: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
     for m in members {
         for (t, v) in m {
             acc.entry(t)
-                .and_modify(|a| {
+                .and_modify(|(a, n)| {
                     *a = match how {
                         Combine::Sum => *a + v,
                         Combine::Max => a.max(v),
-                    }
+                    };
+                    *n += 1;
                 })
-                .or_insert(v);
+                .or_insert((v, 1));
         }
     }
-    acc.into_iter().map(|(t, v)| Sample::new(t, v)).collect()
+    if how == Combine::Sum {
+        let mut newest = acc.iter().rev();
+        if let (Some((&t, &(_, last))), Some((_, &(_, before)))) = (newest.next(), newest.next())
+            && last < before
+        {
+            acc.remove(&t);
+        }
+    }
+    acc.into_iter()
+        .map(|(t, (v, _))| Sample::new(t, v))
+        .collect()
 }
 
 /// Point-wise `num / den` where both exist and `den > 0`.
@@ -197,7 +211,21 @@ mod tests {
             combine(vec![a.clone(), b.clone()], Combine::Sum),
             s(&[(0, 1.0), (10, 7.0)])
         );
-        assert_eq!(combine(vec![a, b], Combine::Max), s(&[(0, 1.0), (10, 5.0)]));
+        assert_eq!(
+            combine(vec![a.clone(), b], Combine::Max),
+            s(&[(0, 1.0), (10, 5.0)])
+        );
+        // A newest bucket that only some members reported in yet is held
+        // back from sums.
+        let late: BTreeMap<i64, f64> = [(0, 4.0)].into_iter().collect();
+        assert_eq!(
+            combine(vec![a.clone(), late.clone()], Combine::Sum),
+            s(&[(0, 5.0)])
+        );
+        assert_eq!(
+            combine(vec![a, late], Combine::Max),
+            s(&[(0, 4.0), (10, 2.0)])
+        );
         assert_eq!(
             ratio(&s(&[(0, 1.0), (10, 3.0)]), &s(&[(10, 4.0)])),
             s(&[(10, 0.75)])

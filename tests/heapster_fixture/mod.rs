@@ -267,6 +267,12 @@ impl Fixture {
 
     /// The remote-write request carrying everything.
     pub fn write_request(&self) -> WriteRequest {
+        self.write_request_where(&|_, _| true)
+    }
+
+    /// The remote-write request carrying the samples of the (node, tick)
+    /// pairs `keep` accepts.
+    pub fn write_request_where(&self, keep: &dyn Fn(&str, usize) -> bool) -> WriteRequest {
         let mut ts = Vec::new();
         for c in &self.cgroups {
             let mut base: Vec<(String, String)> = vec![
@@ -288,6 +294,7 @@ impl Fixture {
                 let samples = c
                     .ticks
                     .clone()
+                    .filter(|k| keep(c.node, *k))
                     .map(|k| Sample::new(self.t(c.node, k), values(k - c.ticks.start)))
                     .collect();
                 TimeSeries::new(name, labels, samples)
@@ -339,6 +346,7 @@ impl Fixture {
             ];
             let samples = |v: f64| {
                 (0..TICKS)
+                    .filter(|k| keep(node, *k))
                     .map(|k| Sample::new(self.t(node, k), v))
                     .collect()
             };
@@ -353,6 +361,7 @@ impl Fixture {
                 samples(*mem),
             ));
         }
+        ts.retain(|s| !s.samples.is_empty());
         WriteRequest {
             timeseries: ts,
             metadata: vec![],
@@ -362,6 +371,11 @@ impl Fixture {
     /// The snappy-compressed body.
     pub fn body(&self) -> Vec<u8> {
         encode_snappy(&self.write_request()).expect("encodable")
+    }
+
+    /// The snappy-compressed body of the samples `keep` accepts.
+    pub fn body_where(&self, keep: &dyn Fn(&str, usize) -> bool) -> Vec<u8> {
+        encode_snappy(&self.write_request_where(keep)).expect("encodable")
     }
 
     /// The cgroups matching a predicate.
