@@ -1,0 +1,612 @@
+//! Which stored cAdvisor series make each Heapster metric of each entity,
+//! and their evaluation over a time range (Heapster §10.2, §11).
+//!
+//! A metric of an entity is a [`Plan`]: the cgroup series in scope
+//! (matchers), how they split into *members* (containers of a pod, pods of
+//! a namespace, nodes of the cluster), a [`Recipe`] turning one cgroup's
+//! raw series into values, and how members combine. Each cgroup is one
+//! *incarnation* of its member: a restarted container has a new cgroup, so
+//! its counters restart in a new series and rates stay non-negative.
+
+use std::collections::BTreeMap;
+
+use super::catalogue::MetricDef;
+use super::derive::{self, Combine};
+use super::model::Entity;
+use crate::storage::{Labels, Matcher, Sample, Storage, StorageError};
+
+/// How far before `start` samples are read, so that the first point in
+/// range has a rate.
+pub const LOOKBACK_MS: i64 = 5 * 60_000;
+
+/// Byte limits at or above this mean "unlimited" (Heapster shows 0).
+const UNLIMITED_BYTES: f64 = 4_611_686_018_427_387_904.0;
+
+/// How one cgroup's raw series become a metric's values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recipe {
+    /// A gauge (sub-series summed), times `scale`.
+    Gauge {
+        /// Source metric.
+        metric: &'static str,
+        /// Extra label constraints on the source.
+        filter: Vec<(&'static str, String)>,
+        /// Unit conversion factor.
+        scale: f64,
+    },
+    /// A byte limit: 0 when unset or unlimited.
+    ByteLimit {
+        /// Source metric.
+        metric: &'static str,
+    },
+    /// A counter's per-second rate (sub-series summed first), times `scale`.
+    Rate {
+        /// Source counter.
+        metric: &'static str,
+        /// Extra label constraints.
+        filter: Vec<(&'static str, String)>,
+        /// Unit conversion factor.
+        scale: f64,
+    },
+    /// Milliseconds since the cgroup started.
+    Uptime,
+    /// CPU limit in millicores from the CFS quota and period; 0 without a
+    /// quota.
+    CpuLimit,
+    /// CPU request in millicores from the CPU shares the kubelet derives
+    /// from it (`shares = request × 1024 / 1000`, 2 when unset → 0).
+    CpuRequest,
+}
+
+const START: &str = "container_start_time_seconds";
+const QUOTA: &str = "container_spec_cpu_quota";
+const PERIOD: &str = "container_spec_cpu_period";
+const SHARES: &str = "container_spec_cpu_shares";
+
+impl Recipe {
+    /// The source metrics with their label constraints; the first one
+    /// gives the timestamps.
+    fn inputs(&self) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+        match self {
+            Recipe::Gauge { metric, filter, .. } | Recipe::Rate { metric, filter, .. } => {
+                vec![(metric, filter.clone())]
+            }
+            Recipe::ByteLimit { metric } => vec![(metric, vec![])],
+            Recipe::Uptime => vec![(START, vec![])],
+            Recipe::CpuLimit => vec![(START, vec![]), (QUOTA, vec![]), (PERIOD, vec![])],
+            Recipe::CpuRequest => vec![(START, vec![]), (SHARES, vec![])],
+        }
+    }
+
+    /// Whether values are whole numbers, truncated per cgroup before they
+    /// are summed (Heapster's integer millicore rates); only the
+    /// per-second float rates are not.
+    fn integer(&self) -> bool {
+        match self {
+            Recipe::Rate { metric, .. } => *metric == CPU,
+            _ => true,
+        }
+    }
+
+    /// Values of one cgroup from its inputs (each already summed over
+    /// sub-series), in the order of [`Recipe::inputs`].
+    fn compute(&self, inputs: &[Vec<Sample>]) -> Vec<Sample> {
+        let base = &inputs[0];
+        let map =
+            |f: &dyn Fn(&Sample) -> f64| base.iter().map(|s| Sample::new(s.t, f(s))).collect();
+        match self {
+            Recipe::Gauge { scale, .. } => map(&|s| s.v * scale),
+            Recipe::ByteLimit { .. } => map(&|s| {
+                if s.v >= UNLIMITED_BYTES || s.v < 0.0 {
+                    0.0
+                } else {
+                    s.v
+                }
+            }),
+            Recipe::Rate { scale, .. } => derive::counter_rate(base, *scale),
+            Recipe::Uptime => map(&|s| (s.t as f64 - s.v * 1000.0).max(0.0)),
+            Recipe::CpuLimit => map(&|s| {
+                let quota = derive::sample_at(&inputs[1], s.t).unwrap_or(0.0);
+                let period = derive::sample_at(&inputs[2], s.t).unwrap_or(0.0);
+                if quota > 0.0 && period > 0.0 {
+                    (quota * 1000.0 / period).round()
+                } else {
+                    0.0
+                }
+            }),
+            Recipe::CpuRequest => map(&|s| {
+                let shares = derive::sample_at(&inputs[1], s.t).unwrap_or(0.0);
+                if shares > 2.0 {
+                    (shares * 1000.0 / 1024.0).round()
+                } else {
+                    0.0
+                }
+            }),
+        }
+    }
+}
+
+/// How a metric of an entity is computed.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// From cgroup series.
+    Leaf {
+        /// Which cgroup series.
+        scope: Vec<Matcher>,
+        /// Labels that tell members apart (empty: one member).
+        members: &'static [&'static str],
+        /// Per-cgroup computation.
+        recipe: Recipe,
+        /// Member combination.
+        combine: Combine,
+    },
+    /// One plan divided by another (utilisation, reservation).
+    Ratio(Box<Plan>, Box<Plan>),
+}
+
+fn eq(name: &str, value: &str) -> Matcher {
+    Matcher::eq(name, value)
+}
+
+fn present(name: &str) -> Matcher {
+    Matcher::ne(name, "")
+}
+
+fn gauge(metric: &'static str, scale: f64) -> Recipe {
+    Recipe::Gauge {
+        metric,
+        filter: vec![],
+        scale,
+    }
+}
+
+fn rate(metric: &'static str, filter: Vec<(&'static str, String)>, scale: f64) -> Recipe {
+    Recipe::Rate {
+        metric,
+        filter,
+        scale,
+    }
+}
+
+const CPU: &str = "container_cpu_usage_seconds_total";
+const FAULTS: &str = "container_memory_failures_total";
+
+/// The recipe of a per-cgroup usage metric (what containers, system
+/// containers and nodes report themselves), with the `device` of a labeled
+/// metric.
+fn cgroup_recipe(name: &str, device: Option<&str>) -> Option<Recipe> {
+    let cpu = || vec![("cpu", "total".to_string())];
+    let faults = |kind: &str| {
+        vec![
+            ("failure_type", kind.to_string()),
+            ("scope", "container".to_string()),
+        ]
+    };
+    let dev = |metric: &'static str, counter: bool| {
+        let filter = vec![("device", device?.to_string())];
+        Some(if counter {
+            rate(metric, filter, 1.0)
+        } else {
+            Recipe::Gauge {
+                metric,
+                filter,
+                scale: 1.0,
+            }
+        })
+    };
+    Some(match name {
+        "uptime" => Recipe::Uptime,
+        "cpu/usage" => Recipe::Gauge {
+            metric: CPU,
+            filter: cpu(),
+            scale: 1e9,
+        },
+        "cpu/usage_rate" => rate(CPU, cpu(), 1000.0),
+        "memory/usage" => gauge("container_memory_usage_bytes", 1.0),
+        "memory/working_set" => gauge("container_memory_working_set_bytes", 1.0),
+        "memory/rss" => gauge("container_memory_rss", 1.0),
+        "memory/cache" => gauge("container_memory_cache", 1.0),
+        "memory/page_faults" => Recipe::Gauge {
+            metric: FAULTS,
+            filter: faults("pgfault"),
+            scale: 1.0,
+        },
+        "memory/major_page_faults" => Recipe::Gauge {
+            metric: FAULTS,
+            filter: faults("pgmajfault"),
+            scale: 1.0,
+        },
+        "memory/page_faults_rate" => rate(FAULTS, faults("pgfault"), 1.0),
+        "memory/major_page_faults_rate" => rate(FAULTS, faults("pgmajfault"), 1.0),
+        "filesystem/usage" => return dev("container_fs_usage_bytes", false),
+        "filesystem/limit" => return dev("container_fs_limit_bytes", false),
+        "filesystem/inodes" => return dev("container_fs_inodes_total", false),
+        "filesystem/inodes_free" => return dev("container_fs_inodes_free", false),
+        "disk/io_read_bytes" => return dev("container_fs_reads_bytes_total", false),
+        "disk/io_write_bytes" => return dev("container_fs_writes_bytes_total", false),
+        "disk/io_read_bytes_rate" => return dev("container_fs_reads_bytes_total", true),
+        "disk/io_write_bytes_rate" => return dev("container_fs_writes_bytes_total", true),
+        _ => return None,
+    })
+}
+
+/// Network metrics, summed over interfaces.
+fn network_recipe(name: &str) -> Option<Recipe> {
+    const RX: &str = "container_network_receive_bytes_total";
+    const RXE: &str = "container_network_receive_errors_total";
+    const TX: &str = "container_network_transmit_bytes_total";
+    const TXE: &str = "container_network_transmit_errors_total";
+    Some(match name {
+        "network/rx" => gauge(RX, 1.0),
+        "network/rx_errors" => gauge(RXE, 1.0),
+        "network/tx" => gauge(TX, 1.0),
+        "network/tx_errors" => gauge(TXE, 1.0),
+        "network/rx_rate" => rate(RX, vec![], 1.0),
+        "network/rx_errors_rate" => rate(RXE, vec![], 1.0),
+        "network/tx_rate" => rate(TX, vec![], 1.0),
+        "network/tx_errors_rate" => rate(TXE, vec![], 1.0),
+        _ => return None,
+    })
+}
+
+/// Requests and limits of pod containers.
+fn spec_recipe(name: &str) -> Option<Recipe> {
+    Some(match name {
+        "cpu/limit" => Recipe::CpuLimit,
+        "cpu/request" => Recipe::CpuRequest,
+        "memory/limit" => Recipe::ByteLimit {
+            metric: "container_spec_memory_limit_bytes",
+        },
+        "memory/request" => Recipe::ByteLimit {
+            metric: "container_spec_memory_reservation_limit_bytes",
+        },
+        _ => None?,
+    })
+}
+
+/// Usage metrics Heapster sums from containers into pods.
+const POD_SUMMED: &[&str] = &[
+    "cpu/usage_rate",
+    "memory/usage",
+    "memory/working_set",
+    "memory/rss",
+    "memory/cache",
+    "memory/page_faults_rate",
+    "memory/major_page_faults_rate",
+];
+
+/// Metrics Heapster sums into namespaces and the cluster.
+const NAMESPACE_SUMMED: &[&str] = &["cpu/usage_rate", "memory/usage"];
+
+fn leaf(scope: Vec<Matcher>, members: &'static [&'static str], recipe: Recipe) -> Plan {
+    Plan::Leaf {
+        scope,
+        members,
+        recipe,
+        combine: Combine::Sum,
+    }
+}
+
+/// How `metric` of `entity` is computed; `device` selects one series of a
+/// labeled metric. `None` when Heapster has no such metric there.
+/// `free_ids` are the cgroup paths of a system container.
+pub fn plan(
+    entity: &Entity,
+    metric: &MetricDef,
+    device: Option<&str>,
+    free_ids: &[String],
+) -> Option<Plan> {
+    let name = metric.name;
+    let own = |scope: Vec<Matcher>| -> Option<Plan> {
+        let recipe = cgroup_recipe(name, device).or_else(|| network_recipe(name))?;
+        Some(leaf(scope, &[], recipe))
+    };
+    const POD_CONTAINER: &[&str] = &["namespace", "pod", "container"];
+    match entity {
+        Entity::PodContainer {
+            namespace,
+            pod,
+            container,
+        } => {
+            let scope = vec![
+                eq("namespace", namespace),
+                eq("pod", pod),
+                eq("container", container),
+            ];
+            if let Some(r) = spec_recipe(name) {
+                return Some(leaf(scope, &[], r));
+            }
+            // Pod containers share the pod's network: no network metrics.
+            let recipe = cgroup_recipe(name, device)?;
+            Some(leaf(scope, &[], recipe))
+        }
+        Entity::FreeContainer { node, .. } => {
+            if free_ids.is_empty() {
+                return None;
+            }
+            let ids = free_ids
+                .iter()
+                .map(|i| regex::escape(i))
+                .collect::<Vec<_>>()
+                .join("|");
+            let scope = vec![eq("node", node), Matcher::re("id", ids).ok()?];
+            own(scope)
+        }
+        Entity::Pod { namespace, pod } => {
+            let scope = || vec![eq("namespace", namespace), eq("pod", pod)];
+            let containers = || {
+                let mut s = scope();
+                s.push(present("container"));
+                s
+            };
+            if let Some(r) = spec_recipe(name) {
+                return Some(leaf(containers(), &["container"], r));
+            }
+            if let Some(r) = network_recipe(name) {
+                // Whichever cgroups of the pod carry its network namespace.
+                return Some(leaf(scope(), &["id"], r));
+            }
+            if name == "uptime" {
+                return Some(Plan::Leaf {
+                    scope: scope(),
+                    members: &["id"],
+                    recipe: Recipe::Uptime,
+                    combine: Combine::Max,
+                });
+            }
+            if POD_SUMMED.contains(&name) && device.is_none() {
+                return Some(leaf(
+                    containers(),
+                    &["container"],
+                    cgroup_recipe(name, None)?,
+                ));
+            }
+            None
+        }
+        Entity::Namespace { namespace } => {
+            let scope = vec![
+                eq("namespace", namespace),
+                present("pod"),
+                present("container"),
+            ];
+            let recipe = spec_recipe(name).or_else(|| {
+                (NAMESPACE_SUMMED.contains(&name) && device.is_none())
+                    .then(|| cgroup_recipe(name, None))
+                    .flatten()
+            })?;
+            Some(leaf(scope, &["pod", "container"], recipe))
+        }
+        Entity::Node { node } => {
+            let pods_on_node = || {
+                vec![
+                    eq("node", node),
+                    present("namespace"),
+                    present("pod"),
+                    present("container"),
+                ]
+            };
+            let machine = || vec![eq("node", node)];
+            let capacity =
+                |metric: &'static str, scale: f64| leaf(machine(), &[], gauge(metric, scale));
+            let cpu_cap = || capacity("machine_cpu_cores", 1000.0);
+            let mem_cap = || capacity("machine_memory_bytes", 1.0);
+            let own_usage = |metric: &str| {
+                leaf(
+                    vec![eq("node", node), eq("id", "/")],
+                    &[],
+                    cgroup_recipe(metric, None).expect("usage metric"),
+                )
+            };
+            let requested = |metric: &str| {
+                leaf(
+                    pods_on_node(),
+                    POD_CONTAINER,
+                    spec_recipe(metric).expect("spec metric"),
+                )
+            };
+            match name {
+                "cpu/node_capacity" | "cpu/node_allocatable" => Some(cpu_cap()),
+                "memory/node_capacity" | "memory/node_allocatable" => Some(mem_cap()),
+                "cpu/node_utilization" => Some(Plan::Ratio(
+                    Box::new(own_usage("cpu/usage_rate")),
+                    Box::new(cpu_cap()),
+                )),
+                "memory/node_utilization" => Some(Plan::Ratio(
+                    Box::new(own_usage("memory/usage")),
+                    Box::new(mem_cap()),
+                )),
+                "cpu/node_reservation" => Some(Plan::Ratio(
+                    Box::new(requested("cpu/request")),
+                    Box::new(cpu_cap()),
+                )),
+                "memory/node_reservation" => Some(Plan::Ratio(
+                    Box::new(requested("memory/request")),
+                    Box::new(mem_cap()),
+                )),
+                _ => match spec_recipe(name) {
+                    Some(r) => Some(leaf(pods_on_node(), POD_CONTAINER, r)),
+                    None => own(vec![eq("node", node), eq("id", "/")]),
+                },
+            }
+        }
+        Entity::Cluster => {
+            if let Some(r) = spec_recipe(name) {
+                return Some(leaf(
+                    vec![present("namespace"), present("pod"), present("container")],
+                    &["node", "namespace", "pod", "container"],
+                    r,
+                ));
+            }
+            (NAMESPACE_SUMMED.contains(&name) && device.is_none()).then(|| {
+                leaf(
+                    vec![eq("id", "/")],
+                    &["node"],
+                    cgroup_recipe(name, None).expect("usage metric"),
+                )
+            })
+        }
+    }
+}
+
+/// The raw sub-series of one cgroup, per recipe input.
+type PerInput = Vec<Vec<Vec<Sample>>>;
+
+/// Reads series for plans: one storage selection per source metric.
+pub struct Evaluator<'a> {
+    storage: &'a Storage,
+}
+
+/// The values of one plan: points on the collection grid, oldest first.
+pub type Points = Vec<Sample>;
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator over `storage`.
+    pub fn new(storage: &'a Storage) -> Self {
+        Evaluator { storage }
+    }
+
+    /// Evaluates `plan` over `[start_ms, end_ms]` (inclusive). Integer
+    /// values are truncated per cgroup, before summing (as Heapster's
+    /// integer rates were).
+    pub fn eval(&self, plan: &Plan, start_ms: i64, end_ms: i64) -> Result<Points, StorageError> {
+        let mut points = self.eval_unclipped(plan, start_ms, end_ms)?;
+        points.retain(|s| s.t >= start_ms && s.t <= end_ms);
+        Ok(points)
+    }
+
+    fn eval_unclipped(
+        &self,
+        plan: &Plan,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Points, StorageError> {
+        match plan {
+            Plan::Ratio(num, den) => {
+                let n = self.eval_unclipped(num, start_ms, end_ms)?;
+                let d = self.eval_unclipped(den, start_ms, end_ms)?;
+                Ok(derive::ratio(&n, &d))
+            }
+            Plan::Leaf {
+                scope,
+                members,
+                recipe,
+                combine,
+            } => {
+                let from = start_ms.saturating_sub(LOOKBACK_MS);
+                let inputs = recipe.inputs();
+                // cgroup (node, id) → per input, the sub-series.
+                let mut cgroups: BTreeMap<(String, String), (Labels, PerInput)> = BTreeMap::new();
+                for (i, (metric, filter)) in inputs.iter().enumerate() {
+                    let mut matchers = scope.clone();
+                    matchers.push(Matcher::eq("__name__", *metric));
+                    matchers.extend(filter.iter().map(|(k, v)| Matcher::eq(*k, v.as_str())));
+                    for s in self.storage.select(&matchers, from, end_ms)? {
+                        let s = s?;
+                        if s.samples.is_empty() {
+                            continue;
+                        }
+                        let key = (
+                            s.labels.get("node").unwrap_or("").to_string(),
+                            s.labels.get("id").unwrap_or("").to_string(),
+                        );
+                        let entry = cgroups
+                            .entry(key)
+                            .or_insert_with(|| (s.labels.clone(), vec![Vec::new(); inputs.len()]));
+                        entry.1[i].push(s.samples);
+                    }
+                }
+                let res = derive::infer_resolution(
+                    cgroups
+                        .values()
+                        .flat_map(|(_, inputs)| inputs.iter().flatten())
+                        .map(|v| v.as_slice()),
+                );
+                let mut by_member: BTreeMap<Vec<String>, Vec<_>> = BTreeMap::new();
+                for (labels, parts) in cgroups.into_values() {
+                    if parts[0].is_empty() {
+                        continue;
+                    }
+                    let summed: Vec<Vec<Sample>> =
+                        parts.iter().map(|p| derive::sum_by_timestamp(p)).collect();
+                    let mut values = recipe.compute(&summed);
+                    if recipe.integer() {
+                        values.iter_mut().for_each(|s| s.v = s.v.trunc());
+                    }
+                    let member: Vec<String> = members
+                        .iter()
+                        .map(|k| labels.get(k).unwrap_or("").to_string())
+                        .collect();
+                    by_member
+                        .entry(member)
+                        .or_default()
+                        .push(derive::align(&values, res));
+                }
+                let members: Vec<_> = by_member.into_values().map(derive::newest).collect();
+                Ok(derive::combine(members, *combine))
+            }
+        }
+    }
+
+    /// The `device` values a labeled metric has for the cgroups in `scope`
+    /// of a plan (for `metric-export`): one per filesystem or disk.
+    pub fn devices(
+        &self,
+        plan_without_device: &[Matcher],
+        metric: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut matchers = plan_without_device.to_vec();
+        matchers.push(Matcher::eq("__name__", metric));
+        let mut out: Vec<String> = Vec::new();
+        for s in self.storage.select(&matchers, start_ms, end_ms)? {
+            let s = s?;
+            if let Some(d) = s.labels.get("device")
+                && !s.samples.is_empty()
+                && !out.iter().any(|o| o == d)
+            {
+                out.push(d.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// The source metric of a labeled metric (to enumerate its devices).
+pub fn labeled_source(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "filesystem/usage" => "container_fs_usage_bytes",
+        "filesystem/limit" => "container_fs_limit_bytes",
+        "filesystem/inodes" => "container_fs_inodes_total",
+        "filesystem/inodes_free" => "container_fs_inodes_free",
+        "disk/io_read_bytes" | "disk/io_read_bytes_rate" => "container_fs_reads_bytes_total",
+        "disk/io_write_bytes" | "disk/io_write_bytes_rate" => "container_fs_writes_bytes_total",
+        _ => return None,
+    })
+}
+
+/// The cgroup series of an entity's own usage (for enumerating devices).
+pub fn own_scope(entity: &Entity, free_ids: &[String]) -> Option<Vec<Matcher>> {
+    Some(match entity {
+        Entity::Node { node } => vec![eq("node", node), eq("id", "/")],
+        Entity::PodContainer {
+            namespace,
+            pod,
+            container,
+        } => vec![
+            eq("namespace", namespace),
+            eq("pod", pod),
+            eq("container", container),
+        ],
+        Entity::FreeContainer { node, .. } if !free_ids.is_empty() => {
+            let ids = free_ids
+                .iter()
+                .map(|i| regex::escape(i))
+                .collect::<Vec<_>>()
+                .join("|");
+            vec![eq("node", node), Matcher::re("id", ids).ok()?]
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,833 @@
+//! Golden tests of the Heapster-compatible API: fixed synthetic cluster
+//! data goes in through the real remote-write route, and every endpoint's
+//! JSON is compared with values computed here from the same data.
+
+mod heapster_fixture;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use heapster_fixture::*;
+use osprey::heapster::api::go_time;
+use osprey::server::{ServerConfig, ServerState, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Harness {
+    app: Router,
+    fx: Fixture,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    harness_with(&|_, _| true).await
+}
+
+/// A server holding the fixture's samples that `keep` accepts.
+async fn harness_with(keep: &dyn Fn(&str, usize) -> bool) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..ServerConfig::default()
+    };
+    let state: Arc<ServerState> = ServerState::open(config).unwrap();
+    let app = router(state);
+    // Tick 0 six minutes ago, on the 10 s grid: the last tick is 2 minutes
+    // old, everything inside Heapster's default 15-minute window.
+    let now = chrono::Utc::now().timestamp_millis();
+    let t0 = (now - 6 * 60_000).div_euclid(STEP_MS) * STEP_MS;
+    let fx = Fixture::new(t0);
+    let h = Harness { app, fx, _dir: dir };
+    h.write(h.fx.body_where(keep)).await;
+    h
+}
+
+impl Harness {
+    async fn write(&self, body: Vec<u8>) {
+        let resp = self
+            .app
+            .clone()
+            .oneshot(
+                Request::post("/api/v1/write")
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::NO_CONTENT,
+            "remote write refused"
+        );
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{path}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, v)
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (s, v) = self.get(path).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        v
+    }
+
+    /// A metric route's points as (timestamp ms, value, floatValue).
+    async fn points(&self, path: &str) -> Vec<(i64, u64)> {
+        let v = self.ok(path).await;
+        check_metric_result_shape(&v);
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let t = chrono::DateTime::parse_from_rfc3339(p["timestamp"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis();
+                (t, p["value"].as_u64().unwrap())
+            })
+            .collect()
+    }
+
+    fn since(&self, k: usize) -> String {
+        go_time(self.fx.bucket(k))
+    }
+}
+
+fn check_metric_result_shape(v: &Value) {
+    let obj = v.as_object().expect("object");
+    assert_eq!(
+        obj.keys().collect::<Vec<_>>(),
+        vec!["latestTimestamp", "metrics"],
+        "{v}"
+    );
+    let pts = v["metrics"].as_array().unwrap();
+    for p in pts {
+        let keys: Vec<_> = p.as_object().unwrap().keys().cloned().collect();
+        assert!(
+            keys == ["timestamp", "value"] || keys == ["floatValue", "timestamp", "value"],
+            "{p}"
+        );
+        let ts = p["timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() >= 20, "{ts}");
+    }
+    let latest = v["latestTimestamp"].as_str().unwrap();
+    match pts.last() {
+        Some(p) => assert_eq!(p["timestamp"].as_str().unwrap(), latest),
+        None => assert_eq!(latest, "0001-01-01T00:00:00Z"),
+    }
+}
+
+fn expect_series(f: impl Fn(usize) -> Option<f64>, fx: &Fixture) -> Vec<(i64, u64)> {
+    (0..TICKS)
+        .filter_map(|k| f(k).map(|v| (fx.bucket(k), v.trunc() as u64)))
+        .collect()
+}
+
+const EMPTY: &str = r#"{"metrics":[],"latestTimestamp":"0001-01-01T00:00:00Z"}"#;
+
+#[tokio::test]
+async fn schema_lists_exactly_heapsters_metrics_and_labels() {
+    let h = harness().await;
+    for path in [
+        "/api/v1/metric-export-schema",
+        "/api/v1/metric-export-schema/",
+    ] {
+        let v = h.ok(path).await;
+        let names: Vec<&str> = v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        // Reference §5, in order.
+        assert_eq!(
+            names,
+            [
+                "uptime",
+                "cpu/usage",
+                "cpu/load",
+                "ephemeral_storage/usage",
+                "memory/usage",
+                "memory/rss",
+                "memory/cache",
+                "memory/working_set",
+                "memory/page_faults",
+                "memory/major_page_faults",
+                "network/rx",
+                "network/rx_errors",
+                "network/tx",
+                "network/tx_errors",
+                "cpu/limit",
+                "memory/limit",
+                "disk/io_read_bytes",
+                "disk/io_read_bytes_rate",
+                "disk/io_write_bytes",
+                "disk/io_write_bytes_rate",
+                "filesystem/usage",
+                "filesystem/limit",
+                "filesystem/available",
+                "filesystem/inodes",
+                "filesystem/inodes_free",
+                "accelerator/memory_total",
+                "accelerator/memory_used",
+                "accelerator/duty_cycle",
+            ]
+        );
+        let by_name: BTreeMap<&str, &Value> = v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].as_str().unwrap(), m))
+            .collect();
+        assert_eq!(
+            by_name["uptime"],
+            &json!({"name": "uptime", "description": "Number of milliseconds since the container was started", "type": "cumulative", "value_type": "int64", "units": "ms"})
+        );
+        assert_eq!(
+            by_name["cpu/load"],
+            &json!({"name": "cpu/load", "description": "CPU load", "type": "gauge", "value_type": "int64"})
+        );
+        assert_eq!(by_name["cpu/usage"]["units"], "ns");
+        assert!(
+            by_name["cpu/limit"].get("units").is_none(),
+            "count unit omitted"
+        );
+        assert_eq!(by_name["memory/page_faults"]["type"], "cumulative");
+        assert!(by_name["memory/page_faults"].get("units").is_none());
+        assert_eq!(by_name["disk/io_read_bytes_rate"]["value_type"], "double");
+        assert_eq!(by_name["filesystem/inodes"]["units"], "bytes");
+        assert_eq!(
+            by_name["filesystem/usage"]["labels"],
+            json!([{"key": "resource_id", "description": "Identifier(s) specific to a metric"}])
+        );
+        let keys: Vec<&str> = by_name["accelerator/duty_cycle"]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["make", "model", "accelerator_id"]);
+        assert!(by_name["memory/usage"].get("labels").is_none());
+        let label_keys = |k: &str| -> Vec<String> {
+            v[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["key"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            label_keys("common_labels"),
+            [
+                "nodename",
+                "hostname",
+                "host_id",
+                "container_name",
+                "container_base_image"
+            ]
+        );
+        assert_eq!(
+            label_keys("pod_labels"),
+            ["pod_name", "pod_id", "namespace_id", "labels"]
+        );
+        assert_eq!(
+            v["common_labels"][1]["description"],
+            "Hostname where the container ran"
+        );
+    }
+}
+
+#[tokio::test]
+async fn entity_lists_follow_the_series_labels() {
+    let h = harness().await;
+    assert_eq!(h.ok("/api/v1/model/nodes").await, json!(["n1", "n2"]));
+    assert_eq!(h.ok("/api/v1/model/nodes/").await, json!(["n1", "n2"]));
+    assert_eq!(
+        h.ok("/api/v1/model/namespaces").await,
+        json!(["data", "shop"])
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/namespaces/shop/pods").await,
+        json!(["web-1", "web-2"])
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/namespaces/shop/pods/web-1/containers")
+            .await,
+        json!(["nginx", "sidecar"])
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n1/freecontainers").await,
+        json!(["docker.service"])
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n2/freecontainers/").await,
+        json!(["kubelet.service"])
+    );
+    // Unknown entities: empty lists, not errors.
+    assert_eq!(h.ok("/api/v1/model/namespaces/ghost/pods").await, json!([]));
+    assert_eq!(
+        h.ok("/api/v1/model/namespaces/shop/pods/ghost/containers")
+            .await,
+        json!([])
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/ghost/freecontainers").await,
+        json!([])
+    );
+    let keys = h.ok("/api/v1/model/debug/allkeys").await;
+    let keys: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    for k in [
+        "cluster",
+        "node:n1",
+        "node:n1/container:docker.service",
+        "namespace:shop",
+        "namespace:shop/pod:web-1",
+        "namespace:shop/pod:web-1/container:sidecar",
+        "namespace:data/pod:db-0/container:postgres",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert_eq!(keys.len(), 1 + 2 + 2 + 2 + 3 + 4, "{keys:?}");
+}
+
+#[tokio::test]
+async fn pod_container_gauges_counters_and_uptime() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let nginx = fx.container("shop", "web-1", "nginx")[0];
+    let base = "/api/v1/model/namespaces/shop/pods/web-1/containers/nginx/metrics";
+    assert_eq!(
+        h.points(&format!("{base}/memory/usage")).await,
+        expect_series(|k| Some(nginx.mem[k]), fx)
+    );
+    assert_eq!(
+        h.points(&format!("{base}/memory/working_set")).await,
+        expect_series(|k| Some(nginx.working_set[k]), fx)
+    );
+    // cpu/usage in nanoseconds.
+    assert_eq!(
+        h.points(&format!("{base}/cpu/usage")).await,
+        expect_series(|k| Some(nginx.cpu[k] * 1e9), fx)
+    );
+    // uptime in milliseconds since the start time.
+    assert_eq!(
+        h.points(&format!("{base}/uptime")).await,
+        expect_series(
+            |k| Some((fx.t("n1", k) as f64) - nginx.start_s * 1000.0),
+            fx
+        )
+    );
+    // Limits and requests from the spec: quota 50000/100000 → 500 m,
+    // shares 256 → 250 m.
+    assert_eq!(
+        h.points(&format!("{base}/cpu/limit")).await,
+        expect_series(|_| Some(500.0), fx)
+    );
+    assert_eq!(
+        h.points(&format!("{base}/cpu/request")).await,
+        expect_series(|_| Some(250.0), fx)
+    );
+    assert_eq!(
+        h.points(&format!("{base}/memory/limit")).await,
+        expect_series(|_| Some(nginx.mem_limit), fx)
+    );
+    // Pod containers have no network metrics (the pod has them).
+    assert_eq!(
+        h.ok(&format!("{base}/network/rx")).await,
+        serde_json::from_str::<Value>(EMPTY).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn cpu_rate_is_never_negative_across_a_counter_drop_and_a_restart() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let nginx = fx.container("shop", "web-1", "nginx")[0];
+    assert!(
+        nginx.cpu[DROP_TICK] < nginx.cpu[DROP_TICK - 1],
+        "the fixture has a drop"
+    );
+    let got = h
+        .points("/api/v1/model/namespaces/shop/pods/web-1/containers/nginx/metrics/cpu/usage_rate")
+        .await;
+    assert_eq!(got, expect_series(|k| cpu_rate(nginx, k), fx));
+    assert_eq!(got.len(), TICKS - 1);
+    // The drop tick: the new value counts as the increase.
+    let at_drop = got
+        .iter()
+        .find(|(t, _)| *t == fx.bucket(DROP_TICK))
+        .unwrap()
+        .1;
+    assert_eq!(at_drop, (nginx.cpu[DROP_TICK] / 10.0 * 1000.0) as u64);
+    assert!(
+        got.iter().all(|(_, v)| *v < 1_000_000),
+        "no wrapped negative: {got:?}"
+    );
+
+    // The sidecar restarted under a new cgroup: both incarnations, one
+    // container, rates from each incarnation's own counter.
+    let side = fx.container("shop", "web-1", "sidecar");
+    assert_eq!(side.len(), 2);
+    let got = h
+        .points("/api/v1/model/namespaces/shop/pods/web-1/containers/sidecar/metrics/cpu-usage")
+        .await;
+    let want = expect_series(|k| side.iter().find_map(|c| cpu_rate(c, k)), fx);
+    assert_eq!(got, want);
+    assert!(
+        !got.iter().any(|(t, _)| *t == fx.bucket(RESTART_TICK)),
+        "no rate across the restart"
+    );
+    // The raw counter shows the new incarnation after the restart.
+    let usage = h
+        .points("/api/v1/model/namespaces/shop/pods/web-1/containers/sidecar/metrics/cpu/usage")
+        .await;
+    assert_eq!(
+        usage,
+        expect_series(
+            |k| side.iter().find_map(|c| c.at(k).map(|i| c.cpu[i] * 1e9)),
+            fx
+        )
+    );
+}
+
+#[tokio::test]
+async fn pods_namespaces_nodes_and_cluster_sum_on_the_grid() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let sum = |cgs: &[&Cg], f: &dyn Fn(&Cg, usize) -> Option<f64>, k: usize| -> Option<f64> {
+        let vals: Vec<f64> = cgs.iter().filter_map(|c| f(c, k)).collect();
+        (!vals.is_empty()).then(|| vals.iter().sum())
+    };
+    let mem = |c: &Cg, k: usize| c.at(k).map(|i| c.mem[i]);
+    let web1 = fx.find(|c| c.pod == "web-1" && !c.container.is_empty());
+    // Pod = Σ containers (memory, cpu rate); the sandbox is not a container.
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/pods/web-1/metrics/memory/usage")
+            .await,
+        expect_series(|k| sum(&web1, &mem, k), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/pods/web-1/metrics/cpu/usage_rate")
+            .await,
+        expect_series(|k| sum(&web1, &|c, k| cpu_rate(c, k), k), fx)
+    );
+    // Pod network from the sandbox, summed over interfaces, as a rate.
+    let sandbox = fx.find(|c| c.pod == "web-1" && c.container.is_empty())[0];
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/pods/web-1/metrics/network/rx_rate")
+            .await,
+        expect_series(|k| byte_rate(&sandbox.rx[0].1, k), fx)
+    );
+    // Pod limits = Σ containers; sidecar has neither quota nor request.
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/pods/web-1/metrics/cpu/limit")
+            .await,
+        expect_series(|_| Some(500.0), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/pods/web-1/metrics/cpu/request")
+            .await,
+        expect_series(|_| Some(250.0 + 100.0), fx),
+        "sidecar shares 102 → 100 m"
+    );
+    // Namespace = Σ pods across nodes (node 2 is 3 s late: same bucket).
+    let shop = fx.find(|c| c.namespace == "shop" && !c.container.is_empty());
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/metrics/memory/usage")
+            .await,
+        expect_series(|k| sum(&shop, &mem, k), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/metrics/memory-usage")
+            .await,
+        expect_series(|k| sum(&shop, &mem, k), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/metrics/memory/limit")
+            .await,
+        expect_series(|_| Some(134_217_728.0 + 268_435_456.0), fx)
+    );
+    // Node usage = its root cgroup; node limits = Σ pods on the node.
+    let root1 = fx.find(|c| c.node == "n1" && c.id == "/")[0];
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/memory/usage")
+            .await,
+        expect_series(|k| Some(root1.mem[k]), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/network/rx_rate")
+            .await,
+        expect_series(
+            |k| Some(byte_rate(&root1.rx[0].1, k)? + byte_rate(&root1.rx[1].1, k)?),
+            fx
+        )
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n2/metrics/memory/limit")
+            .await,
+        expect_series(|_| Some(268_435_456.0 + 1_073_741_824.0), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/cpu/node_capacity")
+            .await,
+        expect_series(|_| Some(4000.0), fx)
+    );
+    let util = h
+        .ok("/api/v1/model/nodes/n1/metrics/cpu/node_utilization")
+        .await;
+    let last = util["metrics"].as_array().unwrap().last().unwrap().clone();
+    let want = cpu_rate(root1, TICKS - 1).unwrap() / 4000.0;
+    assert!(
+        (last["floatValue"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{last}"
+    );
+    // Cluster = Σ nodes.
+    let roots = fx.find(|c| c.id == "/");
+    assert_eq!(
+        h.points("/api/v1/model/metrics/memory/usage").await,
+        expect_series(|k| sum(&roots, &mem, k), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/metrics/cpu/usage_rate").await,
+        expect_series(|k| sum(&roots, &|c, k| cpu_rate(c, k), k), fx)
+    );
+    // System container.
+    let docker = fx.find(|c| c.id == "/system.slice/docker.service")[0];
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/freecontainers/docker.service/metrics/memory/usage")
+            .await,
+        expect_series(|k| Some(docker.mem[k]), fx)
+    );
+}
+
+#[tokio::test]
+async fn labeled_metrics_start_end_and_aliases() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let root1 = fx.find(|c| c.node == "n1" && c.id == "/")[0];
+    let fs = root1.fs_usage.as_ref().unwrap();
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=resource_id:/dev/sda1")
+            .await,
+        expect_series(|k| Some(fs[k]), fx)
+    );
+    // Labeled metrics need exactly their labels.
+    let empty: Value = serde_json::from_str(EMPTY).unwrap();
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n1/metrics/filesystem/usage")
+            .await,
+        empty
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=resource_id:/dev/nope")
+            .await,
+        empty
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=device:/dev/sda1")
+            .await,
+        empty
+    );
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n1/metrics/memory/usage?labels=resource_id:/dev/sda1")
+            .await,
+        empty
+    );
+    // start/end are inclusive and select a sub-range.
+    let (a, b) = (5, 9);
+    let path = format!(
+        "/api/v1/model/nodes/n1/metrics/memory/usage?start={}&end={}",
+        h.since(a),
+        h.since(b)
+    );
+    assert_eq!(
+        h.points(&path).await,
+        expect_series(|k| (a..=b).contains(&k).then(|| root1.mem[k]), fx)
+    );
+    // The first point of a rate range still has a rate (looks back).
+    let path = format!(
+        "/api/v1/model/nodes/n1/metrics/cpu/usage_rate?start={}",
+        h.since(a)
+    );
+    assert_eq!(
+        h.points(&path).await,
+        expect_series(|k| (k >= a).then(|| cpu_rate(root1, k)).flatten(), fx)
+    );
+    // Aliases.
+    for (alias, name) in [
+        ("cpu-usage", "cpu/usage_rate"),
+        ("cpu-limit", "cpu/limit"),
+        ("memory-limit", "memory/limit"),
+        ("memory-usage", "memory/usage"),
+        ("memory-working", "memory/working_set"),
+    ] {
+        let p = "/api/v1/model/namespaces/shop/pods/web-2/containers/nginx/metrics";
+        let by_alias = h.ok(&format!("{p}/{alias}")).await;
+        assert!(
+            !by_alias["metrics"].as_array().unwrap().is_empty(),
+            "{alias}"
+        );
+        assert_eq!(by_alias, h.ok(&format!("{p}/{name}")).await, "{alias}");
+    }
+}
+
+#[tokio::test]
+async fn pod_list_and_unknown_entities() {
+    let h = harness().await;
+    let v = h
+        .ok("/api/v1/model/namespaces/shop/pod-list/web-2,ghost,web-1/metrics/memory/usage")
+        .await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(v.as_object().unwrap().len(), 1);
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        items[0],
+        h.ok("/api/v1/model/namespaces/shop/pods/web-2/metrics/memory/usage")
+            .await
+    );
+    assert_eq!(items[1], serde_json::from_str::<Value>(EMPTY).unwrap());
+    assert_eq!(
+        items[2],
+        h.ok("/api/v1/model/namespaces/shop/pods/web-1/metrics/memory/usage")
+            .await
+    );
+    for item in items {
+        check_metric_result_shape(item);
+    }
+    let empty: Value = serde_json::from_str(EMPTY).unwrap();
+    for path in [
+        "/api/v1/model/nodes/ghost/metrics/memory/usage",
+        "/api/v1/model/nodes/ghost/freecontainers/x/metrics/memory/usage",
+        "/api/v1/model/namespaces/ghost/metrics/memory/usage",
+        "/api/v1/model/namespaces/shop/pods/ghost/metrics/cpu/usage_rate",
+        "/api/v1/model/namespaces/shop/pods/web-1/containers/ghost/metrics/memory/usage",
+        "/api/v1/model/nodes/n1/metrics/custom/qps",
+        "/api/v1/model/nodes/n1/metrics/cpu/load",
+    ] {
+        assert_eq!(h.ok(path).await, empty, "{path}");
+    }
+    assert_eq!(h.ok("/api/v1/model/nodes/ghost/metrics").await, json!([]));
+}
+
+#[tokio::test]
+async fn metric_name_lists() {
+    let h = harness().await;
+    let names = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    let node = names(h.ok("/api/v1/model/nodes/n1/metrics").await);
+    for m in [
+        "cpu/usage_rate",
+        "memory/usage",
+        "network/rx_rate",
+        "cpu/node_capacity",
+        "uptime",
+        "cpu/limit",
+    ] {
+        assert!(
+            node.contains(&m.to_string()),
+            "{m} missing for node: {node:?}"
+        );
+    }
+    assert!(
+        !node.iter().any(|m| m.starts_with("filesystem/")),
+        "labeled metrics unlisted"
+    );
+    let c = names(
+        h.ok("/api/v1/model/namespaces/shop/pods/web-1/containers/nginx/metrics/")
+            .await,
+    );
+    assert!(
+        c.contains(&"cpu/usage".to_string()) && !c.iter().any(|m| m.starts_with("network/")),
+        "{c:?}"
+    );
+    let ns = names(h.ok("/api/v1/model/namespaces/shop/metrics").await);
+    assert_eq!(
+        ns,
+        [
+            "cpu/limit",
+            "cpu/request",
+            "cpu/usage_rate",
+            "memory/limit",
+            "memory/request",
+            "memory/usage"
+        ]
+    );
+    let cluster = names(h.ok("/api/v1/model/metrics").await);
+    assert_eq!(cluster, ns);
+}
+
+#[tokio::test]
+async fn metric_export_has_the_latest_point_of_each_entity() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let v = h.ok("/api/v1/metric-export").await;
+    let all = v.as_array().unwrap();
+    let find = |f: &dyn Fn(&Value) -> bool| all.iter().find(|ts| f(&ts["labels"])).cloned();
+    // Node n1.
+    let n1 = find(&|l| l["nodename"] == "n1" && l["container_name"] == "machine").expect("node n1");
+    assert_eq!(
+        n1["labels"],
+        json!({"container_name": "machine", "host_id": "uuid-n1", "hostname": "n1", "nodename": "n1"})
+    );
+    let root1 = fx.find(|c| c.node == "n1" && c.id == "/")[0];
+    let last = go_time(fx.bucket(TICKS - 1));
+    assert_eq!(
+        n1["metrics"]["memory/usage"],
+        json!([{"start": last, "end": last, "value": root1.mem[TICKS - 1] as i64}])
+    );
+    let cpu = &n1["metrics"]["cpu/usage"][0];
+    assert_eq!(
+        cpu["start"],
+        go_time((root1.start_s * 1000.0) as i64),
+        "cumulative from the start"
+    );
+    assert_eq!(cpu["value"], (root1.cpu[TICKS - 1] * 1e9) as i64);
+    assert_eq!(
+        n1["metrics"]["filesystem/usage"],
+        json!([{"start": last, "end": last, "labels": {"resource_id": "/dev/sda1"}, "value": root1.fs_usage.as_ref().unwrap()[TICKS - 1] as i64}])
+    );
+    assert!(
+        n1["metrics"].get("cpu/usage_rate").is_none(),
+        "rates are not exported"
+    );
+    // Pod container web-1/nginx with pod labels.
+    let nginx =
+        find(&|l| l["pod_name"] == "web-1" && l["container_name"] == "nginx").expect("nginx");
+    assert_eq!(
+        nginx["labels"],
+        json!({
+            "container_base_image": "registry/app:1", "container_name": "nginx", "host_id": "uuid-n1",
+            "hostname": "n1", "labels": "app:web", "nodename": "n1", "pod_id": uid("web-1"), "pod_name": "web-1"
+        })
+    );
+    assert_eq!(nginx["metrics"]["cpu/limit"][0]["value"], 500);
+    // Pod web-1 with its network.
+    let pod = find(&|l| l["pod_name"] == "web-1" && l["container_name"] == "/pod").expect("pod");
+    let sandbox = fx.find(|c| c.pod == "web-1" && c.container.is_empty())[0];
+    assert_eq!(
+        pod["metrics"]["network/rx"][0]["value"],
+        sandbox.rx[0].1[TICKS - 1] as i64
+    );
+    assert_eq!(pod["metrics"]["memory/usage"][0]["value"], {
+        let w: f64 = fx
+            .find(|c| c.pod == "web-1" && !c.container.is_empty() && c.at(TICKS - 1).is_some())
+            .iter()
+            .map(|c| c.mem[c.at(TICKS - 1).unwrap()])
+            .sum();
+        w as i64
+    });
+    // System container; no namespace or cluster sets.
+    assert!(find(&|l| l["container_name"] == "kubelet.service" && l["nodename"] == "n2").is_some());
+    // 2 nodes + 2 system containers + 3 pods + 4 pod containers.
+    assert_eq!(all.len(), 11, "{v}");
+}
+
+#[tokio::test]
+async fn bad_parameters_answer_400_naming_them() {
+    let h = harness().await;
+    for (path, names) in [
+        (
+            "/api/v1/model/nodes/n1/metrics/memory/usage?start=yesterday",
+            "start",
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/memory/usage?end=2018-13-01T00:00:00Z",
+            "end",
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/memory/usage?labels=resource_id",
+            "labels",
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/memory/usage?labels=:x",
+            "labels",
+        ),
+        (
+            "/api/v1/model/namespaces/shop/pod-list/a,b/metrics/cpu-usage?start=1",
+            "start",
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/memory/usage?start=2030-01-01T00:00:00Z&end=2029-01-01T00:00:00Z",
+            "start",
+        ),
+        ("/api/v1/model/nodes?verbose=1", "verbose"),
+        ("/api/v1/metric-export?x=1", "x"),
+    ] {
+        let (status, v) = h.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["errorType"], "bad_data");
+        assert!(v["error"].as_str().unwrap().contains(names), "{path}: {v}");
+    }
+    let (status, v) = h.get("/api/v1/model/nodes/n1/stats").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["errorType"], "not_found");
+}
+
+#[tokio::test]
+async fn sums_hold_back_a_bucket_until_every_node_reported() {
+    let last = TICKS - 1;
+    let h = harness_with(&|_, k| k < last).await;
+    // Node 1 reports its last collection; node 2 (3 s later) not yet.
+    h.write(h.fx.body_where(&|node, k| node == "n1" && k == last))
+        .await;
+    let fx = &h.fx;
+    let ns = h
+        .points("/api/v1/model/namespaces/shop/metrics/memory/usage")
+        .await;
+    assert_eq!(
+        ns.last().unwrap().0,
+        fx.bucket(last - 1),
+        "partial bucket held back"
+    );
+    let node = h
+        .points("/api/v1/model/nodes/n1/metrics/memory/usage")
+        .await;
+    assert_eq!(
+        node.last().unwrap().0,
+        fx.bucket(last),
+        "a node's own series is complete"
+    );
+    // Node 2 reports: the bucket is complete and appears with the full sum.
+    h.write(h.fx.body_where(&|node, k| node == "n2" && k == last))
+        .await;
+    let shop = fx.find(|c| c.namespace == "shop" && !c.container.is_empty());
+    let want: f64 = shop
+        .iter()
+        .filter_map(|c| c.at(last).map(|i| c.mem[i]))
+        .sum();
+    let ns = h
+        .points("/api/v1/model/namespaces/shop/metrics/memory/usage")
+        .await;
+    assert_eq!(*ns.last().unwrap(), (fx.bucket(last), want as u64));
+}

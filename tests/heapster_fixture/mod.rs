@@ -1,0 +1,414 @@
+//! Synthetic cluster data for the Heapster API tests: 2 nodes, 2
+//! namespaces, 3 pods, containers with known counters (one counter drop
+//! inside a series, one container restarted under a new cgroup), a pod
+//! sandbox carrying the pod network, system containers and machine facts.
+//! The same structures give the expected values.
+
+#![allow(dead_code)]
+
+use std::ops::Range;
+
+use osprey_collector::ship::remote_write::{Sample, TimeSeries, WriteRequest, encode_snappy};
+
+/// Collection interval of the fixture.
+pub const STEP_MS: i64 = 10_000;
+/// Collections per node.
+pub const TICKS: usize = 25;
+/// Node 2 collects this long after node 1 in every interval.
+pub const N2_OFFSET_MS: i64 = 3_000;
+/// The tick at which web-1/nginx's CPU counter drops.
+pub const DROP_TICK: usize = 12;
+/// The tick at which web-1/sidecar restarts under a new cgroup.
+pub const RESTART_TICK: usize = 10;
+
+/// A pod UID for the fixture's pods.
+pub fn uid(pod: &str) -> String {
+    let h = pod
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+    format!("{h:08x}-0000-4000-8000-{:012x}", h as u64 * 3)
+}
+
+/// One cgroup of the fixture and its values per tick.
+#[derive(Debug, Clone)]
+pub struct Cg {
+    pub node: &'static str,
+    pub id: String,
+    pub namespace: &'static str,
+    pub pod: &'static str,
+    pub container: &'static str,
+    pub name: &'static str,
+    pub image: &'static str,
+    pub ticks: Range<usize>,
+    pub start_s: f64,
+    /// CPU seconds counter, per tick of `ticks`.
+    pub cpu: Vec<f64>,
+    pub mem: Vec<f64>,
+    pub working_set: Vec<f64>,
+    /// (interface, rx bytes counter) — only for network-carrying cgroups.
+    pub rx: Vec<(&'static str, Vec<f64>)>,
+    /// Filesystem usage on /dev/sda1.
+    pub fs_usage: Option<Vec<f64>>,
+    pub cpu_quota: Option<f64>,
+    pub cpu_shares: f64,
+    pub mem_limit: f64,
+    pub labels: Vec<(&'static str, &'static str)>,
+}
+
+impl Cg {
+    /// The value index of tick `k`, when the cgroup reported then.
+    pub fn at(&self, k: usize) -> Option<usize> {
+        self.ticks.contains(&k).then(|| k - self.ticks.start)
+    }
+}
+
+/// The fixture: its time origin and cgroups.
+pub struct Fixture {
+    /// Tick 0 of node 1 (ms, on the 10 s grid).
+    pub t0: i64,
+    pub cgroups: Vec<Cg>,
+    pub machines: Vec<(&'static str, f64, f64, &'static str)>,
+}
+
+fn counter(ticks: &Range<usize>, base: f64, per_tick: f64, seed: usize) -> Vec<f64> {
+    let mut v = base;
+    ticks
+        .clone()
+        .map(|k| {
+            v += per_tick + ((k + seed) % 3) as f64 * per_tick / 4.0;
+            v
+        })
+        .collect()
+}
+
+fn gauge(ticks: &Range<usize>, base: f64, step: f64) -> Vec<f64> {
+    ticks
+        .clone()
+        .map(|k| base + (k % 5) as f64 * step)
+        .collect()
+}
+
+impl Fixture {
+    /// Builds the fixture with tick 0 at `t0` (a multiple of 10 s).
+    pub fn new(t0: i64) -> Fixture {
+        assert_eq!(t0 % STEP_MS, 0);
+        let all = 0..TICKS;
+        let start_s = (t0 / 1000 - 3600) as f64;
+        let pod_id = |pod: &str, c: &str| format!("/kubepods/burstable/pod{}/{c}", uid(pod));
+        let mk =
+            |node, id: String, ns, pod, container, name, ticks: Range<usize>, seed: usize| Cg {
+                node,
+                id,
+                namespace: ns,
+                pod,
+                container,
+                name,
+                image: if container.is_empty() {
+                    ""
+                } else {
+                    "registry/app:1"
+                },
+                start_s: start_s + seed as f64 * 60.0,
+                cpu: counter(&ticks, 100.0 * seed as f64, 0.25 * seed as f64, seed),
+                mem: gauge(&ticks, 1_000_000.0 * seed as f64, 4096.0),
+                working_set: gauge(&ticks, 800_000.0 * seed as f64, 1024.0),
+                rx: vec![],
+                fs_usage: None,
+                cpu_quota: None,
+                cpu_shares: 2.0,
+                mem_limit: 0.0,
+                labels: vec![],
+                ticks,
+            };
+        let mut cgroups = Vec::new();
+        // Node roots.
+        let mut root1 = mk("n1", "/".into(), "", "", "", "", all.clone(), 7);
+        root1.rx = vec![
+            ("eth0", counter(&all, 5e6, 20_000.0, 1)),
+            ("lo", counter(&all, 1e5, 1_000.0, 2)),
+        ];
+        root1.fs_usage = Some(gauge(&all, 4e9, 65_536.0));
+        cgroups.push(root1);
+        let mut root2 = mk("n2", "/".into(), "", "", "", "", all.clone(), 9);
+        root2.rx = vec![("eth0", counter(&all, 7e6, 30_000.0, 0))];
+        cgroups.push(root2);
+        // System containers.
+        cgroups.push(mk(
+            "n1",
+            "/system.slice/docker.service".into(),
+            "",
+            "",
+            "",
+            "",
+            all.clone(),
+            2,
+        ));
+        cgroups.push(mk(
+            "n2",
+            "/system.slice/kubelet.service".into(),
+            "",
+            "",
+            "",
+            "",
+            all.clone(),
+            3,
+        ));
+        // QoS slice: part of no entity.
+        cgroups.push(mk(
+            "n1",
+            "/kubepods/burstable".into(),
+            "",
+            "",
+            "",
+            "",
+            all.clone(),
+            5,
+        ));
+        // shop/web-1 on n1: nginx (counter drop), sidecar (restarted), sandbox.
+        let mut nginx = mk(
+            "n1",
+            pod_id("web-1", "nginx1"),
+            "shop",
+            "web-1",
+            "nginx",
+            "k8s_nginx",
+            all.clone(),
+            4,
+        );
+        nginx.cpu[DROP_TICK] = 0.5;
+        for k in DROP_TICK + 1..TICKS {
+            nginx.cpu[k] = nginx.cpu[k - 1] + 0.8;
+        }
+        nginx.cpu_quota = Some(50_000.0);
+        nginx.cpu_shares = 256.0;
+        nginx.mem_limit = 134_217_728.0;
+        nginx.fs_usage = Some(gauge(&all, 2e6, 4096.0));
+        nginx.labels = vec![("app", "web"), ("io_kubernetes_pod_name", "web-1")];
+        cgroups.push(nginx);
+        let mut side_a = mk(
+            "n1",
+            pod_id("web-1", "sidecar-a"),
+            "shop",
+            "web-1",
+            "sidecar",
+            "k8s_sidecar",
+            0..RESTART_TICK,
+            1,
+        );
+        side_a.cpu_shares = 102.0;
+        cgroups.push(side_a);
+        let mut side_b = mk(
+            "n1",
+            pod_id("web-1", "sidecar-b"),
+            "shop",
+            "web-1",
+            "sidecar",
+            "k8s_sidecar",
+            RESTART_TICK..TICKS,
+            1,
+        );
+        side_b.cpu = counter(&(RESTART_TICK..TICKS), 0.0, 0.3, 0);
+        side_b.start_s = (t0 / 1000) as f64 + RESTART_TICK as f64 * 10.0 - 5.0;
+        side_b.cpu_shares = 102.0;
+        cgroups.push(side_b);
+        let mut sandbox = mk(
+            "n1",
+            pod_id("web-1", "sandbox"),
+            "shop",
+            "web-1",
+            "",
+            "k8s_POD",
+            all.clone(),
+            1,
+        );
+        sandbox.start_s = start_s;
+        sandbox.rx = vec![("eth0", counter(&all, 1e6, 9_000.0, 1))];
+        cgroups.push(sandbox);
+        // shop/web-2 on n2.
+        let mut nginx2 = mk(
+            "n2",
+            pod_id("web-2", "nginx2"),
+            "shop",
+            "web-2",
+            "nginx",
+            "k8s_nginx",
+            all.clone(),
+            6,
+        );
+        nginx2.cpu_quota = Some(25_000.0);
+        nginx2.cpu_shares = 512.0;
+        nginx2.mem_limit = 268_435_456.0;
+        cgroups.push(nginx2);
+        // data/db-0 on n2.
+        let mut pg = mk(
+            "n2",
+            pod_id("db-0", "pg"),
+            "data",
+            "db-0",
+            "postgres",
+            "k8s_postgres",
+            all.clone(),
+            8,
+        );
+        pg.cpu_shares = 1024.0;
+        pg.mem_limit = 1_073_741_824.0;
+        cgroups.push(pg);
+        Fixture {
+            t0,
+            cgroups,
+            machines: vec![("n1", 4.0, 8e9, "uuid-n1"), ("n2", 8.0, 16e9, "uuid-n2")],
+        }
+    }
+
+    /// Timestamp of tick `k` on `node`.
+    pub fn t(&self, node: &str, k: usize) -> i64 {
+        self.t0 + k as i64 * STEP_MS + if node == "n2" { N2_OFFSET_MS } else { 0 }
+    }
+
+    /// The remote-write request carrying everything.
+    pub fn write_request(&self) -> WriteRequest {
+        self.write_request_where(&|_, _| true)
+    }
+
+    /// The remote-write request carrying the samples of the (node, tick)
+    /// pairs `keep` accepts.
+    pub fn write_request_where(&self, keep: &dyn Fn(&str, usize) -> bool) -> WriteRequest {
+        let mut ts = Vec::new();
+        for c in &self.cgroups {
+            let mut base: Vec<(String, String)> = vec![
+                ("job".into(), "osprey-agent".into()),
+                ("node".into(), c.node.into()),
+                ("id".into(), c.id.clone()),
+                ("name".into(), c.name.into()),
+                ("namespace".into(), c.namespace.into()),
+                ("pod".into(), c.pod.into()),
+                ("container".into(), c.container.into()),
+                ("image".into(), c.image.into()),
+            ];
+            for (k, v) in &c.labels {
+                base.push((format!("container_label_{k}"), v.to_string()));
+            }
+            let series = |name: &str, extra: &[(&str, &str)], values: &dyn Fn(usize) -> f64| {
+                let mut labels = base.clone();
+                labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                let samples = c
+                    .ticks
+                    .clone()
+                    .filter(|k| keep(c.node, *k))
+                    .map(|k| Sample::new(self.t(c.node, k), values(k - c.ticks.start)))
+                    .collect();
+                TimeSeries::new(name, labels, samples)
+            };
+            ts.push(series("container_start_time_seconds", &[], &|_| c.start_s));
+            ts.push(series(
+                "container_cpu_usage_seconds_total",
+                &[("cpu", "total")],
+                &|i| c.cpu[i],
+            ));
+            ts.push(series("container_memory_usage_bytes", &[], &|i| c.mem[i]));
+            ts.push(series("container_memory_working_set_bytes", &[], &|i| {
+                c.working_set[i]
+            }));
+            ts.push(series("container_spec_cpu_period", &[], &|_| 100_000.0));
+            ts.push(series("container_spec_cpu_shares", &[], &|_| c.cpu_shares));
+            ts.push(series("container_spec_memory_limit_bytes", &[], &|_| {
+                c.mem_limit
+            }));
+            ts.push(series(
+                "container_spec_memory_reservation_limit_bytes",
+                &[],
+                &|_| 0.0,
+            ));
+            if let Some(q) = c.cpu_quota {
+                ts.push(series("container_spec_cpu_quota", &[], &|_| q));
+            }
+            for (iface, rx) in &c.rx {
+                ts.push(series(
+                    "container_network_receive_bytes_total",
+                    &[("interface", iface)],
+                    &|i| rx[i],
+                ));
+            }
+            if let Some(fs) = &c.fs_usage {
+                ts.push(series(
+                    "container_fs_usage_bytes",
+                    &[("device", "/dev/sda1")],
+                    &|i| fs[i],
+                ));
+            }
+        }
+        for (node, cores, mem, uuid) in &self.machines {
+            let labels = [
+                ("node", *node),
+                ("job", "osprey-agent"),
+                ("system_uuid", *uuid),
+                ("machine_id", "m"),
+            ];
+            let samples = |v: f64| {
+                (0..TICKS)
+                    .filter(|k| keep(node, *k))
+                    .map(|k| Sample::new(self.t(node, k), v))
+                    .collect()
+            };
+            ts.push(TimeSeries::new(
+                "machine_cpu_cores",
+                labels,
+                samples(*cores),
+            ));
+            ts.push(TimeSeries::new(
+                "machine_memory_bytes",
+                labels,
+                samples(*mem),
+            ));
+        }
+        ts.retain(|s| !s.samples.is_empty());
+        WriteRequest {
+            timeseries: ts,
+            metadata: vec![],
+        }
+    }
+
+    /// The snappy-compressed body.
+    pub fn body(&self) -> Vec<u8> {
+        encode_snappy(&self.write_request()).expect("encodable")
+    }
+
+    /// The snappy-compressed body of the samples `keep` accepts.
+    pub fn body_where(&self, keep: &dyn Fn(&str, usize) -> bool) -> Vec<u8> {
+        encode_snappy(&self.write_request_where(keep)).expect("encodable")
+    }
+
+    /// The cgroups matching a predicate.
+    pub fn find(&self, f: impl Fn(&Cg) -> bool) -> Vec<&Cg> {
+        self.cgroups.iter().filter(|c| f(c)).collect()
+    }
+
+    /// A pod container's incarnations.
+    pub fn container(&self, ns: &str, pod: &str, c: &str) -> Vec<&Cg> {
+        self.find(|g| g.namespace == ns && g.pod == pod && g.container == c)
+    }
+
+    /// The grid bucket of tick `k` (node 2's offset floors away).
+    pub fn bucket(&self, k: usize) -> i64 {
+        self.t0 + k as i64 * STEP_MS
+    }
+}
+
+/// Heapster's millicore rate of a CPU counter between ticks `k-1` and `k`
+/// of one cgroup (a drop counts the new value as the increase).
+pub fn cpu_rate(c: &Cg, k: usize) -> Option<f64> {
+    let (i, j) = (c.at(k.checked_sub(1)?)?, c.at(k)?);
+    let inc = if c.cpu[j] >= c.cpu[i] {
+        c.cpu[j] - c.cpu[i]
+    } else {
+        c.cpu[j]
+    };
+    Some((inc / 10.0 * 1000.0).trunc())
+}
+
+/// Per-second rate of a byte counter between ticks.
+pub fn byte_rate(v: &[f64], i: usize) -> Option<f64> {
+    let prev = v.get(i.checked_sub(1)?)?;
+    let cur = v.get(i)?;
+    Some(if cur >= prev { cur - prev } else { *cur } / 10.0)
+}
