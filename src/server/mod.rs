@@ -56,6 +56,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     let api = Router::new()
         .merge(ingest::routes())
         .merge(crate::heapster::routes())
+        .merge(crate::promql::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
