@@ -169,7 +169,7 @@ async fn errors_have_prometheus_types_and_statuses() {
             "query",
         ),
         (
-            format!("/api/v1/query?query=up&time=soon"),
+            "/api/v1/query?query=up&time=soon".to_string(),
             StatusCode::BAD_REQUEST,
             "bad_data",
             "time",
@@ -206,7 +206,7 @@ async fn errors_have_prometheus_types_and_statuses() {
             "timed out",
         ),
         (
-            format!("/api/v1/query?query=up&timeout=never"),
+            "/api/v1/query?query=up&timeout=never".to_string(),
             StatusCode::BAD_REQUEST,
             "bad_data",
             "timeout",
