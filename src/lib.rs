@@ -5,5 +5,6 @@
 //! - [`heapster`]: the Heapster-compatible API.
 
 pub mod heapster;
+pub mod promql;
 pub mod server;
 pub mod storage;

@@ -59,6 +59,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(ingest::routes())
         .merge(info::routes())
         .merge(crate::heapster::routes())
+        .merge(crate::promql::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
