@@ -62,7 +62,10 @@ struct HeldFile {
     /// controller), and failing later means the cgroup is gone.
     required: bool,
     path: PathBuf,
-    file: File,
+    /// Held open for per-tick reads; `None` for the slow files, opened when
+    /// due (every few seconds), so that thousands of cgroups fit under the
+    /// open-file limit.
+    file: Option<File>,
 }
 
 /// A v1 blkio file set: operations and bytes.
@@ -304,7 +307,7 @@ impl CgroupReader {
                     kind,
                     required,
                     path,
-                    file,
+                    file: (!kind.is_slow()).then_some(file),
                 });
                 Ok(true)
             }
@@ -365,7 +368,12 @@ impl CgroupReader {
     /// tick, in order (a v1 cgroup's blkio files only once a set with data
     /// was chosen; the probes are not per tick).
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self.files.iter().map(|f| f.path.clone()).collect();
+        let mut out: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|f| f.file.is_some())
+            .map(|f| f.path.clone())
+            .collect();
         if let Some(pair) = &self.blkio.chosen {
             out.push(pair.serviced.0.clone());
             out.push(pair.service_bytes.0.clone());
@@ -375,7 +383,8 @@ impl CgroupReader {
 
     /// Number of file descriptors this reader holds open.
     pub fn open_file_count(&self) -> usize {
-        self.files.len() + 2 * self.blkio.chosen.is_some() as usize
+        self.files.iter().filter(|f| f.file.is_some()).count()
+            + 2 * self.blkio.chosen.is_some() as usize
     }
 
     /// Reads the statistics of the cgroup now. Network and filesystem are
@@ -412,7 +421,13 @@ impl CgroupReader {
             if !read_slow && held.kind.is_slow() {
                 continue;
             }
-            let text = match read_text(&held.file, buf) {
+            let read = match &held.file {
+                Some(file) => read_text(file, buf),
+                None => File::open(&held.path)
+                    .map_err(ReadFailure::Io)
+                    .and_then(|file| read_text(&file, buf)),
+            };
+            let text = match read {
                 Ok(text) => text,
                 Err(ReadFailure::Io(err)) if is_gone(&err) => {
                     if held.required || !self.primary_dir.is_dir() {
