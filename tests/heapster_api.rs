@@ -35,10 +35,11 @@ async fn harness_with(keep: &dyn Fn(&str, usize) -> bool) -> Harness {
     };
     let state: Arc<ServerState> = ServerState::open(config).unwrap();
     let app = router(state);
-    // Tick 0 six minutes ago, on the 10 s grid: the last tick is 2 minutes
-    // old, everything inside Heapster's default 15-minute window.
+    // Tick 0 five minutes ago, on the 10 s grid: the last tick is about a
+    // minute old, inside metric-export's 2-minute window and Heapster's
+    // default 15-minute window.
     let now = chrono::Utc::now().timestamp_millis();
-    let t0 = (now - 6 * 60_000).div_euclid(STEP_MS) * STEP_MS;
+    let t0 = (now - 5 * 60_000).div_euclid(STEP_MS) * STEP_MS;
     let fx = Fixture::new(t0);
     let h = Harness { app, fx, _dir: dir };
     h.write(h.fx.body_where(keep)).await;
