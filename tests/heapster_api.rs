@@ -747,6 +747,14 @@ async fn metric_export_has_the_latest_point_of_each_entity() {
             .sum();
         w as i64
     });
+    // Node 2 collects 3 s into each interval: its cumulative start is still
+    // its exact start time.
+    let n2 = find(&|l| l["nodename"] == "n2" && l["container_name"] == "machine").expect("node n2");
+    let root2 = fx.find(|c| c.node == "n2" && c.id == "/")[0];
+    assert_eq!(
+        n2["metrics"]["cpu/usage"][0]["start"],
+        go_time((root2.start_s * 1000.0) as i64)
+    );
     // System container; no namespace or cluster sets.
     assert!(find(&|l| l["container_name"] == "kubelet.service" && l["nodename"] == "n2").is_some());
     // 2 nodes + 2 system containers + 3 pods + 4 pod containers.

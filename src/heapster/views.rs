@@ -649,10 +649,15 @@ impl<'a> Evaluator<'a> {
                         .iter()
                         .map(|k| labels.get(k).unwrap_or("").to_string())
                         .collect();
-                    by_member
-                        .entry(member)
-                        .or_default()
-                        .push(derive::align(&values, res));
+                    let mut aligned = derive::align(&values, res);
+                    if *recipe == Recipe::Uptime {
+                        // Uptime at the point's (bucket) timestamp, so that
+                        // timestamp − uptime is the start time exactly.
+                        for (bucket, a) in aligned.iter_mut() {
+                            a.v = (a.v - (a.t - bucket) as f64).max(0.0);
+                        }
+                    }
+                    by_member.entry(member).or_default().push(aligned);
                 }
                 let members: Vec<_> = by_member.into_values().map(derive::newest).collect();
                 Ok(derive::combine(members, *combine))
