@@ -840,3 +840,46 @@ async fn sums_hold_back_a_bucket_until_every_node_reported() {
         .await;
     assert_eq!(*ns.last().unwrap(), (fx.bucket(last), want as u64));
 }
+
+#[tokio::test]
+async fn the_heapster_api_needs_a_read_token_when_tokens_are_configured() {
+    use osprey::server::config::{Role, TokenConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let token = |name: &str, secret: &str, role| TokenConfig {
+        name: name.into(),
+        token: Some(secret.into()),
+        token_file: None,
+        role,
+    };
+    let config = ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        tokens: vec![
+            token("agent", "agent-secret-0123456789", Role::Write),
+            token("viewer", "viewer-secret-0123456789", Role::Read),
+        ],
+        ..ServerConfig::default()
+    };
+    let app = router(ServerState::open(config).unwrap());
+    let status = |auth: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get("/api/v1/model/nodes");
+            if let Some(secret) = auth {
+                req = req.header("Authorization", format!("Bearer {secret}"));
+            }
+            app.oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(Some("agent-secret-0123456789")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(Some("viewer-secret-0123456789")).await,
+        StatusCode::OK
+    );
+}
