@@ -35,10 +35,11 @@ async fn harness_with(keep: &dyn Fn(&str, usize) -> bool) -> Harness {
     };
     let state: Arc<ServerState> = ServerState::open(config).unwrap();
     let app = router(state);
-    // Tick 0 six minutes ago, on the 10 s grid: the last tick is 2 minutes
-    // old, everything inside Heapster's default 15-minute window.
+    // Tick 0 five minutes ago, on the 10 s grid: the last tick is about a
+    // minute old, inside metric-export's 2-minute window and Heapster's
+    // default 15-minute window.
     let now = chrono::Utc::now().timestamp_millis();
-    let t0 = (now - 6 * 60_000).div_euclid(STEP_MS) * STEP_MS;
+    let t0 = (now - 5 * 60_000).div_euclid(STEP_MS) * STEP_MS;
     let fx = Fixture::new(t0);
     let h = Harness { app, fx, _dir: dir };
     h.write(h.fx.body_where(keep)).await;
@@ -746,6 +747,14 @@ async fn metric_export_has_the_latest_point_of_each_entity() {
             .sum();
         w as i64
     });
+    // Node 2 collects 3 s into each interval: its cumulative start is still
+    // its exact start time.
+    let n2 = find(&|l| l["nodename"] == "n2" && l["container_name"] == "machine").expect("node n2");
+    let root2 = fx.find(|c| c.node == "n2" && c.id == "/")[0];
+    assert_eq!(
+        n2["metrics"]["cpu/usage"][0]["start"],
+        go_time((root2.start_s * 1000.0) as i64)
+    );
     // System container; no namespace or cluster sets.
     assert!(find(&|l| l["container_name"] == "kubelet.service" && l["nodename"] == "n2").is_some());
     // 2 nodes + 2 system containers + 3 pods + 4 pod containers.
@@ -830,4 +839,47 @@ async fn sums_hold_back_a_bucket_until_every_node_reported() {
         .points("/api/v1/model/namespaces/shop/metrics/memory/usage")
         .await;
     assert_eq!(*ns.last().unwrap(), (fx.bucket(last), want as u64));
+}
+
+#[tokio::test]
+async fn the_heapster_api_needs_a_read_token_when_tokens_are_configured() {
+    use osprey::server::config::{Role, TokenConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let token = |name: &str, secret: &str, role| TokenConfig {
+        name: name.into(),
+        token: Some(secret.into()),
+        token_file: None,
+        role,
+    };
+    let config = ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        tokens: vec![
+            token("agent", "agent-secret-0123456789", Role::Write),
+            token("viewer", "viewer-secret-0123456789", Role::Read),
+        ],
+        ..ServerConfig::default()
+    };
+    let app = router(ServerState::open(config).unwrap());
+    let status = |auth: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get("/api/v1/model/nodes");
+            if let Some(secret) = auth {
+                req = req.header("Authorization", format!("Bearer {secret}"));
+            }
+            app.oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(Some("agent-secret-0123456789")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(Some("viewer-secret-0123456789")).await,
+        StatusCode::OK
+    );
 }

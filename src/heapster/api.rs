@@ -26,7 +26,11 @@ pub const DEFAULT_WINDOW_MS: i64 = 15 * 60_000;
 
 /// How recent an entity's data must be to appear in `metric-export`
 /// (Heapster exported its newest batch only).
-pub const EXPORT_WINDOW_MS: i64 = 5 * 60_000;
+pub const EXPORT_WINDOW_MS: i64 = 2 * 60_000;
+
+/// How far before [`EXPORT_WINDOW_MS`] `metric-export` reads, so that the
+/// exported disk rates have a previous sample.
+pub const EXPORT_LOOKBACK_MS: i64 = 60_000;
 
 /// The Go zero time, Heapster's "no data" timestamp.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -208,7 +212,7 @@ pub async fn export(
 pub fn export_all(storage: &Storage, now: i64) -> Result<Vec<Timeseries>, StorageError> {
     let start = now - EXPORT_WINDOW_MS;
     let inv = Inventory::load(storage, start, now)?;
-    let ev = Evaluator::new(storage);
+    let ev = Evaluator::with_cache(storage, start, now, EXPORT_LOOKBACK_MS);
     let uptime = catalogue::lookup("uptime").expect("catalogued");
     let mut out = Vec::new();
     for entity in inv.entities() {

@@ -12,6 +12,42 @@
 //! - [`derive`]: rates, grid alignment, member sums;
 //! - [`views`]: which series make which metric of which entity;
 //! - [`api`]: the handlers and Heapster's JSON shapes.
+//!
+//! # Where Osprey differs from Heapster (deliberately or by necessity)
+//!
+//! - History: any `start` within the storage's retention; without `start`
+//!   the last 15 minutes (Heapster's longest window). Entity lists and
+//!   metric-name lists cover the last 15 minutes; `metric-export` the
+//!   entities that reported in the last 2 minutes, newest point each.
+//! - Points are per collection, stamped with the start of their
+//!   collection-interval bucket (the interval is inferred from the data).
+//!   A sum's newest bucket waits until as many members reported in it as
+//!   in the one before.
+//! - Rates are computed per cgroup: a restarted container is a new cgroup
+//!   with a new counter, a counter drop inside one series counts the new
+//!   value as the increase. No rate is ever negative (Heapster wrapped
+//!   them to huge unsigned numbers).
+//! - The cluster's usage is the sum of its nodes' root cgroups (Heapster
+//!   summed namespaces, i.e. pods only); requests and limits are sums of
+//!   pod containers at every level, as in Heapster.
+//! - Without the Kubernetes API, requests and limits come from the cgroup
+//!   spec: `cpu/limit` = CFS quota ÷ period, `cpu/request` = CPU shares ×
+//!   1000 ÷ 1024 (0 for the minimum of 2 shares), `memory/limit` = the
+//!   memory limit, `memory/request` = the memory reservation (soft limit;
+//!   0 when unset). `cpu|memory/node_allocatable` equal the capacity
+//!   (`machine_cpu_cores` × 1000, `machine_memory_bytes`).
+//! - Not available (the agent does not ship them): `cpu/load`,
+//!   `ephemeral_storage/*`, `filesystem/available`, `accelerator/*`,
+//!   `restart_count`, custom metrics, the `namespace_id` label; `host_id`
+//!   is the node's `system_uuid` (else `machine_id`), `pod_id` comes from
+//!   the cgroup path and `labels` from the shipped `container_label_*`.
+//! - System containers are named by their `name` label or the last element
+//!   of the cgroup path (`docker.service`); cgroups of the Kubernetes
+//!   hierarchy without pod identity (QoS slices) belong to no entity.
+//! - `floatValue` is filled for floating-point metrics; errors are the
+//!   server's JSON error body (400 naming the bad parameter, 404 for
+//!   routes Heapster did not serve) instead of plain text; unknown query
+//!   parameters are refused.
 
 pub mod api;
 pub mod catalogue;

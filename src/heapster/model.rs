@@ -211,6 +211,10 @@ pub struct Inventory {
     pub cgroups: Vec<Cgroup>,
     /// Host identifier per node (`system_uuid`, else `machine_id`).
     pub host_ids: BTreeMap<String, String>,
+    /// Indices into `cgroups` of each pod's cgroups, by (namespace, pod).
+    by_pod: BTreeMap<(String, String), Vec<usize>>,
+    /// Indices into `cgroups` of each system container, by (node, name).
+    by_free: BTreeMap<(String, String), Vec<usize>>,
 }
 
 impl Inventory {
@@ -253,10 +257,36 @@ impl Inventory {
             .filter(|c| !c.node.is_empty() || c.role == CgroupRole::PodContainer)
             .collect();
         cgroups.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+        let mut by_pod: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        let mut by_free: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        for (i, c) in cgroups.iter().enumerate() {
+            if Self::in_pod(c) {
+                by_pod
+                    .entry((c.namespace.clone(), c.pod.clone()))
+                    .or_default()
+                    .push(i);
+            } else if c.role == CgroupRole::Free {
+                by_free
+                    .entry((c.node.clone(), c.free_name.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
         Inventory {
             cgroups,
             host_ids: BTreeMap::new(),
+            by_pod,
+            by_free,
         }
+    }
+
+    /// The cgroups of a pod.
+    fn pod_cgroups(&self, namespace: &str, pod: &str) -> impl Iterator<Item = &Cgroup> {
+        self.by_pod
+            .get(&(namespace.to_string(), pod.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.cgroups[i])
     }
 
     /// Node names (nodes whose root cgroup reported).
@@ -266,34 +296,48 @@ impl Inventory {
 
     /// System-container names of a node.
     pub fn free_containers(&self, node: &str) -> Vec<String> {
-        self.set(|c| (c.role == CgroupRole::Free && c.node == node).then(|| c.free_name.clone()))
+        self.by_free
+            .keys()
+            .filter(|(n, _)| n == node)
+            .map(|(_, name)| name.clone())
+            .collect()
     }
 
     /// The cgroup paths a system container name stands for on a node
     /// (several when a container was recreated under a new path).
     pub fn free_container_ids(&self, node: &str, name: &str) -> Vec<String> {
-        self.set(|c| {
-            (c.role == CgroupRole::Free && c.node == node && c.free_name == name)
-                .then(|| c.id.clone())
-        })
+        self.by_free
+            .get(&(node.to_string(), name.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|&i| self.cgroups[i].id.clone())
+            .collect()
     }
 
     /// Namespaces with at least one pod.
     pub fn namespaces(&self) -> Vec<String> {
-        self.set(|c| Self::in_pod(c).then(|| c.namespace.clone()))
+        let mut out: Vec<String> = self.by_pod.keys().map(|(ns, _)| ns.clone()).collect();
+        out.dedup();
+        out
     }
 
     /// Pod names of a namespace.
     pub fn pods(&self, namespace: &str) -> Vec<String> {
-        self.set(|c| (Self::in_pod(c) && c.namespace == namespace).then(|| c.pod.clone()))
+        self.by_pod
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, pod)| pod.clone())
+            .collect()
     }
 
     /// Container names of a pod.
     pub fn containers(&self, namespace: &str, pod: &str) -> Vec<String> {
-        self.set(|c| {
-            (c.role == CgroupRole::PodContainer && c.namespace == namespace && c.pod == pod)
-                .then(|| c.container.clone())
-        })
+        let set: BTreeSet<String> = self
+            .pod_cgroups(namespace, pod)
+            .filter(|c| c.role == CgroupRole::PodContainer)
+            .map(|c| c.container.clone())
+            .collect();
+        set.into_iter().collect()
     }
 
     /// Every entity: cluster, nodes and their system containers,
@@ -351,19 +395,16 @@ impl Inventory {
                 node_labels(&mut out, node);
                 out.insert("container_name", name.clone());
                 if let Some(c) = self
-                    .cgroups
-                    .iter()
-                    .find(|c| c.role == CgroupRole::Free && &c.node == node && &c.free_name == name)
+                    .by_free
+                    .get(&(node.clone(), name.clone()))
+                    .and_then(|ix| ix.last())
+                    .map(|&i| &self.cgroups[i])
                 {
                     out.insert("container_base_image", c.image.clone());
                 }
             }
             Entity::Pod { namespace, pod } => {
-                let members: Vec<&Cgroup> = self
-                    .cgroups
-                    .iter()
-                    .filter(|c| Self::in_pod(c) && &c.namespace == namespace && &c.pod == pod)
-                    .collect();
+                let members: Vec<&Cgroup> = self.pod_cgroups(namespace, pod).collect();
                 if let Some(c) = members.last() {
                     node_labels(&mut out, &c.node);
                 }
@@ -375,11 +416,7 @@ impl Inventory {
                 pod,
                 container,
             } => {
-                let members: Vec<&Cgroup> = self
-                    .cgroups
-                    .iter()
-                    .filter(|c| Self::in_pod(c) && &c.namespace == namespace && &c.pod == pod)
-                    .collect();
+                let members: Vec<&Cgroup> = self.pod_cgroups(namespace, pod).collect();
                 if let Some(c) = members.iter().rev().find(|c| &c.container == container) {
                     node_labels(&mut out, &c.node);
                     out.insert("container_base_image", c.image.clone());

@@ -8,12 +8,14 @@
 //! *incarnation* of its member: a restarted container has a new cgroup, so
 //! its counters restart in a new series and rates stay non-negative.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use super::catalogue::MetricDef;
 use super::derive::{self, Combine};
 use super::model::Entity;
-use crate::storage::{Labels, Matcher, Sample, Storage, StorageError};
+use crate::storage::{Labels, MatchOp, Matcher, Sample, Series, Storage, StorageError};
 
 /// How far before `start` samples are read, so that the first point in
 /// range has a rate.
@@ -454,6 +456,27 @@ type PerInput = Vec<Vec<Vec<Sample>>>;
 /// Reads series for plans: one storage selection per source metric.
 pub struct Evaluator<'a> {
     storage: &'a Storage,
+    /// How far before a range's start samples are read.
+    lookback_ms: i64,
+    /// With [`Evaluator::with_cache`]: series read once per source metric
+    /// for a fixed window and looked up in memory per entity.
+    cache: Option<Cache>,
+}
+
+/// Series of one source metric over the cache window, indexed by the
+/// labels entity scopes pin down.
+struct CachedMetric {
+    series: Vec<Series>,
+    index: HashMap<(&'static str, String), Vec<usize>>,
+}
+
+/// The labels [`CachedMetric`] indexes, most selective first.
+const INDEXED: [&str; 3] = ["pod", "id", "node"];
+
+struct Cache {
+    from: i64,
+    to: i64,
+    metrics: RefCell<HashMap<String, Rc<CachedMetric>>>,
 }
 
 /// The values of one plan: points on the collection grid, oldest first.
@@ -462,7 +485,101 @@ pub type Points = Vec<Sample>;
 impl<'a> Evaluator<'a> {
     /// An evaluator over `storage`.
     pub fn new(storage: &'a Storage) -> Self {
-        Evaluator { storage }
+        Evaluator {
+            storage,
+            lookback_ms: LOOKBACK_MS,
+            cache: None,
+        }
+    }
+
+    /// An evaluator for many entities over one window (`metric-export`):
+    /// each source metric is read once for `[from_ms - lookback_ms, to_ms]`
+    /// and split per entity in memory.
+    pub fn with_cache(storage: &'a Storage, from_ms: i64, to_ms: i64, lookback_ms: i64) -> Self {
+        Evaluator {
+            storage,
+            lookback_ms,
+            cache: Some(Cache {
+                from: from_ms - lookback_ms,
+                to: to_ms,
+                metrics: RefCell::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Series of `metric` (with the `filter` labels) within `scope` and
+    /// their samples in `[from, to]`.
+    fn fetch(
+        &self,
+        scope: &[Matcher],
+        metric: &str,
+        filter: &[(&'static str, String)],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut matchers = vec![Matcher::eq("__name__", metric)];
+        matchers.extend(filter.iter().map(|(k, v)| Matcher::eq(*k, v.as_str())));
+        let cache = match &self.cache {
+            Some(c) if c.from <= from && to <= c.to => c,
+            _ => {
+                matchers.extend(scope.iter().cloned());
+                let mut out = Vec::new();
+                for s in self.storage.select(&matchers, from, to)? {
+                    out.push(s?);
+                }
+                return Ok(out);
+            }
+        };
+        let key = format!("{metric}{filter:?}");
+        let cached = cache.metrics.borrow().get(&key).cloned();
+        let cached = match cached {
+            Some(c) => c,
+            None => {
+                let mut series = Vec::new();
+                for s in self.storage.select(&matchers, cache.from, cache.to)? {
+                    series.push(s?);
+                }
+                let mut index: HashMap<(&'static str, String), Vec<usize>> = HashMap::new();
+                for (i, s) in series.iter().enumerate() {
+                    for name in INDEXED {
+                        if let Some(v) = s.labels.get(name) {
+                            index.entry((name, v.to_string())).or_default().push(i);
+                        }
+                    }
+                }
+                let c = Rc::new(CachedMetric { series, index });
+                cache.metrics.borrow_mut().insert(key, c.clone());
+                c
+            }
+        };
+        // Candidates from the index of the most selective pinned label.
+        let pinned = INDEXED.iter().find_map(|name| {
+            scope
+                .iter()
+                .find(|m| m.name == *name && m.op == MatchOp::Equal)
+                .map(|m| (*name, m.value.clone()))
+        });
+        let candidates: Box<dyn Iterator<Item = usize>> = match pinned {
+            Some(key) => Box::new(cached.index.get(&key).into_iter().flatten().copied()),
+            None => Box::new(0..cached.series.len()),
+        };
+        Ok(candidates
+            .map(|i| &cached.series[i])
+            .filter(|s| {
+                scope
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
+            .map(|s| Series {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .filter(|x| x.t >= from && x.t <= to)
+                    .copied()
+                    .collect(),
+            })
+            .collect())
     }
 
     /// Evaluates `plan` over `[start_ms, end_ms]` (inclusive). Integer
@@ -492,16 +609,12 @@ impl<'a> Evaluator<'a> {
                 recipe,
                 combine,
             } => {
-                let from = start_ms.saturating_sub(LOOKBACK_MS);
+                let from = start_ms.saturating_sub(self.lookback_ms);
                 let inputs = recipe.inputs();
                 // cgroup (node, id) → per input, the sub-series.
                 let mut cgroups: BTreeMap<(String, String), (Labels, PerInput)> = BTreeMap::new();
                 for (i, (metric, filter)) in inputs.iter().enumerate() {
-                    let mut matchers = scope.clone();
-                    matchers.push(Matcher::eq("__name__", *metric));
-                    matchers.extend(filter.iter().map(|(k, v)| Matcher::eq(*k, v.as_str())));
-                    for s in self.storage.select(&matchers, from, end_ms)? {
-                        let s = s?;
+                    for s in self.fetch(scope, metric, filter, from, end_ms)? {
                         if s.samples.is_empty() {
                             continue;
                         }
@@ -536,10 +649,15 @@ impl<'a> Evaluator<'a> {
                         .iter()
                         .map(|k| labels.get(k).unwrap_or("").to_string())
                         .collect();
-                    by_member
-                        .entry(member)
-                        .or_default()
-                        .push(derive::align(&values, res));
+                    let mut aligned = derive::align(&values, res);
+                    if *recipe == Recipe::Uptime {
+                        // Uptime at the point's (bucket) timestamp, so that
+                        // timestamp − uptime is the start time exactly.
+                        for (bucket, a) in aligned.iter_mut() {
+                            a.v = (a.v - (a.t - bucket) as f64).max(0.0);
+                        }
+                    }
+                    by_member.entry(member).or_default().push(aligned);
                 }
                 let members: Vec<_> = by_member.into_values().map(derive::newest).collect();
                 Ok(derive::combine(members, *combine))
@@ -556,11 +674,8 @@ impl<'a> Evaluator<'a> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut matchers = plan_without_device.to_vec();
-        matchers.push(Matcher::eq("__name__", metric));
         let mut out: Vec<String> = Vec::new();
-        for s in self.storage.select(&matchers, start_ms, end_ms)? {
-            let s = s?;
+        for s in self.fetch(plan_without_device, metric, &[], start_ms, end_ms)? {
             if let Some(d) = s.labels.get("device")
                 && !s.samples.is_empty()
                 && !out.iter().any(|o| o == d)
