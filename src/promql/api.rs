@@ -87,6 +87,20 @@ fn bad_param(name: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid parameter \"{name}\": {why}"))
 }
 
+/// A success envelope around `data`, already encoded as JSON.
+fn success_raw(data: String) -> Response {
+    let mut body = String::with_capacity(data.len() + 32);
+    body.push_str(r#"{"status":"success","data":"#);
+    body.push_str(&data);
+    body.push('}');
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 fn success(data: Json_) -> Response {
     (
         StatusCode::OK,
@@ -164,7 +178,7 @@ pub async fn query(
     let limits = limits_for(&params)?;
     let storage = state.storage.clone();
     let value = run_blocking(move || super::engine::instant_query(&storage, &q, t, limits)).await?;
-    Ok(success(value.to_json()))
+    Ok(success_raw(value.to_json_string()))
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -211,7 +225,7 @@ pub async fn query_range(
     let value =
         run_blocking(move || super::engine::range_query(&storage, &q, start, end, step, limits))
             .await?;
-    Ok(success(value.to_json()))
+    Ok(success_raw(value.to_json_string()))
 }
 
 /// The `match[]` selectors of a request, as storage matcher sets.
