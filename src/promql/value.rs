@@ -2,7 +2,7 @@
 //! returns it) and the step-aligned form the engine computes with
 //! ([`Evaluated`]: every instant vector of a range query at once).
 
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::storage::{Label, Labels, METRIC_NAME, Sample, Series};
 
@@ -298,6 +298,7 @@ pub fn present_samples(values: &[Option<f64>], times: impl Iterator<Item = i64>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn values_format_like_go() {
