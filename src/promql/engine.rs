@@ -81,8 +81,17 @@ pub fn instant_query(
     t: i64,
     limits: QueryLimits,
 ) -> Result<Value, QueryError> {
+    instant_query_in(storage, query, t, Budget::start(limits))
+}
+
+/// [`instant_query`] under a given budget (e.g. one that can be canceled).
+pub fn instant_query_in(
+    storage: &Storage,
+    query: &str,
+    t: i64,
+    budget: Budget,
+) -> Result<Value, QueryError> {
     let expr = parse(query)?;
-    let budget = Budget::start(limits);
     let ev = Evaluator::new(storage, &budget, t, t);
     let steps = Steps {
         start: t,
@@ -118,6 +127,18 @@ pub fn range_query(
     step: i64,
     limits: QueryLimits,
 ) -> Result<Value, QueryError> {
+    range_query_in(storage, query, start, end, step, Budget::start(limits))
+}
+
+/// [`range_query`] under a given budget (e.g. one that can be canceled).
+pub fn range_query_in(
+    storage: &Storage,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    budget: Budget,
+) -> Result<Value, QueryError> {
     if step <= 0 {
         return Err(QueryError::BadData(
             "zero or negative query resolution step widths are not accepted. Try a positive integer"
@@ -143,7 +164,6 @@ pub fn range_query(
             )));
         }
     }
-    let budget = Budget::start(limits);
     let ev = Evaluator::new(storage, &budget, start, end);
     let steps = Steps { start, end, step };
     let mut out: Vec<Series> = match ev.eval(&expr, &steps)? {
