@@ -394,7 +394,10 @@ impl<'a> Evaluator<'a> {
         let (first, last) = (ts(steps.start), ts(steps.time(steps.len() - 1)));
         let series = self.fetch(vs, first.min(last) - self.lookback, first.max(last))?;
         let mut out = Vec::with_capacity(series.len());
-        for s in series {
+        for (n, s) in series.into_iter().enumerate() {
+            if n % 256 == 255 {
+                self.budget.check_time("an instant selector")?;
+            }
             let samples = &s.samples;
             let mut picked = Vec::with_capacity(steps.len());
             let mut j = 0usize;
