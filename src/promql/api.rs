@@ -3,6 +3,7 @@
 //! parameters (from the URL or a form body), envelopes and error types.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -14,7 +15,7 @@ use promql_parser::parser::Expr;
 use serde_json::{Value as Json_, json};
 
 use super::engine::{matcher_groups, parse};
-use super::limits::{QueryError, QueryLimits};
+use super::limits::{Budget, QueryError, QueryLimits};
 use super::value::labels_json;
 use crate::server::ServerState;
 use crate::server::error::ApiError;
@@ -74,6 +75,8 @@ fn api_error(e: QueryError) -> ApiError {
         QueryError::BadData(_) => (StatusCode::BAD_REQUEST, "bad_data"),
         QueryError::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
         QueryError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        // Prometheus answers 499 (client closed the connection).
+        QueryError::Canceled(_) => (StatusCode::from_u16(499).expect("valid status"), "canceled"),
         QueryError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     ApiError {
@@ -85,6 +88,20 @@ fn api_error(e: QueryError) -> ApiError {
 
 fn bad_param(name: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid parameter \"{name}\": {why}"))
+}
+
+/// A success envelope around `data`, already encoded as JSON.
+fn success_raw(data: String) -> Response {
+    let mut body = String::with_capacity(data.len() + 32);
+    body.push_str(r#"{"status":"success","data":"#);
+    body.push_str(&data);
+    body.push('}');
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn success(data: Json_) -> Response {
@@ -136,6 +153,28 @@ fn limits_for(params: &Params) -> Result<QueryLimits, ApiError> {
     Ok(limits)
 }
 
+/// Sets the flag when dropped: the handler's future is dropped when the
+/// client goes away, which cancels the query running on a blocking thread.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs a query on a blocking thread under `limits`; it stops early if the
+/// request is dropped.
+async fn run_query(
+    limits: QueryLimits,
+    f: impl FnOnce(Budget) -> Result<super::Value, QueryError> + Send + 'static,
+) -> Result<super::Value, ApiError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let budget = Budget::start(limits).with_cancel(cancel);
+    run_blocking(move || f(budget)).await
+}
+
 async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -163,8 +202,11 @@ pub async fn query(
     };
     let limits = limits_for(&params)?;
     let storage = state.storage.clone();
-    let value = run_blocking(move || super::engine::instant_query(&storage, &q, t, limits)).await?;
-    Ok(success(value.to_json()))
+    let value = run_query(limits, move |budget| {
+        super::engine::instant_query_in(&storage, &q, t, budget)
+    })
+    .await?;
+    Ok(success_raw(value.to_json_string()))
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -208,10 +250,11 @@ pub async fn query_range(
     }
     let limits = limits_for(&params)?;
     let storage = state.storage.clone();
-    let value =
-        run_blocking(move || super::engine::range_query(&storage, &q, start, end, step, limits))
-            .await?;
-    Ok(success(value.to_json()))
+    let value = run_query(limits, move |budget| {
+        super::engine::range_query_in(&storage, &q, start, end, step, budget)
+    })
+    .await?;
+    Ok(success_raw(value.to_json_string()))
 }
 
 /// The `match[]` selectors of a request, as storage matcher sets.

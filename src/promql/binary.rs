@@ -79,6 +79,15 @@ impl Op {
         matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
     }
 
+    /// Whether the result loses the metric name: arithmetic does, except
+    /// `atan2` (as in Prometheus 2.x); comparisons and set operators keep it.
+    pub fn drops_metric_name(self) -> bool {
+        matches!(
+            self,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod | Op::Pow
+        )
+    }
+
     /// `and`, `or`, `unless`.
     pub fn is_set(self) -> bool {
         matches!(self, Op::And | Op::Or | Op::Unless)
@@ -163,7 +172,7 @@ fn vector_scalar(
             "set operators (and, or, unless) are only defined between instant vectors".into(),
         ));
     }
-    let drop_name = return_bool || !op.is_comparison();
+    let drop_name = return_bool || op.drops_metric_name();
     let out: Vec<StepSeries> = series
         .into_iter()
         .map(|s| {
@@ -314,7 +323,7 @@ fn vector_vector(
     let mut out: Vec<StepSeries> = Vec::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::new();
     let mut pair_out: Vec<(usize, usize)> = vec![(NONE, NONE); many.len()];
-    let drop_name = !op.is_comparison() || return_bool;
+    let drop_name = op.drops_metric_name() || return_bool;
     for i in 0..n {
         one_at.iter_mut().for_each(|x| *x = NONE);
         for (oi, s) in one.iter().enumerate() {

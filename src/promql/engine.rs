@@ -81,8 +81,17 @@ pub fn instant_query(
     t: i64,
     limits: QueryLimits,
 ) -> Result<Value, QueryError> {
+    instant_query_in(storage, query, t, Budget::start(limits))
+}
+
+/// [`instant_query`] under a given budget (e.g. one that can be canceled).
+pub fn instant_query_in(
+    storage: &Storage,
+    query: &str,
+    t: i64,
+    budget: Budget,
+) -> Result<Value, QueryError> {
     let expr = parse(query)?;
-    let budget = Budget::start(limits);
     let ev = Evaluator::new(storage, &budget, t, t);
     let steps = Steps {
         start: t,
@@ -118,6 +127,18 @@ pub fn range_query(
     step: i64,
     limits: QueryLimits,
 ) -> Result<Value, QueryError> {
+    range_query_in(storage, query, start, end, step, Budget::start(limits))
+}
+
+/// [`range_query`] under a given budget (e.g. one that can be canceled).
+pub fn range_query_in(
+    storage: &Storage,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    budget: Budget,
+) -> Result<Value, QueryError> {
     if step <= 0 {
         return Err(QueryError::BadData(
             "zero or negative query resolution step widths are not accepted. Try a positive integer"
@@ -143,7 +164,6 @@ pub fn range_query(
             )));
         }
     }
-    let budget = Budget::start(limits);
     let ev = Evaluator::new(storage, &budget, start, end);
     let steps = Steps { start, end, step };
     let mut out: Vec<Series> = match ev.eval(&expr, &steps)? {
@@ -374,7 +394,10 @@ impl<'a> Evaluator<'a> {
         let (first, last) = (ts(steps.start), ts(steps.time(steps.len() - 1)));
         let series = self.fetch(vs, first.min(last) - self.lookback, first.max(last))?;
         let mut out = Vec::with_capacity(series.len());
-        for s in series {
+        for (n, s) in series.into_iter().enumerate() {
+            if n % 256 == 255 {
+                self.budget.check_time("an instant selector")?;
+            }
             let samples = &s.samples;
             let mut picked = Vec::with_capacity(steps.len());
             let mut j = 0usize;

@@ -130,7 +130,7 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: &Steps) -> Result<Evaluated,
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?, steps)?;
             let input = ev.range_input(arg(1)?, steps)?;
-            over_windows(&input, steps, true, |i, w, _| {
+            over_windows(ev, &input, steps, true, |i, w, _| {
                 Some(quantile(
                     q[i],
                     &mut w.iter().map(|s| s.v).collect::<Vec<_>>(),
@@ -140,7 +140,7 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: &Steps) -> Result<Evaluated,
         "predict_linear" => {
             let input = ev.range_input(arg(0)?, steps)?;
             let ahead = ev.eval_scalar(arg(1)?, steps)?;
-            over_windows(&input, steps, true, |i, w, end| {
+            over_windows(ev, &input, steps, true, |i, w, end| {
                 if w.len() < 2 {
                     return None;
                 }
@@ -154,6 +154,7 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: &Steps) -> Result<Evaluated,
                 let range_s = input.range as f64 / 1000.0;
                 let range = input.range;
                 over_windows(
+                    ev,
                     &input,
                     steps,
                     f != RangeFunction::LastOverTime,
@@ -189,13 +190,17 @@ fn map_values(
 
 /// Applies `f(step, window, window end)` to every window of every series.
 fn over_windows(
+    ev: &Evaluator<'_>,
     input: &RangeInput,
     steps: &Steps,
     drop_name: bool,
     mut f: impl FnMut(usize, &[Sample], i64) -> Option<f64>,
 ) -> Result<Evaluated, QueryError> {
     let mut out = Vec::with_capacity(input.series.len());
-    for s in &input.series {
+    for (n, s) in input.series.iter().enumerate() {
+        if n % 256 == 255 {
+            ev.budget.check_time("a range function")?;
+        }
         let mut values = vec![None; steps.len()];
         let mut any = false;
         input.for_each_window(steps, &s.samples, |i, w, end| {

@@ -2,6 +2,8 @@
 //! reads, and the errors a query answers with.
 
 use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Bounds every query runs under.
@@ -41,6 +43,9 @@ pub enum QueryError {
     /// The query ran longer than its timeout (`timeout`, 503).
     #[error("query timed out in {0}")]
     Timeout(String),
+    /// The client went away before the answer was ready (`canceled`).
+    #[error("query was canceled in {0}")]
+    Canceled(String),
     /// Reading the storage failed (`internal`, 500).
     #[error("storage: {0}")]
     Storage(String),
@@ -59,6 +64,7 @@ pub struct Budget {
     deadline: Instant,
     series: Cell<usize>,
     samples: Cell<usize>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Budget {
@@ -69,11 +75,27 @@ impl Budget {
             deadline: Instant::now() + limits.timeout,
             series: Cell::new(0),
             samples: Cell::new(0),
+            cancel: None,
         }
     }
 
-    /// Fails once the deadline has passed; `stage` names what was running.
+    /// Also stops the query once `cancel` is set (by the request handler
+    /// when the client goes away).
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Fails once the deadline has passed or the query was canceled;
+    /// `stage` names what was running.
     pub fn check_time(&self, stage: &str) -> Result<(), QueryError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(QueryError::Canceled(stage.to_string()));
+        }
         if Instant::now() >= self.deadline {
             return Err(QueryError::Timeout(format!(
                 "{stage} (limit {:?})",
@@ -146,5 +168,10 @@ mod tests {
             ..QueryLimits::default()
         });
         assert!(matches!(b.check_time("x"), Err(QueryError::Timeout(_))));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let b = Budget::start(QueryLimits::default()).with_cancel(cancel.clone());
+        b.check_time("x").unwrap();
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(b.check_time("x"), Err(QueryError::Canceled(_))));
     }
 }

@@ -2,7 +2,7 @@
 //! returns it) and the step-aligned form the engine computes with
 //! ([`Evaluated`]: every instant vector of a range query at once).
 
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::storage::{Label, Labels, METRIC_NAME, Sample, Series};
 
@@ -60,39 +60,110 @@ impl Value {
         }
     }
 
-    /// The `data` object of a successful query response:
-    /// `{"resultType": …, "result": …}`.
-    pub fn to_json(&self) -> Json {
-        let result = match self {
-            Value::Scalar { t, v } => json!([json_time(*t), format_value(*v)]),
-            Value::String { t, s } => json!([json_time(*t), s]),
-            Value::Vector(samples) => Json::Array(
-                samples
-                    .iter()
-                    .map(|s| {
-                        json!({
-                            "metric": labels_json(&s.labels),
-                            "value": [json_time(s.t), format_value(s.v)],
-                        })
-                    })
-                    .collect(),
-            ),
-            Value::Matrix(series) => Json::Array(
-                series
-                    .iter()
-                    .map(|s| {
-                        let values: Vec<Json> = s
-                            .samples
-                            .iter()
-                            .map(|p| json!([json_time(p.t), format_value(p.v)]))
-                            .collect();
-                        json!({ "metric": labels_json(&s.labels), "values": values })
-                    })
-                    .collect(),
-            ),
-        };
-        json!({ "resultType": self.result_type(), "result": result })
+    /// The `data` object of a successful query response,
+    /// `{"resultType": …, "result": …}`, written straight into a string
+    /// (large results are encoded without building a JSON tree).
+    pub fn to_json_string(&self) -> String {
+        let mut out = String::with_capacity(128);
+        out.push_str("{\"resultType\":\"");
+        out.push_str(self.result_type());
+        out.push_str("\",\"result\":");
+        match self {
+            Value::Scalar { t, v } => write_point(&mut out, *t, *v),
+            Value::String { t, s } => {
+                out.push('[');
+                write_time(&mut out, *t);
+                out.push(',');
+                write_str(&mut out, s);
+                out.push(']');
+            }
+            Value::Vector(samples) => {
+                out.push('[');
+                for (i, s) in samples.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str("{\"metric\":");
+                    write_labels(&mut out, &s.labels);
+                    out.push_str(",\"value\":");
+                    write_point(&mut out, s.t, s.v);
+                    out.push('}');
+                }
+                out.push(']');
+            }
+            Value::Matrix(series) => {
+                out.push('[');
+                for (i, s) in series.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str("{\"metric\":");
+                    write_labels(&mut out, &s.labels);
+                    out.push_str(",\"values\":[");
+                    for (j, p) in s.samples.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_point(&mut out, p.t, p.v);
+                    }
+                    out.push_str("]}");
+                }
+                out.push(']');
+            }
+        }
+        out.push('}');
+        out
     }
+}
+
+fn write_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_time(out, t);
+    out.push_str(",\"");
+    out.push_str(&format_value(v));
+    out.push_str("\"]");
+}
+
+fn write_time(out: &mut String, t: i64) {
+    use std::fmt::Write;
+    if t % 1000 == 0 {
+        let _ = write!(out, "{}", t / 1000);
+    } else {
+        let _ = write!(out, "{}", t as f64 / 1000.0);
+    }
+}
+
+fn write_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, (n, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, n);
+        out.push(':');
+        write_str(out, v);
+    }
+    out.push('}');
+}
+
+/// Writes `s` as a JSON string literal.
+fn write_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A label set as a JSON object.
@@ -103,16 +174,6 @@ pub fn labels_json(labels: &Labels) -> Json {
             .map(|(n, v)| (n.to_string(), Json::String(v.to_string())))
             .collect(),
     )
-}
-
-/// A millisecond timestamp as Prometheus writes it: seconds, with the
-/// milliseconds as a fraction when there are any.
-pub fn json_time(t: i64) -> Json {
-    if t % 1000 == 0 {
-        json!(t / 1000)
-    } else {
-        json!(t as f64 / 1000.0)
-    }
 }
 
 /// A sample value as Prometheus writes it (Go's `FormatFloat(v, 'f', -1)`,
@@ -237,6 +298,7 @@ pub fn present_samples(values: &[Option<f64>], times: impl Iterator<Item = i64>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn values_format_like_go() {
@@ -245,8 +307,42 @@ mod tests {
         assert_eq!(format_value(1e21), "1000000000000000000000");
         assert_eq!(format_value(f64::NAN), "NaN");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(json_time(1_500), json!(1.5));
-        assert_eq!(json_time(2_000), json!(2));
+    }
+
+    #[test]
+    fn results_encode_as_prometheus_json() {
+        let labels = Labels::from_pairs([(METRIC_NAME, "m"), ("q", "a\"b\\c\n\u{1}")]);
+        let v = Value::Vector(vec![InstantSample {
+            labels: labels.clone(),
+            t: 1_500,
+            v: f64::INFINITY,
+        }]);
+        let parsed: Json = serde_json::from_str(&v.to_json_string()).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"resultType": "vector", "result": [
+                {"metric": {"__name__": "m", "q": "a\"b\\c\n\u{1}"}, "value": [1.5, "+Inf"]}
+            ]})
+        );
+        let m = Value::Matrix(vec![Series {
+            labels,
+            samples: vec![Sample::new(1_000, 1.0), Sample::new(2_000, 0.5)],
+        }]);
+        let parsed: Json = serde_json::from_str(&m.to_json_string()).unwrap();
+        assert_eq!(parsed["result"][0]["values"], json!([[1, "1"], [2, "0.5"]]));
+        let s = Value::String {
+            t: 0,
+            s: "x".into(),
+        };
+        assert_eq!(
+            s.to_json_string(),
+            r#"{"resultType":"string","result":[0,"x"]}"#
+        );
+        let sc = Value::Scalar { t: 2_000, v: -0.25 };
+        assert_eq!(
+            sc.to_json_string(),
+            r#"{"resultType":"scalar","result":[2,"-0.25"]}"#
+        );
     }
 
     #[test]

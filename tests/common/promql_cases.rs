@@ -553,3 +553,46 @@ pub fn expand(expr: &str, base_s: i64) -> String {
     out.push_str(rest);
     out
 }
+
+/// Further expressions compared only against a real Prometheus (no
+/// hand-computed expectation), as instant queries at several times and as
+/// range queries.
+pub const COMPARED_ONLY: &[&str] = &[
+    "req_total @ start()",
+    "rate(req_total[1m] @ end())",
+    "req_total offset -1m",
+    "max_over_time(up[2m:15s] offset 30s)",
+    "deriv(temp[3m])",
+    r#"count_values by (job) ("v", req_total)"#,
+    "quantile by (job) (0.9, rate(req_total[1m]))",
+    "topk(2, rate(req_total[1m]))",
+    "bottomk by (job) (1, req_total)",
+    "req_total > bool on(instance) group_left(node) node_info",
+    "up or on(instance) node_info",
+    "sum by (s) (tie) / ignoring(s) group_left sum(tie)",
+    "stddev_over_time(temp[2m])",
+    "stdvar_over_time(temp[2m])",
+    "changes(up[2m])",
+    "resets(req_total[3m])",
+    "predict_linear(req_total[2m], 3600)",
+    "histogram_quantile(0.99, sum by (le) (rate(lat_bucket[2m])))",
+    r#"label_replace(req_total, "x", "$2-$1", "instance", "(.)()")"#,
+    "timestamp(up)",
+    "time() - timestamp(temp)",
+    "vector(time())",
+    "scalar(sum(up))",
+    "abs(delta(temp[2m]))",
+    "-tie ^ 2",
+    "tie % 0.3",
+    "tie atan2 2",
+    "avg_over_time(req_total[90s])",
+    "increase(req_total[45s])",
+    "irate(req_total[45s])",
+    "count by (job) (req_total) * on(job) group_right sum by (job, instance) (req_total)",
+    "req_total unless on(job) up",
+    "absent(up{instance=\"c\"})",
+    "last_over_time(up[1m])",
+    "present_over_time(up[1m])",
+    "sgn(temp - 22)",
+    "min(tie) by (s) == bool max(tie) by (s)",
+];
