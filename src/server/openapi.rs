@@ -55,6 +55,48 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/v1/query",
+        summary: "PromQL instant query (query, time, timeout); Prometheus's envelope and error types.",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/query",
+        summary: "PromQL instant query with a form body.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/query_range",
+        summary: "PromQL range query (query, start, end, step, timeout).",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/query_range",
+        summary: "PromQL range query with a form body.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/series",
+        summary: "Series matching match[] selectors between start and end.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/labels",
+        summary: "Label names (optionally of series matching match[]).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/label/{name}/values",
+        summary: "Values of one label.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
         path: "/api/v1/metric-export-schema/",
         summary: "Heapster: the metric catalogue, common and pod labels.",
         auth: "read",
