@@ -619,66 +619,6 @@ fn mountinfo_describes_the_tree() {
     assert!(v2.layout().unified_has_controllers);
 }
 
-/// Rough cost of one `read_stats` on fixture cgroups (regular files, so
-/// only indicative of the parsing and syscall overhead) and of the
-/// open/read/close floor over the same files.
-/// `cargo test --release --test cgroup_fixture -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn fixture_timing() {
-    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
-        let start = std::time::Instant::now();
-        let many = tree
-            .add_containers(
-                PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
-                1000,
-                1000,
-            )
-            .unwrap();
-        println!(
-            "{:?} fixture: {} containers written in {:?}",
-            tree.version(),
-            many.len(),
-            start.elapsed()
-        );
-        let paths = tree
-            .add_containers(
-                PathStyle::KubepodsSystemd(Qos::Burstable, Runtime::Containerd),
-                0,
-                100,
-            )
-            .unwrap();
-        let mut readers: Vec<_> = paths
-            .iter()
-            .map(|p| CgroupReader::open(tree.layout(), p).unwrap())
-            .collect();
-        for r in &mut readers {
-            r.read_stats(0).unwrap();
-        }
-        let rounds: u32 = 200;
-        let start = std::time::Instant::now();
-        for i in 0..rounds {
-            for r in &mut readers {
-                std::hint::black_box(r.read_stats(i64::from(i)).unwrap());
-            }
-        }
-        let per_read = start.elapsed() / (rounds * readers.len() as u32);
-        let files: Vec<_> = readers.iter().flat_map(|r| r.files()).collect();
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            for f in &files {
-                std::hint::black_box(fs::read(f).unwrap());
-            }
-        }
-        let floor = start.elapsed() / (rounds * readers.len() as u32);
-        println!(
-            "{:?} fixture: read_stats {per_read:?} per cgroup ({} files); open/read/close floor {floor:?}",
-            tree.version(),
-            files.len() / readers.len()
-        );
-    }
-}
-
 #[test]
 fn readers_can_move_between_threads_and_files_limit_rises() {
     fn assert_send<T: Send + 'static>() {}
