@@ -2,7 +2,7 @@
 //! a generated cluster. Prints figures; asserts nothing.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-heapster cargo bench --bench heapster -- [--nodes N]
+//! cargo bench --bench heapster -- [--nodes N]
 //!     [--pods-per-node P] [--minutes M]
 //! ```
 //!

@@ -3,7 +3,7 @@
 //! Prints a table; asserts nothing.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-promql cargo bench --bench promql -- [--series N] [--hours H] [--runs R]
+//! cargo bench --bench promql -- [--series N] [--hours H] [--runs R]
 //! ```
 //!
 //! Data: N counters (default 10 000) `bench_requests_total{series="i", group="i % 100"}`

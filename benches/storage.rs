@@ -1,7 +1,7 @@
 //! Storage engine benchmark on generated container metrics. Prints figures; asserts nothing.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-storage cargo bench --bench storage -- [--containers N]
+//! cargo bench --bench storage -- [--containers N]
 //!     [--hours H] [--long-containers N] [--long-days D] [--export DIR]
 //! ```
 //!
