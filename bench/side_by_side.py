@@ -134,7 +134,7 @@ def prometheus(args, main, long_):
         res["bytes_per_sample"] = du(pdir, ("wal", "chunks_head")) / samples
         q = lambda path, **p: base + path + "?" + urllib.parse.urlencode(p)
         end = main["end"] / 1000
-        res["qa_ms"], body = http_ms(q("/api/v1/query", query='container_cpu_usage_seconds_total{pod=~"app-7-.*",container="c1"}[24h]', time=end - 0.001))
+        res["qa_ms"], body = http_ms(q("/api/v1/query", query='container_cpu_usage_seconds_total{pod=~"app-7-.*",container="c1",node="node-7"}[24h]', time=end - 0.001))
         log("prometheus (a):", body[:160])
         res["qb_ms"], body = http_ms(q("/api/v1/query_range", query='sum(rate({__name__=~"container_network_(receive|transmit)_bytes_total"}[1m]))',
                                        start=end - 3600, end=end, step=60))
@@ -209,7 +209,7 @@ bind-address = "127.0.0.1:18088"
 
         end = main["end"] * 1_000_000  # ns
         h = 3600 * 10**9
-        res["qa_ms"] = q(f"SELECT value FROM container_cpu_usage_seconds_total WHERE pod =~ /^app-7-/ AND container = 'c1' AND time > {end - 24 * h} AND time <= {end}")
+        res["qa_ms"] = q(f"SELECT value FROM container_cpu_usage_seconds_total WHERE pod =~ /^app-7-/ AND container = 'c1' AND node = 'node-7' AND time > {end - 24 * h} AND time <= {end}")
         res["qb_ms"] = q("SELECT sum(d) FROM (SELECT non_negative_derivative(value, 1s) AS d FROM "
                          "container_network_receive_bytes_total, container_network_transmit_bytes_total "
                          f"WHERE time > {end - h} AND time <= {end} GROUP BY *) WHERE time > {end - h} AND time <= {end} GROUP BY time(1m)")

@@ -432,6 +432,13 @@ fn main() {
         m.head_bytes,
         m.head_bytes as f64 / m.head_series as f64
     );
+    println!(
+        "block_index_bytes_self_metric {}   ({:.0} per series, {} raw + {} rollup blocks open)",
+        m.block_index_bytes,
+        m.block_index_bytes as f64 / m.head_series as f64,
+        m.raw_blocks,
+        m.rollup_blocks
+    );
     if !steady_mem.is_empty() {
         let avg = steady_mem.iter().sum::<f64>() / steady_mem.len() as f64;
         println!(
@@ -479,6 +486,7 @@ fn main() {
         Matcher::eq(METRIC_NAME, METRICS[0]),
         Matcher::re("pod", "app-7-.*").unwrap(),
         Matcher::eq("container", "c1"),
+        Matcher::eq("node", "node-7"),
     ];
     let n_one = s.select_all(&one, end - 24 * 3_600_000, end).unwrap();
     let qa = median_ms(

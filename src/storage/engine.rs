@@ -33,6 +33,9 @@ use super::sample::{Sample, SeriesSamples};
 use super::select::{Series, SeriesParts, SeriesSet};
 use super::wal::{ReplayReport, Wal, WalRecord};
 
+/// Rollup chunks per series, ready for `write_block`.
+type RolledSeries = Vec<(Labels, Vec<ChunkData>)>;
+
 /// What one call of [`Storage::maintain`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MaintainReport {
@@ -622,7 +625,7 @@ impl Storage {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<(i64, Arc<Block>)>> {
-        let mut per_res: Vec<(Vec<(Labels, Vec<ChunkData>)>, u64)> =
+        let mut per_res: Vec<(RolledSeries, u64)> =
             RESOLUTIONS.iter().map(|_| (Vec::new(), 0)).collect();
         for item in series {
             let (labels, samples) = item?;
@@ -810,7 +813,14 @@ impl Storage {
             .chain(blocks.rollups.values().flatten())
             .map(|b| b.size_bytes())
             .sum();
+        let block_index_bytes: u64 = blocks
+            .raw
+            .iter()
+            .chain(blocks.rollups.values().flatten())
+            .map(|b| b.heap_size() as u64)
+            .sum();
         MetricsSnapshot {
+            block_index_bytes,
             samples_appended: m.samples_appended.load(Relaxed),
             samples_duplicate: m.samples_duplicate.load(Relaxed),
             samples_rejected: m.samples_rejected.load(Relaxed),
