@@ -278,7 +278,7 @@ impl Block {
             syms.push(r.str().ok_or_else(|| corrupt("symbol"))?);
         }
         let nseries = r.uvarint().ok_or_else(|| corrupt("series count"))? as usize;
-        let mut index = InvertedIndex::new();
+        let mut index = InvertedIndex::without_lookup();
         let mut lists = Vec::with_capacity(nseries.min(1 << 24));
         for _ in 0..nseries {
             let nl = r.uvarint().ok_or_else(|| corrupt("labels"))? as usize;
