@@ -96,10 +96,46 @@ def http_ms(url, data=None, runs=11):
     return statistics.median(times), body
 
 
-def export(work, containers, hours):
+def export(work, containers, hours, reuse):
+    meta = os.path.join(work, "meta.json")
+    if reuse and os.path.exists(meta):
+        m = json.load(open(meta))
+        return m["samples"], m["start"], m["end"]
     out = run(CARGO + ["--export", work, "--containers", str(containers), "--hours", str(hours)])
     m = re.search(r"exported (\d+) samples .* start_ms (\d+) end_ms (\d+)", out)
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+    res = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    json.dump({"samples": res[0], "start": res[1], "end": res[2]}, open(meta, "w"))
+    return res
+
+
+def split_openmetrics_by_day(path):
+    """promtool (2.42) rescans its whole input once per 2 h block, so a month in one file takes
+    hours; one file per day keeps the total work at 12 scans of the data."""
+    out_dir = path + ".days"
+    if os.path.isdir(out_dir):
+        return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir))
+    os.makedirs(out_dir)
+    files, family = {}, {}
+    type_line = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("# TYPE"):
+                type_line = line
+                continue
+            if line.startswith("# EOF"):
+                continue
+            day = int(float(line.rsplit(" ", 1)[1]) // 86400)
+            if day not in files:
+                files[day] = open(os.path.join(out_dir, f"{day}.om"), "w")
+            fh = files[day]
+            if family.get(day) is not type_line:
+                fh.write(type_line)
+                family[day] = type_line
+            fh.write(line)
+    for fh in files.values():
+        fh.write("# EOF\n")
+        fh.close()
+    return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir))
 
 
 def osprey(args):
@@ -114,10 +150,10 @@ def prometheus(args, main, long_):
     pdir = os.path.join(args.work, "prom")
     shutil.rmtree(pdir, ignore_errors=True)
     os.makedirs(pdir)
+    inputs = [os.path.join(main["dir"], "data.om")] + split_openmetrics_by_day(os.path.join(long_["dir"], "data.om"))
     t = time.perf_counter()
-    for d in (main, long_):
-        run(["taskset", "-c", "0", "promtool", "tsdb", "create-blocks-from", "openmetrics",
-             os.path.join(d["dir"], "data.om"), pdir])
+    for path in inputs:
+        run(["taskset", "-c", "0", "promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", path, pdir])
     secs = time.perf_counter() - t
     samples = main["samples"] + long_["samples"]
     res["ingest_per_sec"] = samples / secs
@@ -229,13 +265,15 @@ def main():
     ap.add_argument("--long-days", type=int, default=30)
     ap.add_argument("--work", default="/tmp/osprey-sbs")
     ap.add_argument("--skip", default="", help="comma list of: prometheus,influxdb")
+    ap.add_argument("--reuse", action="store_true", help="reuse exported data in --work")
+    ap.add_argument("--osprey-result", help="reuse an Osprey RESULT json instead of running the benchmark")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     main_d = {"dir": os.path.join(args.work, "main")}
     long_d = {"dir": os.path.join(args.work, "long")}
-    main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours)
-    long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24)
-    results = {"osprey": osprey(args)}
+    main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours, args.reuse)
+    long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24, args.reuse)
+    results = {"osprey": json.loads(args.osprey_result) if args.osprey_result else osprey(args)}
     if "prometheus" not in args.skip:
         results["prometheus"] = prometheus(args, main_d, long_d)
     if "influxdb" not in args.skip:
