@@ -1,3 +1,5 @@
 //! Osprey's server: storage engine, ingestion and APIs.
 
+#![warn(missing_docs)]
+
 pub mod storage;
