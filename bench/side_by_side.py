@@ -275,10 +275,14 @@ def main():
     main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours, args.reuse)
     long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24, args.reuse)
     results = {"osprey": json.loads(args.osprey_result) if args.osprey_result else osprey(args)}
-    if "prometheus" not in args.skip:
-        results["prometheus"] = prometheus(args, main_d, long_d)
-    if "influxdb" not in args.skip:
-        results["influxdb"] = influx(args, main_d, long_d)
+    for name, fn in (("prometheus", prometheus), ("influxdb", influx)):
+        if name in args.skip:
+            continue
+        try:
+            results[name] = fn(args, main_d, long_d)
+            log(f"{name}: {json.dumps(results[name])}")
+        except Exception as e:  # report what was measured for the others
+            log(f"{name} failed: {e!r}")
     o = results["osprey"]
     print(f"\ndataset: {args.containers} containers x 13 series x {args.hours} h at 10 s "
           f"({main_d['samples']} samples) + {args.long_containers} containers x {args.long_days} d "
