@@ -96,10 +96,46 @@ def http_ms(url, data=None, runs=11):
     return statistics.median(times), body
 
 
-def export(work, containers, hours):
+def export(work, containers, hours, reuse):
+    meta = os.path.join(work, "meta.json")
+    if reuse and os.path.exists(meta):
+        m = json.load(open(meta))
+        return m["samples"], m["start"], m["end"]
     out = run(CARGO + ["--export", work, "--containers", str(containers), "--hours", str(hours)])
     m = re.search(r"exported (\d+) samples .* start_ms (\d+) end_ms (\d+)", out)
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+    res = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    json.dump({"samples": res[0], "start": res[1], "end": res[2]}, open(meta, "w"))
+    return res
+
+
+def split_openmetrics_by_day(path):
+    """promtool (2.42) rescans its whole input once per 2 h block, so a month in one file takes
+    hours; one file per day keeps the total work at 12 scans of the data."""
+    out_dir = path + ".days"
+    if os.path.isdir(out_dir):
+        return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir))
+    os.makedirs(out_dir)
+    files, family = {}, {}
+    type_line = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("# TYPE"):
+                type_line = line
+                continue
+            if line.startswith("# EOF"):
+                continue
+            day = int(float(line.rsplit(" ", 1)[1]) // 86400)
+            if day not in files:
+                files[day] = open(os.path.join(out_dir, f"{day}.om"), "w")
+            fh = files[day]
+            if family.get(day) is not type_line:
+                fh.write(type_line)
+                family[day] = type_line
+            fh.write(line)
+    for fh in files.values():
+        fh.write("# EOF\n")
+        fh.close()
+    return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir))
 
 
 def osprey(args):
@@ -114,11 +150,12 @@ def prometheus(args, main, long_):
     pdir = os.path.join(args.work, "prom")
     shutil.rmtree(pdir, ignore_errors=True)
     os.makedirs(pdir)
+    inputs = [os.path.join(main["dir"], "data.om")] + split_openmetrics_by_day(os.path.join(long_["dir"], "data.om"))
     t = time.perf_counter()
-    for d in (main, long_):
-        run(["taskset", "-c", "0", "promtool", "tsdb", "create-blocks-from", "openmetrics",
-             os.path.join(d["dir"], "data.om"), pdir])
+    for path in inputs:
+        run(["taskset", "-c", "0", "promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", path, pdir])
     secs = time.perf_counter() - t
+    log(f"promtool import: {secs:.1f} s")
     samples = main["samples"] + long_["samples"]
     res["ingest_per_sec"] = samples / secs
     res["bytes_per_sample_imported"] = du(pdir, ("wal", "chunks_head")) / samples
@@ -134,9 +171,9 @@ def prometheus(args, main, long_):
         res["bytes_per_sample"] = du(pdir, ("wal", "chunks_head")) / samples
         q = lambda path, **p: base + path + "?" + urllib.parse.urlencode(p)
         end = main["end"] / 1000
-        res["qa_ms"], body = http_ms(q("/api/v1/query", query='container_cpu_usage_seconds_total{pod=~"app-7-.*",container="c1"}[24h]', time=end - 0.001))
+        res["qa_ms"], body = http_ms(q("/api/v1/query", query='container_cpu_usage_seconds_total{pod=~"app-7-.*",container="c1",node="node-7"}[24h]', time=end - 0.001))
         log("prometheus (a):", body[:160])
-        res["qb_ms"], body = http_ms(q("/api/v1/query_range", query='sum(rate({__name__=~"container_network_(receive|transmit)_bytes_total"}[1m]))',
+        res["qb_ms"], body = http_ms(q("/api/v1/query_range", query="sum(rate(container_network_receive_bytes_total[1m])) + sum(rate(container_network_transmit_bytes_total[1m]))",
                                        start=end - 3600, end=end, step=60))
         log("prometheus (b):", body[:160])
         lend = long_["end"] / 1000
@@ -209,7 +246,7 @@ bind-address = "127.0.0.1:18088"
 
         end = main["end"] * 1_000_000  # ns
         h = 3600 * 10**9
-        res["qa_ms"] = q(f"SELECT value FROM container_cpu_usage_seconds_total WHERE pod =~ /^app-7-/ AND container = 'c1' AND time > {end - 24 * h} AND time <= {end}")
+        res["qa_ms"] = q(f"SELECT value FROM container_cpu_usage_seconds_total WHERE pod =~ /^app-7-/ AND container = 'c1' AND node = 'node-7' AND time > {end - 24 * h} AND time <= {end}")
         res["qb_ms"] = q("SELECT sum(d) FROM (SELECT non_negative_derivative(value, 1s) AS d FROM "
                          "container_network_receive_bytes_total, container_network_transmit_bytes_total "
                          f"WHERE time > {end - h} AND time <= {end} GROUP BY *) WHERE time > {end - h} AND time <= {end} GROUP BY time(1m)")
@@ -229,17 +266,23 @@ def main():
     ap.add_argument("--long-days", type=int, default=30)
     ap.add_argument("--work", default="/tmp/osprey-sbs")
     ap.add_argument("--skip", default="", help="comma list of: prometheus,influxdb")
+    ap.add_argument("--reuse", action="store_true", help="reuse exported data in --work")
+    ap.add_argument("--osprey-result", help="reuse an Osprey RESULT json instead of running the benchmark")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     main_d = {"dir": os.path.join(args.work, "main")}
     long_d = {"dir": os.path.join(args.work, "long")}
-    main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours)
-    long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24)
-    results = {"osprey": osprey(args)}
-    if "prometheus" not in args.skip:
-        results["prometheus"] = prometheus(args, main_d, long_d)
-    if "influxdb" not in args.skip:
-        results["influxdb"] = influx(args, main_d, long_d)
+    main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours, args.reuse)
+    long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24, args.reuse)
+    results = {"osprey": json.loads(args.osprey_result) if args.osprey_result else osprey(args)}
+    for name, fn in (("prometheus", prometheus), ("influxdb", influx)):
+        if name in args.skip:
+            continue
+        try:
+            results[name] = fn(args, main_d, long_d)
+            log(f"{name}: {json.dumps(results[name])}")
+        except Exception as e:  # report what was measured for the others
+            log(f"{name} failed: {e!r}")
     o = results["osprey"]
     print(f"\ndataset: {args.containers} containers x 13 series x {args.hours} h at 10 s "
           f"({main_d['samples']} samples) + {args.long_containers} containers x {args.long_days} d "

@@ -5,7 +5,7 @@
 //!     [--hours H] [--long-containers N] [--long-days D] [--export DIR]
 //! ```
 //!
-//! Data: N containers × 13 cAdvisor-style series at a 10 s interval with ±3 ms scrape jitter:
+//! Data: N containers × 13 cAdvisor-style series at a 10 s interval with 0–5 ms scrape jitter:
 //! nanosecond CPU counters, 10 ms user/system counters, byte counters with noise, page-sized
 //! memory gauges, a rarely changing filesystem gauge, small integer gauges, constant limits;
 //! every container restarts now and then (all its counters reset) and 5% of the pods are
@@ -387,7 +387,9 @@ fn main() {
     generate(a.containers, steps, START, |t, series, jit| {
         gen_batches.clear();
         for (_, l, v) in series {
-            let j = (jit.next() % 7) as i64 - 3;
+            // Scrape jitter of 0..5 ms (late, never early: an early first sample would
+            // land in the block before the dataset's start).
+            let j = (jit.next() % 6) as i64;
             gen_batches.push(SeriesSamples {
                 labels: (*l).clone(),
                 samples: vec![Sample::new(t + j, *v)],
@@ -429,6 +431,13 @@ fn main() {
         "head_bytes_self_metric        {}   ({:.0} per series, the engine's own estimate)",
         m.head_bytes,
         m.head_bytes as f64 / m.head_series as f64
+    );
+    println!(
+        "block_index_bytes_self_metric {}   ({:.0} per series, {} raw + {} rollup blocks open)",
+        m.block_index_bytes,
+        m.block_index_bytes as f64 / m.head_series as f64,
+        m.raw_blocks,
+        m.rollup_blocks
     );
     if !steady_mem.is_empty() {
         let avg = steady_mem.iter().sum::<f64>() / steady_mem.len() as f64;
@@ -477,6 +486,7 @@ fn main() {
         Matcher::eq(METRIC_NAME, METRICS[0]),
         Matcher::re("pod", "app-7-.*").unwrap(),
         Matcher::eq("container", "c1"),
+        Matcher::eq("node", "node-7"),
     ];
     let n_one = s.select_all(&one, end - 24 * 3_600_000, end).unwrap();
     let qa = median_ms(

@@ -2,7 +2,10 @@
 //!
 //! - [`storage`]: the embedded time-series store;
 //! - [`server`]: the HTTP server, authentication and ingestion;
-//! - [`heapster`]: the Heapster-compatible API.
+//! - [`heapster`]: the Heapster-compatible API;
+//! - [`promql`]: PromQL and the Prometheus-compatible query API.
+
+#![warn(missing_docs)]
 
 pub mod heapster;
 pub mod promql;

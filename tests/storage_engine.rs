@@ -310,3 +310,58 @@ fn inspect_reports_blocks_series_samples_and_wal_without_touching_the_directory(
     );
     assert!(osprey::storage::inspect(&dir.path().join("missing")).is_err());
 }
+
+#[test]
+fn interrupted_compaction_and_unfinished_writes_are_cleaned_up_at_open() {
+    use osprey::storage::block::Block;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let o = StorageOptions {
+        rollups: false,
+        ..opts()
+    };
+    {
+        let s = Storage::open(dir.path(), o.clone()).unwrap();
+        fill(&s, 3, 0, 3 * 360, false);
+        s.seal_head().unwrap();
+        assert_eq!(s.block_metas(0).len(), 3);
+    }
+    let raw = dir.path().join("blocks/raw");
+    let mut names: Vec<_> = std::fs::read_dir(&raw)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    // A compaction that wrote its merged block but died before deleting the sources.
+    let sources: Vec<Arc<Block>> = names[..2]
+        .iter()
+        .map(|p| Arc::new(Block::open(p).unwrap()))
+        .collect();
+    osprey::storage::compaction::merge(&raw, &sources).unwrap();
+    drop(sources);
+    // A block write that died before its rename.
+    std::fs::create_dir_all(raw.join("123_456.tmp")).unwrap();
+    let s = Storage::open(dir.path(), o.clone()).unwrap();
+    let metas = s.block_metas(0);
+    assert_eq!(metas.len(), 2, "{metas:?}");
+    assert_eq!(metas[0].level, 1);
+    assert!(!raw.join("123_456.tmp").exists());
+    check_complete(&s, 3, 0, 3 * 360);
+    drop(s);
+    // A damaged block is moved aside with an error instead of failing the whole store.
+    let idx = names[2].join("index");
+    let mut data = std::fs::read(&idx).unwrap();
+    let n = data.len();
+    data[n - 30] ^= 0x55;
+    std::fs::write(&idx, &data).unwrap();
+    let s = Storage::open(dir.path(), o).unwrap();
+    assert_eq!(s.block_metas(0).len(), 1);
+    assert!(
+        raw.join(format!(
+            "{}.corrupt",
+            names[2].file_name().unwrap().to_string_lossy()
+        ))
+        .exists()
+    );
+    check_complete(&s, 3, 0, 2 * 360);
+}

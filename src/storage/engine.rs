@@ -33,6 +33,9 @@ use super::sample::{Sample, SeriesSamples};
 use super::select::{Series, SeriesParts, SeriesSet};
 use super::wal::{ReplayReport, Wal, WalRecord};
 
+/// Rollup chunks per series, ready for `write_block`.
+type RolledSeries = Vec<(Labels, Vec<ChunkData>)>;
+
 /// What one call of [`Storage::maintain`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MaintainReport {
@@ -594,7 +597,8 @@ impl Storage {
             if inner.opts.rollups
                 && inner.opts.effective_max_block_ms() == inner.opts.block_duration_ms
             {
-                new_blocks.extend(self.write_rollups(&decoded, min_t, max_t)?);
+                let series = decoded.iter().map(|(l, s)| Ok((l.clone(), s.clone())));
+                new_blocks.extend(self.write_rollups(series, min_t, max_t)?);
             }
         }
         {
@@ -614,23 +618,28 @@ impl Storage {
     }
 
     /// Writes the rollup blocks of every resolution for `series` over `[min_t, max_t)`.
-    fn write_rollups(
+    /// Series are aggregated one at a time, so memory holds only the (small) rollups.
+    fn write_rollups<'a>(
         &self,
-        series: &[(Labels, Vec<Sample>)],
+        series: impl IntoIterator<Item = Result<(Labels, Vec<Sample>)>> + 'a,
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<(i64, Arc<Block>)>> {
+        let mut per_res: Vec<(RolledSeries, u64)> =
+            RESOLUTIONS.iter().map(|_| (Vec::new(), 0)).collect();
+        for item in series {
+            let (labels, samples) = item?;
+            for (k, &res) in RESOLUTIONS.iter().enumerate() {
+                let buckets = rollup::aggregate(&samples, res);
+                per_res[k].1 += buckets.len() as u64;
+                per_res[k]
+                    .0
+                    .push((labels.clone(), rollup::encode(&buckets)));
+            }
+        }
         let mut out = Vec::new();
-        for res in RESOLUTIONS {
-            let mut nbuckets = 0u64;
-            let rolled: Vec<(Labels, Vec<ChunkData>)> = series
-                .iter()
-                .map(|(l, samples)| {
-                    let buckets = rollup::aggregate(samples, res);
-                    nbuckets += buckets.len() as u64;
-                    (l.clone(), rollup::encode(&buckets))
-                })
-                .collect();
+        for (k, (rolled, nbuckets)) in per_res.into_iter().enumerate() {
+            let res = RESOLUTIONS[k];
             let meta = BlockMeta {
                 version: 1,
                 min_t,
@@ -664,18 +673,23 @@ impl Storage {
                 j += 1;
             }
             let run = &sources[i..=j];
-            let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-            for b in run {
-                for r in 0..b.index().len() as u32 {
-                    let samples = series.entry(b.index().labels(r)).or_default();
-                    for c in b.chunk_refs(r)? {
-                        samples.extend(b.read_samples(&c)?);
+            let labels: std::collections::BTreeSet<Labels> = run
+                .iter()
+                .flat_map(|b| (0..b.index().len() as u32).map(|r| b.index().labels(r)))
+                .collect();
+            let series = labels.into_iter().map(|l| {
+                let mut samples = Vec::new();
+                for b in run {
+                    if let Some(r) = b.index().find(&l) {
+                        for c in b.chunk_refs(r)? {
+                            samples.extend(b.read_samples(&c)?);
+                        }
                     }
                 }
-            }
-            let series: Vec<(Labels, Vec<Sample>)> = series.into_iter().collect();
+                Ok((l, samples))
+            });
             let (min_t, max_t) = (run[0].meta().min_t, run[run.len() - 1].meta().max_t);
-            let built = self.write_rollups(&series, min_t, max_t)?;
+            let built = self.write_rollups(series, min_t, max_t)?;
             let mut blocks = write(&self.inner.blocks);
             for (res, b) in built {
                 let l = blocks.list_mut(res);
@@ -799,7 +813,14 @@ impl Storage {
             .chain(blocks.rollups.values().flatten())
             .map(|b| b.size_bytes())
             .sum();
+        let block_index_bytes: u64 = blocks
+            .raw
+            .iter()
+            .chain(blocks.rollups.values().flatten())
+            .map(|b| b.heap_size() as u64)
+            .sum();
         MetricsSnapshot {
+            block_index_bytes,
             samples_appended: m.samples_appended.load(Relaxed),
             samples_duplicate: m.samples_duplicate.load(Relaxed),
             samples_rejected: m.samples_rejected.load(Relaxed),

@@ -111,31 +111,59 @@ impl Symbols {
 }
 
 /// Label pairs → series, plus each series' labels as symbol ids.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InvertedIndex {
     symbols: Symbols,
     /// name id → value id → sorted series refs.
     postings: FxHashMap<u32, FxHashMap<u32, Vec<SeriesRef>>>,
-    series: Vec<Box<[(u32, u32)]>>,
+    /// All series' labels as symbol pairs, back to back (one allocation for all series).
+    pairs: Vec<(u32, u32)>,
+    /// Start of each series' pairs in `pairs`.
+    starts: Vec<u32>,
+    /// Whether `by_hash` is maintained (the head needs fast lookups; blocks do not).
+    lookup: bool,
     by_hash: FxHashMap<u64, SeriesRef>,
     /// Extra series whose label hash collided with an earlier one.
     collisions: FxHashMap<u64, Vec<SeriesRef>>,
 }
 
+impl Default for InvertedIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl InvertedIndex {
-    /// An empty index.
+    /// An empty index with a hash table for fast [`InvertedIndex::find`].
     pub fn new() -> Self {
-        Self::default()
+        InvertedIndex {
+            symbols: Symbols::default(),
+            postings: FxHashMap::default(),
+            pairs: Vec::new(),
+            starts: Vec::new(),
+            lookup: true,
+            by_hash: FxHashMap::default(),
+            collisions: FxHashMap::default(),
+        }
+    }
+
+    /// An empty index without the lookup hash table (less memory; `find` intersects
+    /// postings instead). Used for blocks.
+    pub fn without_lookup() -> Self {
+        InvertedIndex {
+            lookup: false,
+            ..Self::new()
+        }
     }
 
     /// Number of series.
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.starts.len()
     }
 
     /// True when no series is indexed.
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.starts.is_empty()
     }
 
     /// The interned strings.
@@ -146,12 +174,11 @@ impl InvertedIndex {
     /// Adds a series and returns its ref. The caller guarantees it is not present yet
     /// (see [`InvertedIndex::find`]); refs are dense and increasing.
     pub fn add(&mut self, labels: &Labels) -> SeriesRef {
-        let r = self.series.len() as SeriesRef;
-        let pairs: Box<[(u32, u32)]> = labels
-            .iter()
-            .map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v)))
-            .collect();
-        for &(n, v) in pairs.iter() {
+        let r = self.starts.len() as SeriesRef;
+        self.starts.push(self.pairs.len() as u32);
+        for (n, v) in labels.iter() {
+            let (n, v) = (self.symbols.intern(n), self.symbols.intern(v));
+            self.pairs.push((n, v));
             self.postings
                 .entry(n)
                 .or_default()
@@ -159,7 +186,9 @@ impl InvertedIndex {
                 .or_default()
                 .push(r);
         }
-        self.series.push(pairs);
+        if !self.lookup {
+            return r;
+        }
         let h = labels_hash(labels);
         if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
             e.insert(r);
@@ -176,6 +205,13 @@ impl InvertedIndex {
 
     /// [`InvertedIndex::find`] with a precomputed [`labels_hash`].
     pub fn find_hashed(&self, labels: &Labels, h: u64) -> Option<SeriesRef> {
+        if !self.lookup {
+            let matchers: Vec<Matcher> = labels.iter().map(|(n, v)| Matcher::eq(n, v)).collect();
+            return self
+                .select(&matchers)
+                .into_iter()
+                .find(|&r| self.same(r, labels));
+        }
         let first = *self.by_hash.get(&h)?;
         if self.same(first, labels) {
             return Some(first);
@@ -188,7 +224,7 @@ impl InvertedIndex {
     }
 
     fn same(&self, r: SeriesRef, labels: &Labels) -> bool {
-        let pairs = &self.series[r as usize];
+        let pairs = self.label_ids(r);
         pairs.len() == labels.len()
             && pairs.iter().zip(labels.iter()).all(|(&(n, v), (ln, lv))| {
                 self.symbols.resolve(n) == ln && self.symbols.resolve(v) == lv
@@ -198,7 +234,7 @@ impl InvertedIndex {
     /// The labels of a series.
     pub fn labels(&self, r: SeriesRef) -> Labels {
         Labels::from_sorted(
-            self.series[r as usize]
+            self.label_ids(r)
                 .iter()
                 .map(|&(n, v)| Label {
                     name: self.symbols.resolve(n).to_string(),
@@ -210,7 +246,12 @@ impl InvertedIndex {
 
     /// The labels of a series as symbol ids.
     pub fn label_ids(&self, r: SeriesRef) -> &[(u32, u32)] {
-        &self.series[r as usize]
+        let start = self.starts[r as usize] as usize;
+        let end = self
+            .starts
+            .get(r as usize + 1)
+            .map_or(self.pairs.len(), |&e| e as usize);
+        &self.pairs[start..end]
     }
 
     /// Series matching all matchers, sorted by ref. An empty matcher list selects everything.
@@ -228,7 +269,7 @@ impl InvertedIndex {
                 return Vec::new();
             }
         }
-        let mut result = result.unwrap_or_else(|| (0..self.series.len() as SeriesRef).collect());
+        let mut result = result.unwrap_or_else(|| (0..self.starts.len() as SeriesRef).collect());
         // Matchers that accept the empty string keep series without the label, so they
         // subtract the series whose value fails them.
         for m in matchers.iter().filter(|m| m.matches_empty()) {
@@ -288,12 +329,9 @@ impl InvertedIndex {
     /// Approximate heap bytes used, for the memory-per-series figure.
     pub fn heap_size(&self) -> usize {
         let strs: usize = self.symbols.iter().map(|s| s.len() + 16 + 40).sum();
-        let series: usize = self
-            .series
-            .iter()
-            .map(|p| 16 + p.len() * 8 + 4 * p.len())
-            .sum();
-        strs + series + self.by_hash.len() * 16
+        // Pairs, starts, and one posting entry per pair.
+        let series = self.pairs.capacity() * 8 + self.starts.capacity() * 4 + self.pairs.len() * 4;
+        strs + series + self.by_hash.capacity() * 16
     }
 }
 
@@ -360,6 +398,16 @@ mod tests {
             assert_eq!(&idx.labels(i as u32), l);
         }
         assert_eq!(idx.find(&ls(&[(METRIC_NAME, "cpu")])), None);
+        // Without the hash table, lookups go through the postings and agree.
+        let mut lean = InvertedIndex::without_lookup();
+        for l in &all {
+            lean.add(l);
+        }
+        for (i, l) in all.iter().enumerate() {
+            assert_eq!(lean.find(l), Some(i as u32));
+        }
+        assert_eq!(lean.find(&ls(&[(METRIC_NAME, "cpu")])), None);
+        assert!(lean.heap_size() < idx.heap_size());
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct MetricsSnapshot {
     pub raw_blocks: u64,
     /// Rollup blocks on disk now.
     pub rollup_blocks: u64,
+    /// Approximate heap bytes of the block indexes loaded in memory now.
+    pub block_index_bytes: u64,
     /// Bytes of all blocks on disk now.
     pub block_bytes: u64,
     /// Blocks cut from the head since open.
