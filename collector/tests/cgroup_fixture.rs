@@ -714,3 +714,24 @@ fn slow_files_are_read_on_their_own_cadence_and_carried_between() {
         }
     }
 }
+
+#[test]
+fn v1_cfs_counters_are_read_only_under_a_quota() {
+    let tree = FixtureTree::v1().unwrap();
+    let limited = paths::docker_systemd(&paths::container_id(8));
+    let free = paths::docker_systemd(&paths::container_id(9));
+    let mut v = values();
+    tree.add_cgroup(&limited, &v).unwrap();
+    v.spec.cpu_quota_us = None;
+    tree.add_cgroup(&free, &v).unwrap();
+    let mut with_quota = CgroupReader::open(tree.layout(), &limited).unwrap();
+    let mut without = CgroupReader::open(tree.layout(), &free).unwrap();
+    assert!(with_quota.read_spec().unwrap().cpu_quota_us.is_some());
+    assert!(without.read_spec().unwrap().cpu_quota_us.is_none());
+    assert!(with_quota.read_stats(0).unwrap().cpu.cfs.is_some());
+    assert!(
+        without.read_stats(0).unwrap().cpu.cfs.is_none(),
+        "cpu.stat is not read without a quota"
+    );
+    assert!(without.files().iter().all(|f| !f.ends_with("cpu.stat")));
+}

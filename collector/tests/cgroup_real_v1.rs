@@ -295,4 +295,3 @@ fn real_v1_root_cgroup() {
     assert_eq!(spec.memory_limit, None, "the root has no memory limit");
     assert_eq!(spec.cpu_quota_us, None);
 }
-

@@ -130,6 +130,9 @@ pub struct CgroupReader {
     slow_interval: Duration,
     next_slow: Option<Instant>,
     slow: SlowFigures,
+    /// v1: read `cpu.stat` (CFS throttling) per tick; off once the spec
+    /// shows no quota.
+    read_cfs: bool,
 }
 
 /// The figures of the slow files, carried between their reads.
@@ -171,6 +174,7 @@ impl CgroupReader {
         let mut reader = CgroupReader {
             slow_interval: Duration::ZERO,
             next_slow: None,
+            read_cfs: true,
             slow: SlowFigures::default(),
             mode: layout.mode(),
             files: Vec::new(),
@@ -371,7 +375,7 @@ impl CgroupReader {
         let mut out: Vec<PathBuf> = self
             .files
             .iter()
-            .filter(|f| f.file.is_some())
+            .filter(|f| f.file.is_some() && (self.read_cfs || f.kind != StatFile::V1CpuStat))
             .map(|f| f.path.clone())
             .collect();
         if let Some(pair) = &self.blkio.chosen {
@@ -418,7 +422,9 @@ impl CgroupReader {
         let read_slow = self.next_slow.is_none_or(|t| now >= t);
 
         for (index, held) in self.files.iter().enumerate() {
-            if !read_slow && held.kind.is_slow() {
+            if (!read_slow && held.kind.is_slow())
+                || (!self.read_cfs && held.kind == StatFile::V1CpuStat)
+            {
                 continue;
             }
             let read = match &held.file {
@@ -539,9 +545,17 @@ impl CgroupReader {
     /// Reads the cgroup's limits (shares, quota/period, memory and swap
     /// limits, reservation, task limit). Opens the limit files on demand:
     /// call on discovery and then on a slow cadence, not every tick.
+    ///
+    /// On v1 it also decides whether `cpu.stat` is read per tick: its CFS
+    /// counters only move under a quota (cAdvisor exports them only then),
+    /// and most cgroups have none.
     pub fn read_spec(&mut self) -> Result<ContainerSpec, ReadError> {
         match self.mode {
-            CgroupMode::V1 => v1::read_spec(&self.cgroup, &self.spec_v1),
+            CgroupMode::V1 => {
+                let spec = v1::read_spec(&self.cgroup, &self.spec_v1)?;
+                self.read_cfs = spec.cpu_quota_us.is_some();
+                Ok(spec)
+            }
             CgroupMode::V2 => v2::read_spec(&self.cgroup, &self.primary_dir),
         }
     }
