@@ -87,7 +87,12 @@ async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
     let families = snapshot_families(&snap, &state.expose, &state.devices);
     let mut extra = state.self_metrics.gather();
     extra.extend((state.extra_metrics)());
-    match text::encode(&families, &extra) {
+    let encoded = text::encode(&families, &extra);
+    drop(families);
+    // The families of a large node are megabytes allocated once per
+    // scrape: hand them back to the system rather than keep them.
+    crate::agent::release_free_memory();
+    match encoded {
         Ok(body) => (
             [(
                 header::CONTENT_TYPE,
