@@ -68,6 +68,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(api)
         .merge(health::routes())
         .route("/api/openapi.json", axum::routing::get(openapi::serve))
+        .route("/", axum::routing::get(openapi::index))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,

@@ -49,6 +49,12 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/",
+        summary: "Index: name, version and the list of endpoints.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
         path: "/api/openapi.json",
         summary: "This document.",
         auth: "none",
@@ -199,6 +205,16 @@ pub fn document() -> Value {
 /// The handler.
 pub async fn serve() -> Json<Value> {
     Json(document())
+}
+
+/// `GET /`: where to go from here (the dashboard will take this place).
+pub async fn index() -> Json<Value> {
+    Json(json!({
+        "name": "osprey",
+        "version": env!("CARGO_PKG_VERSION"),
+        "openapi": "/api/openapi.json",
+        "endpoints": OPS.iter().map(|o| format!("{} {}", o.method.to_uppercase(), o.path)).collect::<Vec<_>>(),
+    }))
 }
 
 /// Every documented `(method, path)`, for tests.
