@@ -735,3 +735,23 @@ fn v1_cfs_counters_are_read_only_under_a_quota() {
     );
     assert!(without.files().iter().all(|f| !f.ends_with("cpu.stat")));
 }
+
+#[test]
+fn holding_the_slow_files_reads_the_same_figures() {
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let path = paths::docker_systemd(&paths::container_id(11));
+        tree.add_cgroup(&path, &values()).unwrap();
+        let mut on_demand = CgroupReader::open(tree.layout(), &path).unwrap();
+        let mut held = CgroupReader::open_with(tree.layout(), &path, true).unwrap();
+        assert!(held.open_file_count() > on_demand.open_file_count());
+        assert_eq!(
+            held.files(),
+            on_demand.files(),
+            "same per-tick files either way"
+        );
+        assert_eq!(
+            held.read_stats(5).unwrap(),
+            on_demand.read_stats(5).unwrap()
+        );
+    }
+}

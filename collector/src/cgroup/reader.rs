@@ -133,6 +133,8 @@ pub struct CgroupReader {
     /// v1: read `cpu.stat` (CFS throttling) per tick; off once the spec
     /// shows no quota.
     read_cfs: bool,
+    /// Keep the slow files open too (see [`CgroupReader::open_with`]).
+    hold_slow_files: bool,
 }
 
 /// The figures of the slow files, carried between their reads.
@@ -170,8 +172,20 @@ impl CgroupReader {
     /// (in any of the v1 hierarchies read), [`ReadError::NotMounted`] when
     /// the layout has no hierarchy to read it from.
     pub fn open(layout: &CgroupLayout, cgroup_path: &str) -> Result<Self, ReadError> {
+        Self::open_with(layout, cgroup_path, false)
+    }
+
+    /// Like [`open`](Self::open); `hold_slow_files` also keeps the slow
+    /// files (read every few seconds) open, which saves their open/close
+    /// when the open-file limit leaves room for them.
+    pub fn open_with(
+        layout: &CgroupLayout,
+        cgroup_path: &str,
+        hold_slow_files: bool,
+    ) -> Result<Self, ReadError> {
         let cgroup = normalise(cgroup_path);
         let mut reader = CgroupReader {
+            hold_slow_files,
             slow_interval: Duration::ZERO,
             next_slow: None,
             read_cfs: true,
@@ -311,7 +325,7 @@ impl CgroupReader {
                     kind,
                     required,
                     path,
-                    file: (!kind.is_slow()).then_some(file),
+                    file: (self.hold_slow_files || !kind.is_slow()).then_some(file),
                 });
                 Ok(true)
             }
@@ -375,7 +389,11 @@ impl CgroupReader {
         let mut out: Vec<PathBuf> = self
             .files
             .iter()
-            .filter(|f| f.file.is_some() && (self.read_cfs || f.kind != StatFile::V1CpuStat))
+            .filter(|f| {
+                f.file.is_some()
+                    && !f.kind.is_slow()
+                    && (self.read_cfs || f.kind != StatFile::V1CpuStat)
+            })
             .map(|f| f.path.clone())
             .collect();
         if let Some(pair) = &self.blkio.chosen {
