@@ -109,8 +109,8 @@ impl NetDevReader {
     /// Re-reads the counters. Fails (ESRCH/ENOENT) once the task has exited,
     /// which tells the caller to pick another task of the cgroup.
     pub fn read(&mut self) -> io::Result<Vec<InterfaceStats>> {
-        crate::readfile::pread_all(&self.file, &mut self.buf)?;
-        Ok(parse_net_dev(&String::from_utf8_lossy(&self.buf)))
+        let len = crate::readfile::pread_whole(&self.file, &mut self.buf, false)?;
+        Ok(parse_net_dev(&String::from_utf8_lossy(&self.buf[..len])))
     }
 }
 

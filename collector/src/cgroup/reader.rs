@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,11 +21,6 @@ use super::v1::{self, BLKIO_FILE_SETS, SpecDirs};
 use super::{ParseError, ReadError, is_gone, v2};
 use crate::layout::{CgroupLayout, CgroupMode};
 use crate::stats::{ContainerSpec, ContainerStats, PidsStats, PressureStats};
-
-/// Initial size of the read buffer: fits every statistics file of a cgroup
-/// with a few block devices (v2 `memory.stat` is ~1.5 KiB on 6.x). It grows
-/// when a file is longer.
-const INITIAL_BUFFER: usize = 4096;
 
 /// Which statistics file a descriptor reads; decides how its contents are
 /// folded into the sample.
@@ -426,9 +420,6 @@ impl CgroupReader {
         timestamp_ms: i64,
         buf: &mut Vec<u8>,
     ) -> Result<ContainerStats, ReadError> {
-        if buf.len() < INITIAL_BUFFER {
-            buf.resize(INITIAL_BUFFER, 0);
-        }
         let mut stats = ContainerStats {
             timestamp_ms,
             ..ContainerStats::default()
@@ -692,22 +683,7 @@ enum ReadFailure {
 /// buffer it enlarges until the whole text fits, and a read copies as much
 /// of it as the caller asked for.
 fn read_text<'a>(file: &File, buf: &'a mut Vec<u8>) -> Result<&'a str, ReadFailure> {
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(n) => {
-                len += n;
-                if n == 0 || len < buf.len() {
-                    break;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(ReadFailure::Io(err)),
-        }
-    }
+    let len = crate::readfile::pread_whole(file, buf, true).map_err(ReadFailure::Io)?;
     std::str::from_utf8(&buf[..len]).map_err(|_| ReadFailure::NotText)
 }
 
