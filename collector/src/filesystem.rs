@@ -13,6 +13,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::discovery::mountinfo::unescape_octal;
 use crate::stats::FilesystemStats;
 
 /// Filesystem types worth reporting on the node: block-backed and the
@@ -50,10 +51,10 @@ fn parse_mountinfo_line(line: &str) -> Option<Mount> {
     let _parent = l.next()?;
     let (maj, min) = l.next()?.split_once(':')?;
     let _root = l.next()?;
-    let mountpoint = unescape(l.next()?);
+    let mountpoint = unescape_octal(l.next()?);
     let mut r = right.split(' ');
     let fs_type = r.next()?.to_string();
-    let source = unescape(r.next()?);
+    let source = unescape_octal(r.next()?);
     let super_options = r.next().unwrap_or("").to_string();
     Some(Mount {
         dev: (maj.parse().ok()?, min.parse().ok()?),
@@ -62,29 +63,6 @@ fn parse_mountinfo_line(line: &str) -> Option<Mount> {
         source,
         super_options,
     })
-}
-
-/// Decodes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let octal = std::str::from_utf8(&bytes[i + 1..i + 4]).ok();
-            if let Some(v) = octal.and_then(|o| u8::from_str_radix(o, 8).ok()) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `statvfs` figures of the node's real filesystems, one entry per device
