@@ -437,6 +437,19 @@ impl Storage {
         end_ms: i64,
         res: i64,
     ) -> Result<Vec<(Labels, Vec<Bucket>)>> {
+        self.select_rollup_columns(matchers, start_ms, end_ms, res, rollup::Columns::ALL)
+    }
+
+    /// [`Storage::select_rollup`] decoding only `columns` from rollup blocks (the others are
+    /// NaN there; buckets computed from raw data have every column).
+    pub fn select_rollup_columns(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        res: i64,
+        columns: rollup::Columns,
+    ) -> Result<Vec<(Labels, Vec<Bucket>)>> {
         let inner = &*self.inner;
         let first_bucket = start_ms.div_euclid(res) * res;
         let mut per_series: BTreeMap<Labels, Vec<Vec<Bucket>>> = BTreeMap::new();
@@ -453,7 +466,11 @@ impl Storage {
             for (r, labels) in b.select(matchers) {
                 let mut cols: [Vec<Sample>; COLUMNS] = Default::default();
                 for c in b.chunk_refs(r)? {
-                    if c.max_t < first_bucket || c.min_t > end_ms || c.column as usize >= COLUMNS {
+                    if c.max_t < first_bucket
+                        || c.min_t > end_ms
+                        || c.column as usize >= COLUMNS
+                        || !(columns.has(c.column) || c.column == rollup::FIRST_OFFSET_COLUMN)
+                    {
                         continue;
                     }
                     cols[c.column as usize].extend(
