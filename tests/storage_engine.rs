@@ -183,6 +183,38 @@ fn retried_batches_are_harmless_duplicates_also_after_restart() {
 }
 
 #[test]
+fn a_batch_retried_after_its_range_was_sealed_is_a_duplicate_and_a_new_old_sample_is_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    // Jittered timestamps, stored snapped to the grid.
+    let first: Vec<SeriesSamples> = (0..4)
+        .map(|p| SeriesSamples {
+            labels: labels("m", p),
+            samples: (0..30)
+                .map(|i| Sample::new(T0 + i * 10_000 + (i % 3), value(p, i)))
+                .collect(),
+        })
+        .collect();
+    assert_eq!(s.append(&first).unwrap().accepted, 120);
+    // Three hours later the first hour is sealed into a block.
+    fill(&s, 4, 3 * 360, 10, false);
+    s.maintain().unwrap();
+    assert!(!s.block_metas(0).is_empty(), "the first hour is in a block");
+    let r = s.append(&first).unwrap();
+    assert_eq!((r.accepted, r.duplicates, r.too_old), (0, 120, 0), "{r:?}");
+    // A sample never stored, in the sealed range, and one with another value, are refused.
+    let new_old = vec![SeriesSamples {
+        labels: labels("m", 0),
+        samples: vec![
+            Sample::new(T0 + 10_000, -1.0),
+            Sample::new(T0 + 45 * 10_000, 1.0),
+        ],
+    }];
+    let r = s.append(&new_old).unwrap();
+    assert_eq!((r.accepted, r.duplicates, r.too_old), (0, 0, 2), "{r:?}");
+}
+
+#[test]
 fn maintenance_compacts_and_applies_retention_by_age_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let o = StorageOptions {

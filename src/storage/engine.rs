@@ -21,7 +21,7 @@ use super::block::{Block, BlockMeta, ChunkData, write_block};
 use super::chunk::XorIter;
 use super::compaction;
 use super::error::{Result, StorageError};
-use super::head::{AppendReport, Head, HeadOptions, PlannedRef};
+use super::head::{AppendPlan, AppendReport, Head, HeadOptions, PlannedRef};
 use super::head_chunks::ChunkSpill;
 use super::labels::Labels;
 use super::matcher::Matcher;
@@ -341,10 +341,13 @@ impl Storage {
         validate_batch(batch)?;
         let inner = &*self.inner;
         let mut wal = lock(&inner.wal);
-        let (plan, base) = {
+        let (mut plan, base) = {
             let head = read(&inner.head);
             (head.plan(batch), head.num_series() as u32)
         };
+        if !plan.too_old.is_empty() {
+            self.recognise_sealed_retries(batch, &mut plan)?;
+        }
         if !plan.accepted.is_empty() {
             let mut records = Vec::with_capacity(2);
             if !plan.new_series.is_empty() {
@@ -426,6 +429,44 @@ impl Storage {
             .collect::<Result<Vec<_>>>();
         self.inner.metrics.record_query(t0.elapsed());
         out
+    }
+
+    /// Reclassifies samples older than the head that the blocks already hold bit-identically
+    /// (within the grid tolerance, as the stored copy may have been snapped) as duplicates: a
+    /// sender retrying a batch after the head was cut must not be told it was refused.
+    fn recognise_sealed_retries(
+        &self,
+        batch: &[SeriesSamples],
+        plan: &mut AppendPlan,
+    ) -> Result<()> {
+        let tol = self.inner.opts.grid_tolerance_ms;
+        let mut by_series: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
+        for &(pos, s) in &plan.too_old {
+            by_series.entry(pos).or_default().push(s);
+        }
+        for (pos, samples) in by_series {
+            let labels = &batch[pos].labels;
+            let matchers: Vec<Matcher> = labels.iter().map(|(n, v)| Matcher::eq(n, v)).collect();
+            let lo = samples.iter().map(|s| s.t).min().unwrap_or(0) - tol;
+            let hi = samples.iter().map(|s| s.t).max().unwrap_or(0) + tol;
+            let mut stored: Vec<Sample> = Vec::new();
+            for series in self.select(&matchers, lo, hi)? {
+                let series = series?;
+                if &series.labels == labels {
+                    stored.extend(series.samples);
+                }
+            }
+            for s in samples {
+                let held = stored
+                    .iter()
+                    .any(|x| (x.t - s.t).abs() <= tol && x.v.to_bits() == s.v.to_bits());
+                if held {
+                    plan.report.too_old -= 1;
+                    plan.report.duplicates += 1;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Per-series buckets of width `res` (one of [`RESOLUTIONS`]) over `[start_ms, end_ms]`,
