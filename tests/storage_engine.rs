@@ -394,3 +394,38 @@ fn interrupted_compaction_and_unfinished_writes_are_cleaned_up_at_open() {
     );
     check_complete(&s, 3, 0, 2 * 360);
 }
+
+#[test]
+fn concurrent_per_batch_appends_are_all_durable_after_their_group_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StorageOptions {
+        fsync: osprey::storage::FsyncPolicy::PerBatch,
+        ..opts()
+    };
+    {
+        let s = Storage::open(dir.path(), opts.clone()).unwrap();
+        std::thread::scope(|scope| {
+            for w in 0..8 {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        let b = vec![SeriesSamples {
+                            labels: labels("g", w),
+                            samples: vec![Sample::new(T0 + i * 10_000, i as f64)],
+                        }];
+                        assert_eq!(s.append(&b).unwrap().accepted, 1);
+                    }
+                });
+            }
+        });
+        let m = s.metrics();
+        assert!(
+            (1..=400).contains(&m.wal_group_syncs),
+            "every append waited for a sync: {m:?}"
+        );
+    }
+    let s = Storage::open(dir.path(), opts).unwrap();
+    let got = all(&s, &[Matcher::eq(METRIC_NAME, "g")], i64::MIN, i64::MAX);
+    assert_eq!(got.len(), 8);
+    assert!(got.iter().all(|(_, v)| v.len() == 50));
+}

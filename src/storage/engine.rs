@@ -85,11 +85,29 @@ struct Inner {
     dir: PathBuf,
     opts: StorageOptions,
     wal: Mutex<Wal>,
+    group_sync: GroupSync,
     head: RwLock<Head>,
     blocks: RwLock<BlockSet>,
     metrics: Metrics,
     replay: ReplayReport,
     _lock: File,
+}
+
+/// Group commit for the per-batch fsync policy: a writer waits until its append is
+/// synced, and one fsync covers every append written before it started, so concurrent
+/// writers share fsyncs instead of queueing one each behind the log's lock.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Appends up to this position are durable.
+    synced: u64,
+    /// A writer is syncing right now.
+    syncing: bool,
 }
 
 /// The embedded time-series store. Cheap to share: clone it or put it in an `Arc`; every
@@ -281,6 +299,7 @@ impl Storage {
             dir: dir.to_path_buf(),
             opts: options,
             wal: Mutex::new(wal),
+            group_sync: GroupSync::default(),
             head: RwLock::new(head),
             blocks: RwLock::new(blocks),
             metrics,
@@ -371,11 +390,16 @@ impl Storage {
                     })
                     .collect(),
             ));
-            wal.append(&records)?;
+            let position = wal.write(&records)?;
             let refs = write(&inner.head).apply(&plan);
             debug_assert!(refs.iter().enumerate().all(|(i, &r)| r == base + i as u32));
+            drop(wal);
+            if inner.opts.fsync == FsyncPolicy::PerBatch {
+                self.wait_durable(position)?;
+            }
+        } else {
+            drop(wal);
         }
-        drop(wal);
         let mut report = plan.report;
         if plan.accepted.is_empty() {
             report.new_series = 0;
@@ -429,6 +453,39 @@ impl Storage {
             .collect::<Result<Vec<_>>>();
         self.inner.metrics.record_query(t0.elapsed());
         out
+    }
+
+    /// Returns once the WAL append at `position` is on stable storage: either another
+    /// writer's fsync covered it, or this writer syncs everything written so far.
+    fn wait_durable(&self, position: u64) -> Result<()> {
+        let gs = &self.inner.group_sync;
+        let mut st = lock(&gs.state);
+        loop {
+            if st.synced >= position {
+                return Ok(());
+            }
+            if st.syncing {
+                st = gs.done.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            let synced = lock(&self.inner.wal)
+                .sync_handle()
+                .and_then(|(file, upto)| {
+                    file.sync_data()
+                        .map(|()| upto)
+                        .map_err(|e| StorageError::io(self.inner.dir.join("wal"), e))
+                });
+            st = lock(&gs.state);
+            st.syncing = false;
+            if let Ok(upto) = synced {
+                st.synced = st.synced.max(upto);
+                self.inner.metrics.wal_group_syncs.fetch_add(1, Relaxed);
+            }
+            gs.done.notify_all();
+            synced?;
+        }
     }
 
     /// Reclassifies samples older than the head that the blocks already hold bit-identically
@@ -881,6 +938,7 @@ impl Storage {
             block_index_bytes,
             samples_appended: m.samples_appended.load(Relaxed),
             samples_duplicate: m.samples_duplicate.load(Relaxed),
+            wal_group_syncs: m.wal_group_syncs.load(Relaxed),
             samples_rejected: m.samples_rejected.load(Relaxed),
             series_created: m.series_created.load(Relaxed),
             append_batches: m.append_batches.load(Relaxed),
