@@ -108,6 +108,10 @@ struct SyncState {
     synced: u64,
     /// A writer is syncing right now.
     syncing: bool,
+    /// The newest failed fsync: what it covered and why. Linux may drop dirty pages after a
+    /// failed fsync, so a later successful one proves nothing for these appends: each of
+    /// them fails.
+    failed: Option<(u64, String)>,
 }
 
 /// The embedded time-series store. Cheap to share: clone it or put it in an `Arc`; every
@@ -459,10 +463,19 @@ impl Storage {
     /// writer's fsync covered it, or this writer syncs everything written so far.
     fn wait_durable(&self, position: u64) -> Result<()> {
         let gs = &self.inner.group_sync;
+        let wal_dir = || self.inner.dir.join("wal");
         let mut st = lock(&gs.state);
         loop {
             if st.synced >= position {
                 return Ok(());
+            }
+            if let Some((upto, why)) = &st.failed
+                && position <= *upto
+            {
+                return Err(StorageError::io(
+                    wal_dir(),
+                    std::io::Error::other(why.clone()),
+                ));
             }
             if st.syncing {
                 st = gs.done.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -470,21 +483,23 @@ impl Storage {
             }
             st.syncing = true;
             drop(st);
-            let synced = lock(&self.inner.wal)
-                .sync_handle()
-                .and_then(|(file, upto)| {
-                    file.sync_data()
-                        .map(|()| upto)
-                        .map_err(|e| StorageError::io(self.inner.dir.join("wal"), e))
-                });
+            // The log's lock is held only to take the handle, not during the fsync.
+            let handle = lock(&self.inner.wal).sync_handle();
+            let outcome = handle.and_then(|(file, upto)| {
+                file.sync_data().map(|()| upto).map_err(|e| {
+                    let why = format!("WAL fsync failed: {e}");
+                    lock(&gs.state).failed = Some((upto, why));
+                    StorageError::io(wal_dir(), e)
+                })
+            });
             st = lock(&gs.state);
             st.syncing = false;
-            if let Ok(upto) = synced {
+            if let Ok(upto) = outcome {
                 st.synced = st.synced.max(upto);
                 self.inner.metrics.wal_group_syncs.fetch_add(1, Relaxed);
             }
             gs.done.notify_all();
-            synced?;
+            outcome?;
         }
     }
 
