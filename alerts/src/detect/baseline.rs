@@ -15,7 +15,8 @@
 //!   is caught first, then relearned.
 //!
 //! Expected value = seasonal reference + `ℓ`; scale = max(slot spread, recent deviation, floors).
-//! A point is anomalous when it is more than [`BaselineConfig::sensitivity`] scales away.
+//! A point is anomalous when it is more than [`Baseline::threshold`] scales away: the
+//! [`BaselineConfig::sensitivity`], widened by tail calibration for heavy-tailed series.
 //! [`BaselineDetector`] adds the warm-up verdict and hysteresis on top.
 
 use std::collections::VecDeque;
@@ -68,7 +69,7 @@ pub struct Hysteresis {
     pub enter_window: u32,
     /// Leave after this many consecutive points inside the clear band.
     pub exit_points: u32,
-    /// The clear band is `clear_ratio × sensitivity` scales wide (below 1: a point between the
+    /// The clear band is `clear_ratio ×` [`Baseline::threshold`] scales wide (below 1: a point between the
     /// clear band and the alert band neither enters nor leaves).
     pub clear_ratio: f64,
 }
@@ -110,6 +111,14 @@ pub struct BaselineConfig {
     pub rel_floor: f64,
     /// Absolute scale floor, in the metric's unit.
     pub abs_floor: f64,
+    /// Tail calibration: the band is also at least [`BaselineConfig::tail_factor`] times this
+    /// quantile of the series' own past absolute scores wide, so a heavy-tailed series alarms on
+    /// new extremes rather than on its usual bursts (an extreme-value threshold in spirit).
+    pub tail_quantile: f64,
+    /// Multiple of the tail quantile; 0 turns tail calibration off.
+    pub tail_factor: f64,
+    /// Past scores remembered by the tail calibration (older ones fade out by halving).
+    pub tail_memory: u32,
     /// Entry and exit rules of the anomalous state.
     pub hysteresis: Hysteresis,
 }
@@ -127,6 +136,9 @@ impl Default for BaselineConfig {
             level_half_life: 30,
             rel_floor: 0.01,
             abs_floor: 1e-9,
+            tail_quantile: 0.999,
+            tail_factor: 1.5,
+            tail_memory: 10_000,
             hysteresis: Hysteresis::default(),
         }
     }
@@ -172,6 +184,15 @@ impl BaselineConfig {
         if self.rel_floor == 0.0 && self.abs_floor == 0.0 {
             return err("rel_floor and abs_floor cannot both be 0 (a flat series would alarm)");
         }
+        if !(self.tail_quantile > 0.0 && self.tail_quantile < 1.0) {
+            return err("tail_quantile must be in (0, 1)");
+        }
+        if !(self.tail_factor.is_finite() && self.tail_factor >= 0.0) {
+            return err("tail_factor must be finite and not negative");
+        }
+        if self.tail_memory < 100 {
+            return err("tail_memory must be at least 100 points");
+        }
         let h = &self.hysteresis;
         if h.enter_window == 0 || h.enter_window > 64 {
             return err("hysteresis.enter_window must be between 1 and 64");
@@ -192,14 +213,65 @@ impl BaselineConfig {
 /// The expected range at one instant.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Band {
-    /// Lower edge: `centre - sensitivity × scale`.
+    /// Lower edge: `centre - threshold × scale` (see [`Baseline::threshold`]).
     pub lo: f64,
     /// Expected value.
     pub centre: f64,
-    /// Upper edge: `centre + sensitivity × scale`.
+    /// Upper edge: `centre + threshold × scale`.
     pub hi: f64,
     /// Whether the seasonal slots contributed (false: basic mode, recent level only).
     pub seasonal: bool,
+}
+
+/// Buckets of the score histogram: 16 per decade from 0.1 to 1000.
+const TAIL_BUCKETS: usize = 64;
+const TAIL_PER_DECADE: f64 = 16.0;
+const TAIL_LOWEST: f64 = 0.1;
+
+/// A log-bucketed histogram of past absolute scores, for tail quantiles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TailTracker {
+    counts: Vec<f64>,
+    total: f64,
+}
+
+impl TailTracker {
+    fn new() -> TailTracker {
+        TailTracker {
+            counts: vec![0.0; TAIL_BUCKETS],
+            total: 0.0,
+        }
+    }
+
+    fn add(&mut self, abs_score: f64, memory: u32) {
+        let b = ((abs_score / TAIL_LOWEST).log10() * TAIL_PER_DECADE).floor();
+        let b = if b.is_nan() {
+            0
+        } else {
+            b.clamp(0.0, (TAIL_BUCKETS - 1) as f64) as usize
+        };
+        self.counts[b] += 1.0;
+        self.total += 1.0;
+        if self.total >= f64::from(memory) {
+            self.counts.iter_mut().for_each(|c| *c /= 2.0);
+            self.total /= 2.0;
+        }
+    }
+
+    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet).
+    fn quantile(&self, q: f64) -> f64 {
+        if self.total == 0.0 {
+            return 0.0;
+        }
+        let mut above = (1.0 - q) * self.total;
+        for (b, c) in self.counts.iter().enumerate().rev() {
+            above -= c;
+            if above < 0.0 {
+                return TAIL_LOWEST * 10f64.powf((b + 1) as f64 / TAIL_PER_DECADE);
+            }
+        }
+        TAIL_LOWEST
+    }
 }
 
 /// Summary of one slot pass.
@@ -272,6 +344,7 @@ pub struct Baseline {
     last_reference: f64,
     points: u64,
     last_ms: Option<i64>,
+    tail: TailTracker,
 }
 
 impl Baseline {
@@ -292,6 +365,7 @@ impl Baseline {
             last_reference: 0.0,
             points: 0,
             last_ms: None,
+            tail: TailTracker::new(),
         })
     }
 
@@ -328,13 +402,20 @@ impl Baseline {
     /// The expected range at `t_ms`; `None` during warm-up.
     pub fn band(&self, t_ms: i64) -> Option<Band> {
         let e = self.expectation(t_ms)?;
-        let half = self.cfg.sensitivity * e.scale;
+        let half = self.threshold() * e.scale;
         Some(Band {
             lo: e.centre - half,
             centre: e.centre,
             hi: e.centre + half,
             seasonal: e.seasonal,
         })
+    }
+
+    /// Band half-width in scales: the sensitivity, or the calibrated tail of past scores when
+    /// that is wider.
+    pub fn threshold(&self) -> f64 {
+        let tail = self.cfg.tail_factor * self.tail.quantile(self.cfg.tail_quantile);
+        self.cfg.sensitivity.max(tail)
     }
 
     /// Signed robust score of `value` at `t_ms`: distance from the expected value in scales
@@ -352,6 +433,9 @@ impl Baseline {
             return;
         }
         let warm = self.is_warm();
+        if let Some(z) = self.score(t_ms, value) {
+            self.tail.add(z.abs(), self.cfg.tail_memory);
+        }
         self.points += 1;
         self.last_ms = Some(t_ms);
         let reference = self.reference(t_ms);
@@ -368,7 +452,7 @@ impl Baseline {
             let centre = b + self.level;
             let error = value - centre;
             let error = if warm {
-                let limit = self.cfg.sensitivity * self.scale(reference.map(|r| r.1), centre);
+                let limit = self.threshold() * self.scale(reference.map(|r| r.1), centre);
                 error.clamp(-limit, limit)
             } else {
                 error
@@ -585,9 +669,10 @@ impl BaselineDetector {
             self.last = Verdict::WarmingUp;
             return self.last;
         };
+        let threshold = self.baseline.threshold();
         let cfg = &self.baseline.cfg;
         let h = cfg.hysteresis;
-        let hit = cfg.direction.exceeds(score, cfg.sensitivity);
+        let hit = cfg.direction.exceeds(score, threshold);
         let mask = if h.enter_window >= 64 {
             u64::MAX
         } else {
@@ -602,10 +687,7 @@ impl BaselineDetector {
                 }
             }
             Some(_) => {
-                if cfg
-                    .direction
-                    .exceeds(score, h.clear_ratio * cfg.sensitivity)
-                {
+                if cfg.direction.exceeds(score, h.clear_ratio * threshold) {
                     self.clear_run = 0;
                 } else {
                     self.clear_run += 1;

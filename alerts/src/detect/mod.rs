@@ -20,8 +20,12 @@
 //! See `docs/anomaly-detection.md` for the algorithms and the evaluation.
 
 pub mod baseline;
+pub mod classic;
+pub mod eval;
 pub mod host_comparison;
+pub mod nab;
 pub mod robust;
+pub mod synth;
 
 use serde::{Deserialize, Serialize};
 
