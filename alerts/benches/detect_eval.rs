@@ -361,7 +361,7 @@ fn print_group_row(name: &str, diverging: &EventStats, control: &EventStats) {
 }
 
 fn sweep(files: &[NabFile]) {
-    let tune = |i: usize| i % 2 == 0;
+    let tune = |i: usize| i.is_multiple_of(2);
     let cfg = SynthConfig {
         seed: 1,
         ..SynthConfig::default()
@@ -440,7 +440,7 @@ fn main() {
     let bc = config_from_env();
     if std::env::var("DETECT_EVAL").as_deref() == Ok("nab") {
         let (per, all) = nab_scores(&files, NabDetector::Baseline(&bc), |_| true);
-        let (_, tune) = nab_scores(&files, NabDetector::Baseline(&bc), |i| i % 2 == 0);
+        let (_, tune) = nab_scores(&files, NabDetector::Baseline(&bc), |i| i.is_multiple_of(2));
         let cats: Vec<String> = per
             .iter()
             .map(|(c, t)| format!("{c} {:.1}", t.normalised()))
@@ -471,7 +471,7 @@ fn main() {
         .iter()
         .map(|(n, d)| (*n, nab_scores(&files, *d, |_| true)))
         .collect();
-    let held_out = nab_scores(&files, NabDetector::Baseline(&bc), |i| i % 2 == 1).1;
+    let held_out = nab_scores(&files, NabDetector::Baseline(&bc), |i| !i.is_multiple_of(2)).1;
     let categories: Vec<String> = results[0].1.0.keys().cloned().collect();
     print!("| detector |");
     for c in &categories {
