@@ -3,9 +3,10 @@
 //! The model ([`Baseline`]) has two parts, as recommended in the reference notes (§5.2):
 //!
 //! * **Seasonal slots.** The season (a day or a week) is cut into slots (an hour by default).
-//!   Every time the series passes through a slot, the median and MAD of the values seen there are
-//!   kept; each slot remembers its last [`BaselineConfig::seasons_kept`] passes. The slot's
-//!   reference is the median of those medians, its spread combines the typical within-slot MAD
+//!   Every time the series passes through a slot, the median and noise of the values seen there
+//!   are kept; each slot remembers its last [`BaselineConfig::seasons_kept`] passes. The slot's
+//!   reference is the median of those medians, its spread combines the typical within-slot
+//!   noise (from successive differences, so a trend inside the slot does not count as noise)
 //!   with the MAD of the medians across seasons. References are interpolated between slot centres.
 //!   A slot is used once it has seen [`BaselineConfig::seasons_required`] passes.
 //! * **A recent robust level.** An exponentially weighted level `ℓ` of the residual from the
@@ -24,7 +25,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::robust::{MAD_TO_SIGMA, mad, median};
+use super::robust::{MAD_TO_SIGMA, median};
 use super::{Direction, Sample};
 
 /// Ratio of the standard deviation to the mean absolute deviation for normal data (√(π/2)).
@@ -279,7 +280,7 @@ impl TailTracker {
 struct SlotHistory {
     /// Median of each remembered pass, oldest first.
     medians: VecDeque<f64>,
-    /// MAD of each remembered pass.
+    /// Noise scale of each remembered pass (median absolute successive difference / √2).
     mads: VecDeque<f64>,
 }
 
@@ -473,6 +474,8 @@ impl Baseline {
             (false, Some(b)) => {
                 self.level -= b;
                 self.seasonal = true;
+                // Seasonal scores have another distribution than basic-mode ones.
+                self.tail = TailTracker::new();
             }
             (true, None) => {
                 self.level += self.last_reference;
@@ -559,11 +562,17 @@ impl Baseline {
     }
 
     fn close_pass(&mut self, mut pass: Pass) {
+        // Noise within the pass from successive differences (median |Δx| / √2), which a trend
+        // inside the slot (the rising edge of a daily cycle) does not inflate as a MAD would.
+        let mut diffs: Vec<f64> = pass
+            .values
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs() / std::f64::consts::SQRT_2)
+            .collect();
+        let spread = median(&mut diffs).unwrap_or(0.0);
         let Some(m) = median(&mut pass.values) else {
             return;
         };
-        let mut scratch = Vec::with_capacity(pass.values.len());
-        let spread = mad(&pass.values, m, &mut scratch).unwrap_or(0.0);
         let n = self.slots.len() as i64;
         let slot = &mut self.slots[pass.index.rem_euclid(n) as usize];
         slot.medians.push_back(m);
