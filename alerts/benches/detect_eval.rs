@@ -425,6 +425,12 @@ fn config_from_env() -> BaselineConfig {
     if let Some(v) = var("TAIL_MEM") {
         bc.tail_memory = v as u32;
     }
+    if let Some(v) = var("SUSTAINED") {
+        bc.sustained_half_life = v as u32;
+    }
+    if let Some(v) = var("SLOT_MIN") {
+        bc.slot_ms = (v * 60_000.0) as i64;
+    }
     if let Some(v) = var("EXIT") {
         bc.hysteresis.exit_points = v as u32;
     }
@@ -497,6 +503,41 @@ fn main() {
         held_out.normalised(),
         started.elapsed().as_secs_f64()
     );
+    if std::env::var("DETECT_EVAL").as_deref() == Ok("missed") {
+        for f in &files {
+            let mut det = BaselineDetector::new(bc.clone()).expect("valid");
+            let mut ratio = vec![0.0; f.samples.len()];
+            for (i, &(t, v)) in f.samples.iter().enumerate() {
+                let thr = det.baseline().threshold();
+                if let osprey_alerts::detect::baseline::Verdict::Normal { score }
+                | osprey_alerts::detect::baseline::Verdict::Anomalous { score, .. } =
+                    det.observe(t, v)
+                {
+                    ratio[i] = score.abs() / thr;
+                }
+            }
+            let detections = nab_detections(f, NabDetector::Baseline(&bc));
+            for w in &f.windows {
+                let hit = detections[w.first..=w.last].iter().position(|d| *d);
+                let (imax, max) = ratio[w.first..=w.last]
+                    .iter()
+                    .enumerate()
+                    .fold((0, 0.0), |a, (i, r)| if *r > a.1 { (i, *r) } else { a });
+                println!(
+                    "{}/{} window {}..{} (len {}): hit at {:?}, max |z|/threshold {:.2} at +{}",
+                    f.category,
+                    f.name,
+                    w.first,
+                    w.last,
+                    w.last - w.first + 1,
+                    hit,
+                    max,
+                    imax
+                );
+            }
+        }
+        return;
+    }
     if std::env::var("DETECT_EVAL").as_deref() == Ok("files") {
         for f in &files {
             let det = nab_detections(f, NabDetector::Baseline(&bc));

@@ -175,6 +175,7 @@ fn edge_case(h: Hysteresis, tail: &[f64]) -> Vec<i64> {
         season: Season::None,
         level_half_life: 1000,
         tail_factor: 0.0,
+        sustained_half_life: 0,
         hysteresis: h,
         ..BaselineConfig::default()
     };
@@ -203,13 +204,17 @@ fn hysteresis_prevents_flapping() {
     };
     assert_eq!(edge_case(none, &hover).len(), 10);
     // It leaves after `exit_points` clear points, not before.
+    let five = Hysteresis {
+        exit_points: 5,
+        ..Hysteresis::default()
+    };
     let mut back = vec![105.0];
     back.extend([100.0; 4]);
     back.push(105.0);
-    assert_eq!(edge_case(Hysteresis::default(), &back).len(), 1);
+    assert_eq!(edge_case(five, &back).len(), 1);
     back.extend([100.0; 5]);
     back.push(105.0);
-    assert_eq!(edge_case(Hysteresis::default(), &back).len(), 2);
+    assert_eq!(edge_case(five, &back).len(), 2);
     // k-of-n entry: a lone point does not enter with 2 of 3.
     let two_of_three = Hysteresis {
         enter_points: 2,

@@ -2,7 +2,7 @@
 //!
 //! The model ([`Baseline`]) has two parts, as recommended in the reference notes (§5.2):
 //!
-//! * **Seasonal slots.** The season (a day or a week) is cut into slots (an hour by default).
+//! * **Seasonal slots.** The season (a day or a week) is cut into slots (30 minutes by default).
 //!   Every time the series passes through a slot, the median and noise of the values seen there
 //!   are kept; each slot remembers its last [`BaselineConfig::seasons_kept`] passes. The slot's
 //!   reference is the median of those medians, its spread combines the typical within-slot
@@ -15,9 +15,18 @@
 //!   so a spike barely moves them while a level shift pulls them over a few half-lives: the shift
 //!   is caught first, then relearned.
 //!
-//! Expected value = seasonal reference + `ℓ`; scale = max(slot spread, recent deviation, floors).
-//! A point is anomalous when it is more than [`Baseline::threshold`] scales away: the
-//! [`BaselineConfig::sensitivity`], widened by tail calibration for heavy-tailed series.
+//! Expected value = seasonal reference + `ℓ`; scale = max(slot spread, recent deviation, floors);
+//! score `z = (x − expected)/scale`. Two scores are watched:
+//!
+//! * the point score `z`, against [`Baseline::threshold`];
+//! * a sustained score: the exponentially weighted mean of the (band-clipped) point scores,
+//!   standardised, against [`Baseline::sustained_threshold`]. It catches a moderate deviation
+//!   that lasts (a missing daily peak, a drift) which no single point shows.
+//!
+//! Each threshold is the [`BaselineConfig::sensitivity`], widened by *tail calibration*: at least
+//! [`BaselineConfig::tail_factor`] times the [`BaselineConfig::tail_quantile`] of the series' own
+//! past scores, so a heavy-tailed series alarms on new extremes rather than on its usual bursts.
+//! The calibration restarts when the seasonal slots take over (the scores change meaning).
 //! [`BaselineDetector`] adds the warm-up verdict and hysteresis on top.
 
 use std::collections::VecDeque;
@@ -32,6 +41,8 @@ use super::{Direction, Sample};
 const MEAN_ABS_TO_SIGMA: f64 = 1.2533;
 /// Most values one slot pass keeps for its median; beyond it the pass is decimated by two.
 const MAX_VALUES_PER_PASS: usize = 256;
+/// How many slots away the interpolation looks for a learned slot on each side.
+const MAX_SLOT_SEARCH: i64 = 4;
 /// Upper bound of [`BaselineConfig::seasons_kept`] (keeps the per-point work on the stack).
 pub const MAX_SEASONS_KEPT: u32 = 16;
 
@@ -80,7 +91,7 @@ impl Default for Hysteresis {
         Hysteresis {
             enter_points: 1,
             enter_window: 1,
-            exit_points: 5,
+            exit_points: 30,
             clear_ratio: 0.7,
         }
     }
@@ -92,7 +103,7 @@ impl Default for Hysteresis {
 pub struct BaselineConfig {
     /// Seasonality learned by the slots.
     pub season: Season,
-    /// Slot length in milliseconds; must divide the season (default one hour).
+    /// Slot length in milliseconds; must divide the season (default 30 minutes).
     pub slot_ms: i64,
     /// Passes remembered per slot (the "K weeks" of the band), 1 to [`MAX_SEASONS_KEPT`].
     pub seasons_kept: u32,
@@ -120,6 +131,11 @@ pub struct BaselineConfig {
     pub tail_factor: f64,
     /// Past scores remembered by the tail calibration (older ones fade out by halving).
     pub tail_memory: u32,
+    /// Half-life in points of the sustained-deviation score: an exponentially weighted mean of
+    /// the (band-clipped) scores, standardised, with its own tail calibration. It catches
+    /// moderate deviations that persist (a missing daily peak, a slow drift) which no single
+    /// point shows. 0 turns it off.
+    pub sustained_half_life: u32,
     /// Entry and exit rules of the anomalous state.
     pub hysteresis: Hysteresis,
 }
@@ -128,7 +144,7 @@ impl Default for BaselineConfig {
     fn default() -> Self {
         BaselineConfig {
             season: Season::Daily,
-            slot_ms: 3_600_000,
+            slot_ms: 1_800_000,
             seasons_kept: 4,
             seasons_required: 3,
             warmup_points: 60,
@@ -138,8 +154,9 @@ impl Default for BaselineConfig {
             rel_floor: 0.01,
             abs_floor: 1e-9,
             tail_quantile: 0.999,
-            tail_factor: 1.5,
+            tail_factor: 1.0,
             tail_memory: 10_000,
+            sustained_half_life: 48,
             hysteresis: Hysteresis::default(),
         }
     }
@@ -346,6 +363,9 @@ pub struct Baseline {
     points: u64,
     last_ms: Option<i64>,
     tail: TailTracker,
+    /// Exponentially weighted mean of the clipped scores (the sustained-deviation channel).
+    sustained: f64,
+    sustained_tail: TailTracker,
 }
 
 impl Baseline {
@@ -367,6 +387,8 @@ impl Baseline {
             points: 0,
             last_ms: None,
             tail: TailTracker::new(),
+            sustained: 0.0,
+            sustained_tail: TailTracker::new(),
         })
     }
 
@@ -419,6 +441,30 @@ impl Baseline {
         self.cfg.sensitivity.max(tail)
     }
 
+    /// Threshold of the sustained-deviation score: the sensitivity, or its calibrated tail.
+    pub fn sustained_threshold(&self) -> f64 {
+        let tail = self.cfg.tail_factor * self.sustained_tail.quantile(self.cfg.tail_quantile);
+        self.cfg.sensitivity.max(tail)
+    }
+
+    /// Signed sustained-deviation score if `value` arrived at `t_ms`: the exponentially weighted
+    /// mean of the scores (each clipped to the band), divided by its standard deviation for
+    /// independent unit scores. `None` during warm-up or when turned off.
+    pub fn sustained_score(&self, t_ms: i64, value: f64) -> Option<f64> {
+        let (alpha, norm) = self.sustained_weights()?;
+        let z = self.score(t_ms, value)?;
+        let limit = self.threshold();
+        Some(((1.0 - alpha) * self.sustained + alpha * z.clamp(-limit, limit)) / norm)
+    }
+
+    fn sustained_weights(&self) -> Option<(f64, f64)> {
+        if self.cfg.sustained_half_life == 0 {
+            return None;
+        }
+        let alpha = 1.0 - 0.5f64.powf(1.0 / f64::from(self.cfg.sustained_half_life));
+        Some((alpha, (alpha / (2.0 - alpha)).sqrt()))
+    }
+
     /// Signed robust score of `value` at `t_ms`: distance from the expected value in scales
     /// (positive above). `None` during warm-up.
     pub fn score(&self, t_ms: i64, value: f64) -> Option<f64> {
@@ -435,6 +481,11 @@ impl Baseline {
         }
         let warm = self.is_warm();
         if let Some(z) = self.score(t_ms, value) {
+            if let Some(zs) = self.sustained_score(t_ms, value) {
+                let (_, norm) = self.sustained_weights().expect("on");
+                self.sustained = zs * norm;
+                self.sustained_tail.add(zs.abs(), self.cfg.tail_memory);
+            }
             self.tail.add(z.abs(), self.cfg.tail_memory);
         }
         self.points += 1;
@@ -476,6 +527,8 @@ impl Baseline {
                 self.seasonal = true;
                 // Seasonal scores have another distribution than basic-mode ones.
                 self.tail = TailTracker::new();
+                self.sustained_tail = TailTracker::new();
+                self.sustained = 0.0;
             }
             (true, None) => {
                 self.level += self.last_reference;
@@ -518,16 +571,24 @@ impl Baseline {
         let pos = t_ms.rem_euclid(season) as f64 / self.cfg.slot_ms as f64 - 0.5;
         let floor = pos.floor();
         let frac = pos - floor;
-        let j0 = (floor as i64).rem_euclid(n) as usize;
-        let j1 = (j0 + 1) % n as usize;
         let required = self.cfg.seasons_required as usize;
-        match (
-            self.slots[j0].summary(required),
-            self.slots[j1].summary(required),
-        ) {
-            (Some(a), Some(b)) => Some((a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac)),
-            (Some(a), None) => Some(a),
-            (None, Some(b)) => Some(b),
+        // The nearest learned slot at or before the position and the nearest after it (slots
+        // without enough passes, e.g. sparse samples or gaps, are skipped up to a limit).
+        let find = |start: i64, step: i64| {
+            (0..MAX_SLOT_SEARCH).find_map(|k| {
+                let j = (start + step * k).rem_euclid(n) as usize;
+                self.slots[j].summary(required).map(|s| (k as f64, s))
+            })
+        };
+        match (find(floor as i64, -1), find(floor as i64 + 1, 1)) {
+            (Some((kl, a)), Some((kr, b))) => {
+                // Distances (in slots) from the position to the two slot centres.
+                let (dl, dr) = (frac + kl, 1.0 - frac + kr);
+                let w = dl / (dl + dr);
+                Some((a.0 + (b.0 - a.0) * w, a.1 + (b.1 - a.1) * w))
+            }
+            (Some((_, a)), None) => Some(a),
+            (None, Some((_, b))) => Some(b),
             (None, None) => None,
         }
     }
@@ -679,9 +740,17 @@ impl BaselineDetector {
             return self.last;
         };
         let threshold = self.baseline.threshold();
+        let sustained = self.baseline.sustained_score(t_ms, value).unwrap_or(0.0);
+        let sustained_threshold = self.baseline.sustained_threshold();
         let cfg = &self.baseline.cfg;
         let h = cfg.hysteresis;
-        let hit = cfg.direction.exceeds(score, threshold);
+        let beyond = |ratio: f64| {
+            cfg.direction.exceeds(score, ratio * threshold)
+                || cfg
+                    .direction
+                    .exceeds(sustained, ratio * sustained_threshold)
+        };
+        let hit = beyond(1.0);
         let mask = if h.enter_window >= 64 {
             u64::MAX
         } else {
@@ -696,7 +765,7 @@ impl BaselineDetector {
                 }
             }
             Some(_) => {
-                if cfg.direction.exceeds(score, h.clear_ratio * threshold) {
+                if beyond(h.clear_ratio) {
                     self.clear_run = 0;
                 } else {
                     self.clear_run += 1;
