@@ -14,7 +14,7 @@ use osprey_alerts::detect::Sample;
 use osprey_alerts::detect::baseline::{BaselineConfig, BaselineDetector};
 use osprey_alerts::detect::classic::{PromZScore, StaticThreshold};
 use osprey_alerts::detect::eval::{EventStats, run_onsets};
-use osprey_alerts::detect::host_comparison::{self, HostComparisonConfig};
+use osprey_alerts::detect::host_comparison::{HostComparisonConfig, HostComparisonDetector};
 use osprey_alerts::detect::nab::{self, FileScore};
 use osprey_alerts::detect::synth::{self, GroupKind, Kind, SynthConfig};
 
@@ -281,6 +281,7 @@ fn host_comparison_stats(
             .filter(|t| *t >= from)
             .collect();
         let mut alerting = vec![Vec::with_capacity(ticks.len()); g.members.len()];
+        let mut detector = HostComparisonDetector::new(hc.clone());
         for &t in &ticks {
             let views: Vec<(usize, &[Sample])> = g
                 .members
@@ -292,9 +293,9 @@ fn host_comparison_stats(
                     (i, &m[lo..hi])
                 })
                 .collect();
-            let out = host_comparison::outliers(&views, hc);
+            let (_, out) = detector.observe(&views);
             for (i, a) in alerting.iter_mut().enumerate() {
-                a.push((t, out.iter().any(|o| o.member == i)));
+                a.push((t, out.iter().any(|o| o.outlier.member == i)));
             }
         }
         for (i, states) in alerting.into_iter().enumerate() {

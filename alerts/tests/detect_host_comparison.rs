@@ -1,26 +1,29 @@
 //! Host comparison on fixed groups.
 
 use osprey_alerts::detect::Sample;
-use osprey_alerts::detect::host_comparison::{self, GroupStatus, HostComparisonConfig};
+use osprey_alerts::detect::host_comparison::{
+    self, GroupStatus, HostComparisonConfig, HostComparisonDetector,
+};
 
 const STEP: i64 = 60_000;
 
 /// `n` members at `level` ± 1 % noise (seeded) over 30 one-minute ticks; `tweak(member, tick)`
 /// returns an offset.
 fn group(n: usize, level: f64, tweak: impl Fn(usize, i64) -> f64) -> Vec<Vec<Sample>> {
-    noisy_group(n, level, 0.01, tweak)
+    noisy_group(n, level, 0.01, 30, tweak)
 }
 
 fn noisy_group(
     n: usize,
     level: f64,
     noise: f64,
+    ticks: i64,
     tweak: impl Fn(usize, i64) -> f64,
 ) -> Vec<Vec<Sample>> {
     let mut rng = fastrand::Rng::with_seed(7);
     (0..n)
         .map(|m| {
-            (0..30)
+            (0..ticks)
                 .map(|i| {
                     (
                         i * STEP,
@@ -121,7 +124,7 @@ fn group_wide_change_is_not_a_host_problem() {
 fn tight_group_of_large_values_needs_a_real_difference() {
     // 18.0 GB vs 18.1 GB: within the 5 % relative floor, so not an outlier (the plain MAD of a
     // tight group would flag it).
-    let g = noisy_group(8, 18e9, 0.0005, |m, _| if m == 2 { 0.1e9 } else { 0.0 });
+    let g = noisy_group(8, 18e9, 0.0005, 30, |m, _| if m == 2 { 0.1e9 } else { 0.0 });
     assert!(host_comparison::outliers(&views(&g), &HostComparisonConfig::default()).is_empty());
     let plain = HostComparisonConfig {
         rel_floor: 0.0,
@@ -146,4 +149,38 @@ fn direction_and_stale_members() {
     let mut g = group(8, 100.0, |m, _| if m == 6 { 50.0 } else { 0.0 });
     g[6].truncate(10);
     assert!(host_comparison::outliers(&views(&g), &HostComparisonConfig::default()).is_empty());
+}
+
+#[test]
+fn detector_holds_a_reported_member_until_it_clears() {
+    // Member 3: outlying on ticks 0..15, on the odd ticks of 15..30 (8 of 15), then never.
+    let g = noisy_group(8, 100.0, 0.01, 45, |m, i| {
+        let out = i < 15 || (i < 30 && i % 2 == 1);
+        if m == 3 && out { 50.0 } else { 0.0 }
+    });
+    let upto = |end: usize| -> Vec<(String, &[Sample])> {
+        g.iter()
+            .enumerate()
+            .map(|(i, s)| (format!("host-{i}"), &s[..=end]))
+            .collect()
+    };
+    let cfg = HostComparisonConfig::default();
+    let mut d = HostComparisonDetector::new(cfg.clone());
+    let (_, r) = d.observe(&upto(14));
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].outlier.member.as_str(), r[0].since_ms),
+        ("host-3", 14 * STEP)
+    );
+    // 8 of 15: below the 70 % needed to enter, above the 30 % needed to stay.
+    assert!(host_comparison::outliers(&upto(29), &cfg).is_empty());
+    let (_, r) = d.observe(&upto(29));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].since_ms, 14 * STEP);
+    assert!((r[0].outlier.fraction - 8.0 / 15.0).abs() < 1e-9);
+    // The state survives a round trip through JSON.
+    let mut d: HostComparisonDetector<String> =
+        serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+    let (_, r) = d.observe(&upto(44));
+    assert!(r.is_empty(), "{r:?}");
 }
