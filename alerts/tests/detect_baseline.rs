@@ -173,6 +173,7 @@ fn warm_up_is_reported() {
 fn edge_case(h: Hysteresis, tail: &[f64]) -> Vec<i64> {
     let cfg = BaselineConfig {
         season: Season::None,
+        sensitivity: 4.0,
         level_half_life: 1000,
         tail_factor: 0.0,
         sustained_half_life: 0,

@@ -148,7 +148,7 @@ impl Default for BaselineConfig {
             seasons_kept: 4,
             seasons_required: 3,
             warmup_points: 60,
-            sensitivity: 4.0,
+            sensitivity: 5.0,
             direction: Direction::Both,
             level_half_life: 30,
             rel_floor: 0.01,
