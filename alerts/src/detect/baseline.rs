@@ -251,6 +251,8 @@ const TAIL_LOWEST: f64 = 0.1;
 struct TailTracker {
     counts: Vec<f64>,
     total: f64,
+    /// The configured quantile, recomputed on every added score.
+    quantile: f64,
 }
 
 impl TailTracker {
@@ -258,10 +260,11 @@ impl TailTracker {
         TailTracker {
             counts: vec![0.0; TAIL_BUCKETS],
             total: 0.0,
+            quantile: 0.0,
         }
     }
 
-    fn add(&mut self, abs_score: f64, memory: u32) {
+    fn add(&mut self, abs_score: f64, memory: u32, q: f64) {
         let b = ((abs_score / TAIL_LOWEST).log10() * TAIL_PER_DECADE).floor();
         let b = if b.is_nan() {
             0
@@ -274,10 +277,12 @@ impl TailTracker {
             self.counts.iter_mut().for_each(|c| *c /= 2.0);
             self.total /= 2.0;
         }
+        self.quantile = self.compute_quantile(q);
     }
 
-    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet).
-    fn quantile(&self, q: f64) -> f64 {
+    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet). The walk starts
+    /// at the top, where a high quantile is, so it is short.
+    fn compute_quantile(&self, q: f64) -> f64 {
         if self.total == 0.0 {
             return 0.0;
         }
@@ -299,11 +304,13 @@ struct SlotHistory {
     medians: VecDeque<f64>,
     /// Noise scale of each remembered pass (median absolute successive difference / √2).
     mads: VecDeque<f64>,
+    /// `(reference, spread)` once enough passes are known, refreshed when a pass is added.
+    summary: Option<(f64, f64)>,
 }
 
 impl SlotHistory {
     /// `(reference, spread)` once `required` passes are known.
-    fn summary(&self, required: usize) -> Option<(f64, f64)> {
+    fn compute_summary(&self, required: usize) -> Option<(f64, f64)> {
         let n = self.medians.len();
         if n < required {
             return None;
@@ -437,13 +444,13 @@ impl Baseline {
     /// Band half-width in scales: the sensitivity, or the calibrated tail of past scores when
     /// that is wider.
     pub fn threshold(&self) -> f64 {
-        let tail = self.cfg.tail_factor * self.tail.quantile(self.cfg.tail_quantile);
+        let tail = self.cfg.tail_factor * self.tail.quantile;
         self.cfg.sensitivity.max(tail)
     }
 
     /// Threshold of the sustained-deviation score: the sensitivity, or its calibrated tail.
     pub fn sustained_threshold(&self) -> f64 {
-        let tail = self.cfg.tail_factor * self.sustained_tail.quantile(self.cfg.tail_quantile);
+        let tail = self.cfg.tail_factor * self.sustained_tail.quantile;
         self.cfg.sensitivity.max(tail)
     }
 
@@ -451,8 +458,11 @@ impl Baseline {
     /// mean of the scores (each clipped to the band), divided by its standard deviation for
     /// independent unit scores. `None` during warm-up or when turned off.
     pub fn sustained_score(&self, t_ms: i64, value: f64) -> Option<f64> {
+        self.sustained_from(self.score(t_ms, value)?)
+    }
+
+    fn sustained_from(&self, z: f64) -> Option<f64> {
         let (alpha, norm) = self.sustained_weights()?;
-        let z = self.score(t_ms, value)?;
         let limit = self.threshold();
         Some(((1.0 - alpha) * self.sustained + alpha * z.clamp(-limit, limit)) / norm)
     }
@@ -476,21 +486,33 @@ impl Baseline {
     /// Values beyond the band are winsorised to its edge first, so an outlier moves the model
     /// by at most one band width times the update weight.
     pub fn update(&mut self, t_ms: i64, value: f64) {
+        self.step(t_ms, value);
+    }
+
+    /// Learns one sample and returns its point and sustained scores as they were before it was
+    /// learned (`None` when ignored or warming up).
+    fn step(&mut self, t_ms: i64, value: f64) -> Option<(f64, Option<f64>)> {
         if !value.is_finite() || self.last_ms.is_some_and(|last| t_ms <= last) {
-            return;
+            return None;
         }
         let warm = self.is_warm();
-        if let Some(z) = self.score(t_ms, value) {
-            if let Some(zs) = self.sustained_score(t_ms, value) {
-                let (_, norm) = self.sustained_weights().expect("on");
+        let reference = self.reference(t_ms);
+        let scores = if warm {
+            let e = self.expectation_at(reference);
+            let z = (value - e.centre) / e.scale;
+            let zs = self.sustained_from(z);
+            let (q, memory) = (self.cfg.tail_quantile, self.cfg.tail_memory);
+            if let (Some(zs), Some((_, norm))) = (zs, self.sustained_weights()) {
                 self.sustained = zs * norm;
-                self.sustained_tail.add(zs.abs(), self.cfg.tail_memory);
+                self.sustained_tail.add(zs.abs(), memory, q);
             }
-            self.tail.add(z.abs(), self.cfg.tail_memory);
-        }
+            self.tail.add(z.abs(), memory, q);
+            Some((z, zs))
+        } else {
+            None
+        };
         self.points += 1;
         self.last_ms = Some(t_ms);
-        let reference = self.reference(t_ms);
         self.switch_mode(reference.map(|r| r.0));
         let b = reference.map_or(0.0, |r| r.0);
         let learned = if self.points == 1 {
@@ -517,6 +539,7 @@ impl Baseline {
             self.last_reference = b.0;
         }
         self.learn_slot(t_ms, learned);
+        scores
     }
 
     /// Leaves or enters seasonal mode without a jump in the expected value.
@@ -542,18 +565,22 @@ impl Baseline {
         if !self.is_warm() {
             return None;
         }
-        let reference = self.reference(t_ms);
+        Some(self.expectation_at(self.reference(t_ms)))
+    }
+
+    /// Expected value and scale given the seasonal reference at that instant.
+    fn expectation_at(&self, reference: Option<(f64, f64)>) -> Expectation {
         let centre = match (self.seasonal, reference) {
             (true, Some((b, _))) => b + self.level,
             (true, None) => self.last_reference + self.level,
             (false, _) => self.level,
         };
         let scale = self.scale(reference.map(|r| r.1), centre);
-        Some(Expectation {
+        Expectation {
             centre,
             scale,
             seasonal: reference.is_some(),
-        })
+        }
     }
 
     fn scale(&self, slot_spread: Option<f64>, centre: f64) -> f64 {
@@ -571,13 +598,12 @@ impl Baseline {
         let pos = t_ms.rem_euclid(season) as f64 / self.cfg.slot_ms as f64 - 0.5;
         let floor = pos.floor();
         let frac = pos - floor;
-        let required = self.cfg.seasons_required as usize;
         // The nearest learned slot at or before the position and the nearest after it (slots
         // without enough passes, e.g. sparse samples or gaps, are skipped up to a limit).
         let find = |start: i64, step: i64| {
             (0..MAX_SLOT_SEARCH).find_map(|k| {
                 let j = (start + step * k).rem_euclid(n) as usize;
-                self.slots[j].summary(required).map(|s| (k as f64, s))
+                self.slots[j].summary.map(|s| (k as f64, s))
             })
         };
         match (find(floor as i64, -1), find(floor as i64 + 1, 1)) {
@@ -642,6 +668,7 @@ impl Baseline {
             slot.medians.pop_front();
             slot.mads.pop_front();
         }
+        slot.summary = slot.compute_summary(self.cfg.seasons_required as usize);
     }
 }
 
@@ -734,14 +761,14 @@ impl BaselineDetector {
         if !value.is_finite() || self.baseline.last_ms.is_some_and(|last| t_ms <= last) {
             return self.last;
         }
-        let Some(score) = self.baseline.score(t_ms, value) else {
-            self.baseline.update(t_ms, value);
+        // Thresholds as they were before this sample (step() learns it).
+        let threshold = self.baseline.threshold();
+        let sustained_threshold = self.baseline.sustained_threshold();
+        let Some((score, sustained)) = self.baseline.step(t_ms, value) else {
             self.last = Verdict::WarmingUp;
             return self.last;
         };
-        let threshold = self.baseline.threshold();
-        let sustained = self.baseline.sustained_score(t_ms, value).unwrap_or(0.0);
-        let sustained_threshold = self.baseline.sustained_threshold();
+        let sustained = sustained.unwrap_or(0.0);
         let cfg = &self.baseline.cfg;
         let h = cfg.hysteresis;
         let beyond = |ratio: f64| {
@@ -776,7 +803,6 @@ impl BaselineDetector {
                 }
             }
         }
-        self.baseline.update(t_ms, value);
         self.last = match self.anomalous_since {
             Some(since_ms) => Verdict::Anomalous { score, since_ms },
             None => Verdict::Normal { score },
