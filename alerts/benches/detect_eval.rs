@@ -413,7 +413,8 @@ fn sweep(files: &[NabFile]) {
 }
 
 /// The default configuration, with overrides from the environment for exploration
-/// (`SENS`, `HALF_LIFE`, `ENTER_K`, `ENTER_N`, `EXIT`, `TAIL_FACTOR`, `TAIL_Q`, `TAIL_MEM`).
+/// (`SENS`, `HALF_LIFE`, `ENTER_K`, `ENTER_N`, `EXIT`, `TAIL_FACTOR`, `TAIL_Q`, `TAIL_MEM`,
+/// `SUSTAINED`, `SLOT_MIN`, `SEASON` = 0 none, 1 daily, 2 weekly, 3 auto).
 fn config_from_env() -> BaselineConfig {
     let mut bc = BaselineConfig::default();
     let var = |k: &str| std::env::var(k).ok().map(|v| v.parse::<f64>().expect(k));
@@ -443,6 +444,10 @@ fn config_from_env() -> BaselineConfig {
     }
     if let Some(v) = var("SLOT_MIN") {
         bc.slot_ms = (v * 60_000.0) as i64;
+    }
+    if let Some(v) = var("SEASON") {
+        use osprey_alerts::detect::baseline::Season;
+        bc.season = [Season::None, Season::Daily, Season::Weekly, Season::Auto][v as usize];
     }
     if let Some(v) = var("EXIT") {
         bc.hysteresis.exit_points = v as u32;

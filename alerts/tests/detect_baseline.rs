@@ -284,3 +284,35 @@ fn bad_samples_and_configs() {
         .contains("floor")
     );
 }
+
+#[test]
+fn weekly_pattern_is_learned_by_auto_seasons() {
+    // Weekdays around 100, weekends around 40 (1970-01-01 was a Thursday: days 2 and 3 of each
+    // week are the weekend), with a small daily cycle.
+    let weekly = |t: i64| {
+        let day = (t / DAY) % 7;
+        let base = if day == 2 || day == 3 { 40.0 } else { 100.0 };
+        base + 5.0 * (TAU * t as f64 / DAY as f64).sin()
+    };
+    let s = series(35, 1.0, 9, weekly);
+    let cut = (28 * PER_DAY) as usize;
+    let auto = BaselineConfig {
+        season: Season::Auto,
+        ..BaselineConfig::default()
+    };
+    let mut d = BaselineDetector::from_history(&s[..cut], auto).unwrap();
+    assert_eq!(onsets(&mut d, &s[cut..]), Vec::<i64>::new());
+    let saturday_noon = 30 * DAY + DAY / 2;
+    let band = d.baseline().band(saturday_noon).unwrap();
+    assert!(
+        (band.centre - weekly(saturday_noon)).abs() < 5.0,
+        "{band:?}"
+    );
+    // Time-of-day slots alone flag every weekend.
+    let daily = BaselineConfig {
+        season: Season::Daily,
+        ..BaselineConfig::default()
+    };
+    let mut d = BaselineDetector::from_history(&s[..cut], daily).unwrap();
+    assert!(!onsets(&mut d, &s[cut..]).is_empty());
+}

@@ -41,6 +41,18 @@ use super::{Direction, Sample};
 const MEAN_ABS_TO_SIGMA: f64 = 1.2533;
 /// Most values one slot pass keeps for its median; beyond it the pass is decimated by two.
 const MAX_VALUES_PER_PASS: usize = 256;
+const DAY_MS: i64 = 86_400_000;
+const WEEK_MS: i64 = 7 * DAY_MS;
+/// Weight of one sample in the daily and weekly fit errors of [`Season::Auto`].
+const FIT_WEIGHT: f64 = 0.002;
+/// Samples compared before [`Season::Auto`] may switch to the weekly slots.
+const FIT_MIN_POINTS: u32 = 500;
+/// How much better (ratio of mean absolute errors) the other slots must fit to switch.
+const FIT_MARGIN: f64 = 0.8;
+
+/// A change between adjacent slots this many times larger than the changes beside it (and
+/// than the slots' spreads) is a step, not interpolated.
+const STEP_RATIO: f64 = 3.0;
 /// How many slots away the interpolation looks for a learned slot on each side.
 const MAX_SLOT_SEARCH: i64 = 4;
 /// Upper bound of [`BaselineConfig::seasons_kept`] (keeps the per-point work on the stack).
@@ -57,15 +69,20 @@ pub enum Season {
     Daily,
     /// Time-of-week slots (UTC, weeks starting Thursday 1970-01-01).
     Weekly,
+    /// Time-of-day slots, and time-of-week slots learned alongside that take over once they are
+    /// learned if they fit the series clearly better (a weekday/weekend pattern), and hand back
+    /// if they stop doing so.
+    Auto,
 }
 
 impl Season {
-    /// Length of one season in milliseconds, `None` for [`Season::None`].
+    /// Length of one season in milliseconds (the daily one for [`Season::Auto`]), `None` for
+    /// [`Season::None`].
     pub fn length_ms(self) -> Option<i64> {
         match self {
             Season::None => None,
-            Season::Daily => Some(86_400_000),
-            Season::Weekly => Some(7 * 86_400_000),
+            Season::Daily | Season::Auto => Some(DAY_MS),
+            Season::Weekly => Some(WEEK_MS),
         }
     }
 }
@@ -143,7 +160,7 @@ pub struct BaselineConfig {
 impl Default for BaselineConfig {
     fn default() -> Self {
         BaselineConfig {
-            season: Season::Daily,
+            season: Season::Auto,
             slot_ms: 1_800_000,
             seasons_kept: 4,
             seasons_required: 3,
@@ -358,6 +375,13 @@ struct Expectation {
 pub struct Baseline {
     cfg: BaselineConfig,
     slots: Vec<SlotHistory>,
+    /// Time-of-week slots learned alongside the daily ones ([`Season::Auto`] only).
+    weekly: Vec<SlotHistory>,
+    /// Whether the weekly slots are the ones in use ([`Season::Auto`]).
+    weekly_active: bool,
+    /// Exponentially weighted mean absolute error of the daily and the weekly references.
+    fit: (f64, f64),
+    fit_points: u32,
     pass: Option<Pass>,
     /// Recent level: of the residual from the seasonal reference when `seasonal`, else of the
     /// value itself.
@@ -383,9 +407,17 @@ impl Baseline {
             Some(season) => vec![SlotHistory::default(); (season / cfg.slot_ms) as usize],
             None => Vec::new(),
         };
+        let weekly = match cfg.season {
+            Season::Auto => vec![SlotHistory::default(); (WEEK_MS / cfg.slot_ms) as usize],
+            _ => Vec::new(),
+        };
         Ok(Baseline {
             cfg,
             slots,
+            weekly,
+            weekly_active: false,
+            fit: (0.0, 0.0),
+            fit_points: 0,
             pass: None,
             level: 0.0,
             deviation: 0.0,
@@ -486,16 +518,18 @@ impl Baseline {
     /// Values beyond the band are winsorised to its edge first, so an outlier moves the model
     /// by at most one band width times the update weight.
     pub fn update(&mut self, t_ms: i64, value: f64) {
-        self.step(t_ms, value);
+        self.step(t_ms, value, false);
     }
 
     /// Learns one sample and returns its point and sustained scores as they were before it was
-    /// learned (`None` when ignored or warming up).
-    fn step(&mut self, t_ms: i64, value: f64) -> Option<(f64, Option<f64>)> {
+    /// learned (`None` when ignored or warming up). When the detector is `anomalous`, the scores
+    /// enter the tail calibration capped at the thresholds.
+    fn step(&mut self, t_ms: i64, value: f64, anomalous: bool) -> Option<(f64, Option<f64>)> {
         if !value.is_finite() || self.last_ms.is_some_and(|last| t_ms <= last) {
             return None;
         }
         let warm = self.is_warm();
+        self.choose_slots(t_ms, value);
         let reference = self.reference(t_ms);
         let scores = if warm {
             let e = self.expectation_at(reference);
@@ -504,9 +538,19 @@ impl Baseline {
             let (q, memory) = (self.cfg.tail_quantile, self.cfg.tail_memory);
             if let (Some(zs), Some((_, norm))) = (zs, self.sustained_weights()) {
                 self.sustained = zs * norm;
-                self.sustained_tail.add(zs.abs(), memory, q);
+                let cap = if anomalous {
+                    self.sustained_threshold()
+                } else {
+                    f64::INFINITY
+                };
+                self.sustained_tail.add(zs.abs().min(cap), memory, q);
             }
-            self.tail.add(z.abs(), memory, q);
+            let cap = if anomalous {
+                self.threshold()
+            } else {
+                f64::INFINITY
+            };
+            self.tail.add(z.abs().min(cap), memory, q);
             Some((z, zs))
         } else {
             None
@@ -540,6 +584,48 @@ impl Baseline {
         }
         self.learn_slot(t_ms, learned);
         scores
+    }
+
+    /// [`Season::Auto`]: tracks how well the daily and the weekly references fit and switches to
+    /// the one that fits clearly better, without a jump in the expected value.
+    fn choose_slots(&mut self, t_ms: i64, value: f64) {
+        if self.weekly.is_empty() {
+            return;
+        }
+        let slot_ms = self.cfg.slot_ms;
+        let (Some(daily), Some(weekly)) = (
+            reference_in(&self.slots, DAY_MS, slot_ms, t_ms),
+            reference_in(&self.weekly, WEEK_MS, slot_ms, t_ms),
+        ) else {
+            return;
+        };
+        self.fit.0 += FIT_WEIGHT * ((value - daily.0).abs() - self.fit.0);
+        self.fit.1 += FIT_WEIGHT * ((value - weekly.0).abs() - self.fit.1);
+        self.fit_points = self.fit_points.saturating_add(1);
+        if self.fit_points < FIT_MIN_POINTS {
+            return;
+        }
+        let switch = if self.weekly_active {
+            self.fit.0 < FIT_MARGIN * self.fit.1
+        } else {
+            self.fit.1 < FIT_MARGIN * self.fit.0
+        };
+        if !switch {
+            return;
+        }
+        let (from, to) = if self.weekly_active {
+            (weekly.0, daily.0)
+        } else {
+            (daily.0, weekly.0)
+        };
+        self.weekly_active = !self.weekly_active;
+        if self.seasonal {
+            self.level += from - to;
+            // The scores change meaning with the reference.
+            self.tail = TailTracker::new();
+            self.sustained_tail = TailTracker::new();
+            self.sustained = 0.0;
+        }
     }
 
     /// Leaves or enters seasonal mode without a jump in the expected value.
@@ -593,30 +679,15 @@ impl Baseline {
     /// Seasonal `(reference, spread)` at `t_ms`, interpolated between the two nearest slot
     /// centres; `None` without seasons or before the slots have enough passes.
     fn reference(&self, t_ms: i64) -> Option<(f64, f64)> {
-        let season = self.cfg.season.length_ms()?;
-        let n = self.slots.len() as i64;
-        let pos = t_ms.rem_euclid(season) as f64 / self.cfg.slot_ms as f64 - 0.5;
-        let floor = pos.floor();
-        let frac = pos - floor;
-        // The nearest learned slot at or before the position and the nearest after it (slots
-        // without enough passes, e.g. sparse samples or gaps, are skipped up to a limit).
-        let find = |start: i64, step: i64| {
-            (0..MAX_SLOT_SEARCH).find_map(|k| {
-                let j = (start + step * k).rem_euclid(n) as usize;
-                self.slots[j].summary.map(|s| (k as f64, s))
-            })
-        };
-        match (find(floor as i64, -1), find(floor as i64 + 1, 1)) {
-            (Some((kl, a)), Some((kr, b))) => {
-                // Distances (in slots) from the position to the two slot centres.
-                let (dl, dr) = (frac + kl, 1.0 - frac + kr);
-                let w = dl / (dl + dr);
-                Some((a.0 + (b.0 - a.0) * w, a.1 + (b.1 - a.1) * w))
-            }
-            (Some((_, a)), None) => Some(a),
-            (None, Some((_, b))) => Some(b),
-            (None, None) => None,
+        if self.weekly_active {
+            return reference_in(&self.weekly, WEEK_MS, self.cfg.slot_ms, t_ms);
         }
+        reference_in(
+            &self.slots,
+            self.cfg.season.length_ms()?,
+            self.cfg.slot_ms,
+            t_ms,
+        )
     }
 
     fn learn_slot(&mut self, t_ms: i64, value: f64) {
@@ -660,15 +731,73 @@ impl Baseline {
         let Some(m) = median(&mut pass.values) else {
             return;
         };
-        let n = self.slots.len() as i64;
-        let slot = &mut self.slots[pass.index.rem_euclid(n) as usize];
-        slot.medians.push_back(m);
-        slot.mads.push_back(spread);
-        while slot.medians.len() > self.cfg.seasons_kept as usize {
-            slot.medians.pop_front();
-            slot.mads.pop_front();
+        let (kept, required) = (
+            self.cfg.seasons_kept as usize,
+            self.cfg.seasons_required as usize,
+        );
+        for slots in [&mut self.slots, &mut self.weekly] {
+            if slots.is_empty() {
+                continue;
+            }
+            let n = slots.len() as i64;
+            let slot = &mut slots[pass.index.rem_euclid(n) as usize];
+            slot.medians.push_back(m);
+            slot.mads.push_back(spread);
+            while slot.medians.len() > kept {
+                slot.medians.pop_front();
+                slot.mads.pop_front();
+            }
+            slot.summary = slot.compute_summary(required);
         }
-        slot.summary = slot.compute_summary(self.cfg.seasons_required as usize);
+    }
+}
+
+/// Seasonal `(reference, spread)` at `t_ms` from `slots` cut from a season of `season_ms`,
+/// interpolated between the two nearest learned slot centres.
+fn reference_in(
+    slots: &[SlotHistory],
+    season_ms: i64,
+    slot_ms: i64,
+    t_ms: i64,
+) -> Option<(f64, f64)> {
+    if slots.is_empty() {
+        return None;
+    }
+    let n = slots.len() as i64;
+    let pos = t_ms.rem_euclid(season_ms) as f64 / slot_ms as f64 - 0.5;
+    let floor = pos.floor();
+    let frac = pos - floor;
+    // The nearest learned slot at or before the position and the nearest after it (slots
+    // without enough passes, e.g. sparse samples or gaps, are skipped up to a limit).
+    let find = |start: i64, step: i64| {
+        (0..MAX_SLOT_SEARCH).find_map(|k| {
+            let j = (start + step * k).rem_euclid(n) as usize;
+            slots[j].summary.map(|s| (k as f64, s))
+        })
+    };
+    let left = floor as i64;
+    match (find(left, -1), find(left + 1, 1)) {
+        (Some((kl, a)), Some((kr, b))) => {
+            // Distances (in slots) from the position to the two slot centres.
+            let (dl, dr) = (frac + kl, 1.0 - frac + kr);
+            let w = dl / (dl + dr);
+            // A step between the two slots (a square wave, the start of a weekend) is not
+            // interpolated: the nearer slot holds. A step is a change much larger than the
+            // changes on either side and than the slots' spreads.
+            let outer = |j: i64| slots[j.rem_euclid(n) as usize].summary.map(|s| s.0);
+            let jl = left - kl as i64;
+            let jr = left + 1 + kr as i64;
+            let change = (b.0 - a.0).abs();
+            let before = outer(jl - 1).map_or(0.0, |p| (a.0 - p).abs());
+            let after = outer(jr + 1).map_or(0.0, |q| (q - b.0).abs());
+            if change > STEP_RATIO * before.max(after).max(a.1 + b.1) {
+                return Some(if w < 0.5 { a } else { b });
+            }
+            Some((a.0 + (b.0 - a.0) * w, a.1 + (b.1 - a.1) * w))
+        }
+        (Some((_, a)), None) => Some(a),
+        (None, Some((_, b))) => Some(b),
+        (None, None) => None,
     }
 }
 
@@ -764,7 +893,10 @@ impl BaselineDetector {
         // Thresholds as they were before this sample (step() learns it).
         let threshold = self.baseline.threshold();
         let sustained_threshold = self.baseline.sustained_threshold();
-        let Some((score, sustained)) = self.baseline.step(t_ms, value) else {
+        // While anomalous, scores enter the tail calibration capped at the threshold: anomalies
+        // do not teach the band that they are normal.
+        let anomalous = self.anomalous_since.is_some();
+        let Some((score, sustained)) = self.baseline.step(t_ms, value, anomalous) else {
             self.last = Verdict::WarmingUp;
             return self.last;
         };
