@@ -371,7 +371,9 @@ impl TailLoop {
             if !self.wait_for_room() {
                 break;
             }
-            let n = self.tailer.poll(&mut batch, now);
+            let n = self
+                .tailer
+                .poll(&mut batch, now, self.config.batch_max_bytes);
             let full = batch.bytes() >= self.config.batch_max_bytes;
             let old = batch
                 .opened()

@@ -283,8 +283,8 @@ impl Tailer {
     /// Reads what every file has new (at most `read_chunk` bytes each),
     /// adds the completed entries to `batch`, emits timed-out multiline
     /// events and closes rotated files that are done. Returns the bytes
-    /// read.
-    pub fn poll(&mut self, batch: &mut Batch, now: Instant) -> usize {
+    /// read. Reading stops early once `batch` holds `batch_limit` bytes.
+    pub fn poll(&mut self, batch: &mut Batch, now: Instant, batch_limit: usize) -> usize {
         let now_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
@@ -299,7 +299,7 @@ impl Tailer {
                 .after
                 .and_then(|a| self.files.get(&a))
                 .is_some_and(|old| !old.at_eof);
-            if gated {
+            if gated || batch.bytes() >= batch_limit {
                 continue;
             }
             let ctx = Ctx {
@@ -314,7 +314,7 @@ impl Tailer {
                 now_ns,
             };
             let f = self.files.get_mut(&key).expect("key listed");
-            match f.read(&ctx, batch, self.opts.read_chunk) {
+            match f.read(&ctx, batch, self.opts.read_chunk, batch_limit) {
                 Ok(n) => total += n,
                 Err(e) => {
                     tracing::debug!(path = %f.path.display(), error = %e, "cannot read a log file");
@@ -400,7 +400,13 @@ impl TailedFile {
         }
     }
 
-    fn read(&mut self, ctx: &Ctx<'_>, batch: &mut Batch, budget: usize) -> std::io::Result<usize> {
+    fn read(
+        &mut self,
+        ctx: &Ctx<'_>,
+        batch: &mut Batch,
+        budget: usize,
+        batch_limit: usize,
+    ) -> std::io::Result<usize> {
         let size = self.file.metadata()?.len();
         if size != self.read_pos {
             let truncated = size < self.read_pos
@@ -413,7 +419,7 @@ impl TailedFile {
             }
         }
         let mut total = 0;
-        while total < budget {
+        while total < budget && batch.bytes() < batch_limit {
             let want = (budget - total).min(64 << 10);
             let start = self.buf.len();
             self.buf.resize(start + want, 0);
