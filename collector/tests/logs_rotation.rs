@@ -112,7 +112,11 @@ fn assert_all_once_in_order(rx: &Receiver, count: usize) {
     let c = counts(&lines);
     let dups = c.values().filter(|n| **n > 1).count();
     assert_eq!(dups, 0, "duplicated lines");
-    assert_eq!(got, (0..count).collect::<Vec<_>>(), "every line once, in order");
+    assert_eq!(
+        got,
+        (0..count).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
 }
 
 #[test]
@@ -154,7 +158,9 @@ fn rotation_while_the_agent_is_down_reads_the_rotated_file_to_its_end() {
     let rx = Receiver::start();
     wait_exit(writer(&path, "cri", 1_000, 0, "ts"));
     let shipper = start(dir.path(), &rx.url, |_| {});
-    rx.wait_for(Duration::from_secs(30), "the first 1000", |l| l.len() >= 1000);
+    rx.wait_for(Duration::from_secs(30), "the first 1000", |l| {
+        l.len() >= 1000
+    });
     shipper.shutdown(Duration::from_secs(2));
     // Down: 500 more lines, a rotation, 500 lines in the new file.
     let body: String = (1_000..1_500)
@@ -215,7 +221,8 @@ fn copytruncate_under_load_loses_only_what_the_truncation_destroyed() {
     assert_eq!(rotations, 3, "the writer finished before three rotations");
     // Everything after the last truncation arrives; wait for the last line.
     rx.wait_for(Duration::from_secs(60), "the last line", |l| {
-        l.last().is_some_and(|x| x.line == format!("line {:06}", count - 1))
+        l.last()
+            .is_some_and(|x| x.line == format!("line {:06}", count - 1))
     });
     std::thread::sleep(Duration::from_millis(300));
     let lines = rx.lines();
