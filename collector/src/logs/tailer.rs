@@ -91,8 +91,15 @@ pub struct Tailer {
     first_discovery: bool,
     index: MetaIndex,
     finished: Vec<FileState>,
+    /// Files let go recently, by key: if one is found again (a glob that
+    /// matches a rotated name, a listing that missed it once) it resumes
+    /// where it was left instead of being read twice.
+    gone: HashMap<FileKey, (Instant, FileState)>,
     stats: Arc<LogStats>,
 }
+
+/// How long a let-go file's position is remembered.
+const GONE_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Tailer {
     /// A tailer resuming from `restored` file states (checkpoint plus
@@ -112,6 +119,7 @@ impl Tailer {
             first_discovery: first_start,
             index: MetaIndex::default(),
             finished: Vec::new(),
+            gone: HashMap::new(),
             stats,
         }
     }
@@ -168,7 +176,10 @@ impl Tailer {
             if self.files.contains_key(&d.key) {
                 continue;
             }
-            let restored = self.restored.remove(&d.key);
+            let restored = self
+                .restored
+                .remove(&d.key)
+                .or_else(|| self.gone.remove(&d.key).map(|(_, s)| s));
             let after = by_path.get(&d.path).copied();
             self.open(d, restored, first, after, now);
         }
@@ -334,8 +345,13 @@ impl Tailer {
         for key in done {
             let f = self.files.remove(&key).expect("key listed");
             let mut state = f.state(key);
+            self.gone.insert(key, (now, state.clone()));
             state.finished = true;
             self.finished.push(state);
+        }
+        if !self.gone.is_empty() {
+            self.gone
+                .retain(|_, (at, _)| now.duration_since(*at) < GONE_MEMORY);
         }
         self.stats.files_open.store(
             self.files.len() as u64,
@@ -418,6 +434,10 @@ impl TailedFile {
                 self.dirty = true;
             }
         }
+        if size <= self.read_pos {
+            self.at_eof = true;
+            return Ok(0);
+        }
         let mut total = 0;
         while total < budget && batch.bytes() < batch_limit {
             let want = (budget - total).min(64 << 10);
@@ -448,6 +468,11 @@ impl TailedFile {
             self.consume(ctx, batch, start);
         }
         LogStats::add(&ctx.stats.bytes_read, total as u64);
+        // Keep only the partial line between reads, not the read buffer:
+        // thousands of mostly idle files must not hold 64 KiB each.
+        if self.buf.capacity() > 16 << 10 && self.buf.len() <= 4 << 10 {
+            self.buf.shrink_to(4 << 10);
+        }
         Ok(total)
     }
 
@@ -629,5 +654,109 @@ fn make_entry(ctx: &Ctx<'_>, ts_ns: i64, bytes: &[u8], truncated: bool) -> Entry
         ts_ns,
         text,
         truncated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::discover::PlainSource;
+    use std::io::Write;
+
+    fn tailer(dir: &Path, max_line_bytes: usize) -> (Tailer, Arc<LogStats>) {
+        let stats = Arc::new(LogStats::default());
+        let t = Tailer::new(
+            TailerOptions {
+                node: "n".into(),
+                roots: Roots {
+                    plain: vec![PlainSource {
+                        job: "j".into(),
+                        patterns: vec![format!("{}/*.log", dir.display())],
+                    }],
+                    ..Roots::default()
+                },
+                max_line_bytes,
+                start_at_end: false,
+                rotate_wait: std::time::Duration::ZERO,
+                container_multiline: None,
+                plain_multiline: vec![None],
+                read_chunk: 256 << 10,
+            },
+            Vec::new(),
+            true,
+            stats.clone(),
+        );
+        (t, stats)
+    }
+
+    fn lines(batch: &Batch) -> Vec<String> {
+        batch
+            .streams()
+            .flat_map(|(_, e)| e.iter().map(|(_, l)| l.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn an_over_long_line_is_cut_while_read_and_the_next_line_is_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let (mut t, stats) = tailer(dir.path(), 100);
+        t.discover(Instant::now());
+        let mut batch = Batch::default();
+        // 300 KiB without a newline, written in pieces across polls.
+        for _ in 0..3 {
+            f.write_all(&vec![b'z'; 100 << 10]).unwrap();
+            t.poll(&mut batch, Instant::now(), usize::MAX);
+        }
+        assert!(batch.is_empty());
+        assert!(t.files.values().next().unwrap().buf.len() <= t.raw_limit);
+        f.write_all(b"zz\nnext line\n").unwrap();
+        t.poll(&mut batch, Instant::now(), usize::MAX);
+        assert_eq!(
+            lines(&batch),
+            [
+                format!("{}{TRUNCATION_MARKER}", "z".repeat(100)),
+                "next line".into()
+            ]
+        );
+        assert_eq!(LogStats::get(&stats.truncated), 1);
+        let delta = t.take_delta();
+        assert_eq!(delta[0].offset, (300 << 10) + 3 + 10);
+    }
+
+    #[test]
+    fn a_file_found_again_after_being_let_go_is_not_read_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "one\ntwo\n").unwrap();
+        let (mut t, _) = tailer(dir.path(), 1000);
+        let t0 = Instant::now();
+        t.discover(t0);
+        let mut batch = Batch::default();
+        t.poll(&mut batch, t0, usize::MAX);
+        assert_eq!(lines(&batch), ["one", "two"]);
+        // Moved out of the glob: read to its end and let go.
+        std::fs::rename(&path, dir.path().join("a.old")).unwrap();
+        t.discover(t0);
+        t.poll(
+            &mut batch,
+            t0 + std::time::Duration::from_millis(1),
+            usize::MAX,
+        );
+        assert_eq!(t.open_files(), 0);
+        assert!(t.take_delta().iter().any(|s| s.finished));
+        // Back under a matching name, with one more line.
+        std::fs::rename(dir.path().join("a.old"), &path).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"three\n")
+            .unwrap();
+        t.discover(t0);
+        batch.clear();
+        t.poll(&mut batch, t0, usize::MAX);
+        assert_eq!(lines(&batch), ["three"]);
     }
 }
