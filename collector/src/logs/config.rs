@@ -154,3 +154,49 @@ pub struct FileSource {
     #[serde(default)]
     pub multiline: Option<MultilineConfig>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+url = "http://osprey-server:9090/loki/api/v1/push"
+bearer_token_file = "/etc/osprey/token"
+format = "json"
+max_line_bytes = 262144
+max_inflight_bytes = 67108864
+read_from = "end"
+
+[multiline]
+start_pattern = '^\S'
+timeout = "1s"
+
+[[files]]
+name = "syslog"
+paths = ["/var/log/syslog", "/var/log/nginx/*.log"]
+"#;
+        let c: LogsConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.format, PushFormat::Json);
+        assert_eq!(c.read_from, ReadFrom::End);
+        assert_eq!(c.multiline.unwrap().start_pattern, r"^\S");
+        assert_eq!(c.files[0].paths.len(), 2);
+        assert_eq!(
+            c.poll_interval,
+            Duration::from_millis(250),
+            "defaults fill the rest"
+        );
+        assert!(
+            !format!(
+                "{:?}",
+                LogsConfig {
+                    bearer_token: Some("hunter2".into()),
+                    ..LogsConfig::default()
+                }
+            )
+            .contains("hunter2")
+        );
+        assert!(toml::from_str::<LogsConfig>("unknown_key = 1").is_err());
+    }
+}
