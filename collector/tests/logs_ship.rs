@@ -418,3 +418,68 @@ fn a_full_spool_pauses_reading_instead_of_growing() {
     assert_eq!(c.len(), 20_000);
     assert!(c.values().all(|n| *n == 1));
 }
+
+#[test]
+fn container_metadata_from_the_agent_labels_lines_once_it_is_known() {
+    use osprey_collector::snapshot::{ContainerInfo, ContainerSample, Snapshot};
+    let node = Node::new();
+    let rx = Receiver::start();
+    let latest: Arc<std::sync::Mutex<Option<Arc<Snapshot>>>> = Default::default();
+    let slot = latest.clone();
+    // Found only through the kubelet symlink: the name gives the id.
+    let path = node.cri_file();
+    let links = node.root().join("containers");
+    fs::create_dir_all(&links).unwrap();
+    std::os::unix::fs::symlink(&path, links.join(format!("web-0_shop_app-{ID}.log"))).unwrap();
+    append(&path, cri("stdout", "F", "before metadata").as_bytes());
+    let root = node.root().to_path_buf();
+    let shipper = LogShipper::spawn(
+        node.config(&rx.url),
+        LogsContext {
+            node: "node-1".into(),
+            data_dir: root.join("data"),
+            pod_log_root: root.join("pods"),
+            container_log_root: links.clone(),
+            docker_root: root.join("docker"),
+            metadata: Box::new(move || slot.lock().unwrap().clone()),
+        },
+    )
+    .unwrap();
+    rx.wait_for(WAIT, "the first line", |l| !l.is_empty());
+    let mut info = ContainerInfo {
+        container_id: Some(ID.into()),
+        image: "registry/app:1.0".into(),
+        namespace: "shop".into(),
+        pod: "web-0".into(),
+        pod_uid: "uid-1".into(),
+        container: "app".into(),
+        ..ContainerInfo::default()
+    };
+    info.labels
+        .insert("app.kubernetes.io/name".into(), "web".into());
+    *latest.lock().unwrap() = Some(Arc::new(Snapshot {
+        timestamp_ms: 1,
+        containers: vec![ContainerSample {
+            info: Arc::new(info),
+            stats: Default::default(),
+        }],
+        ..Snapshot::default()
+    }));
+    // The next discovery picks the metadata up.
+    std::thread::sleep(Duration::from_millis(300));
+    append(&path, cri("stdout", "F", "after metadata").as_bytes());
+    rx.wait_for(WAIT, "the second line", |l| l.len() >= 2);
+    shipper.shutdown(Duration::from_secs(2));
+    let lines = rx.lines();
+    assert_eq!(texts(&lines), ["before metadata", "after metadata"]);
+    assert!(!lines[0].labels.contains_key("image"));
+    let l = &lines[1].labels;
+    assert_eq!(l["image"], "registry/app:1.0");
+    assert_eq!(l["label_app_kubernetes_io_name"], "web");
+    assert_eq!(l["pod_uid"], "uid-1");
+    assert_eq!(
+        l["filename"],
+        path.to_string_lossy(),
+        "the pod file, not the symlink"
+    );
+}
