@@ -146,6 +146,13 @@ impl LogShipper {
             ),
             None => config.bearer_token.clone(),
         };
+        if let Some(t) = &token
+            && reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).is_err()
+        {
+            return Err(LogsError::Config(
+                "the bearer token contains characters not allowed in an HTTP header".into(),
+            ));
+        }
         let compile = |m: &Option<MultilineConfig>, what: &str| {
             m.as_ref()
                 .map(MultilineRule::new)

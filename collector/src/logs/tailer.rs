@@ -80,6 +80,8 @@ struct TailedFile {
     /// replaced at its path).
     after: Option<FileKey>,
     dirty: bool,
+    /// When it was opened (to tell rotated siblings written since).
+    opened_at: SystemTime,
 }
 
 /// The files being followed.
@@ -180,7 +182,10 @@ impl Tailer {
                 .restored
                 .remove(&d.key)
                 .or_else(|| self.gone.remove(&d.key).map(|(_, s)| s));
-            let after = by_path.get(&d.path).copied();
+            let after = by_path
+                .get(&d.path)
+                .copied()
+                .map(|old| self.pick_up_missed_rotations(d, old, now));
             self.open(d, restored, first, after, now);
         }
         // Checkpointed files not found under their path: rotated while the
@@ -286,9 +291,64 @@ impl Tailer {
                 at_eof: false,
                 after,
                 dirty: true,
+                opened_at: SystemTime::now(),
             },
         );
         true
+    }
+
+    /// A file replaced `old` at `d`'s path. If the writer rotated more than
+    /// once since the last listing, the files in between are already under
+    /// rotated names (`0.log.<time>`, `<id>-json.log.1`) and were never
+    /// seen: open those written since `old` was opened, oldest first, to
+    /// be read after `old` and before `d`. Returns the key `d` must wait
+    /// for.
+    fn pick_up_missed_rotations(&mut self, d: &Discovered, old: FileKey, now: Instant) -> FileKey {
+        let Some(since) = self.files.get(&old).map(|f| f.opened_at) else {
+            return old;
+        };
+        let (Some(dir), Some(name)) = (d.path.parent(), d.path.file_name()) else {
+            return old;
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let mut missed: Vec<(SystemTime, FileKey, PathBuf)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(&prefix) && !n.ends_with(".gz")
+            })
+            .filter_map(|e| {
+                let m = std::fs::metadata(e.path()).ok()?;
+                let key = FileKey::of(&m);
+                let mtime = m.modified().ok()?;
+                (m.is_file()
+                    && mtime > since
+                    && !self.files.contains_key(&key)
+                    && !self.gone.contains_key(&key))
+                .then(|| (mtime, key, e.path()))
+            })
+            .collect();
+        missed.sort();
+        let mut last = old;
+        for (_, key, path) in missed {
+            let sibling = Discovered {
+                path: d.path.clone(),
+                key,
+                origin: d.origin.clone(),
+            };
+            if self.open_at(&sibling, &path, None, false, Some(last), now) {
+                if let Some(f) = self.files.get_mut(&key) {
+                    f.rotated = Some(now);
+                }
+                tracing::info!(path = %path.display(), "picked up a log file rotated away before it was seen");
+                LogStats::add(&self.stats.rotations, 1);
+                last = key;
+            }
+        }
+        last
     }
 
     /// Reads what every file has new (at most `read_chunk` bytes each),
@@ -758,5 +818,55 @@ mod tests {
         batch.clear();
         t.poll(&mut batch, t0, usize::MAX);
         assert_eq!(lines(&batch), ["three"]);
+    }
+
+    #[test]
+    fn files_rotated_away_between_two_listings_are_read_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = dir.path().join("ns_pod_uid/c");
+        std::fs::create_dir_all(&pod).unwrap();
+        let path = pod.join("0.log");
+        let cri = |m: &str| format!("2026-11-26T23:00:00Z stdout F {m}\n");
+        std::fs::write(&path, cri("a1")).unwrap();
+        let stats = Arc::new(LogStats::default());
+        let mut t = Tailer::new(
+            TailerOptions {
+                node: "n".into(),
+                roots: Roots {
+                    pod_log_root: Some(dir.path().to_path_buf()),
+                    ..Roots::default()
+                },
+                max_line_bytes: 1000,
+                start_at_end: false,
+                rotate_wait: std::time::Duration::ZERO,
+                container_multiline: None,
+                plain_multiline: Vec::new(),
+                read_chunk: 256 << 10,
+            },
+            Vec::new(),
+            true,
+            stats,
+        );
+        let now = Instant::now();
+        t.discover(now);
+        let mut batch = Batch::default();
+        t.poll(&mut batch, now, usize::MAX);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Two rotations before the next listing.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(cri("a2").as_bytes())
+            .unwrap();
+        std::fs::rename(&path, pod.join("0.log.20261126-000001")).unwrap();
+        std::fs::write(&path, cri("b1")).unwrap();
+        std::fs::rename(&path, pod.join("0.log.20261126-000002")).unwrap();
+        std::fs::write(&path, cri("c1")).unwrap();
+        t.discover(now);
+        for _ in 0..5 {
+            t.poll(&mut batch, now, usize::MAX);
+        }
+        assert_eq!(lines(&batch), ["a1", "a2", "b1", "c1"]);
     }
 }
