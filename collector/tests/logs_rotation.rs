@@ -105,7 +105,19 @@ fn numbers(lines: &[logs_common::Line]) -> Vec<usize> {
 }
 
 fn assert_all_once_in_order(rx: &Receiver, count: usize) {
-    rx.wait_for(Duration::from_secs(60), "every line", |l| l.len() >= count);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rx.lines().len() < count && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = numbers(&rx.lines());
+    let missing: Vec<usize> = (0..count).filter(|i| !got.contains(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, from {:?} to {:?}",
+        missing.len(),
+        missing.first(),
+        missing.last()
+    );
     std::thread::sleep(Duration::from_millis(300));
     let lines = rx.lines();
     let got = numbers(&lines);

@@ -97,6 +97,7 @@ pub struct Tailer {
     /// matches a rotated name, a listing that missed it once) it resumes
     /// where it was left instead of being read twice.
     gone: HashMap<FileKey, (Instant, FileState)>,
+    started: SystemTime,
     stats: Arc<LogStats>,
 }
 
@@ -122,6 +123,7 @@ impl Tailer {
             index: MetaIndex::default(),
             finished: Vec::new(),
             gone: HashMap::new(),
+            started: SystemTime::now(),
             stats,
         }
     }
@@ -168,11 +170,15 @@ impl Tailer {
                 LogStats::add(&self.stats.rotations, 1);
             }
         }
-        let by_path: HashMap<PathBuf, FileKey> = self
-            .files
-            .iter()
-            .map(|(k, f)| (f.path.clone(), *k))
-            .collect();
+        // The file most recently opened under each path is the one a new
+        // file there replaces.
+        let mut by_path: HashMap<PathBuf, (SystemTime, FileKey)> = HashMap::new();
+        for (k, f) in &self.files {
+            let e = by_path.entry(f.path.clone()).or_insert((f.opened_at, *k));
+            if f.opened_at > e.0 {
+                *e = (f.opened_at, *k);
+            }
+        }
         let first = std::mem::take(&mut self.first_discovery);
         for d in &found {
             if self.files.contains_key(&d.key) {
@@ -182,10 +188,12 @@ impl Tailer {
                 .restored
                 .remove(&d.key)
                 .or_else(|| self.gone.remove(&d.key).map(|(_, s)| s));
-            let after = by_path
-                .get(&d.path)
-                .copied()
-                .map(|old| self.pick_up_missed_rotations(d, old, now));
+            let old = by_path.get(&d.path).map(|(_, k)| *k);
+            let after = if first {
+                old
+            } else {
+                self.pick_up_missed_rotations(d, old, now)
+            };
             self.open(d, restored, first, after, now);
         }
         // Checkpointed files not found under their path: rotated while the
@@ -303,9 +311,20 @@ impl Tailer {
     /// seen: open those written since `old` was opened, oldest first, to
     /// be read after `old` and before `d`. Returns the key `d` must wait
     /// for.
-    fn pick_up_missed_rotations(&mut self, d: &Discovered, old: FileKey, now: Instant) -> FileKey {
-        let Some(since) = self.files.get(&old).map(|f| f.opened_at) else {
-            return old;
+    fn pick_up_missed_rotations(
+        &mut self,
+        d: &Discovered,
+        old: Option<FileKey>,
+        now: Instant,
+    ) -> Option<FileKey> {
+        // Without a file followed at this path, only siblings written since
+        // the tailer started were missed (older ones are history).
+        let since = match old {
+            Some(old) => match self.files.get(&old) {
+                Some(f) => f.opened_at,
+                None => return Some(old),
+            },
+            None => self.started,
         };
         let (Some(dir), Some(name)) = (d.path.parent(), d.path.file_name()) else {
             return old;
@@ -339,13 +358,13 @@ impl Tailer {
                 key,
                 origin: d.origin.clone(),
             };
-            if self.open_at(&sibling, &path, None, false, Some(last), now) {
+            if self.open_at(&sibling, &path, None, false, last, now) {
                 if let Some(f) = self.files.get_mut(&key) {
                     f.rotated = Some(now);
                 }
                 tracing::info!(path = %path.display(), "picked up a log file rotated away before it was seen");
                 LogStats::add(&self.stats.rotations, 1);
-                last = key;
+                last = Some(key);
             }
         }
         last
@@ -372,6 +391,11 @@ impl Tailer {
                 .is_some_and(|old| !old.at_eof);
             if gated || batch.bytes() >= batch_limit {
                 continue;
+            }
+            // The file waited for was read to its end: no more waiting (its
+            // inode may be reused by a newer file once it is let go).
+            if let Some(f) = self.files.get_mut(&key) {
+                f.after = None;
             }
             let ctx = Ctx {
                 max_line_bytes: self.opts.max_line_bytes,
@@ -404,6 +428,11 @@ impl Tailer {
         }
         for key in done {
             let f = self.files.remove(&key).expect("key listed");
+            for other in self.files.values_mut() {
+                if other.after == Some(key) {
+                    other.after = None;
+                }
+            }
             let mut state = f.state(key);
             self.gone.insert(key, (now, state.clone()));
             state.finished = true;
