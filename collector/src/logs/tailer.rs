@@ -8,7 +8,10 @@
 //!   before that — and closed once nothing was appended for `rotate_wait`.
 //!   After a restart, a checkpointed file no longer at its path is looked
 //!   for (same device, inode and fingerprint) in the same directory, where
-//!   rotation left it, and read to its end too.
+//!   rotation left it, and read to its end too. Files a fast writer created
+//!   and rotated away between two listings are found under their rotated
+//!   names (siblings `<name>.*` written since the replaced file was opened)
+//!   and read in order between the old and the new file.
 //! - **copytruncate.** A file shorter than what was read, or whose head no
 //!   longer matches its fingerprint, was truncated: reading restarts at 0.
 //!   The lines written between the last read and the truncation are lost
@@ -897,5 +900,28 @@ mod tests {
             t.poll(&mut batch, now, usize::MAX);
         }
         assert_eq!(lines(&batch), ["a1", "a2", "b1", "c1"]);
+    }
+
+    #[test]
+    fn read_from_end_applies_to_files_found_at_the_first_start_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("old.log"), "history\n").unwrap();
+        let (mut t, _) = tailer(dir.path(), 1000);
+        t.opts.start_at_end = true;
+        let now = Instant::now();
+        t.discover(now);
+        std::fs::write(dir.path().join("new.log"), "fresh\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("old.log"))
+            .unwrap()
+            .write_all(b"appended\n")
+            .unwrap();
+        t.discover(now);
+        let mut batch = Batch::default();
+        t.poll(&mut batch, now, usize::MAX);
+        let mut got = lines(&batch);
+        got.sort();
+        assert_eq!(got, ["appended", "fresh"]);
     }
 }
