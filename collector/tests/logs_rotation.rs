@@ -104,7 +104,7 @@ fn numbers(lines: &[logs_common::Line]) -> Vec<usize> {
         .collect()
 }
 
-fn assert_all_once_in_order(rx: &Receiver, count: usize) {
+fn assert_all_once_in_order(rx: &Receiver, stats: &LogStats, count: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while rx.lines().len() < count && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -118,7 +118,7 @@ fn assert_all_once_in_order(rx: &Receiver, count: usize) {
         missing.first(),
         missing.last()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    logs_common::settled(stats, Duration::from_secs(30));
     let lines = rx.lines();
     let got = numbers(&lines);
     let c = counts(&lines);
@@ -141,7 +141,7 @@ fn rename_rotation_of_a_cri_log_under_load_loses_nothing() {
     let shipper = start(dir.path(), &rx.url, |_| {});
     let w = writer(&path, "cri", 10_000, 2_500, "ts");
     wait_exit(w);
-    assert_all_once_in_order(&rx, 10_000);
+    assert_all_once_in_order(&rx, &shipper.stats(), 10_000);
     let stats = shipper.stats();
     assert!(LogStats::get(&stats.rotations) >= 3, "rotations were seen");
     assert_eq!(LogStats::get(&stats.truncations), 0);
@@ -157,7 +157,7 @@ fn rename_rotation_of_a_docker_log_under_load_loses_nothing() {
     let rx = Receiver::start();
     let shipper = start(dir.path(), &rx.url, |_| {});
     wait_exit(writer(&path, "docker", 10_000, 2_500, "1"));
-    assert_all_once_in_order(&rx, 10_000);
+    assert_all_once_in_order(&rx, &shipper.stats(), 10_000);
     shipper.shutdown(Duration::from_secs(2));
 }
 
@@ -189,7 +189,7 @@ fn rotation_while_the_agent_is_down_reads_the_rotated_file_to_its_end() {
         .collect();
     fs::write(&path, body).unwrap();
     let shipper = start(dir.path(), &rx.url, |_| {});
-    assert_all_once_in_order(&rx, 2_000);
+    assert_all_once_in_order(&rx, &shipper.stats(), 2_000);
     shipper.shutdown(Duration::from_secs(2));
 }
 
@@ -236,7 +236,8 @@ fn copytruncate_under_load_loses_only_what_the_truncation_destroyed() {
         l.last()
             .is_some_and(|x| x.line == format!("line {:06}", count - 1))
     });
-    std::thread::sleep(Duration::from_millis(300));
+    let stats = shipper.stats();
+    logs_common::settled(&stats, Duration::from_secs(30));
     let lines = rx.lines();
     let got = numbers(&lines);
     assert!(
@@ -257,7 +258,6 @@ fn copytruncate_under_load_loses_only_what_the_truncation_destroyed() {
     }
     assert_eq!(expect, count);
     assert!(runs <= 3, "{runs} gaps for 3 truncations");
-    let stats = shipper.stats();
     assert!(LogStats::get(&stats.truncations) >= 1);
     eprintln!(
         "copytruncate: {missing} of {count} lines destroyed by 3 truncations ({runs} gaps), {} truncations seen",

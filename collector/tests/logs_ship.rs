@@ -160,8 +160,8 @@ fn ships_each_format_with_fragments_multiline_and_metadata() {
 
     let shipper = node.start(config);
     rx.wait_for(WAIT, "every entry", |l| l.len() >= 14);
-    // Multiline events close on timeout; give a stray extra entry a chance.
-    std::thread::sleep(Duration::from_millis(500));
+    // Multiline events close on timeout: wait until nothing is pending.
+    logs_common::settled(&shipper.stats(), WAIT);
     let lines = rx.lines();
 
     let of = |file: &Path| -> Vec<&logs_common::Line> {
@@ -333,8 +333,13 @@ fn restart_resumes_exactly_including_a_pending_fragment() {
     append(&path, cri("stdout", "P", "split ").as_bytes());
     let shipper = node.start(node.config(&rx.url));
     rx.wait_for(WAIT, "the first 100 lines", |l| l.len() >= 100);
-    // Let the fragment be read (and spooled with the next seal) before stopping.
-    std::thread::sleep(Duration::from_millis(300));
+    // The fragment was read: its line counted.
+    let stats = shipper.stats();
+    let deadline = Instant::now() + WAIT;
+    while LogStats::get(&stats.lines_read) < 101 {
+        assert!(Instant::now() < deadline, "the fragment was never read");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     shipper.shutdown(Duration::from_secs(2));
     append(&path, cri("stdout", "F", "across a restart").as_bytes());
     for i in 100..200 {
@@ -342,7 +347,7 @@ fn restart_resumes_exactly_including_a_pending_fragment() {
     }
     let shipper = node.start(node.config(&rx.url));
     rx.wait_for(WAIT, "all lines", |l| l.len() >= 201);
-    std::thread::sleep(Duration::from_millis(300));
+    logs_common::settled(&shipper.stats(), WAIT);
     shipper.shutdown(Duration::from_secs(2));
     let mut want: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
     want.push("split across a restart".into());
@@ -465,15 +470,30 @@ fn container_metadata_from_the_agent_labels_lines_once_it_is_known() {
         }],
         ..Snapshot::default()
     }));
-    // The next discovery picks the metadata up.
-    std::thread::sleep(Duration::from_millis(300));
-    append(&path, cri("stdout", "F", "after metadata").as_bytes());
-    rx.wait_for(WAIT, "the second line", |l| l.len() >= 2);
+    // Probe lines until one carries the metadata (the next listing
+    // relabels the file).
+    let mut probes = 0;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        append(
+            &path,
+            cri("stdout", "F", &format!("probe {probes}")).as_bytes(),
+        );
+        probes += 1;
+        rx.wait_for(WAIT, "the probe", |l| l.len() > probes);
+        if rx.lines().last().unwrap().labels.contains_key("image") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the metadata never reached the labels"
+        );
+    }
     shipper.shutdown(Duration::from_secs(2));
     let lines = rx.lines();
-    assert_eq!(texts(&lines), ["before metadata", "after metadata"]);
+    assert_eq!(lines[0].line, "before metadata");
     assert!(!lines[0].labels.contains_key("image"));
-    let l = &lines[1].labels;
+    let l = &lines.last().unwrap().labels;
     assert_eq!(l["image"], "registry/app:1.0");
     assert_eq!(l["label_app_kubernetes_io_name"], "web");
     assert_eq!(l["pod_uid"], "uid-1");

@@ -304,3 +304,22 @@ pub fn counts(lines: &[Line]) -> HashMap<String, usize> {
     }
     m
 }
+
+/// Waits until every entry the tailer emitted was acknowledged and the
+/// spool is empty (nothing more is on its way), or panics after `timeout`.
+pub fn settled(stats: &osprey_collector::logs::LogStats, timeout: Duration) {
+    use osprey_collector::logs::LogStats;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let entries = LogStats::get(&stats.entries);
+        let done = LogStats::get(&stats.entries_sent) + LogStats::get(&stats.rejected_entries);
+        if done == entries && LogStats::get(&stats.spool_batches) == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {done} of {entries} entries acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
