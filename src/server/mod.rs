@@ -8,12 +8,14 @@
 //! - [`crate::heapster`]: the Heapster-compatible API.
 
 pub mod auth;
+pub mod chart_query;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod info;
 pub mod ingest;
 pub mod openapi;
+pub mod render;
 pub mod state;
 
 use std::sync::Arc;
@@ -60,6 +62,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(info::routes())
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
+        .route("/api/v1/render", axum::routing::get(render::render))
+        .route(
+            "/api/v1/dashboard/query_range",
+            axum::routing::get(chart_query::query_range),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

@@ -61,6 +61,18 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/v1/render",
+        summary: "A PromQL range query drawn as an image: query, start, end (RFC 3339, Unix seconds or now-6h), step, width, height, format=png|svg, title, unit, threshold (repeatable), min, max, legend ({{label}} template).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/dashboard/query_range",
+        summary: "A PromQL range query for charts: at most one bucket per pixel (width) per series, each with its min and max; columnar JSON (t, series[].min/max/stats).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
         path: "/api/v1/query",
         summary: "PromQL instant query (query, time, timeout); Prometheus's envelope and error types.",
         auth: "read",
