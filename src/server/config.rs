@@ -31,6 +31,11 @@ pub struct ServerConfig {
     pub maintain_interval: Duration,
     /// The storage engine's settings (`[server.storage]`).
     pub storage: StorageOptions,
+    /// Dashboards provisioned at start (`[server.dashboard]`).
+    pub dashboard: super::dashboards::DashboardConfig,
+    /// People who log in to the dashboard with a name and password
+    /// (`[[server.users]]`); tokens work too.
+    pub users: Vec<super::session::UserConfig>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +48,8 @@ impl Default for ServerConfig {
             max_decoded_bytes: 128 << 20,
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
+            dashboard: Default::default(),
+            users: Vec::new(),
         }
     }
 }

@@ -10,12 +10,14 @@
 pub mod auth;
 pub mod chart_query;
 pub mod config;
+pub mod dashboards;
 pub mod error;
 pub mod health;
 pub mod info;
 pub mod ingest;
 pub mod openapi;
 pub mod render;
+pub mod session;
 pub mod state;
 
 use std::sync::Arc;
@@ -62,6 +64,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(info::routes())
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
+        .merge(dashboards::routes())
+        .merge(session::routes())
         .route("/api/v1/render", axum::routing::get(render::render))
         .route(
             "/api/v1/dashboard/query_range",
@@ -74,6 +78,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .merge(api)
         .merge(health::routes())
+        .merge(session::public_routes())
         .route("/api/openapi.json", axum::routing::get(openapi::serve))
         .route("/", axum::routing::get(openapi::index))
         .fallback(error::not_found)

@@ -1,0 +1,1 @@
+//! The front-end's static files, embedded at build time (see `build.rs`).
