@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod render;
 pub mod session;
 pub mod state;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +81,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(health::routes())
         .merge(session::public_routes())
         .route("/api/openapi.json", axum::routing::get(openapi::serve))
-        .route("/", axum::routing::get(openapi::index))
+        .merge(ui::routes())
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,

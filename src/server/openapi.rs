@@ -50,7 +50,7 @@ const OPS: &[Op] = &[
     Op {
         method: "get",
         path: "/",
-        summary: "Index: name, version and the list of endpoints.",
+        summary: "The dashboard (HTML; its files are under /ui/).",
         auth: "none",
     },
     Op {
@@ -271,16 +271,6 @@ pub fn document() -> Value {
 /// The handler.
 pub async fn serve() -> Json<Value> {
     Json(document())
-}
-
-/// `GET /`: where to go from here (the dashboard will take this place).
-pub async fn index() -> Json<Value> {
-    Json(json!({
-        "name": "osprey",
-        "version": env!("CARGO_PKG_VERSION"),
-        "openapi": "/api/openapi.json",
-        "endpoints": OPS.iter().map(|o| format!("{} {}", o.method.to_uppercase(), o.path)).collect::<Vec<_>>(),
-    }))
 }
 
 /// Every documented `(method, path)`, for tests.
