@@ -32,6 +32,7 @@ function drawWho() {
 
 async function route() {
   if (page) page.dispose();
+  for (const d of document.querySelectorAll('dialog')) d.remove(); // a dialog belongs to the page it was opened on
   page = new Page();
   const current = page;
   const { parts, params } = parse();

@@ -105,7 +105,9 @@ export function drawChart(el, results, opts = {}) {
     },
     axes: [
       { stroke: '#666', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' } },
-      { stroke: '#666', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 70,
+      { stroke: '#666', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' },
+        // Wide enough for the longest label (uPlot clips what does not fit).
+        size: (u2, vals) => 16 + 7 * Math.max(4, ...(vals || []).map((v) => String(v).length)),
         values: (u2, vals) => vals.map((v) => fmt(v, unit, opts.decimals)) },
     ],
     series: [{}, ...series.map((s, i) => ({
