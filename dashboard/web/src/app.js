@@ -60,7 +60,10 @@ async function route() {
       case 'logs': await logsPage(main, current, params); break;
       default: main.replaceChildren(el('p', { class: 'error' }, `No page ${location.hash}.`));
     }
-    if (current === page) document.body.dataset.ready = 'true';
+    if (current === page) {
+      document.body.dataset.readyAt = performance.now().toFixed(1);
+      document.body.dataset.ready = 'true';
+    }
   } catch (e) {
     if (e.name === 'AbortError' || current !== page) return;
     if (e.status === 401) return; // api() sent us to the login page
