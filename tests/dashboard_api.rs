@@ -294,9 +294,19 @@ fn login_with_password_or_token_gives_a_session_with_the_role() {
             .header("Cookie", &viewer),
     );
     assert_eq!(s, 200);
-    let (s, _) = send(
+    let (s, me) = send(
         client()
             .get(format!("{base}/api/v1/whoami"))
+            .header("Cookie", &viewer),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        me["data"],
+        json!({"user": null, "role": null, "auth": true})
+    );
+    let (s, _) = send(
+        client()
+            .get(format!("{base}/api/v1/dashboards"))
             .header("Cookie", &viewer),
     );
     assert_eq!(s, 401);

@@ -66,6 +66,27 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     diff == 0
 }
 
+/// The secret a request presents: its bearer token, else its session cookie.
+pub fn presented(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or_else(|| super::session::cookie_secret(headers))
+        .map(str::to_string)
+}
+
+/// Who presents `secret`: a configured token or a live session.
+pub fn identify(state: &ServerState, secret: &str) -> Option<(String, Role)> {
+    state
+        .tokens
+        .iter()
+        .find(|t| same_secret(&t.secret, secret))
+        .map(|t| (t.name.clone(), t.role))
+        .or_else(|| state.sessions.lookup(secret))
+}
+
 /// Middleware: refuses requests without a token good for them.
 pub async fn require(
     State(state): State<Arc<ServerState>>,
@@ -76,14 +97,7 @@ pub async fn require(
         return next.run(req).await;
     }
     let need = need(req.method(), req.uri().path());
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or_else(|| super::session::cookie_secret(req.headers()))
-        .map(str::to_string);
+    let presented = presented(req.headers());
     let refuse = |status: StatusCode, kind: &'static str, reason: &str, message: String| {
         state
             .metrics
@@ -112,13 +126,7 @@ pub async fn require(
             "this server requires `Authorization: Bearer <token>` or a login session (POST /api/v1/login)".into(),
         );
     };
-    let found = state
-        .tokens
-        .iter()
-        .find(|t| same_secret(&t.secret, &presented))
-        .map(|t| (t.name.clone(), t.role))
-        .or_else(|| state.sessions.lookup(&presented));
-    let Some((name, role)) = found else {
+    let Some((name, role)) = identify(&state, &presented) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

@@ -66,7 +66,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
         .merge(dashboards::routes())
-        .merge(session::routes())
         .route("/api/v1/render", axum::routing::get(render::render))
         .route(
             "/api/v1/dashboard/query_range",

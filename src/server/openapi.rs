@@ -122,8 +122,8 @@ const OPS: &[Op] = &[
     Op {
         method: "get",
         path: "/api/v1/whoami",
-        summary: "The caller's name and role, and whether the server requires authentication.",
-        auth: "read",
+        summary: "The caller's name and role (null without a session when one is needed), and whether the server requires authentication.",
+        auth: "none",
     },
     Op {
         method: "get",

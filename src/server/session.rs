@@ -10,15 +10,17 @@
 //!   `{"token":"…"}` → 200 `{"status":"success","data":{"user","role"}}`
 //!   and the cookie; 401 when they do not match;
 //! - `POST /api/v1/logout` ends the session of the cookie;
-//! - `GET /api/v1/whoami` (behind authentication) →
-//!   `{"status":"success","data":{"user","role","auth":bool}}`.
+//! - `GET /api/v1/whoami` (public, so that the dashboard learns it must
+//!   log in without provoking a 401) →
+//!   `{"status":"success","data":{"user","role","auth":bool}}`; `user` and
+//!   `role` are null when the server needs a login and the caller has none.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -175,11 +177,7 @@ pub fn public_routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
-}
-
-/// Routes behind authentication.
-pub fn routes() -> Router<Arc<ServerState>> {
-    Router::new().route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/whoami", get(whoami))
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,15 +269,21 @@ pub struct Caller {
     pub role: Role,
 }
 
-async fn whoami(State(state): State<Arc<ServerState>>, req: Request) -> Json<serde_json::Value> {
-    let caller = req.extensions().get::<Caller>().cloned().unwrap_or(Caller {
-        user: "anonymous".into(),
-        role: Role::Admin,
-    });
+async fn whoami(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
     let auth = !state.tokens.is_empty() || state.sessions.has_users();
-    Json(
-        json!({"status": "success", "data": {"user": caller.user, "role": caller.role, "auth": auth}}),
-    )
+    let who = if auth {
+        super::auth::presented(&headers).and_then(|s| super::auth::identify(&state, &s))
+    } else {
+        Some(("anonymous".to_string(), Role::Admin))
+    };
+    let (user, role) = match who {
+        Some((u, r)) => (json!(u), json!(r)),
+        None => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    Json(json!({"status": "success", "data": {"user": user, "role": role, "auth": auth}}))
 }
 
 #[cfg(test)]

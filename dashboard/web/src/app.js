@@ -45,7 +45,15 @@ async function route() {
   delete document.body.dataset.ready;
   if (first === 'login') { loginPage(main, params); return; }
   try {
-    if (!who) { who = await whoami(); drawWho(); }
+    if (!who) {
+      const me = await whoami();
+      if (me.auth && !me.user) { // the server needs a login and we have none
+        location.hash = `#/login?next=${encodeURIComponent(location.hash || '#/')}`;
+        return;
+      }
+      who = me;
+      drawWho();
+    }
     if (first !== 'd') readUrl();
     main.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
     switch (first) {
