@@ -265,6 +265,37 @@ fn main() {
         resp.text().unwrap_or_default()
     );
 
+    // The server's share: one panel's chart query and the overview's
+    // node query, timed from here (median of 5).
+    let time = |url: &str| -> (f64, usize) {
+        let mut ms = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let body = client.get(url).send().unwrap().bytes().unwrap();
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            bytes = body.len();
+        }
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (ms[2], bytes)
+    };
+    let panel = format!(
+        "{base}/api/v1/dashboard/query_range?query={}&start={}&end={}&width=640",
+        "rate(container_cpu_usage_seconds_total%7Bnode%3D%22node-0%22%2Cid!%3D%22%2F%22%7D%5B1m%5D)",
+        (now - HOURS * 3_600_000) / 1000,
+        now / 1000
+    );
+    let (ms, bytes) = time(&panel);
+    println!(
+        "server: one panel's chart query (50 series, 6 h, 640 px): {ms:.1} ms, {} KiB",
+        bytes / 1024
+    );
+    let nodes = format!(
+        "{base}/api/v1/query?query=sum%20by%20(node)%20(rate(container_cpu_usage_seconds_total%7Bid%3D%22%2F%22%7D%5B1m%5D))"
+    );
+    let (ms, _) = time(&nodes);
+    println!("server: one overview instant query (per-node CPU): {ms:.1} ms");
+
     let out = Command::new("node")
         .arg(browser.join("bench.mjs"))
         .arg(runs.to_string())

@@ -240,6 +240,16 @@ pub struct Downsampled {
     pub series: Vec<Bucketed>,
 }
 
+/// `v` rounded to `digits` significant decimal digits.
+pub fn round_significant(v: f64, digits: i32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(digits - 1 - v.abs().log10().floor() as i32);
+    let r = (v * scale).round() / scale;
+    if r.is_finite() { r } else { v }
+}
+
 /// Reduces `series` to buckets of `q.bucket_ms()` from `q.start`.
 pub fn downsample(q: &ChartQuery, series: &[Series]) -> Downsampled {
     let bucket = q.bucket_ms();
@@ -264,6 +274,11 @@ pub fn downsample(q: &ChartQuery, series: &[Series]) -> Downsampled {
                 sum += sample.v;
                 count += 1;
                 last = sample.v;
+            }
+            // Charts need about 4 significant digits (a pixel in a few
+            // thousand); 7 keep the JSON a third of full precision's size.
+            for v in min.iter_mut().chain(max.iter_mut()).flatten() {
+                *v = round_significant(*v, 7);
             }
             Bucketed {
                 metric: crate::promql::value::labels_json(&s.labels),
@@ -363,6 +378,14 @@ mod tests {
         assert_eq!(d.series[0].max[0], Some(1.0));
         assert_eq!(d.series[0].max[5], None);
         assert_eq!(d.series[0].name, "value");
+    }
+
+    #[test]
+    fn rounding_keeps_significant_digits() {
+        assert_eq!(round_significant(123_456_789.123_456, 7), 123_456_800.0);
+        assert_eq!(round_significant(0.000_123_456_789, 3), 0.000_123);
+        assert_eq!(round_significant(-9.876_543_21, 4), -9.877);
+        assert_eq!(round_significant(0.0, 7), 0.0);
     }
 
     #[test]
