@@ -5,7 +5,8 @@
 //! remote-write before measuring). Needs `/usr/bin/chromium` and
 //! `npm ci` in `tests/browser` (as the browser test does).
 //!
-//! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`).
+//! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`;
+//! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -296,6 +297,12 @@ fn main() {
     let (ms, _) = time(&nodes);
     println!("server: one overview instant query (per-node CPU): {ms:.1} ms");
 
+    if let Ok(secs) = std::env::var("OSPREY_BENCH_HOLD") {
+        // Keep the loaded server up for a profiler or a person.
+        println!("holding {base} for {secs} s");
+        std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(600)));
+        return;
+    }
     let out = Command::new("node")
         .arg(browser.join("bench.mjs"))
         .arg(runs.to_string())

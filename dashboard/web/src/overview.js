@@ -53,6 +53,12 @@ export async function overviewPage(main, page) {
     tx: `sum by (node) (rate(container_network_transmit_bytes_total{id="/"}${RATE}))`,
     n: 'count by (node) (container_cpu_usage_seconds_total{id!="/"})',
   };
+  // Namespaces (grouping of pods' containers) are queried at the same time.
+  const nsPromise = vectors({
+    cpu: `sum by (namespace) (rate(container_cpu_usage_seconds_total{namespace!="",container!=""}${RATE}))`,
+    ws: 'sum by (namespace) (container_memory_working_set_bytes{namespace!="",container!=""})',
+    pods: 'count by (namespace) (count by (namespace, pod) (container_cpu_usage_seconds_total{namespace!=""}))',
+  }, (m) => m.namespace || '', page.signal);
   const [v, addrQ] = await Promise.all([
     vectors(q, (m) => m.node || '', page.signal),
     // A node's address, when its series carry one (`instance`, as set by
@@ -84,12 +90,7 @@ export async function overviewPage(main, page) {
   ], rows, { sort: 'node', desc: false, id: 'nodes-table' });
   toolbar.append(searchBox((s) => t.setFilter(s), 'Filter nodes…'));
 
-  // Namespaces: grouping of pods' containers.
-  const ns = await vectors({
-    cpu: `sum by (namespace) (rate(container_cpu_usage_seconds_total{namespace!="",container!=""}${RATE}))`,
-    ws: 'sum by (namespace) (container_memory_working_set_bytes{namespace!="",container!=""})',
-    pods: 'count by (namespace) (count by (namespace, pod) (container_cpu_usage_seconds_total{namespace!=""}))',
-  }, (m) => m.namespace || '', page.signal);
+  const ns = await nsPromise;
   const nsRows = [...ns.pods.keys()].map((n) => ({ key: n, namespace: n, pods: ns.pods.get(n), cpu: ns.cpu.get(n), ws: ns.ws.get(n) }));
   if (!nsRows.length) nsBox.append(el('p', { class: 'muted' }, 'No Kubernetes pods reported (containers without a namespace are listed on their node).'));
   else {
