@@ -23,7 +23,9 @@ fn every_documented_endpoint_answers() {
             .replace("{namespace}", "default")
             .replace("{pod}", "web")
             .replace("{pods}", "web,api")
-            .replace("{name}", "__name__");
+            .replace("{name}", "__name__")
+            .replace("{uid}", "osprey-cluster")
+            .replace("{id}", "5");
         let url = format!("{}{concrete}", server.base);
         for method in ops.as_object().unwrap().keys() {
             let resp = match method.as_str() {
@@ -32,6 +34,8 @@ fn every_documented_endpoint_answers() {
                     .query(&[("query", "1"), ("match[]", "up")])
                     .send(),
                 "post" => client.post(&url).form(&[("query", "1")]).send(),
+                "put" => client.put(&url).body("{}").send(),
+                "delete" => client.delete(&url).send(),
                 other => panic!("unexpected method {other}"),
             }
             .unwrap();

@@ -55,6 +55,9 @@ pub enum Command {
     Storage(StorageCommand),
     /// Print the version.
     Version,
+    /// Read a password from standard input (one line) and print its Argon2
+    /// hash for `password_hash` in `[[server.users]]`.
+    HashPassword,
 }
 
 /// `osprey storage …`.
@@ -83,6 +86,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Version => {
             println!("osprey {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            let hash = osprey::server::session::hash_password(password)
+                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            println!("{hash}");
             Ok(ExitCode::SUCCESS)
         }
     }

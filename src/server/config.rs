@@ -34,6 +34,11 @@ pub struct ServerConfig {
     /// What one PromQL query may cost (`[server.query]`: `timeout`,
     /// `max_series`, `max_samples`, `lookback`).
     pub query: crate::promql::QueryLimits,
+    /// Dashboards provisioned at start (`[server.dashboard]`).
+    pub dashboard: super::dashboards::DashboardConfig,
+    /// People who log in to the dashboard with a name and password
+    /// (`[[server.users]]`); tokens work too.
+    pub users: Vec<super::session::UserConfig>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,8 @@ impl Default for ServerConfig {
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
             query: crate::promql::QueryLimits::default(),
+            dashboard: Default::default(),
+            users: Vec::new(),
         }
     }
 }

@@ -8,13 +8,18 @@
 //! - [`crate::heapster`]: the Heapster-compatible API.
 
 pub mod auth;
+pub mod chart_query;
 pub mod config;
+pub mod dashboards;
 pub mod error;
 pub mod health;
 pub mod info;
 pub mod ingest;
 pub mod openapi;
+pub mod render;
+pub mod session;
 pub mod state;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +65,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(info::routes())
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
+        .merge(dashboards::routes())
+        .route("/api/v1/render", axum::routing::get(render::render))
+        .route(
+            "/api/v1/dashboard/query_range",
+            axum::routing::get(chart_query::query_range),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -67,8 +78,9 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .merge(api)
         .merge(health::routes())
+        .merge(session::public_routes())
         .route("/api/openapi.json", axum::routing::get(openapi::serve))
-        .route("/", axum::routing::get(openapi::index))
+        .merge(ui::routes())
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,

@@ -79,6 +79,10 @@ pub struct ServerState {
     pub tokens: Vec<Token>,
     /// Self-metrics.
     pub metrics: ServerMetrics,
+    /// Stored and provisioned dashboards.
+    pub dashboards: super::dashboards::DashboardStore,
+    /// Users from the configuration and their login sessions.
+    pub sessions: super::session::Sessions,
 }
 
 impl ServerState {
@@ -94,17 +98,25 @@ impl ServerState {
                 dir: dir.clone(),
                 source,
             })?;
-        if tokens.is_empty() {
+        if tokens.is_empty() && config.users.is_empty() {
             tracing::warn!(
                 "no API tokens configured: the API is open to anyone who can reach {}",
                 config.listen
             );
         }
+        let dashboards = super::dashboards::DashboardStore::open(
+            config.data_dir.join("dashboards"),
+            &config.dashboard,
+        )
+        .map_err(ServerError::Config)?;
+        let sessions = super::session::Sessions::new(&config.users)?;
         Ok(Arc::new(Self {
             config,
             storage: Arc::new(storage),
             tokens,
             metrics: ServerMetrics::new(),
+            dashboards,
+            sessions,
         }))
     }
 
