@@ -104,7 +104,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread_state = state.clone();
     let thread_shipper = shipper.as_ref().map(ShipperHandle::feed);
-    let node = collector_node_name(&config);
+    let node = node_name(&config);
     let interval = config.interval;
     let thread = std::thread::Builder::new()
         .name("osprey-collect".into())
@@ -175,7 +175,8 @@ pub fn collect_once(config: AgentConfig) -> Result<Snapshot, AgentError> {
     Ok(collector.collect())
 }
 
-fn collector_node_name(config: &AgentConfig) -> String {
+/// This node's name: `node_name` from the config, else the hostname.
+pub fn node_name(config: &AgentConfig) -> String {
     config
         .node_name
         .clone()
