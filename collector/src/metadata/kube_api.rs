@@ -54,21 +54,32 @@ impl KubeApiConfig {
     /// The API server's base URL: `api` itself, or for `in-cluster` the
     /// service address from the environment.
     pub fn base_url(&self) -> Result<String, String> {
-        if self.api != "in-cluster" {
-            return Ok(self.api.trim_end_matches('/').to_owned());
-        }
-        let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
-            "KUBERNETES_SERVICE_HOST is not set (not running in a pod?); set `kubernetes_api` to the API server's URL".to_owned()
-        })?;
-        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
-        // An IPv6 service address needs brackets in a URL.
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        Ok(format!("https://{host}:{port}"))
+        base_url(&self.api, |name| std::env::var(name).ok())
     }
+}
+
+/// `api`, or for `in-cluster` the address in `KUBERNETES_SERVICE_HOST` and
+/// `KUBERNETES_SERVICE_PORT` as `env` gives them.
+fn base_url(api: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    if api != "in-cluster" {
+        if !(api.starts_with("https://") || api.starts_with("http://")) {
+            return Err(format!(
+                "`{api}` is neither `in-cluster` nor an http(s) URL"
+            ));
+        }
+        return Ok(api.trim_end_matches('/').to_owned());
+    }
+    let host = env("KUBERNETES_SERVICE_HOST").ok_or_else(|| {
+        "KUBERNETES_SERVICE_HOST is not set (not running in a pod?); set `kubernetes_api` to the API server's URL".to_owned()
+    })?;
+    let port = env("KUBERNETES_SERVICE_PORT").unwrap_or_else(|| "443".into());
+    // An IPv6 service address needs brackets in a URL.
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(format!("https://{host}:{port}"))
 }
 
 /// This node's pods from the API server, fetched lazily and rate-limited.
@@ -202,4 +213,48 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn in_cluster_address_comes_from_the_service_environment() {
+        let v4 = [
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+        ];
+        assert_eq!(
+            base_url("in-cluster", env(&v4)).unwrap(),
+            "https://10.96.0.1:443"
+        );
+        let v6 = [
+            ("KUBERNETES_SERVICE_HOST", "fd00::1"),
+            ("KUBERNETES_SERVICE_PORT", "6443"),
+        ];
+        assert_eq!(
+            base_url("in-cluster", env(&v6)).unwrap(),
+            "https://[fd00::1]:6443"
+        );
+        let err = base_url("in-cluster", env(&[])).unwrap_err();
+        assert!(err.contains("KUBERNETES_SERVICE_HOST"), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_url_is_used_as_given() {
+        assert_eq!(
+            base_url("https://api.example:6443/", env(&[])).unwrap(),
+            "https://api.example:6443"
+        );
+        assert!(base_url("api.example:6443", env(&[])).is_err());
+    }
 }
