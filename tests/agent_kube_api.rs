@@ -244,6 +244,8 @@ fn pods_are_named_and_labelled_from_the_api_server() {
         ("pod", "cart-0"),
         ("container", "cart"),
         ("image", "registry.example/cart:3.1"),
+        // The pod's labels, on its containers too.
+        ("container_label_app", "cart"),
     ];
     assert!(
         metric_value(&text, "container_memory_usage_bytes", &container).is_some(),

@@ -300,13 +300,16 @@ impl MetadataCache {
         }
     }
 
-    /// Pod labels for pods, and whatever is still missing for containers,
+    /// Pod labels for pods and their containers, and whatever is still
+    /// missing for containers,
     /// from the kubelet's and the API server's pod lists (in that order:
     /// the first that knows a value wins).
     fn apply_kubelet(&mut self, meta: &mut ContainerMetadata) {
         let wanted = match meta.kind {
             CgroupKind::Pod => !meta.pod_uid.is_empty(),
-            CgroupKind::Container => meta.is_incomplete() || meta.image.is_empty(),
+            // Any pod's container: for names still missing and for its
+            // pod's labels (CRI runtimes do not copy them to containers).
+            CgroupKind::Container => !meta.pod_uid.is_empty() || meta.image.is_empty(),
             _ => false,
         };
         if !wanted {
@@ -351,8 +354,16 @@ impl MetadataCache {
             if let Some(pod) = snapshot.pods.get(&meta.pod_uid) {
                 fill(&mut meta.pod, pod.name.clone());
                 fill(&mut meta.namespace, pod.namespace.clone());
-                if meta.kind == CgroupKind::Pod && meta.labels.is_empty() {
-                    meta.labels = pod.labels.clone();
+                match meta.kind {
+                    CgroupKind::Pod if meta.labels.is_empty() => meta.labels = pod.labels.clone(),
+                    // A container carries its pod's labels under its own
+                    // runtime labels (which win on a clash).
+                    CgroupKind::Container => {
+                        for (k, v) in &pod.labels {
+                            meta.labels.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

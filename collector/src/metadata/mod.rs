@@ -74,8 +74,9 @@ pub struct ContainerMetadata {
     /// Kubernetes container name; empty for sandboxes and non-pod cgroups.
     pub container: String,
     /// Runtime labels (Docker `Config.Labels`; for containerd and CRI-O the
-    /// Kubernetes labels rebuilt from the bundle annotations) and, for
-    /// pods, the pod's labels from the kubelet when configured.
+    /// Kubernetes labels rebuilt from the bundle annotations) and, for pods
+    /// and their containers, the pod's labels from the kubelet or the API
+    /// server when configured (a container's own labels win on a clash).
     pub labels: BTreeMap<String, String>,
     /// The container's init process, when running and known.
     pub pid: Option<u32>,
