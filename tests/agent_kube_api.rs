@@ -330,3 +330,49 @@ fn an_api_server_outside_the_service_account_ca_is_not_trusted() {
     assert!(api.seen.lock().unwrap().is_empty());
     assert!(stderr.contains("pod list unavailable"), "{stderr}");
 }
+
+#[test]
+fn failed_pod_list_fetches_are_counted_in_the_agents_metrics() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, "a-stale-token", &api.ca_pem);
+    let logs = artifact_dir("agent_kube_api");
+    let t = node.tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let agent = AgentProcess::start(
+        &[
+            "--interval",
+            "1s",
+            "--node-name",
+            NODE,
+            "--kubernetes-api",
+            &format!("https://127.0.0.1:{}", api.port),
+            "--kubernetes-service-account-dir",
+            &s(&sa),
+            "--cgroup-root",
+            &s(node.tree.root()),
+            "--sys-root",
+            &s(&t.join("sys")),
+            "--docker-root",
+            &s(&t.join("docker")),
+            "--pod-log-root",
+            &s(&t.join("no-pods")),
+            "--container-log-root",
+            &s(&t.join("no-containers")),
+            "--data-dir",
+            &s(&t.join("data")),
+        ],
+        &logs,
+    );
+    let errors = metric_value(
+        &agent.metrics(),
+        "osprey_agent_read_errors_total",
+        &[("reason", "metadata")],
+    );
+    assert!(
+        errors.is_some_and(|n| n >= 1.0),
+        "metadata failures are counted: {errors:?}"
+    );
+    assert!(!api.seen.lock().unwrap().is_empty());
+}
