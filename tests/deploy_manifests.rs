@@ -131,6 +131,7 @@ fn the_kustomization_names_every_manifest_and_renders_every_object() {
         "Service",
         "ConfigMap",
         "Secret",
+        "PriorityClass",
     ] {
         assert!(
             want.iter().any(|k| k.starts_with(&format!("{kind}/"))),
@@ -205,7 +206,8 @@ fn discovery() -> BTreeMap<&'static str, Value> {
         (
             "/apis",
             json!({"kind": "APIGroupList", "apiVersion": "v1",
-                   "groups": [group("apps"), group("rbac.authorization.k8s.io")]}),
+                   "groups": [group("apps"), group("rbac.authorization.k8s.io"),
+                              group("scheduling.k8s.io")]}),
         ),
         (
             "/api/v1",
@@ -228,6 +230,13 @@ fn discovery() -> BTreeMap<&'static str, Value> {
                     ("daemonsets", "DaemonSet", true),
                     ("statefulsets", "StatefulSet", true),
                 ],
+            ),
+        ),
+        (
+            "/apis/scheduling.k8s.io/v1",
+            resources(
+                "scheduling.k8s.io/v1",
+                &[("priorityclasses", "PriorityClass", false)],
             ),
         ),
         (
