@@ -600,3 +600,67 @@ fn the_binaries_serve_what_the_manifests_expect() {
         "agent peak RSS {hwm_mib} MiB + queue {queue_mib} MiB must fit the {limit} MiB limit"
     );
 }
+
+/// The image build file is not built in CI (no container registry); this
+/// keeps it in step with the workspace: the Rust image is the workspace's
+/// `rust-version` or later, the build is `--locked` release of `osprey`,
+/// the runtime user is not root, and the image that the manifests run is
+/// the one it makes (`ENTRYPOINT ["osprey"]`, args starting at the
+/// global options).
+#[test]
+fn the_containerfile_matches_the_workspace_and_the_manifests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let containerfile = std::fs::read_to_string(root.join("deploy/Containerfile")).unwrap();
+    let cargo: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let rust_version = cargo["workspace"]["package"]["rust-version"]
+        .as_str()
+        .unwrap();
+    let version = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+    let image_version = containerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM docker.io/library/rust:"))
+        .and_then(|rest| rest.split(['-', ' ']).next())
+        .expect("a pinned rust build image");
+    assert!(
+        version(image_version) >= version(rust_version),
+        "rust:{image_version} is older than rust-version {rust_version}"
+    );
+    assert!(containerfile.contains("cargo build --release --locked --bin osprey"));
+    let user = containerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER in the runtime stage");
+    assert!(
+        !user.starts_with('0') && !user.starts_with("root"),
+        "{user}"
+    );
+    assert!(containerfile.contains(r#"ENTRYPOINT ["osprey"]"#));
+
+    let objects = all_objects();
+    let uid: u64 = user.split(':').next().unwrap().parse().unwrap();
+    let server = object(&objects, "StatefulSet", "osprey-server");
+    assert_eq!(
+        server["spec"]["template"]["spec"]["securityContext"]["runAsUser"], uid,
+        "the server runs as the image's user"
+    );
+    for (kind, name, command) in [
+        ("StatefulSet", "osprey-server", "server"),
+        ("DaemonSet", "osprey-agent", "agent"),
+    ] {
+        let c = container(&objects, kind, name);
+        assert_eq!(
+            c["image"].as_str().unwrap().split(':').next(),
+            Some("osprey")
+        );
+        let args: Vec<&str> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args, ["--config", "/etc/osprey/osprey.toml", command]);
+        assert!(c.get("command").is_none(), "the image's entrypoint is used");
+    }
+}
