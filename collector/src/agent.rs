@@ -91,7 +91,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         None => None,
     };
     let ship_stats = shipper.as_ref().map(ShipperHandle::feed);
-    let node = collector_node_name(&config);
+    let node = node_name(&config);
     // The log shipper reads container metadata from the published
     // snapshot, which lives in the state built below: hand it a slot.
     let latest: Arc<Mutex<Option<std::sync::Weak<AgentState>>>> = Arc::new(Mutex::new(None));
@@ -225,7 +225,8 @@ pub fn collect_once(config: AgentConfig) -> Result<Snapshot, AgentError> {
     Ok(collector.collect())
 }
 
-fn collector_node_name(config: &AgentConfig) -> String {
+/// This node's name: `node_name` from the config, else the hostname.
+pub fn node_name(config: &AgentConfig) -> String {
     config
         .node_name
         .clone()

@@ -44,7 +44,7 @@ impl SelfMetrics {
         let errors = IntCounterVec::new(
             Opts::new(
                 "osprey_agent_read_errors_total",
-                "Cgroup reads that failed, by reason.",
+                "Cgroup reads and metadata look-ups (reason=\"metadata\") that failed, by reason.",
             ),
             &["reason"],
         )

@@ -45,6 +45,17 @@ pub struct AgentArgs {
     /// The kubelet's read-only pod list for pod metadata, e.g. http://127.0.0.1:10255/pods.
     #[arg(long, env = "OSPREY_KUBELET_PODS_URL", value_name = "URL")]
     pub kubelet_pods_url: Option<String>,
+    /// The Kubernetes API server for pod metadata: `in-cluster` (service account) or a URL.
+    #[arg(long, env = "OSPREY_KUBERNETES_API", value_name = "in-cluster|URL")]
+    pub kubernetes_api: Option<String>,
+    /// The service account directory holding `token` and `ca.crt`
+    /// [default: /var/run/secrets/kubernetes.io/serviceaccount].
+    #[arg(
+        long,
+        env = "OSPREY_KUBERNETES_SERVICE_ACCOUNT_DIR",
+        value_name = "DIR"
+    )]
+    pub kubernetes_service_account_dir: Option<PathBuf>,
     /// Report only containers (plus the root cgroup), not every cgroup.
     #[arg(long, env = "OSPREY_CONTAINERS_ONLY")]
     pub containers_only: bool,
@@ -119,6 +130,12 @@ impl AgentArgs {
         }
         if self.kubelet_pods_url.is_some() {
             c.kubelet_pods_url = self.kubelet_pods_url.clone();
+        }
+        if self.kubernetes_api.is_some() {
+            c.kubernetes_api = self.kubernetes_api.clone();
+        }
+        if let Some(dir) = &self.kubernetes_service_account_dir {
+            c.kubernetes_service_account_dir = dir.clone();
         }
         if self.containers_only {
             c.containers_only = true;
