@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::logs::LogsConfig;
 use crate::storage::StorageOptions;
 
 /// Everything `osprey server` can be told.
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     pub maintain_interval: Duration,
     /// The storage engine's settings (`[server.storage]`).
     pub storage: StorageOptions,
+    /// Log indexing and retention (`[server.logs]`).
+    pub logs: LogsConfig,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             max_decoded_bytes: 128 << 20,
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
+            logs: LogsConfig::default(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
-//! - [`crate::heapster`]: the Heapster-compatible API.
+//! - [`crate::heapster`]: the Heapster-compatible API;
+//! - [`crate::logs`]: log push, search, histogram, tail and Loki queries.
 
 pub mod auth;
 pub mod config;
@@ -60,6 +61,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(info::routes())
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
+        .merge(crate::logs::api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -96,6 +98,11 @@ pub async fn run(
         .await
         .map_err(ServerError::Serve)?;
     maintenance.abort();
+    let logs = state.logs.clone();
+    match tokio::task::spawn_blocking(move || logs.shutdown()).await {
+        Ok(()) => tracing::info!("log index committed and closed"),
+        Err(e) => tracing::error!(error = %e, "closing the log index panicked"),
+    }
     let storage = state.storage.clone();
     let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;
     match flushed {

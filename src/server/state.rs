@@ -1,5 +1,5 @@
-//! What every handler shares: the configuration, the storage, the tokens
-//! and the server's own counters.
+//! What every handler shares: the configuration, the storage, the log
+//! store, the tokens and the server's own counters.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 
 use super::ServerError;
 use super::config::{Role, ServerConfig};
+use crate::logs::LogStore;
 use crate::storage::Storage;
 
 /// A configured token, secret resolved.
@@ -79,10 +80,13 @@ pub struct ServerState {
     pub tokens: Vec<Token>,
     /// Self-metrics.
     pub metrics: ServerMetrics,
+    /// The log store (`<data_dir>/logs`).
+    pub logs: Arc<LogStore>,
 }
 
 impl ServerState {
-    /// Resolves tokens and opens the storage under `<data_dir>/tsdb`.
+    /// Resolves tokens and opens the storage under `<data_dir>/tsdb` and
+    /// the log store under `<data_dir>/logs`.
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         let tokens = resolve_tokens(&config)?;
         let dir = config.data_dir.join("tsdb");
@@ -92,6 +96,15 @@ impl ServerState {
             Storage::open(&dir, config.storage.clone()).map_err(|source| ServerError::Storage {
                 dir: dir.clone(),
                 source,
+            })?;
+        let metrics = ServerMetrics::new();
+        let logs_dir = config.data_dir.join("logs");
+        let logs =
+            LogStore::open(&logs_dir, config.logs.clone(), &metrics.registry).map_err(|e| {
+                ServerError::Config(format!(
+                    "cannot open the log store in {}: {e}",
+                    logs_dir.display()
+                ))
             })?;
         if tokens.is_empty() {
             tracing::warn!(
@@ -103,7 +116,8 @@ impl ServerState {
             config,
             storage: Arc::new(storage),
             tokens,
-            metrics: ServerMetrics::new(),
+            metrics,
+            logs: Arc::new(logs),
         }))
     }
 
