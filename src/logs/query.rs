@@ -287,6 +287,24 @@ fn in_range(
     ]))
 }
 
+/// tantivy's boolean query with only `MustNot` clauses matches nothing
+/// (`a AND NOT b` parses as `+a +(-b)`); people mean "everything except",
+/// so such groups get an all-documents clause.
+fn complete_negations(q: Box<dyn Query>) -> Box<dyn Query> {
+    let Some(b) = q.downcast_ref::<BooleanQuery>() else {
+        return q;
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = b
+        .clauses()
+        .iter()
+        .map(|(o, c)| (*o, complete_negations(c.box_clone())))
+        .collect();
+    if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
 impl LogStore {
     /// Parses a query string: tantivy's syntax over `message` by default,
     /// with the fields `node: namespace: pod: container: stream: level:
@@ -324,7 +342,7 @@ impl LogStore {
                 LABEL_FIELDS.join(", ")
             )));
         }
-        Ok(parsed)
+        Ok(complete_negations(parsed))
     }
 
     /// The hits of `query` in order, at most `limit`, with the searchers
