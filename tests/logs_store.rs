@@ -218,7 +218,7 @@ fn queries_paging_and_histograms_agree_with_a_model() {
         ("nosuch:x", "nosuch"),
         ("id:3", "id"),
     ] {
-        let e = store.parse_query(q).err().expect(q).to_string();
+        let e = store.parse_query(q).expect_err(q).to_string();
         assert!(e.contains(want), "{q}: {e}");
     }
 }

@@ -321,7 +321,14 @@ impl LogStore {
             TokenizerManager::default(),
         );
         parser.set_conjunction_by_default();
-        let parsed = parser.parse_query(q).map_err(|e| {
+        let parsed = match parser.parse_query(q) {
+            // `NOT x` alone: everything except x.
+            Err(tantivy::query::QueryParserError::AllButQueryForbidden) => {
+                parser.parse_query(&format!("* AND ({q})"))
+            }
+            other => other,
+        }
+        .map_err(|e| {
             LogError::BadQuery(format!(
                 "cannot parse the query {q:?}: {e} (fields: {}, level, labels, message)",
                 LABEL_FIELDS.join(", ")
