@@ -116,7 +116,10 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         };
         let deadline = Instant::now() + shared.config.commit_interval;
         let mut bytes = first.raw_bytes();
-        let mut group = vec![first];
+        // Lines are indexed as their jobs arrive, so the wait for the
+        // commit deadline overlaps with indexing.
+        let mut group = Group::default();
+        group.add(&shared, &mut writers, first);
         while bytes < shared.config.commit_bytes {
             let now = Instant::now();
             if now >= deadline {
@@ -125,7 +128,7 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
             match jobs.recv_timeout(deadline - now) {
                 Ok(j) => {
                     bytes += j.raw_bytes();
-                    group.push(j);
+                    group.add(&shared, &mut writers, j);
                 }
                 Err(_) => break,
             }
@@ -238,19 +241,35 @@ fn add_job(
     Ok(outcome)
 }
 
-fn commit_group(shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>, group: Vec<Job>) {
-    let mut touched: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-    let mut outcomes = Vec::with_capacity(group.len());
-    let mut failure: Option<LogError> = None;
-    for job in &group {
-        match add_job(shared, writers, job, &mut touched) {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                failure = Some(e);
-                break;
+/// The jobs of one commit, their lines already added to the writers.
+#[derive(Default)]
+struct Group {
+    jobs: Vec<Job>,
+    outcomes: Vec<PushOutcome>,
+    /// Partition → ids added in this group.
+    touched: BTreeMap<i64, (u64, u64)>,
+    failure: Option<LogError>,
+}
+
+impl Group {
+    fn add(&mut self, shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>, job: Job) {
+        if self.failure.is_none() {
+            match add_job(shared, writers, &job, &mut self.touched) {
+                Ok(o) => self.outcomes.push(o),
+                Err(e) => self.failure = Some(e),
             }
         }
+        self.jobs.push(job);
     }
+}
+
+fn commit_group(shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>, group: Group) {
+    let Group {
+        jobs: group,
+        outcomes,
+        touched,
+        mut failure,
+    } = group;
     if failure.is_none() {
         for (key, _) in touched.iter() {
             let w = writers.get_mut(key).expect("writer exists");
