@@ -474,7 +474,7 @@ fn push_search_histogram_loki_and_errors() {
 #[test]
 fn tail_streams_new_matching_lines_in_order() {
     let dir = artifact_dir("logs-tail");
-    let server = ServerProcess::start(&dir.join("data"), Some(&logs_config(&dir)), &dir);
+    let mut server = ServerProcess::start(&dir.join("data"), Some(&logs_config(&dir)), &dir);
     let base = server.base.clone();
     // A tail through the API and one through the CLI.
     let resp = reqwest::blocking::Client::builder()
@@ -563,5 +563,15 @@ fn tail_streams_new_matching_lines_in_order() {
         seen.len(),
         cli_text.lines().filter(|l| l.contains("hello cli")).count()
     );
-    cli_guard.terminate(Duration::from_secs(5));
+    // SIGTERM with tails open: the streams end and the server stops.
+    let status = server.guard.terminate(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the server stops on SIGTERM with tails open: {status:?}"
+    );
+    let status = cli_guard.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the CLI tail ends when the stream does: {status:?}"
+    );
 }

@@ -285,7 +285,7 @@ async fn tail(
         .keep_alive(
             KeepAlive::new()
                 .interval(Duration::from_secs(15))
-                .text("keepalive"),
+                .text(" keepalive"),
         )
         .into_response())
 }

@@ -91,6 +91,21 @@ impl Collector for Counts {
         false
     }
 
+    /// Skips segments entirely outside the range.
+    fn collect_segment(
+        &self,
+        weight: &dyn tantivy::query::Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Vec<u64>> {
+        let mut c = self.for_segment(segment, reader)?;
+        if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
+            return Ok(c.counts);
+        }
+        super::query::for_each_alive(weight, reader, &mut |d| c.collect(d, 0.0))?;
+        Ok(c.harvest())
+    }
+
     fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
         let mut total = vec![0; self.n];
         for f in fruits {

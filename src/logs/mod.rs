@@ -225,6 +225,8 @@ pub struct Shared {
     /// Partitions, sorted by start.
     partitions: RwLock<Vec<Arc<Partition>>>,
     commits: tokio::sync::broadcast::Sender<CommitEvent>,
+    /// Set when the server stops: live tails end.
+    closing: tokio::sync::watch::Sender<bool>,
     metrics: LogMetrics,
 }
 
@@ -281,6 +283,7 @@ impl LogStore {
             compressor,
             partitions: RwLock::new(partitions),
             commits,
+            closing: tokio::sync::watch::Sender::new(false),
             metrics: LogMetrics::new(registry),
             config,
         });
@@ -348,6 +351,16 @@ impl LogStore {
         self.shared.commits.subscribe()
     }
 
+    /// Ends every live tail (the server is stopping).
+    pub fn close_tails(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
+    /// Becomes `true` when the server stops.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shared.closing.subscribe()
+    }
+
     /// Queues `lines` for indexing and waits for the commit that makes
     /// them durable and searchable. With `batch` (`X-Osprey-Batch`), lines
     /// of a batch already committed are skipped.
@@ -396,6 +409,7 @@ impl LogStore {
     /// Stops accepting pushes, lets the indexing thread commit what is
     /// queued and waits for it.
     pub fn shutdown(&self) {
+        self.close_tails();
         drop(self.jobs.lock().expect("jobs lock").take());
         if let Some(t) = self.thread.lock().expect("thread lock").take() {
             let _ = t.join();

@@ -205,6 +205,28 @@ impl Collector for TopLines {
         false
     }
 
+    /// Skips segments whose timestamps (or ids) all fall outside the
+    /// range without running the query on them: new lines sit in new
+    /// segments, so tails and recent searches touch little.
+    fn collect_segment(
+        &self,
+        weight: &dyn tantivy::query::Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let mut c = self.for_segment(segment, reader)?;
+        if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
+            return Ok(Vec::new());
+        }
+        if let Some((lo, hi)) = self.ids
+            && (c.id.max_value() < lo || c.id.min_value() > hi)
+        {
+            return Ok(Vec::new());
+        }
+        for_each_alive(weight, reader, &mut |d| c.collect(d, 0.0))?;
+        Ok(c.harvest())
+    }
+
     fn merge_fruits(&self, fruits: Vec<Vec<Hit>>) -> tantivy::Result<Vec<Hit>> {
         let mut all: Vec<Hit> = fruits.into_iter().flatten().collect();
         all.sort_unstable_by_key(|h| Reverse(h.key));
@@ -260,6 +282,28 @@ impl SegmentCollector for TopLinesSegment {
                 addr: DocAddress::new(segment, doc),
             })
             .collect()
+    }
+}
+
+/// Runs `weight` over the segment's live documents (without scores).
+pub fn for_each_alive(
+    weight: &dyn tantivy::query::Weight,
+    reader: &SegmentReader,
+    f: &mut dyn FnMut(DocId),
+) -> tantivy::Result<()> {
+    match reader.alive_bitset() {
+        Some(alive) => weight.for_each_no_score(reader, &mut |docs| {
+            for &d in docs {
+                if alive.is_alive(d) {
+                    f(d)
+                }
+            }
+        }),
+        None => weight.for_each_no_score(reader, &mut |docs| {
+            for &d in docs {
+                f(d)
+            }
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Live tailing: each commit announces the ids it made visible; a tail
 //! runs its query over exactly those documents and sends the matches, in
-//! order of arrival, as Server-Sent Events.
+//! order of arrival, as Server-Sent Events. Streams end when the server
+//! stops.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -22,14 +23,21 @@ pub fn events(
     query: Arc<dyn Query>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let rx = store.subscribe();
+    let closing = store.closing();
     futures_util::stream::unfold(
-        (rx, VecDeque::<Event>::new(), store, query),
-        |(mut rx, mut pending, store, query)| async move {
+        (rx, closing, VecDeque::<Event>::new(), store, query),
+        |(mut rx, mut closing, mut pending, store, query)| async move {
             loop {
                 if let Some(e) = pending.pop_front() {
-                    return Some((Ok(e), (rx, pending, store, query)));
+                    return Some((Ok(e), (rx, closing, pending, store, query)));
                 }
-                match rx.recv().await {
+                let next = tokio::select! {
+                    next = rx.recv() => next,
+                    // The server is stopping: end the stream so that the
+                    // graceful shutdown does not wait for the client.
+                    _ = closing.wait_for(|c| *c) => return None,
+                };
+                match next {
                     Ok(commit) => {
                         let (s, q) = (store.clone(), query.clone());
                         let lines = tokio::task::spawn_blocking(move || {

@@ -93,6 +93,13 @@ pub async fn run(
     let state = ServerState::open(config)?;
     let maintenance = state.spawn_maintenance();
     tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
+    let logs = state.logs.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Live tails never end by themselves; graceful shutdown waits for
+        // open responses.
+        logs.close_tails();
+    };
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
