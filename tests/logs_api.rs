@@ -575,3 +575,89 @@ fn tail_streams_new_matching_lines_in_order() {
         "the CLI tail ends when the stream does: {status:?}"
     );
 }
+
+#[test]
+fn log_routes_need_the_right_role() {
+    let dir = artifact_dir("logs-auth");
+    let config = dir.join("osprey.toml");
+    std::fs::write(
+        &config,
+        "[server.logs]\ncommit_interval = \"50ms\"\n\n\
+         [[server.tokens]]\nname = \"agent\"\ntoken = \"write-token-0123456789\"\nrole = \"write\"\n\n\
+         [[server.tokens]]\nname = \"viewer\"\ntoken = \"read-token-0123456789\"\nrole = \"read\"\n",
+    )
+    .unwrap();
+    let server = ServerProcess::start(&dir.join("data"), Some(&config), &dir);
+    let client = reqwest::blocking::Client::new();
+    let body = json!({"streams": [{"stream": {"namespace": "auth"}, "values": [[now_ns().to_string(), "secret line"]]}]}).to_string();
+    let push_as = |token: Option<&str>| {
+        let mut req = client
+            .post(format!("{}/loki/api/v1/push", server.base))
+            .header("Content-Type", "application/json")
+            .body(body.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    let search_as = |path: &str, token: Option<&str>| {
+        let mut req = client.get(format!("{}{path}", server.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    assert_eq!(push_as(None), 401);
+    assert_eq!(push_as(Some("read-token-0123456789")), 403);
+    assert_eq!(push_as(Some("write-token-0123456789")), 204);
+    for path in [
+        "/api/v1/logs/search",
+        "/api/v1/logs/histogram",
+        "/loki/api/v1/query_range?query=%7Bnamespace%3D%22auth%22%7D",
+        "/loki/api/v1/labels",
+    ] {
+        assert_eq!(search_as(path, None), 401, "{path}");
+        assert_eq!(
+            search_as(path, Some("write-token-0123456789")),
+            403,
+            "{path}"
+        );
+        assert_eq!(
+            search_as(path, Some("read-token-0123456789")),
+            200,
+            "{path}"
+        );
+    }
+    let out = osprey()
+        .args([
+            "logs",
+            "search",
+            "--server",
+            &server.base,
+            "--token",
+            "read-token-0123456789",
+            "--query",
+            "secret",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("secret line"));
+    let out = osprey()
+        .args([
+            "logs",
+            "search",
+            "--server",
+            &server.base,
+            "--query",
+            "secret",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
