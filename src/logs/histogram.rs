@@ -64,6 +64,7 @@ struct CountsSegment {
     end_ns: i64,
     step_ns: i64,
     counts: Vec<u64>,
+    buf: Vec<i64>,
 }
 
 impl Collector for Counts {
@@ -84,6 +85,7 @@ impl Collector for Counts {
             end_ns: self.end_ns,
             step_ns: self.step_ns,
             counts: vec![0; self.n],
+            buf: Vec::new(),
         })
     }
 
@@ -102,7 +104,7 @@ impl Collector for Counts {
         if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
             return Ok(c.counts);
         }
-        super::query::for_each_alive(weight, reader, &mut |d| c.collect(d, 0.0))?;
+        super::query::for_each_alive(weight, reader, &mut |docs| c.collect_block(docs))?;
         Ok(c.harvest())
     }
 
@@ -127,9 +129,15 @@ impl SegmentCollector for CountsSegment {
         }
     }
 
+    /// Reads the timestamps of a block at once (one call into the
+    /// column instead of one per document).
     fn collect_block(&mut self, docs: &[DocId]) {
-        for &d in docs {
-            self.collect(d, 0.0);
+        self.buf.resize(docs.len(), 0);
+        self.ts.get_vals(docs, &mut self.buf);
+        for &ts in &self.buf {
+            if ts >= self.start_ns && ts < self.end_ns {
+                self.counts[((ts - self.start_ns) / self.step_ns) as usize] += 1;
+            }
         }
     }
 

@@ -180,6 +180,7 @@ pub struct TopLinesSegment {
     segment: SegmentOrdinal,
     parent: TopLines,
     heap: BinaryHeap<Reverse<(Key, i64, u64, DocId)>>,
+    buf: Vec<i64>,
 }
 
 impl Collector for TopLines {
@@ -198,6 +199,7 @@ impl Collector for TopLines {
             segment,
             parent: *self,
             heap: BinaryHeap::with_capacity(self.limit.min(1 << 16) + 1),
+            buf: Vec::new(),
         })
     }
 
@@ -223,7 +225,7 @@ impl Collector for TopLines {
         {
             return Ok(Vec::new());
         }
-        for_each_alive(weight, reader, &mut |d| c.collect(d, 0.0))?;
+        for_each_alive(weight, reader, &mut |docs| c.collect_block(docs))?;
         Ok(c.harvest())
     }
 
@@ -239,6 +241,37 @@ impl SegmentCollector for TopLinesSegment {
     type Fruit = Vec<Hit>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        let ts = self.ts.get_val(doc);
+        self.offer(doc, ts);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut ts = std::mem::take(&mut self.buf);
+        ts.resize(docs.len(), 0);
+        self.ts.get_vals(docs, &mut ts);
+        for (&d, &t) in docs.iter().zip(&ts) {
+            self.offer(d, t);
+        }
+        self.buf = ts;
+    }
+
+    fn harvest(self) -> Vec<Hit> {
+        let segment = self.segment;
+        self.heap
+            .into_iter()
+            .map(|Reverse((key, ts, id, doc))| Hit {
+                key,
+                ts,
+                id,
+                addr: DocAddress::new(segment, doc),
+            })
+            .collect()
+    }
+}
+
+impl TopLinesSegment {
+    /// Considers `doc` with timestamp `ts`.
+    fn offer(&mut self, doc: DocId, ts: i64) {
         let TopLines {
             start_ns: start,
             end_ns: end,
@@ -247,7 +280,6 @@ impl SegmentCollector for TopLinesSegment {
             direction,
             ids,
         } = self.parent;
-        let ts = self.ts.get_val(doc);
         if ts < start || ts >= end {
             return;
         }
@@ -270,40 +302,25 @@ impl SegmentCollector for TopLinesSegment {
             self.heap.push(Reverse((k, ts, id, doc)));
         }
     }
-
-    fn harvest(self) -> Vec<Hit> {
-        let segment = self.segment;
-        self.heap
-            .into_iter()
-            .map(|Reverse((key, ts, id, doc))| Hit {
-                key,
-                ts,
-                id,
-                addr: DocAddress::new(segment, doc),
-            })
-            .collect()
-    }
 }
 
-/// Runs `weight` over the segment's live documents (without scores).
+/// Runs `weight` over the segment's live documents (without scores), a
+/// block of documents at a time.
 pub fn for_each_alive(
     weight: &dyn tantivy::query::Weight,
     reader: &SegmentReader,
-    f: &mut dyn FnMut(DocId),
+    f: &mut dyn FnMut(&[DocId]),
 ) -> tantivy::Result<()> {
     match reader.alive_bitset() {
-        Some(alive) => weight.for_each_no_score(reader, &mut |docs| {
-            for &d in docs {
-                if alive.is_alive(d) {
-                    f(d)
-                }
-            }
-        }),
-        None => weight.for_each_no_score(reader, &mut |docs| {
-            for &d in docs {
-                f(d)
-            }
-        }),
+        Some(alive) => {
+            let mut live = Vec::new();
+            weight.for_each_no_score(reader, &mut |docs| {
+                live.clear();
+                live.extend(docs.iter().copied().filter(|&d| alive.is_alive(d)));
+                f(&live)
+            })
+        }
+        None => weight.for_each_no_score(reader, f),
     }
 }
 
