@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 
 const LINES_PER_BATCH: usize = 25;
 
-fn batch_body(seq: u64, ts: i64) -> Value {
+fn batch_body(src: u64, seq: u64, ts: i64) -> Value {
     let values: Vec<Value> = (0..LINES_PER_BATCH)
         .map(|k| {
             json!([
                 (ts + k as i64).to_string(),
-                format!("crashline b{seq}x{k} payload {}", "x".repeat(k * 7))
+                format!("crashline s{src}b{seq}x{k} payload {}", "x".repeat(k * 7))
             ])
         })
         .collect();
@@ -29,14 +29,14 @@ fn batch_body(seq: u64, ts: i64) -> Value {
 
 /// Posts one batch; `Some(true)` when acknowledged, `Some(false)` on any
 /// other status, `None` when the connection failed.
-fn post(base: &str, seq: u64, body: &Value) -> Option<bool> {
+fn post(base: &str, src: u64, seq: u64, body: &Value) -> Option<bool> {
     let resp = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
         .post(format!("{base}/loki/api/v1/push"))
         .header("Content-Type", "application/json")
-        .header("X-Osprey-Batch", format!("crash-agent-1/{seq}"))
+        .header("X-Osprey-Batch", format!("crash-agent-{src}/{seq}"))
         .body(body.to_string())
         .send()
         .ok()?;
@@ -53,7 +53,7 @@ fn stored(base: &str) -> BTreeMap<String, usize> {
             "{base}/api/v1/logs/search?query=namespace:crash&limit=5000&start=0&cursor={cursor}"
         ));
         for l in v["data"]["lines"].as_array().unwrap() {
-            // "crashline b<seq>x<k> payload …" → "b<seq>x<k>"
+            // "crashline s<src>b<seq>x<k> payload …" → "s<src>b<seq>x<k>"
             let key = l["message"].as_str().unwrap().split(' ').nth(1).unwrap();
             *counts.entry(key.to_string()).or_insert(0) += 1;
         }
@@ -64,6 +64,9 @@ fn stored(base: &str) -> BTreeMap<String, usize> {
     }
 }
 
+/// Agents pushing at once (their batches share group commits).
+const SOURCES: u64 = 2;
+
 #[test]
 fn kill_9_during_pushes_loses_and_duplicates_nothing_acknowledged() {
     let dir = artifact_dir("logs-crash");
@@ -73,9 +76,10 @@ fn kill_9_during_pushes_loses_and_duplicates_nothing_acknowledged() {
     let mut server = ServerProcess::start(&data, Some(&config), &dir);
     let port = server.port;
     let base = server.base.clone();
-    // Sequence → (timestamp, acknowledged).
-    let sent: Arc<Mutex<BTreeMap<u64, (i64, bool)>>> = Arc::default();
-    let mut next_seq = 1u64;
+    // (source, sequence) → (timestamp, acknowledged).
+    type Sent = BTreeMap<(u64, u64), (i64, bool)>;
+    let sent: Arc<Mutex<Sent>> = Arc::default();
+    let mut next_seq = vec![1u64; SOURCES as usize];
     // Pseudo-random kill points from the clock (differ run to run).
     let mut seed = (now_ms() as u64) | 1;
     let mut rand = move |n: u64| {
@@ -84,68 +88,74 @@ fn kill_9_during_pushes_loses_and_duplicates_nothing_acknowledged() {
         seed ^= seed << 17;
         seed % n
     };
+    let acked = |sent: &Arc<Mutex<Sent>>| sent.lock().unwrap().values().filter(|v| v.1).count();
     for round in 0..4 {
         let stop = Arc::new(AtomicBool::new(false));
-        let pusher = {
-            let (sent, stop, base) = (sent.clone(), stop.clone(), base.clone());
-            let mut seq = next_seq;
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let ts = now_ms() * 1_000_000;
-                    sent.lock().unwrap().insert(seq, (ts, false));
-                    match post(&base, seq, &batch_body(seq, ts)) {
-                        Some(true) => sent.lock().unwrap().get_mut(&seq).unwrap().1 = true,
-                        Some(false) => panic!("batch {seq} refused"),
-                        // The server died with this batch in flight.
-                        None => return seq,
+        let pushers: Vec<_> = (0..SOURCES)
+            .map(|src| {
+                let (sent, stop, base) = (sent.clone(), stop.clone(), base.clone());
+                let mut seq = next_seq[src as usize];
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let ts = now_ms() * 1_000_000;
+                        sent.lock().unwrap().insert((src, seq), (ts, false));
+                        match post(&base, src, seq, &batch_body(src, seq, ts)) {
+                            Some(true) => {
+                                sent.lock().unwrap().get_mut(&(src, seq)).unwrap().1 = true
+                            }
+                            Some(false) => panic!("batch {src}/{seq} refused"),
+                            // The server died with this batch in flight.
+                            None => return seq,
+                        }
+                        seq += 1;
                     }
-                    seq += 1;
-                }
-                seq
+                    seq
+                })
             })
-        };
+            .collect();
         // Let some batches through, then kill at a random point.
-        let acked_before = sent.lock().unwrap().values().filter(|v| v.1).count();
+        let acked_before = acked(&sent);
         wait_for(
             Duration::from_secs(30),
             "a few acknowledged batches",
-            || {
-                let n = sent.lock().unwrap().values().filter(|v| v.1).count();
-                (n >= acked_before + 3).then_some(())
-            },
+            || (acked(&sent) >= acked_before + 4).then_some(()),
         );
         std::thread::sleep(Duration::from_millis(rand(400)));
         server.guard.child.kill().unwrap();
         server.guard.child.wait().unwrap();
         stop.store(true, Ordering::Relaxed);
-        let in_flight = pusher.join().unwrap();
+        let in_flight: Vec<u64> = pushers.into_iter().map(|p| p.join().unwrap()).collect();
         server = ServerProcess::start_on(port, &data, Some(&config), &dir);
-        // The agent retries its unacknowledged batch with the same sequence.
-        let retry = sent.lock().unwrap().get(&in_flight).copied();
-        if let Some((ts, false)) = retry {
-            let before = stored(&base).values().sum::<usize>();
-            let ok = post(&base, in_flight, &batch_body(in_flight, ts));
-            assert_eq!(ok, Some(true));
-            let added = stored(&base).values().sum::<usize>() - before;
-            eprintln!(
-                "round {round}: batch {in_flight} was in flight; {} of its lines had been committed before the kill",
-                LINES_PER_BATCH - added
-            );
+        // Each agent retries its unacknowledged batch with the same sequence.
+        for (src, &seq) in in_flight.iter().enumerate() {
+            let src = src as u64;
+            let retry = sent.lock().unwrap().get(&(src, seq)).copied();
+            if let Some((ts, false)) = retry {
+                let before = stored(&base).values().sum::<usize>();
+                let ok = post(&base, src, seq, &batch_body(src, seq, ts));
+                assert_eq!(ok, Some(true));
+                let added = stored(&base).values().sum::<usize>() - before;
+                eprintln!(
+                    "round {round}: batch {src}/{seq} was in flight; {} of its lines had been committed before the kill",
+                    LINES_PER_BATCH - added
+                );
+                sent.lock().unwrap().get_mut(&(src, seq)).unwrap().1 = true;
+            }
+            next_seq[src as usize] = seq + 1;
         }
-        if let Some(e) = sent.lock().unwrap().get_mut(&in_flight) {
-            e.1 = true;
-        }
-        next_seq = in_flight + 1;
         let counts = stored(&base);
         let sent = sent.lock().unwrap();
         let mut expected = 0;
-        for (seq, (_, acked)) in sent.iter() {
-            assert!(acked, "round {round}: batch {seq} never acknowledged");
+        for ((src, seq), (_, acked)) in sent.iter() {
+            assert!(acked, "round {round}: batch {src}/{seq} never acknowledged");
             for k in 0..LINES_PER_BATCH {
-                let n = counts.get(&format!("b{seq}x{k}")).copied().unwrap_or(0);
+                let n = counts
+                    .get(&format!("s{src}b{seq}x{k}"))
+                    .copied()
+                    .unwrap_or(0);
                 assert_eq!(
                     n, 1,
-                    "round {round}: line {k} of batch {seq} is there {n} times"
+                    "round {round}: line {k} of batch {src}/{seq} is there {n} times"
                 );
                 expected += 1;
             }
@@ -153,5 +163,5 @@ fn kill_9_during_pushes_loses_and_duplicates_nothing_acknowledged() {
         let total: usize = counts.values().sum();
         assert_eq!(total, expected, "round {round}: no stray lines");
     }
-    assert!(sent.lock().unwrap().len() >= 12);
+    assert!(sent.lock().unwrap().len() >= 16);
 }
