@@ -56,6 +56,9 @@ struct Counts {
     end_ns: i64,
     step_ns: i64,
     n: usize,
+    /// The query matches every document: read the timestamp column
+    /// sequentially instead of running the query.
+    all: bool,
 }
 
 struct CountsSegment {
@@ -102,6 +105,22 @@ impl Collector for Counts {
     ) -> tantivy::Result<Vec<u64>> {
         let mut c = self.for_segment(segment, reader)?;
         if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
+            return Ok(c.counts);
+        }
+        if self.all && reader.alive_bitset().is_none() {
+            let max = reader.max_doc();
+            let mut buf = vec![0i64; 4096];
+            let mut start = 0u32;
+            while start < max {
+                let len = (max - start).min(4096) as usize;
+                c.ts.get_range(u64::from(start), &mut buf[..len]);
+                for &ts in &buf[..len] {
+                    if ts >= c.start_ns && ts < c.end_ns {
+                        c.counts[((ts - c.start_ns) / c.step_ns) as usize] += 1;
+                    }
+                }
+                start += len as u32;
+            }
             return Ok(c.counts);
         }
         super::query::for_each_alive(weight, reader, &mut |docs| c.collect_block(docs))?;
@@ -176,11 +195,14 @@ impl LogStore {
             end_ns,
             step_ns: step_ms * 1_000_000,
             n: n as usize,
+            all: query.is::<tantivy::query::AllQuery>(),
         };
         let mut counts = vec![0u64; n as usize];
         for part in self.partitions(start_ns, end_ns) {
             let searcher = part.reader.searcher();
-            let q = if start_ns <= part.span.start_ns && end_ns >= part.span.end_ns {
+            let q = if collector.all
+                || (start_ns <= part.span.start_ns && end_ns >= part.span.end_ns)
+            {
                 query.box_clone()
             } else {
                 Box::new(tantivy::query::BooleanQuery::new(vec![
