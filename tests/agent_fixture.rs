@@ -442,3 +442,59 @@ fn broken_cgroups_are_counted_and_do_not_hide_the_others() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Under a tight descriptor limit the slow files are not held at the
+/// expense of other cgroups' per-tick files: every cgroup is read.
+#[test]
+fn a_tight_descriptor_limit_still_reads_every_cgroup() {
+    use std::os::unix::process::CommandExt;
+    let tree = FixtureTree::v2().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..44).map(paths::container_id).collect();
+    for (i, id) in ids.iter().enumerate() {
+        tree.add_cgroup(&paths::docker_systemd(id), &CgroupValues::sample(i as u64))
+            .unwrap();
+    }
+    // 45 cgroups × 9 per-tick files fit in 440 descriptors; with the two
+    // slow files also held for the first ones, they would not.
+    let mut cmd = osprey();
+    cmd.args(["agent", "--once", "--format", "prometheus"])
+        .arg("--cgroup-root")
+        .arg(tree.root())
+        .arg("--docker-root")
+        .arg(tmp.path().join("docker"))
+        .arg("--sys-root")
+        .arg(tmp.path())
+        .arg("--pod-log-root")
+        .arg(tmp.path().join("no-pods"));
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 440,
+                rlim_max: 440,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("running osprey");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for id in &ids {
+        let path = paths::docker_systemd(id);
+        assert!(
+            metric_value(
+                &text,
+                "container_memory_usage_bytes",
+                &[("id", path.as_str())]
+            )
+            .is_some(),
+            "{path} not read: {stderr}"
+        );
+    }
+}

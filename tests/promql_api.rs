@@ -374,3 +374,49 @@ async fn queries_need_a_read_token_when_tokens_are_configured() {
     let (status, _) = call(&st, with(WRITE_TOKEN, get("/api/v1/label/job/values"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn configured_query_limits_apply_and_a_request_can_only_shorten_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config: ServerConfig = toml::from_str(&format!(
+        "data_dir = {:?}\n[query]\nmax_series = 1\ntimeout = \"3s\"\nlookback = \"1m\"\n",
+        dir.path()
+    ))
+    .unwrap();
+    assert_eq!(config.query.max_series, 1);
+    assert_eq!(config.query.timeout, std::time::Duration::from_secs(3));
+    let st = ServerState::open(config).unwrap();
+    st.storage.append(&data::batch(BASE_MS)).unwrap();
+
+    // One series is within the limit, a selector of several is not.
+    let one = format!(
+        "/api/v1/query?query={}&time={}",
+        enc("up{instance=\"a\"}"),
+        secs(60)
+    );
+    let (status, body) = call(&st, get(&one)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let many = format!("/api/v1/query?query={}&time={}", enc("tie"), secs(60));
+    let (status, body) = call(&st, get(&many)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errorType"], "execution");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1 series"),
+        "{body}"
+    );
+}
+
+#[test]
+fn invalid_query_limits_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..ServerConfig::default()
+    };
+    config.query.max_series = 0;
+    let err = ServerState::open(config).err().expect("refused");
+    assert!(err.to_string().contains("query.max_series"), "{err}");
+}

@@ -262,3 +262,125 @@ fn garbage_wal_tail_is_cut_with_a_report_not_a_panic() {
     drop(s);
     assert_eq!(verify(dir.path(), Some(4)), 5);
 }
+
+const WRITERS: usize = 4;
+
+fn parallel_batch(writer: usize, n: u64) -> Vec<SeriesSamples> {
+    vec![SeriesSamples {
+        labels: Labels::from_pairs([
+            (METRIC_NAME, "crash_parallel".to_string()),
+            ("writer", writer.to_string()),
+        ]),
+        samples: vec![Sample::new(T0 + n as i64 * STEP, n as f64)],
+    }]
+}
+
+/// The child of the concurrent crash test: `WRITERS` threads append to their own series
+/// at once (their per-batch fsyncs are shared by group commit), printing `ack W N`.
+#[test]
+#[ignore = "run by concurrent_writers_lose_no_acknowledged_sample as a child process"]
+fn crash_parallel_child() {
+    use std::io::Write;
+    let Ok(dir) = std::env::var("OSPREY_CRASH_CHILD_DIR") else {
+        return;
+    };
+    let starts: Vec<u64> = std::env::var("OSPREY_CRASH_START")
+        .unwrap()
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let s = Storage::open(Path::new(&dir), options(FsyncPolicy::PerBatch)).unwrap();
+    std::thread::scope(|scope| {
+        for (w, &start) in starts.iter().enumerate() {
+            let s = &s;
+            scope.spawn(move || {
+                for n in start.. {
+                    let rep = s.append(&parallel_batch(w, n)).unwrap();
+                    assert_eq!(rep.rejected(), 0, "writer {w} batch {n}: {rep:?}");
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ack {w} {n}").unwrap();
+                    out.flush().unwrap();
+                    if w == 0 && n % 25 == 0 {
+                        s.maintain().unwrap();
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn concurrent_writers_lose_no_acknowledged_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = [0u64; WRITERS];
+    for round in 0..10 {
+        let starts: Vec<String> = next.iter().map(u64::to_string).collect();
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_parallel_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("OSPREY_CRASH_CHILD_DIR", dir.path())
+            .env("OSPREY_CRASH_START", starts.join(","))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut acked: [Option<u64>; WRITERS] = [None; WRITERS];
+        let kill_after = 20 + rng.next() % 200;
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let record = |line: &str, acked: &mut [Option<u64>; WRITERS]| {
+            let mut parts = line.strip_prefix("ack ")?.split(' ');
+            let w: usize = parts.next()?.parse().ok()?;
+            let n: u64 = parts.next()?.trim().parse().ok()?;
+            acked[w] = Some(acked[w].map_or(n, |a| a.max(n)));
+            Some(())
+        };
+        let mut seen = 0;
+        while seen < kill_after {
+            let Some(line) = lines.next() else { break };
+            if record(&line.unwrap(), &mut acked).is_some() {
+                seen += 1;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL, while the writers are mid-append
+        for line in lines.map_while(Result::ok) {
+            record(&line, &mut acked);
+        }
+        assert!(!child.wait().unwrap().success(), "round {round}: killed");
+        let s = Storage::open(dir.path(), options(FsyncPolicy::PerBatch)).unwrap();
+        for (w, next_w) in next.iter_mut().enumerate() {
+            let got = s
+                .select_all(
+                    &[
+                        Matcher::eq(METRIC_NAME, "crash_parallel"),
+                        Matcher::eq("writer", w.to_string()),
+                    ],
+                    i64::MIN,
+                    i64::MAX,
+                )
+                .expect("no corrupt data");
+            let samples = got.first().map_or(&[][..], |s| &s.samples[..]);
+            for (k, smp) in samples.iter().enumerate() {
+                assert_eq!(smp.t, T0 + k as i64 * STEP, "writer {w}: gap at {k}");
+                assert_eq!(smp.v, k as f64, "writer {w}: wrong value at {k}");
+            }
+            if let Some(a) = acked[w] {
+                assert!(
+                    samples.len() as u64 > a,
+                    "round {round}: writer {w}'s acknowledged batch {a} lost ({} present)",
+                    samples.len()
+                );
+            }
+            *next_w = samples.len() as u64;
+        }
+    }
+    assert!(
+        next.iter().all(|&n| n > 10),
+        "every writer progressed: {next:?}"
+    );
+}

@@ -183,6 +183,38 @@ fn retried_batches_are_harmless_duplicates_also_after_restart() {
 }
 
 #[test]
+fn a_batch_retried_after_its_range_was_sealed_is_a_duplicate_and_a_new_old_sample_is_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), opts()).unwrap();
+    // Jittered timestamps, stored snapped to the grid.
+    let first: Vec<SeriesSamples> = (0..4)
+        .map(|p| SeriesSamples {
+            labels: labels("m", p),
+            samples: (0..30)
+                .map(|i| Sample::new(T0 + i * 10_000 + (i % 3), value(p, i)))
+                .collect(),
+        })
+        .collect();
+    assert_eq!(s.append(&first).unwrap().accepted, 120);
+    // Three hours later the first hour is sealed into a block.
+    fill(&s, 4, 3 * 360, 10, false);
+    s.maintain().unwrap();
+    assert!(!s.block_metas(0).is_empty(), "the first hour is in a block");
+    let r = s.append(&first).unwrap();
+    assert_eq!((r.accepted, r.duplicates, r.too_old), (0, 120, 0), "{r:?}");
+    // A sample never stored, in the sealed range, and one with another value, are refused.
+    let new_old = vec![SeriesSamples {
+        labels: labels("m", 0),
+        samples: vec![
+            Sample::new(T0 + 10_000, -1.0),
+            Sample::new(T0 + 45 * 10_000, 1.0),
+        ],
+    }];
+    let r = s.append(&new_old).unwrap();
+    assert_eq!((r.accepted, r.duplicates, r.too_old), (0, 0, 2), "{r:?}");
+}
+
+#[test]
 fn maintenance_compacts_and_applies_retention_by_age_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let o = StorageOptions {
@@ -256,15 +288,12 @@ fn rollups_answer_like_raw_data_and_long_ranges_use_them() {
         for ((l, pts), r) in via_rollup.iter().zip(&raw) {
             assert_eq!(l, &r.labels);
             let buckets = rollup::aggregate(&r.samples, H);
+            let increases = rollup::increases(&buckets);
             assert_eq!(pts.len(), buckets.len(), "{f:?}");
-            for (p, b) in pts.iter().zip(&buckets) {
-                let want = osprey::storage::query::bucket_value(b, f, H);
-                // The rollup's increase misses the one step across each raw block edge.
-                let tol = if f == RangeFn::Increase {
-                    10.0 * 6.0
-                } else {
-                    1e-9 * want.abs().max(1.0)
-                };
+            for ((p, b), inc) in pts.iter().zip(&buckets).zip(increases) {
+                let want = osprey::storage::query::bucket_value(b, inc, f, H);
+                // Increases included: the step across each raw block edge is counted.
+                let tol = 1e-9 * want.abs().max(1.0);
                 assert!(
                     (p.v - want).abs() <= tol,
                     "{f:?} {l} at {}: {} vs {want}",
@@ -364,4 +393,39 @@ fn interrupted_compaction_and_unfinished_writes_are_cleaned_up_at_open() {
         .exists()
     );
     check_complete(&s, 3, 0, 2 * 360);
+}
+
+#[test]
+fn concurrent_per_batch_appends_are_all_durable_after_their_group_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StorageOptions {
+        fsync: osprey::storage::FsyncPolicy::PerBatch,
+        ..opts()
+    };
+    {
+        let s = Storage::open(dir.path(), opts.clone()).unwrap();
+        std::thread::scope(|scope| {
+            for w in 0..8 {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        let b = vec![SeriesSamples {
+                            labels: labels("g", w),
+                            samples: vec![Sample::new(T0 + i * 10_000, i as f64)],
+                        }];
+                        assert_eq!(s.append(&b).unwrap().accepted, 1);
+                    }
+                });
+            }
+        });
+        let m = s.metrics();
+        assert!(
+            (1..=400).contains(&m.wal_group_syncs),
+            "every append waited for a sync: {m:?}"
+        );
+    }
+    let s = Storage::open(dir.path(), opts).unwrap();
+    let got = all(&s, &[Matcher::eq(METRIC_NAME, "g")], i64::MIN, i64::MAX);
+    assert_eq!(got.len(), 8);
+    assert!(got.iter().all(|(_, v)| v.len() == 50));
 }

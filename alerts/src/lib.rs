@@ -1,1 +1,3 @@
 //! Alert rules, their evaluation and notifications (built in a later issue).
+
+pub mod detect;

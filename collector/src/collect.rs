@@ -86,6 +86,10 @@ pub struct Collector {
     last_machine_refresh: Instant,
 }
 
+/// Per-tick files a cgroup holds open, at most (v2 with PSI: nine), for
+/// budgeting descriptors before the cgroups of a discovery round are opened.
+const PER_TICK_FILES_ESTIMATE: u64 = 9;
+
 impl Collector {
     /// Finds the cgroup hierarchies and reads machine facts; the first
     /// [`Collector::collect`] then discovers every cgroup.
@@ -192,9 +196,17 @@ impl Collector {
     pub fn collect(&mut self) -> Snapshot {
         let timestamp_ms = now_ms();
         self.fds_in_use = self.open_files() as u64;
-        for event in self.discovery.refresh() {
+        let events = self.discovery.refresh();
+        let mut to_add = events
+            .iter()
+            .filter(|e| matches!(e, DiscoveryEvent::Added(_)))
+            .count() as u64;
+        for event in events {
             match event {
-                DiscoveryEvent::Added(p) => self.add(p.as_str()),
+                DiscoveryEvent::Added(p) => {
+                    to_add -= 1;
+                    self.add(p.as_str(), to_add)
+                }
                 DiscoveryEvent::Removed(p) => self.remove(p.as_str()),
             }
         }
@@ -248,13 +260,17 @@ impl Collector {
         }
     }
 
-    fn add(&mut self, path: &str) {
+    /// Starts reading cgroup `path`; `still_to_add` more cgroups are being
+    /// added in the same discovery round.
+    fn add(&mut self, path: &str, still_to_add: u64) {
         if self.tracked.contains_key(path) {
             return;
         }
-        // Slow files are held open too while the descriptors allow it
-        // (a quarter of the limit is kept for everything else).
-        let hold_slow = self.fds_in_use + 20 < self.fd_limit / 4 * 3;
+        // Slow files are held open too while the descriptors allow it: the
+        // per-tick files of the cgroups still to be added come first, and a
+        // quarter of the limit is kept for everything else.
+        let reserved = still_to_add * PER_TICK_FILES_ESTIMATE;
+        let hold_slow = self.fds_in_use + reserved + 20 < self.fd_limit / 4 * 3;
         let reader = match CgroupReader::open_with(&self.layout, path, hold_slow) {
             Ok(mut r) => {
                 r.set_slow_interval(self.config.slow_stat_interval);

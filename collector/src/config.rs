@@ -79,6 +79,10 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Ship every collection to a remote-write receiver (`[agent.remote_write]`).
     pub remote_write: Option<crate::ship::RemoteWriteConfig>,
+    /// Tail container and node logs and push them to a Loki-compatible
+    /// endpoint (`[agent.logs]`, see [`crate::logs::LogsConfig`]); state
+    /// is kept under `<data_dir>/logs`.
+    pub logs: Option<crate::logs::LogsConfig>,
 }
 
 impl Default for AgentConfig {
@@ -107,6 +111,7 @@ impl Default for AgentConfig {
             container_labels: Vec::new(),
             data_dir: PathBuf::from("/var/lib/osprey/agent"),
             remote_write: None,
+            logs: None,
         }
     }
 }

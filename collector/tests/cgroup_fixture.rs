@@ -570,9 +570,10 @@ fn many_containers_of_every_style() {
                 let mut reader = CgroupReader::open(tree.layout(), path).unwrap();
                 let stats = reader.read_stats(0).unwrap();
                 if tree.version() == FixtureVersion::V1 {
-                    // Held per tick: cpuacct 2, cpu 1, memory 2 (usage, stat;
-                    // the slow four are opened when due), pids 1, blkio pair 2.
-                    assert_eq!(reader.files().len(), 8);
+                    // Held per tick: cpuacct.usage, cpu 1, memory 2 (usage,
+                    // stat), pids 1, blkio pair 2; the slow five (cpuacct.stat
+                    // among them) are opened when due.
+                    assert_eq!(reader.files().len(), 7);
                 } else {
                     // Held per tick: cpu.stat, memory.current, memory.stat,
                     // memory.swap.current, io.stat, pids.current, PSI ×3.
@@ -686,6 +687,8 @@ fn slow_files_are_read_on_their_own_cadence_and_carried_between() {
         let first = reader.read_stats(0).unwrap();
 
         v.memory_usage += 4096;
+        v.cpu_usage_ns += 1_000_000_000;
+        v.cpu_user_ns += 1_000_000_000;
         v.memory_failcnt += 5;
         v.oom_kills += 1;
         v.memory_max_usage += 8192;
@@ -703,6 +706,14 @@ fn slow_files_are_read_on_their_own_cadence_and_carried_between() {
         assert_eq!(second.memory.oom_kills, first.memory.oom_kills);
         assert_eq!(second.memory.max_usage, first.memory.max_usage);
         assert_eq!(second.memory.kernel, first.memory.kernel);
+        assert_eq!(second.cpu.usage_ns, first.cpu.usage_ns + 1_000_000_000);
+        if tree.version() == FixtureVersion::V1 {
+            // v1's user/system split comes from cpuacct.stat, a slow file.
+            assert_eq!(second.cpu.user_ns, first.cpu.user_ns);
+        } else {
+            // v2 has it in cpu.stat with the total, every tick.
+            assert_eq!(second.cpu.user_ns, first.cpu.user_ns + 1_000_000_000);
+        }
 
         reader.set_slow_interval(std::time::Duration::ZERO);
         let third = reader.read_stats(2).unwrap(); // the pending slow read is due now
@@ -711,6 +722,7 @@ fn slow_files_are_read_on_their_own_cadence_and_carried_between() {
             assert_eq!(s.memory.failcnt, v.memory_failcnt);
             assert_eq!(s.memory.oom_kills, v.oom_kills);
             assert_eq!(s.memory.max_usage, Some(v.memory_max_usage));
+            assert_eq!(s.cpu.user_ns, v.cpu_user_ns);
         }
     }
 }

@@ -78,6 +78,10 @@ pub struct AgentArgs {
     /// Push every collection to this Prometheus remote-write URL.
     #[arg(long, env = "OSPREY_REMOTE_WRITE", value_name = "URL")]
     pub remote_write: Option<String>,
+    /// Tail container logs and push them to this Loki push URL (e.g.
+    /// http://server:9090/loki/api/v1/push); other settings from `[agent.logs]`.
+    #[arg(long, env = "OSPREY_LOGS_URL", value_name = "URL")]
+    pub logs_url: Option<String>,
     /// Bearer token for the remote-write receiver.
     #[arg(long, env = "OSPREY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -137,6 +141,9 @@ impl AgentArgs {
                 rw.bearer_token_file = self.token_file.clone();
             }
             c.remote_write = Some(rw);
+        }
+        if let Some(url) = &self.logs_url {
+            c.logs.get_or_insert_with(Default::default).url = url.clone();
         }
         c
     }

@@ -122,6 +122,23 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
             ..RemoteWriteConfig::default()
         });
     }
+    // Logs, when `[agent.logs]` is present, go to the same server unless
+    // a receiver is named.
+    if let Some(logs) = agent.logs.as_mut()
+        && logs.url.trim().is_empty()
+    {
+        let token = server.tokens.iter().find(|t| {
+            matches!(
+                t.role,
+                osprey::server::config::Role::Write | osprey::server::config::Role::Admin
+            )
+        });
+        logs.url = format!("http://{}/loki/api/v1/push", loopback(server.listen));
+        if logs.bearer_token.is_none() && logs.bearer_token_file.is_none() {
+            logs.bearer_token = token.and_then(|t| t.token.clone());
+            logs.bearer_token_file = token.and_then(|t| t.token_file.clone());
+        }
+    }
     if cmd.print_config {
         #[derive(serde::Serialize)]
         struct Effective<'a> {

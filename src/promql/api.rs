@@ -142,8 +142,8 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn limits_for(params: &Params) -> Result<QueryLimits, ApiError> {
-    let mut limits = QueryLimits::default();
+fn limits_for(configured: &QueryLimits, params: &Params) -> Result<QueryLimits, ApiError> {
+    let mut limits = *configured;
     if let Some(t) = params.get("timeout") {
         let t = parse_duration(t).map_err(|e| bad_param("timeout", e))?;
         if t < limits.timeout {
@@ -200,7 +200,7 @@ pub async fn query(
         Some(t) => parse_time(t).map_err(|e| bad_param("time", e))?,
         None => now_ms(),
     };
-    let limits = limits_for(&params)?;
+    let limits = limits_for(&state.config.query, &params)?;
     let storage = state.storage.clone();
     let value = run_query(limits, move |budget| {
         super::engine::instant_query_in(&storage, &q, t, budget)
@@ -248,7 +248,7 @@ pub async fn query_range(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let limits = limits_for(&params)?;
+    let limits = limits_for(&state.config.query, &params)?;
     let storage = state.storage.clone();
     let value = run_query(limits, move |budget| {
         super::engine::range_query_in(&storage, &q, start, end, step, budget)

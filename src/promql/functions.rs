@@ -150,6 +150,9 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: &Steps) -> Result<Evaluated,
         }
         _ => match RangeFunction::from_name(name) {
             Some(f) => {
+                if let Some(answer) = super::rollup::over_rollups(ev, f, arg(0)?, steps)? {
+                    return Ok(answer);
+                }
                 let input = ev.range_input(arg(0)?, steps)?;
                 let range_s = input.range as f64 / 1000.0;
                 let range = input.range;
@@ -393,10 +396,39 @@ fn extrapolated_rate(
             prev = s.v;
         }
     }
+    extrapolate(
+        first,
+        last,
+        w.len(),
+        result,
+        start,
+        end,
+        counter,
+        per_second,
+    )
+}
+
+/// The extrapolation of [`extrapolated_rate`] from a window's summary: its first and last
+/// samples, how many samples it has and the raw change (`last - first`, plus for counters
+/// the value before each reset).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn extrapolate(
+    first: Sample,
+    last: Sample,
+    n: usize,
+    mut result: f64,
+    start: i64,
+    end: i64,
+    counter: bool,
+    per_second: Option<f64>,
+) -> Option<f64> {
+    if n < 2 {
+        return None;
+    }
     let mut to_start = (first.t - start) as f64 / 1000.0;
     let to_end = (end - last.t) as f64 / 1000.0;
     let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg_interval = sampled / (w.len() - 1) as f64;
+    let avg_interval = sampled / (n - 1) as f64;
     if counter && result > 0.0 && first.v >= 0.0 {
         let to_zero = sampled * (first.v / result);
         if to_zero < to_start {

@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Bounds every query runs under.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Bounds every query runs under: the `[server.query]` table of the
+/// configuration. A request's `timeout` parameter may shorten the timeout,
+/// never lengthen it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct QueryLimits {
     /// Longest a query may run (Prometheus's default: 2 minutes).
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Most series one query may read from storage, over all its selectors.
     pub max_series: usize,
@@ -17,6 +21,7 @@ pub struct QueryLimits {
     /// `--query.max-samples` is 50 million).
     pub max_samples: usize,
     /// Staleness lookback of instant selectors (default 5 minutes).
+    #[serde(with = "humantime_serde")]
     pub lookback: Duration,
 }
 

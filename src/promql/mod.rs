@@ -10,6 +10,7 @@
 //! | [`limits`] | timeout, series and sample limits; query errors |
 //! | [`engine`] | evaluation of expressions over all steps, selectors |
 //! | [`functions`] | function calls |
+//! | [`rollup`] | long ranges answered from the storage's rollups |
 //! | [`aggregate`] | aggregation operators |
 //! | [`binary`] | binary operators and vector matching |
 //! | [`api`] | the HTTP endpoints |
@@ -20,6 +21,7 @@ pub mod binary;
 pub mod engine;
 pub mod functions;
 pub mod limits;
+pub mod rollup;
 pub mod value;
 
 use std::sync::Arc;

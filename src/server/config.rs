@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub maintain_interval: Duration,
     /// The storage engine's settings (`[server.storage]`).
     pub storage: StorageOptions,
+    /// What one PromQL query may cost (`[server.query]`: `timeout`,
+    /// `max_series`, `max_samples`, `lookback`).
+    pub query: crate::promql::QueryLimits,
     /// Log indexing and retention (`[server.logs]`).
     pub logs: LogsConfig,
 }
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             max_decoded_bytes: 128 << 20,
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
+            query: crate::promql::QueryLimits::default(),
             logs: LogsConfig::default(),
         }
     }

@@ -59,6 +59,11 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
             s.samples_appended as f64,
         ),
         gauge(
+            "osprey_storage_wal_group_syncs",
+            "WAL fsyncs made by group commit since start (each covers every append written before it).",
+            s.wal_group_syncs as f64,
+        ),
+        gauge(
             "osprey_storage_samples_duplicate",
             "Identical samples dropped (retries) since start.",
             s.samples_duplicate as f64,

@@ -89,6 +89,7 @@ impl ServerState {
     /// the log store under `<data_dir>/logs`.
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         let tokens = resolve_tokens(&config)?;
+        validate_query_limits(&config.query)?;
         let dir = config.data_dir.join("tsdb");
         std::fs::create_dir_all(&dir)
             .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", dir.display())))?;
@@ -140,6 +141,27 @@ impl ServerState {
             }
         })
     }
+}
+
+fn validate_query_limits(limits: &crate::promql::QueryLimits) -> Result<(), ServerError> {
+    let zero = |what: &str| {
+        Err(ServerError::Config(format!(
+            "query.{what} must be greater than zero"
+        )))
+    };
+    if limits.timeout.is_zero() {
+        return zero("timeout");
+    }
+    if limits.max_series == 0 {
+        return zero("max_series");
+    }
+    if limits.max_samples == 0 {
+        return zero("max_samples");
+    }
+    if limits.lookback.is_zero() {
+        return zero("lookback");
+    }
+    Ok(())
 }
 
 fn resolve_tokens(config: &ServerConfig) -> Result<Vec<Token>, ServerError> {

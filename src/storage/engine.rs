@@ -21,7 +21,7 @@ use super::block::{Block, BlockMeta, ChunkData, write_block};
 use super::chunk::XorIter;
 use super::compaction;
 use super::error::{Result, StorageError};
-use super::head::{AppendReport, Head, HeadOptions, PlannedRef};
+use super::head::{AppendPlan, AppendReport, Head, HeadOptions, PlannedRef};
 use super::head_chunks::ChunkSpill;
 use super::labels::Labels;
 use super::matcher::Matcher;
@@ -85,11 +85,33 @@ struct Inner {
     dir: PathBuf,
     opts: StorageOptions,
     wal: Mutex<Wal>,
+    group_sync: GroupSync,
     head: RwLock<Head>,
     blocks: RwLock<BlockSet>,
     metrics: Metrics,
     replay: ReplayReport,
     _lock: File,
+}
+
+/// Group commit for the per-batch fsync policy: a writer waits until its append is
+/// synced, and one fsync covers every append written before it started, so concurrent
+/// writers share fsyncs instead of queueing one each behind the log's lock.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Appends up to this position are durable.
+    synced: u64,
+    /// A writer is syncing right now.
+    syncing: bool,
+    /// The newest failed fsync: what it covered and why. Linux may drop dirty pages after a
+    /// failed fsync, so a later successful one proves nothing for these appends: each of
+    /// them fails.
+    failed: Option<(u64, String)>,
 }
 
 /// The embedded time-series store. Cheap to share: clone it or put it in an `Arc`; every
@@ -281,6 +303,7 @@ impl Storage {
             dir: dir.to_path_buf(),
             opts: options,
             wal: Mutex::new(wal),
+            group_sync: GroupSync::default(),
             head: RwLock::new(head),
             blocks: RwLock::new(blocks),
             metrics,
@@ -341,10 +364,13 @@ impl Storage {
         validate_batch(batch)?;
         let inner = &*self.inner;
         let mut wal = lock(&inner.wal);
-        let (plan, base) = {
+        let (mut plan, base) = {
             let head = read(&inner.head);
             (head.plan(batch), head.num_series() as u32)
         };
+        if !plan.too_old.is_empty() {
+            self.recognise_sealed_retries(batch, &mut plan)?;
+        }
         if !plan.accepted.is_empty() {
             let mut records = Vec::with_capacity(2);
             if !plan.new_series.is_empty() {
@@ -368,11 +394,16 @@ impl Storage {
                     })
                     .collect(),
             ));
-            wal.append(&records)?;
+            let position = wal.write(&records)?;
             let refs = write(&inner.head).apply(&plan);
             debug_assert!(refs.iter().enumerate().all(|(i, &r)| r == base + i as u32));
+            drop(wal);
+            if inner.opts.fsync == FsyncPolicy::PerBatch {
+                self.wait_durable(position)?;
+            }
+        } else {
+            drop(wal);
         }
-        drop(wal);
         let mut report = plan.report;
         if plan.accepted.is_empty() {
             report.new_series = 0;
@@ -428,6 +459,88 @@ impl Storage {
         out
     }
 
+    /// Returns once the WAL append at `position` is on stable storage: either another
+    /// writer's fsync covered it, or this writer syncs everything written so far.
+    fn wait_durable(&self, position: u64) -> Result<()> {
+        let gs = &self.inner.group_sync;
+        let wal_dir = || self.inner.dir.join("wal");
+        let mut st = lock(&gs.state);
+        loop {
+            if st.synced >= position {
+                return Ok(());
+            }
+            if let Some((upto, why)) = &st.failed
+                && position <= *upto
+            {
+                return Err(StorageError::io(
+                    wal_dir(),
+                    std::io::Error::other(why.clone()),
+                ));
+            }
+            if st.syncing {
+                st = gs.done.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            // The log's lock is held only to take the handle, not during the fsync.
+            let handle = lock(&self.inner.wal).sync_handle();
+            let outcome = handle.and_then(|(file, upto)| {
+                file.sync_data().map(|()| upto).map_err(|e| {
+                    let why = format!("WAL fsync failed: {e}");
+                    lock(&gs.state).failed = Some((upto, why));
+                    StorageError::io(wal_dir(), e)
+                })
+            });
+            st = lock(&gs.state);
+            st.syncing = false;
+            if let Ok(upto) = outcome {
+                st.synced = st.synced.max(upto);
+                self.inner.metrics.wal_group_syncs.fetch_add(1, Relaxed);
+            }
+            gs.done.notify_all();
+            outcome?;
+        }
+    }
+
+    /// Reclassifies samples older than the head that the blocks already hold bit-identically
+    /// (within the grid tolerance, as the stored copy may have been snapped) as duplicates: a
+    /// sender retrying a batch after the head was cut must not be told it was refused.
+    fn recognise_sealed_retries(
+        &self,
+        batch: &[SeriesSamples],
+        plan: &mut AppendPlan,
+    ) -> Result<()> {
+        let tol = self.inner.opts.grid_tolerance_ms;
+        let mut by_series: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
+        for &(pos, s) in &plan.too_old {
+            by_series.entry(pos).or_default().push(s);
+        }
+        for (pos, samples) in by_series {
+            let labels = &batch[pos].labels;
+            let matchers: Vec<Matcher> = labels.iter().map(|(n, v)| Matcher::eq(n, v)).collect();
+            let lo = samples.iter().map(|s| s.t).min().unwrap_or(0) - tol;
+            let hi = samples.iter().map(|s| s.t).max().unwrap_or(0) + tol;
+            let mut stored: Vec<Sample> = Vec::new();
+            for series in self.select(&matchers, lo, hi)? {
+                let series = series?;
+                if &series.labels == labels {
+                    stored.extend(series.samples);
+                }
+            }
+            for s in samples {
+                let held = stored
+                    .iter()
+                    .any(|x| (x.t - s.t).abs() <= tol && x.v.to_bits() == s.v.to_bits());
+                if held {
+                    plan.report.too_old -= 1;
+                    plan.report.duplicates += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Per-series buckets of width `res` (one of [`RESOLUTIONS`]) over `[start_ms, end_ms]`,
     /// read from rollup blocks where they exist and computed from raw data elsewhere.
     pub fn select_rollup(
@@ -436,6 +549,19 @@ impl Storage {
         start_ms: i64,
         end_ms: i64,
         res: i64,
+    ) -> Result<Vec<(Labels, Vec<Bucket>)>> {
+        self.select_rollup_columns(matchers, start_ms, end_ms, res, rollup::Columns::ALL)
+    }
+
+    /// [`Storage::select_rollup`] decoding only `columns` from rollup blocks (the others are
+    /// NaN there; buckets computed from raw data have every column).
+    pub fn select_rollup_columns(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        res: i64,
+        columns: rollup::Columns,
     ) -> Result<Vec<(Labels, Vec<Bucket>)>> {
         let inner = &*self.inner;
         let first_bucket = start_ms.div_euclid(res) * res;
@@ -453,7 +579,11 @@ impl Storage {
             for (r, labels) in b.select(matchers) {
                 let mut cols: [Vec<Sample>; COLUMNS] = Default::default();
                 for c in b.chunk_refs(r)? {
-                    if c.max_t < first_bucket || c.min_t > end_ms || c.column as usize >= COLUMNS {
+                    if c.max_t < first_bucket
+                        || c.min_t > end_ms
+                        || c.column as usize >= COLUMNS
+                        || !(columns.has(c.column) || c.column == rollup::FIRST_OFFSET_COLUMN)
+                    {
                         continue;
                     }
                     cols[c.column as usize].extend(
@@ -823,6 +953,7 @@ impl Storage {
             block_index_bytes,
             samples_appended: m.samples_appended.load(Relaxed),
             samples_duplicate: m.samples_duplicate.load(Relaxed),
+            wal_group_syncs: m.wal_group_syncs.load(Relaxed),
             samples_rejected: m.samples_rejected.load(Relaxed),
             series_created: m.series_created.load(Relaxed),
             append_batches: m.append_batches.load(Relaxed),

@@ -9,7 +9,8 @@
 //! Rules for the write path (also in `docs/storage.md`):
 //! * timestamps within `grid_tolerance_ms` of the series' expected next timestamp are snapped;
 //! * a sample older than the head's `min_valid_t` (already sealed into a block) is rejected
-//!   as `too_old`;
+//!   as `too_old`, unless the block holds a bit-identical sample within the grid tolerance
+//!   (a retried batch): then it is a `duplicate` (checked by the engine);
 //! * a sample whose timestamp already holds a bit-identical value is a harmless `duplicate`;
 //!   a different value at an existing timestamp is rejected as `conflicting`;
 //! * a sample older than the newest of its series is accepted when within
@@ -205,6 +206,9 @@ pub struct AppendPlan {
     pub accepted: Vec<(PlannedRef, Sample)>,
     /// The counts to report.
     pub report: AppendReport,
+    /// Samples older than the head (batch position of the series, sample), which the engine
+    /// checks against the blocks: a retry of a batch already sealed is a duplicate.
+    pub too_old: Vec<(usize, Sample)>,
 }
 
 /// The grid timestamp `t` snaps to, if any: the previous timestamp plus a whole number of
@@ -305,7 +309,7 @@ impl Head {
         // Out-of-order samples accepted earlier in this batch, for duplicate detection.
         let mut batch_ooo: HashMap<(PlannedRef, i64), u64> = HashMap::new();
         let tol = self.opts.grid_tolerance_ms;
-        for ss in batch {
+        for (pos, ss) in batch.iter().enumerate() {
             if ss.samples.is_empty() {
                 continue;
             }
@@ -392,7 +396,10 @@ impl Head {
                     }
                     Decision::Duplicate => plan.report.duplicates += 1,
                     Decision::OutOfOrder => plan.report.out_of_order += 1,
-                    Decision::TooOld => plan.report.too_old += 1,
+                    Decision::TooOld => {
+                        plan.report.too_old += 1;
+                        plan.too_old.push((pos, s));
+                    }
                     Decision::Conflicting => plan.report.conflicting += 1,
                 }
             }

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub(crate) query_micros_total: AtomicU64,
     pub(crate) query_micros_max: AtomicU64,
     pub(crate) wal_truncated_bytes: AtomicU64,
+    pub(crate) wal_group_syncs: AtomicU64,
 }
 
 impl Metrics {
@@ -64,6 +65,8 @@ pub struct MetricsSnapshot {
     pub wal_bytes: u64,
     /// WAL bytes cut off as torn/corrupt at open.
     pub wal_truncated_bytes: u64,
+    /// fsyncs made by group commit (each covers every append written before it).
+    pub wal_group_syncs: u64,
     /// Raw blocks on disk now.
     pub raw_blocks: u64,
     /// Rollup blocks on disk now.

@@ -74,8 +74,9 @@ pub fn choose_resolution(step_ms: i64) -> i64 {
         .unwrap_or(0)
 }
 
-/// The value of `f` for one bucket of width `step_ms`.
-pub fn bucket_value(b: &Bucket, f: RangeFn, step_ms: i64) -> f64 {
+/// The value of `f` for one bucket of width `step_ms`; `increase` is the bucket's counter
+/// increase including the step from the previous bucket (see [`rollup::increases`]).
+pub fn bucket_value(b: &Bucket, increase: f64, f: RangeFn, step_ms: i64) -> f64 {
     match f {
         RangeFn::Avg => b.avg(),
         RangeFn::Min => b.min,
@@ -83,8 +84,8 @@ pub fn bucket_value(b: &Bucket, f: RangeFn, step_ms: i64) -> f64 {
         RangeFn::Sum => b.sum,
         RangeFn::Count => b.count,
         RangeFn::Last => b.last,
-        RangeFn::Increase => b.increase,
-        RangeFn::Rate => b.increase / (step_ms as f64 / 1000.0),
+        RangeFn::Increase => increase,
+        RangeFn::Rate => increase / (step_ms as f64 / 1000.0),
     }
 }
 
@@ -211,9 +212,12 @@ impl Storage {
         let out = per_series
             .into_iter()
             .map(|(l, b)| {
-                let pts = rebucket(&b, step_ms)
+                let steps = rebucket(&b, step_ms);
+                let increases = rollup::increases(&steps);
+                let pts = steps
                     .iter()
-                    .map(|b| Sample::new(b.t, bucket_value(b, f, step_ms)))
+                    .zip(increases)
+                    .map(|(b, inc)| Sample::new(b.t, bucket_value(b, inc, f, step_ms)))
                     .collect();
                 (l, pts)
             })

@@ -261,6 +261,8 @@ pub struct Wal {
     segment_bytes: u64,
     fsync: FsyncPolicy,
     dirty: bool,
+    /// Appends so far: the position [`Wal::write`] returns and [`Wal::sync_handle`] reports.
+    appended: u64,
 }
 
 impl Wal {
@@ -373,18 +375,21 @@ impl Wal {
             segment_bytes,
             fsync,
             dirty: false,
+            appended: 0,
         })
     }
 
-    /// Replaces the log with a checkpoint (see [`Wal::create_with_checkpoint`]).
+    /// Replaces the log with a checkpoint (see [`Wal::create_with_checkpoint`]). Everything
+    /// appended before is durable afterwards (the checkpoint holds it and is synced).
     pub fn checkpoint(&mut self, records: impl IntoIterator<Item = WalRecord>) -> Result<()> {
-        let new = Wal::create_with_checkpoint(
+        let mut new = Wal::create_with_checkpoint(
             &self.dir,
             self.seq,
             self.segment_bytes,
             self.fsync,
             records,
         )?;
+        new.appended = self.appended;
         *self = new;
         Ok(())
     }
@@ -392,6 +397,28 @@ impl Wal {
     /// Appends records as one write; syncs when the policy is per batch. On a failed write
     /// the partial frame is cut off again so later records stay readable.
     pub fn append(&mut self, records: &[WalRecord]) -> Result<()> {
+        self.write(records)?;
+        if self.fsync == FsyncPolicy::PerBatch {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// A second handle on the segment being written and the position of the newest append:
+    /// syncing the handle makes every append up to that position durable (older segments
+    /// were synced when they were rotated out). Group commit syncs through it without holding
+    /// the log, so appends of other writers go on meanwhile.
+    pub fn sync_handle(&self) -> Result<(File, u64)> {
+        let f = self
+            .file
+            .try_clone()
+            .map_err(|e| StorageError::io(segment_path(&self.dir, self.seq), e))?;
+        Ok((f, self.appended))
+    }
+
+    /// Appends records as one write without syncing (see [`Wal::sync_handle`]) and returns
+    /// the append's position. On a failed write the partial frame is cut off again.
+    pub fn write(&mut self, records: &[WalRecord]) -> Result<u64> {
         let mut buf = Vec::new();
         for r in records {
             frame(r, &mut buf);
@@ -403,13 +430,11 @@ impl Wal {
         }
         self.size += buf.len() as u64;
         self.dirty = true;
-        if self.fsync == FsyncPolicy::PerBatch {
-            self.sync()?;
-        }
+        self.appended += 1;
         if self.size >= self.segment_bytes {
             self.rotate()?;
         }
-        Ok(())
+        Ok(self.appended)
     }
 
     fn rotate(&mut self) -> Result<()> {

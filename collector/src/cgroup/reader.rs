@@ -134,6 +134,8 @@ pub struct CgroupReader {
 /// The figures of the slow files, carried between their reads.
 #[derive(Debug, Default, Clone, Copy)]
 struct SlowFigures {
+    user_ns: u64,
+    system_ns: u64,
     max_usage: Option<u64>,
     failcnt: u64,
     kernel: u64,
@@ -143,12 +145,15 @@ struct SlowFigures {
 
 impl StatFile {
     /// Files whose figures move slowly or rarely (a high-water mark, event
-    /// counters, v1 kernel memory): at short intervals they are read on a
+    /// counters, v1 kernel memory) or only refine another one (v1's
+    /// user/system split of the CPU total, which `cpuacct.usage` gives every
+    /// tick): at intervals shorter than the slow one they are read on the
     /// slower cadence, the dearest part of reading being the kernel's.
     fn is_slow(self) -> bool {
         matches!(
             self,
-            StatFile::V1MemoryMaxUsage
+            StatFile::V1CpuacctStat
+                | StatFile::V1MemoryMaxUsage
                 | StatFile::V1MemoryFailcnt
                 | StatFile::V1KmemUsage
                 | StatFile::V1OomControl
@@ -482,6 +487,8 @@ impl CgroupReader {
         let memory = &mut stats.memory;
         if read_slow {
             self.slow = SlowFigures {
+                user_ns: stats.cpu.user_ns,
+                system_ns: stats.cpu.system_ns,
                 max_usage: memory.max_usage,
                 failcnt: memory.failcnt,
                 kernel: memory.kernel,
@@ -496,6 +503,8 @@ impl CgroupReader {
             memory.oom_kills = self.slow.oom_kills;
             if self.mode == CgroupMode::V1 {
                 memory.kernel = self.slow.kernel; // v2 reads it from memory.stat
+                stats.cpu.user_ns = self.slow.user_ns; // v2 reads them from cpu.stat
+                stats.cpu.system_ns = self.slow.system_ns;
             }
         }
         if self.usage_from_stat {
