@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod config;
 pub mod logging;
+pub mod logs;
 pub mod server;
 
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Run the server and an agent on this node in one process: the
     /// command a new user runs.
     Up(server::UpCommand),
+    /// Search and tail the server's logs.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
     /// Inspect a storage data directory.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -78,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(cmd) => agent::run(file, cmd),
         Command::Server(cmd) => server::run_server(file, cmd),
         Command::Up(cmd) => server::run_up(file, cmd),
+        Command::Logs(cmd) => logs::run(cmd),
         Command::Storage(StorageCommand::Inspect { dir }) => {
             let report = osprey::storage::inspect(&dir)
                 .map_err(|e| anyhow::anyhow!("cannot inspect {}: {e}", dir.display()))?;

@@ -166,7 +166,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         eprintln!(
-            "osprey up: running on this node\n  dashboard:       http://{0}/\n  API (OpenAPI):   http://{0}/api/openapi.json\n  PromQL:          http://{0}/api/v1/query\n  Heapster model:  http://{0}/api/v1/model/\n  agent metrics:   http://{1}/metrics\n  data directory:  {2}\n  (ready check: {url})",
+            "osprey up: running on this node\n  dashboard:       http://{0}/\n  API (OpenAPI):   http://{0}/api/openapi.json\n  PromQL:          http://{0}/api/v1/query\n  Heapster model:  http://{0}/api/v1/model/\n  log search:      http://{0}/api/v1/logs/search (Loki push: http://{0}/loki/api/v1/push)\n  agent metrics:   http://{1}/metrics\n  data directory:  {2}\n  (ready check: {url})",
             server.listen,
             agent.listen,
             server.data_dir.display()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::logs::LogsConfig;
 use crate::storage::StorageOptions;
 
 /// Everything `osprey server` can be told.
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     /// People who log in to the dashboard with a name and password
     /// (`[[server.users]]`); tokens work too.
     pub users: Vec<super::session::UserConfig>,
+    /// Log indexing and retention (`[server.logs]`).
+    pub logs: LogsConfig,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             query: crate::promql::QueryLimits::default(),
             dashboard: Default::default(),
             users: Vec::new(),
+            logs: LogsConfig::default(),
         }
     }
 }

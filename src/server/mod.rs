@@ -5,7 +5,8 @@
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
-//! - [`crate::heapster`]: the Heapster-compatible API.
+//! - [`crate::heapster`]: the Heapster-compatible API;
+//! - [`crate::logs`]: log push, search, histogram, tail and Loki queries.
 
 pub mod auth;
 pub mod chart_query;
@@ -71,6 +72,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/api/v1/dashboard/query_range",
             axum::routing::get(chart_query::query_range),
         )
+        .merge(crate::logs::api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -103,11 +105,23 @@ pub async fn run(
     let state = ServerState::open(config)?;
     let maintenance = state.spawn_maintenance();
     tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
+    let logs = state.logs.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Live tails never end by themselves; graceful shutdown waits for
+        // open responses.
+        logs.close_tails();
+    };
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)?;
     maintenance.abort();
+    let logs = state.logs.clone();
+    match tokio::task::spawn_blocking(move || logs.shutdown()).await {
+        Ok(()) => tracing::info!("log index committed and closed"),
+        Err(e) => tracing::error!(error = %e, "closing the log index panicked"),
+    }
     let storage = state.storage.clone();
     let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;
     match flushed {

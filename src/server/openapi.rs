@@ -233,6 +233,48 @@ const OPS: &[Op] = &[
         summary: "Heapster model: one metric for several pods at once.",
         auth: "read",
     },
+    Op {
+        method: "post",
+        path: "/loki/api/v1/push",
+        summary: "Loki push (JSON, or protobuf + snappy). Optional X-Osprey-Batch: <source>/<sequence> makes retries exactly-once. 204 once committed (searchable); 400 names the problem and stores nothing.",
+        auth: "write",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/logs/search",
+        summary: "Log search (query, start, end, limit, cursor, direction): newest first, cursor paging.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/logs/histogram",
+        summary: "Matching log lines per time bucket (query, start, end, step).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/logs/tail",
+        summary: "New matching log lines as Server-Sent Events (query).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/query_range",
+        summary: "Loki log query (LogQL subset: selector and line filters), Loki's JSON.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/labels",
+        summary: "Loki: log stream label names.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/label/{name}/values",
+        summary: "Loki: values of one log stream label.",
+        auth: "read",
+    },
 ];
 
 /// The document.
@@ -262,7 +304,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Osprey", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Container monitoring: ingestion, Heapster-compatible model, Prometheus-compatible queries." },
+                  "description": "Container monitoring and logging: ingestion, Heapster-compatible model, Prometheus-compatible queries, log search and the Loki API." },
         "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
         "paths": paths,
     })

@@ -1,5 +1,5 @@
-//! What every handler shares: the configuration, the storage, the tokens
-//! and the server's own counters.
+//! What every handler shares: the configuration, the storage, the log
+//! store, the tokens and the server's own counters.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 
 use super::ServerError;
 use super::config::{Role, ServerConfig};
+use crate::logs::LogStore;
 use crate::storage::Storage;
 
 /// A configured token, secret resolved.
@@ -83,10 +84,13 @@ pub struct ServerState {
     pub dashboards: super::dashboards::DashboardStore,
     /// Users from the configuration and their login sessions.
     pub sessions: super::session::Sessions,
+    /// The log store (`<data_dir>/logs`).
+    pub logs: Arc<LogStore>,
 }
 
 impl ServerState {
-    /// Resolves tokens and opens the storage under `<data_dir>/tsdb`.
+    /// Resolves tokens and opens the storage under `<data_dir>/tsdb` and
+    /// the log store under `<data_dir>/logs`.
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         let tokens = resolve_tokens(&config)?;
         validate_query_limits(&config.query)?;
@@ -97,6 +101,15 @@ impl ServerState {
             Storage::open(&dir, config.storage.clone()).map_err(|source| ServerError::Storage {
                 dir: dir.clone(),
                 source,
+            })?;
+        let metrics = ServerMetrics::new();
+        let logs_dir = config.data_dir.join("logs");
+        let logs =
+            LogStore::open(&logs_dir, config.logs.clone(), &metrics.registry).map_err(|e| {
+                ServerError::Config(format!(
+                    "cannot open the log store in {}: {e}",
+                    logs_dir.display()
+                ))
             })?;
         if tokens.is_empty() && config.users.is_empty() {
             tracing::warn!(
@@ -114,9 +127,10 @@ impl ServerState {
             config,
             storage: Arc::new(storage),
             tokens,
-            metrics: ServerMetrics::new(),
+            metrics,
             dashboards,
             sessions,
+            logs: Arc::new(logs),
         }))
     }
 
