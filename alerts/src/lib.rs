@@ -13,10 +13,12 @@
 //! | [`source`] | the query trait the server implements |
 //! | [`chart`] | charts for e-mails (a renderer trait the server implements) |
 //! | [`config`] | `[server.alerting]` |
+//! | [`detect`] | anomaly detectors behind the baseline and host comparison kinds |
 
 pub mod alert;
 pub mod chart;
 pub mod config;
+pub mod detect;
 pub mod engine;
 pub mod labels;
 pub mod matcher;

@@ -1,0 +1,708 @@
+//! Baseline detection: a band per series learned from its own history.
+//!
+//! The model ([`Baseline`]) has two parts, as recommended in the reference notes (§5.2):
+//!
+//! * **Seasonal slots.** The season (a day or a week) is cut into slots (an hour by default).
+//!   Every time the series passes through a slot, the median and MAD of the values seen there are
+//!   kept; each slot remembers its last [`BaselineConfig::seasons_kept`] passes. The slot's
+//!   reference is the median of those medians, its spread combines the typical within-slot MAD
+//!   with the MAD of the medians across seasons. References are interpolated between slot centres.
+//!   A slot is used once it has seen [`BaselineConfig::seasons_required`] passes.
+//! * **A recent robust level.** An exponentially weighted level `ℓ` of the residual from the
+//!   seasonal reference (or of the value itself before the seasons are learned: "basic mode"),
+//!   and an exponentially weighted absolute deviation. Updates are winsorised at the band edge,
+//!   so a spike barely moves them while a level shift pulls them over a few half-lives: the shift
+//!   is caught first, then relearned.
+//!
+//! Expected value = seasonal reference + `ℓ`; scale = max(slot spread, recent deviation, floors).
+//! A point is anomalous when it is more than [`Baseline::threshold`] scales away: the
+//! [`BaselineConfig::sensitivity`], widened by tail calibration for heavy-tailed series.
+//! [`BaselineDetector`] adds the warm-up verdict and hysteresis on top.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::robust::{MAD_TO_SIGMA, mad, median};
+use super::{Direction, Sample};
+
+/// Ratio of the standard deviation to the mean absolute deviation for normal data (√(π/2)).
+const MEAN_ABS_TO_SIGMA: f64 = 1.2533;
+/// Most values one slot pass keeps for its median; beyond it the pass is decimated by two.
+const MAX_VALUES_PER_PASS: usize = 256;
+/// Upper bound of [`BaselineConfig::seasons_kept`] (keeps the per-point work on the stack).
+pub const MAX_SEASONS_KEPT: u32 = 16;
+
+/// The seasonality a baseline learns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Season {
+    /// No seasonal slots: the band is the recent robust level and deviation only.
+    None,
+    /// Time-of-day slots (UTC).
+    #[default]
+    Daily,
+    /// Time-of-week slots (UTC, weeks starting Thursday 1970-01-01).
+    Weekly,
+}
+
+impl Season {
+    /// Length of one season in milliseconds, `None` for [`Season::None`].
+    pub fn length_ms(self) -> Option<i64> {
+        match self {
+            Season::None => None,
+            Season::Daily => Some(86_400_000),
+            Season::Weekly => Some(7 * 86_400_000),
+        }
+    }
+}
+
+/// When the detector enters and leaves the anomalous state.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hysteresis {
+    /// Enter when at least this many of the last [`Hysteresis::enter_window`] points are
+    /// anomalous.
+    pub enter_points: u32,
+    /// Number of recent points the entry condition looks at (1 to 64).
+    pub enter_window: u32,
+    /// Leave after this many consecutive points inside the clear band.
+    pub exit_points: u32,
+    /// The clear band is `clear_ratio ×` [`Baseline::threshold`] scales wide (below 1: a point between the
+    /// clear band and the alert band neither enters nor leaves).
+    pub clear_ratio: f64,
+}
+
+impl Default for Hysteresis {
+    fn default() -> Self {
+        Hysteresis {
+            enter_points: 1,
+            enter_window: 1,
+            exit_points: 5,
+            clear_ratio: 0.7,
+        }
+    }
+}
+
+/// Configuration of a baseline rule's detector. Plain data; every field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// Seasonality learned by the slots.
+    pub season: Season,
+    /// Slot length in milliseconds; must divide the season (default one hour).
+    pub slot_ms: i64,
+    /// Passes remembered per slot (the "K weeks" of the band), 1 to [`MAX_SEASONS_KEPT`].
+    pub seasons_kept: u32,
+    /// Passes a slot needs before its reference is used (Datadog asks for 3 seasons).
+    pub seasons_required: u32,
+    /// Points observed before any verdict other than warming up (basic mode starts then).
+    pub warmup_points: u32,
+    /// Band half-width in robust standard deviations (the alert fires beyond it).
+    pub sensitivity: f64,
+    /// Which side of the band alerts.
+    pub direction: Direction,
+    /// Half-life of the recent level and deviation, in points. Short follows level shifts
+    /// quickly ("agile"), long keeps flagging them ("robust").
+    pub level_half_life: u32,
+    /// Scale floor relative to the expected value (`0.01` = 1 % of it): flat series do not alarm
+    /// on noise.
+    pub rel_floor: f64,
+    /// Absolute scale floor, in the metric's unit.
+    pub abs_floor: f64,
+    /// Tail calibration: the band is also at least [`BaselineConfig::tail_factor`] times this
+    /// quantile of the series' own past absolute scores wide, so a heavy-tailed series alarms on
+    /// new extremes rather than on its usual bursts (an extreme-value threshold in spirit).
+    pub tail_quantile: f64,
+    /// Multiple of the tail quantile; 0 turns tail calibration off.
+    pub tail_factor: f64,
+    /// Past scores remembered by the tail calibration (older ones fade out by halving).
+    pub tail_memory: u32,
+    /// Entry and exit rules of the anomalous state.
+    pub hysteresis: Hysteresis,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            season: Season::Daily,
+            slot_ms: 3_600_000,
+            seasons_kept: 4,
+            seasons_required: 3,
+            warmup_points: 60,
+            sensitivity: 4.0,
+            direction: Direction::Both,
+            level_half_life: 30,
+            rel_floor: 0.01,
+            abs_floor: 1e-9,
+            tail_quantile: 0.999,
+            tail_factor: 1.5,
+            tail_memory: 10_000,
+            hysteresis: Hysteresis::default(),
+        }
+    }
+}
+
+/// A configuration that cannot work, with the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid baseline configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl BaselineConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: &str| Err(ConfigError(m.to_string()));
+        if let Some(season) = self.season.length_ms()
+            && (self.slot_ms <= 0 || season % self.slot_ms != 0)
+        {
+            return err("slot_ms must be positive and divide the season length");
+        }
+        if self.seasons_kept == 0 || self.seasons_kept > MAX_SEASONS_KEPT {
+            return err("seasons_kept must be between 1 and 16");
+        }
+        if self.seasons_required == 0 || self.seasons_required > self.seasons_kept {
+            return err("seasons_required must be between 1 and seasons_kept");
+        }
+        if !(self.sensitivity.is_finite() && self.sensitivity > 0.0) {
+            return err("sensitivity must be a positive number");
+        }
+        if self.level_half_life == 0 {
+            return err("level_half_life must be at least 1 point");
+        }
+        let floor_ok = |f: f64| f.is_finite() && f >= 0.0;
+        if !(floor_ok(self.rel_floor) && floor_ok(self.abs_floor)) {
+            return err("rel_floor and abs_floor must be finite and not negative");
+        }
+        if self.rel_floor == 0.0 && self.abs_floor == 0.0 {
+            return err("rel_floor and abs_floor cannot both be 0 (a flat series would alarm)");
+        }
+        if !(self.tail_quantile > 0.0 && self.tail_quantile < 1.0) {
+            return err("tail_quantile must be in (0, 1)");
+        }
+        if !(self.tail_factor.is_finite() && self.tail_factor >= 0.0) {
+            return err("tail_factor must be finite and not negative");
+        }
+        if self.tail_memory < 100 {
+            return err("tail_memory must be at least 100 points");
+        }
+        let h = &self.hysteresis;
+        if h.enter_window == 0 || h.enter_window > 64 {
+            return err("hysteresis.enter_window must be between 1 and 64");
+        }
+        if h.enter_points == 0 || h.enter_points > h.enter_window {
+            return err("hysteresis.enter_points must be between 1 and enter_window");
+        }
+        if h.exit_points == 0 {
+            return err("hysteresis.exit_points must be at least 1");
+        }
+        if !(h.clear_ratio > 0.0 && h.clear_ratio <= 1.0) {
+            return err("hysteresis.clear_ratio must be in (0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// The expected range at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    /// Lower edge: `centre - threshold × scale` (see [`Baseline::threshold`]).
+    pub lo: f64,
+    /// Expected value.
+    pub centre: f64,
+    /// Upper edge: `centre + threshold × scale`.
+    pub hi: f64,
+    /// Whether the seasonal slots contributed (false: basic mode, recent level only).
+    pub seasonal: bool,
+}
+
+/// Buckets of the score histogram: 16 per decade from 0.1 to 1000.
+const TAIL_BUCKETS: usize = 64;
+const TAIL_PER_DECADE: f64 = 16.0;
+const TAIL_LOWEST: f64 = 0.1;
+
+/// A log-bucketed histogram of past absolute scores, for tail quantiles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TailTracker {
+    counts: Vec<f64>,
+    total: f64,
+}
+
+impl TailTracker {
+    fn new() -> TailTracker {
+        TailTracker {
+            counts: vec![0.0; TAIL_BUCKETS],
+            total: 0.0,
+        }
+    }
+
+    fn add(&mut self, abs_score: f64, memory: u32) {
+        let b = ((abs_score / TAIL_LOWEST).log10() * TAIL_PER_DECADE).floor();
+        let b = if b.is_nan() {
+            0
+        } else {
+            b.clamp(0.0, (TAIL_BUCKETS - 1) as f64) as usize
+        };
+        self.counts[b] += 1.0;
+        self.total += 1.0;
+        if self.total >= f64::from(memory) {
+            self.counts.iter_mut().for_each(|c| *c /= 2.0);
+            self.total /= 2.0;
+        }
+    }
+
+    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet).
+    fn quantile(&self, q: f64) -> f64 {
+        if self.total == 0.0 {
+            return 0.0;
+        }
+        let mut above = (1.0 - q) * self.total;
+        for (b, c) in self.counts.iter().enumerate().rev() {
+            above -= c;
+            if above < 0.0 {
+                return TAIL_LOWEST * 10f64.powf((b + 1) as f64 / TAIL_PER_DECADE);
+            }
+        }
+        TAIL_LOWEST
+    }
+}
+
+/// Summary of one slot pass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct SlotHistory {
+    /// Median of each remembered pass, oldest first.
+    medians: VecDeque<f64>,
+    /// MAD of each remembered pass.
+    mads: VecDeque<f64>,
+}
+
+impl SlotHistory {
+    /// `(reference, spread)` once `required` passes are known.
+    fn summary(&self, required: usize) -> Option<(f64, f64)> {
+        let n = self.medians.len();
+        if n < required {
+            return None;
+        }
+        let mut buf = [0.0; MAX_SEASONS_KEPT as usize];
+        let meds = &mut buf[..n];
+        for (d, s) in meds.iter_mut().zip(&self.medians) {
+            *d = *s;
+        }
+        let reference = median(meds)?;
+        for (d, s) in meds.iter_mut().zip(&self.medians) {
+            *d = (s - reference).abs();
+        }
+        let between = median(meds)?;
+        for (d, s) in meds.iter_mut().zip(&self.mads) {
+            *d = *s;
+        }
+        let within = median(meds)?;
+        Some((reference, MAD_TO_SIGMA * within.hypot(between)))
+    }
+}
+
+/// Values of the slot pass in progress.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Pass {
+    /// Absolute slot number (`t_ms / slot_ms`).
+    index: i64,
+    values: Vec<f64>,
+    /// Every `stride`-th value is kept (grows when the pass is decimated).
+    stride: u32,
+    seen: u32,
+}
+
+/// Expected value and scale at one instant.
+#[derive(Clone, Copy, Debug)]
+struct Expectation {
+    centre: f64,
+    scale: f64,
+    seasonal: bool,
+}
+
+/// A learned baseline for one series. Feed it every sample in time order with
+/// [`Baseline::update`]; ask it for the band at any time with [`Baseline::band`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    cfg: BaselineConfig,
+    slots: Vec<SlotHistory>,
+    pass: Option<Pass>,
+    /// Recent level: of the residual from the seasonal reference when `seasonal`, else of the
+    /// value itself.
+    level: f64,
+    /// Exponentially weighted mean absolute deviation from the expected value.
+    deviation: f64,
+    seasonal: bool,
+    /// Seasonal reference used at the last update (to leave seasonal mode continuously).
+    last_reference: f64,
+    points: u64,
+    last_ms: Option<i64>,
+    tail: TailTracker,
+}
+
+impl Baseline {
+    /// An empty baseline (it warms up on the samples given to [`Baseline::update`]).
+    pub fn new(cfg: BaselineConfig) -> Result<Baseline, ConfigError> {
+        cfg.validate()?;
+        let slots = match cfg.season.length_ms() {
+            Some(season) => vec![SlotHistory::default(); (season / cfg.slot_ms) as usize],
+            None => Vec::new(),
+        };
+        Ok(Baseline {
+            cfg,
+            slots,
+            pass: None,
+            level: 0.0,
+            deviation: 0.0,
+            seasonal: false,
+            last_reference: 0.0,
+            points: 0,
+            last_ms: None,
+            tail: TailTracker::new(),
+        })
+    }
+
+    /// A baseline learned from `history` (samples in time order, e.g. a range query over the last
+    /// weeks). Out-of-order and non-finite samples are skipped.
+    pub fn learn(history: &[Sample], cfg: BaselineConfig) -> Result<Baseline, ConfigError> {
+        let mut b = Baseline::new(cfg)?;
+        for &(t, v) in history {
+            b.update(t, v);
+        }
+        Ok(b)
+    }
+
+    /// The configuration this baseline was built with.
+    pub fn config(&self) -> &BaselineConfig {
+        &self.cfg
+    }
+
+    /// Number of samples learned so far.
+    pub fn points(&self) -> u64 {
+        self.points
+    }
+
+    /// Timestamp of the last sample learned.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.last_ms
+    }
+
+    /// Whether the warm-up is over (bands and scores are available).
+    pub fn is_warm(&self) -> bool {
+        self.points >= u64::from(self.cfg.warmup_points.max(2))
+    }
+
+    /// The expected range at `t_ms`; `None` during warm-up.
+    pub fn band(&self, t_ms: i64) -> Option<Band> {
+        let e = self.expectation(t_ms)?;
+        let half = self.threshold() * e.scale;
+        Some(Band {
+            lo: e.centre - half,
+            centre: e.centre,
+            hi: e.centre + half,
+            seasonal: e.seasonal,
+        })
+    }
+
+    /// Band half-width in scales: the sensitivity, or the calibrated tail of past scores when
+    /// that is wider.
+    pub fn threshold(&self) -> f64 {
+        let tail = self.cfg.tail_factor * self.tail.quantile(self.cfg.tail_quantile);
+        self.cfg.sensitivity.max(tail)
+    }
+
+    /// Signed robust score of `value` at `t_ms`: distance from the expected value in scales
+    /// (positive above). `None` during warm-up.
+    pub fn score(&self, t_ms: i64, value: f64) -> Option<f64> {
+        let e = self.expectation(t_ms)?;
+        Some((value - e.centre) / e.scale)
+    }
+
+    /// Learns one sample. Samples not after the last one, and non-finite values, are ignored.
+    /// Values beyond the band are winsorised to its edge first, so an outlier moves the model
+    /// by at most one band width times the update weight.
+    pub fn update(&mut self, t_ms: i64, value: f64) {
+        if !value.is_finite() || self.last_ms.is_some_and(|last| t_ms <= last) {
+            return;
+        }
+        let warm = self.is_warm();
+        if let Some(z) = self.score(t_ms, value) {
+            self.tail.add(z.abs(), self.cfg.tail_memory);
+        }
+        self.points += 1;
+        self.last_ms = Some(t_ms);
+        let reference = self.reference(t_ms);
+        self.switch_mode(reference.map(|r| r.0));
+        let b = reference.map_or(0.0, |r| r.0);
+        let learned = if self.points == 1 {
+            self.level = value - b;
+            self.deviation = 0.0;
+            value
+        } else {
+            let half_life = f64::from(self.cfg.level_half_life);
+            // A running mean at first, then the exponential weight of the half-life.
+            let alpha = (1.0 - 0.5f64.powf(1.0 / half_life)).max(1.0 / self.points as f64);
+            let centre = b + self.level;
+            let error = value - centre;
+            let error = if warm {
+                let limit = self.threshold() * self.scale(reference.map(|r| r.1), centre);
+                error.clamp(-limit, limit)
+            } else {
+                error
+            };
+            self.level += alpha * error;
+            self.deviation += alpha * (error.abs() - self.deviation);
+            centre + error
+        };
+        if let Some(b) = reference {
+            self.last_reference = b.0;
+        }
+        self.learn_slot(t_ms, learned);
+    }
+
+    /// Leaves or enters seasonal mode without a jump in the expected value.
+    fn switch_mode(&mut self, reference: Option<f64>) {
+        match (self.seasonal, reference) {
+            (false, Some(b)) => {
+                self.level -= b;
+                self.seasonal = true;
+            }
+            (true, None) => {
+                self.level += self.last_reference;
+                self.seasonal = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn expectation(&self, t_ms: i64) -> Option<Expectation> {
+        if !self.is_warm() {
+            return None;
+        }
+        let reference = self.reference(t_ms);
+        let centre = match (self.seasonal, reference) {
+            (true, Some((b, _))) => b + self.level,
+            (true, None) => self.last_reference + self.level,
+            (false, _) => self.level,
+        };
+        let scale = self.scale(reference.map(|r| r.1), centre);
+        Some(Expectation {
+            centre,
+            scale,
+            seasonal: reference.is_some(),
+        })
+    }
+
+    fn scale(&self, slot_spread: Option<f64>, centre: f64) -> f64 {
+        (MEAN_ABS_TO_SIGMA * self.deviation)
+            .max(slot_spread.unwrap_or(0.0))
+            .max(self.cfg.rel_floor * centre.abs())
+            .max(self.cfg.abs_floor)
+    }
+
+    /// Seasonal `(reference, spread)` at `t_ms`, interpolated between the two nearest slot
+    /// centres; `None` without seasons or before the slots have enough passes.
+    fn reference(&self, t_ms: i64) -> Option<(f64, f64)> {
+        let season = self.cfg.season.length_ms()?;
+        let n = self.slots.len() as i64;
+        let pos = t_ms.rem_euclid(season) as f64 / self.cfg.slot_ms as f64 - 0.5;
+        let floor = pos.floor();
+        let frac = pos - floor;
+        let j0 = (floor as i64).rem_euclid(n) as usize;
+        let j1 = (j0 + 1) % n as usize;
+        let required = self.cfg.seasons_required as usize;
+        match (
+            self.slots[j0].summary(required),
+            self.slots[j1].summary(required),
+        ) {
+            (Some(a), Some(b)) => Some((a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac)),
+            (Some(a), None) => Some(a),
+            (None, Some(b)) => Some(b),
+            (None, None) => None,
+        }
+    }
+
+    fn learn_slot(&mut self, t_ms: i64, value: f64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let index = t_ms.div_euclid(self.cfg.slot_ms);
+        if self.pass.as_ref().is_some_and(|p| p.index != index) {
+            let done = self.pass.take().expect("checked");
+            self.close_pass(done);
+        }
+        let pass = self.pass.get_or_insert_with(|| Pass {
+            index,
+            values: Vec::new(),
+            stride: 1,
+            seen: 0,
+        });
+        pass.seen += 1;
+        if pass.seen.is_multiple_of(pass.stride) {
+            pass.values.push(value);
+            if pass.values.len() >= MAX_VALUES_PER_PASS {
+                let mut i = 0;
+                pass.values.retain(|_| {
+                    i += 1;
+                    i % 2 == 0
+                });
+                pass.stride *= 2;
+            }
+        }
+    }
+
+    fn close_pass(&mut self, mut pass: Pass) {
+        let Some(m) = median(&mut pass.values) else {
+            return;
+        };
+        let mut scratch = Vec::with_capacity(pass.values.len());
+        let spread = mad(&pass.values, m, &mut scratch).unwrap_or(0.0);
+        let n = self.slots.len() as i64;
+        let slot = &mut self.slots[pass.index.rem_euclid(n) as usize];
+        slot.medians.push_back(m);
+        slot.mads.push_back(spread);
+        while slot.medians.len() > self.cfg.seasons_kept as usize {
+            slot.medians.pop_front();
+            slot.mads.pop_front();
+        }
+    }
+}
+
+/// What the detector says about one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Not enough history yet: no band, never alerts.
+    WarmingUp,
+    /// Inside the band (or not anomalous for long enough to enter, or leaving).
+    Normal {
+        /// Signed robust score of the sample.
+        score: f64,
+    },
+    /// In the anomalous state (entered by the hysteresis rule, not yet cleared).
+    Anomalous {
+        /// Signed robust score of the sample.
+        score: f64,
+        /// When the anomalous state was entered.
+        since_ms: i64,
+    },
+}
+
+impl Verdict {
+    /// Whether this is [`Verdict::Anomalous`].
+    pub fn is_anomalous(&self) -> bool {
+        matches!(self, Verdict::Anomalous { .. })
+    }
+}
+
+/// A baseline plus the hysteresis state machine: feed samples with
+/// [`BaselineDetector::observe`], get a [`Verdict`] for each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineDetector {
+    baseline: Baseline,
+    /// Anomalous flags of the last points, newest in bit 0.
+    recent: u64,
+    anomalous_since: Option<i64>,
+    /// Consecutive points inside the clear band while anomalous.
+    clear_run: u32,
+    last: Verdict,
+}
+
+impl BaselineDetector {
+    /// A detector with no history (it reports [`Verdict::WarmingUp`] until the warm-up is over).
+    pub fn new(cfg: BaselineConfig) -> Result<BaselineDetector, ConfigError> {
+        Ok(BaselineDetector::with_baseline(Baseline::new(cfg)?))
+    }
+
+    /// A detector whose baseline has learned `history` (see [`Baseline::learn`]).
+    pub fn from_history(
+        history: &[Sample],
+        cfg: BaselineConfig,
+    ) -> Result<BaselineDetector, ConfigError> {
+        Ok(BaselineDetector::with_baseline(Baseline::learn(
+            history, cfg,
+        )?))
+    }
+
+    /// A detector around an existing baseline, in the normal state.
+    pub fn with_baseline(baseline: Baseline) -> BaselineDetector {
+        let last = if baseline.is_warm() {
+            Verdict::Normal { score: 0.0 }
+        } else {
+            Verdict::WarmingUp
+        };
+        BaselineDetector {
+            baseline,
+            recent: 0,
+            anomalous_since: None,
+            clear_run: 0,
+            last,
+        }
+    }
+
+    /// The learned baseline (for bands in previews and notifications).
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// The verdict of the last accepted sample.
+    pub fn last_verdict(&self) -> Verdict {
+        self.last
+    }
+
+    /// Scores one sample, advances the hysteresis state machine and learns the sample.
+    /// A sample not after the previous one, or not finite, changes nothing and gets the previous
+    /// verdict back.
+    pub fn observe(&mut self, t_ms: i64, value: f64) -> Verdict {
+        if !value.is_finite() || self.baseline.last_ms.is_some_and(|last| t_ms <= last) {
+            return self.last;
+        }
+        let Some(score) = self.baseline.score(t_ms, value) else {
+            self.baseline.update(t_ms, value);
+            self.last = Verdict::WarmingUp;
+            return self.last;
+        };
+        let threshold = self.baseline.threshold();
+        let cfg = &self.baseline.cfg;
+        let h = cfg.hysteresis;
+        let hit = cfg.direction.exceeds(score, threshold);
+        let mask = if h.enter_window >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << h.enter_window) - 1
+        };
+        self.recent = ((self.recent << 1) | u64::from(hit)) & mask;
+        match self.anomalous_since {
+            None => {
+                if self.recent.count_ones() >= h.enter_points {
+                    self.anomalous_since = Some(t_ms);
+                    self.clear_run = 0;
+                }
+            }
+            Some(_) => {
+                if cfg.direction.exceeds(score, h.clear_ratio * threshold) {
+                    self.clear_run = 0;
+                } else {
+                    self.clear_run += 1;
+                    if self.clear_run >= h.exit_points {
+                        self.anomalous_since = None;
+                        self.recent = 0;
+                    }
+                }
+            }
+        }
+        self.baseline.update(t_ms, value);
+        self.last = match self.anomalous_since {
+            Some(since_ms) => Verdict::Anomalous { score, since_ms },
+            None => Verdict::Normal { score },
+        };
+        self.last
+    }
+}
