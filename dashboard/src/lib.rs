@@ -1,1 +1,8 @@
-//! The web dashboard served by the Osprey server (built in a later issue).
+//! Osprey's dashboard: the web front-end embedded in the binary
+//! and server-side chart rendering ([`render`]) for e-mails
+//! and image links.
+
+#![warn(missing_docs)]
+
+pub mod render;
+pub mod units;
