@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertState};
 use crate::labels::{ALERTNAME, LabelSet};
-use crate::rule::{EvalContext, Instance, RuleError, RuleSpec};
+use crate::rule::{EvalContext, Instance, RuleError, RuleMemory, RuleSpec};
 use crate::source::Source;
 use crate::template::{self, TemplateData};
 
@@ -90,6 +90,9 @@ pub struct RuleRuntime {
     pub last_error: Option<String>,
     /// When it is due next, ms.
     pub next_eval_ms: i64,
+    /// What the rule learned (baseline detectors); out of the runtime
+    /// while the rule is being evaluated.
+    pub memory: RuleMemory,
 }
 
 /// One change of an alert's state (the history records these).
@@ -124,6 +127,8 @@ pub struct DueRule {
     pub spec: Arc<RuleSpec>,
     /// Instance labels of its pending and firing alerts.
     pub active: HashSet<LabelSet>,
+    /// Its memory, to be handed back with [`Engine::apply`].
+    pub memory: RuleMemory,
 }
 
 impl Engine {
@@ -160,6 +165,7 @@ impl Engine {
                         last_duration: Duration::ZERO,
                         last_error: None,
                         next_eval_ms: now_ms,
+                        memory: RuleMemory::default(),
                     },
                 );
             }
@@ -217,6 +223,24 @@ impl Engine {
         }
     }
 
+    /// The rules' memories, for persisting.
+    pub fn memories(&self) -> Vec<(String, RuleMemory)> {
+        self.rules
+            .values()
+            .filter(|r| !r.memory.is_empty())
+            .map(|r| (r.spec.id.clone(), r.memory.clone()))
+            .collect()
+    }
+
+    /// Restores memories saved by [`Engine::memories`].
+    pub fn restore_memories(&mut self, memories: Vec<(String, RuleMemory)>) {
+        for (id, m) in memories {
+            if let Some(rt) = self.rules.get_mut(&id) {
+                rt.memory = m;
+            }
+        }
+    }
+
     /// When the next rule is due, ms.
     pub fn next_due_ms(&self) -> Option<i64> {
         self.rules
@@ -226,12 +250,13 @@ impl Engine {
             .min()
     }
 
-    /// The rules due at `now_ms`.
-    pub fn due(&self, now_ms: i64) -> Vec<DueRule> {
+    /// The rules due at `now_ms` (their memory moves into the result).
+    pub fn due(&mut self, now_ms: i64) -> Vec<DueRule> {
         self.rules
-            .values()
+            .values_mut()
             .filter(|r| r.spec.enabled && r.next_eval_ms <= now_ms)
             .map(|r| DueRule {
+                memory: std::mem::take(&mut r.memory),
                 spec: r.spec.clone(),
                 active: r
                     .alerts
@@ -247,14 +272,17 @@ impl Engine {
     pub fn evaluate_due(&mut self, source: &dyn Source, now_ms: i64) -> Vec<Transition> {
         let due = self.due(now_ms);
         let mut out = Vec::new();
-        for d in due {
+        for mut d in due {
             let started = Instant::now();
-            let result = d.spec.evaluate(&EvalContext {
-                source,
-                now_ms,
-                active: &d.active,
-            });
-            out.extend(self.apply(&d.spec.id, now_ms, result, started.elapsed()));
+            let result = d.spec.evaluate(
+                &EvalContext {
+                    source,
+                    now_ms,
+                    active: &d.active,
+                },
+                &mut d.memory,
+            );
+            out.extend(self.apply(&d.spec.id, now_ms, result, started.elapsed(), d.memory));
         }
         out
     }
@@ -266,11 +294,13 @@ impl Engine {
         now_ms: i64,
         result: Result<Vec<Instance>, RuleError>,
         took: Duration,
+        memory: RuleMemory,
     ) -> Vec<Transition> {
         let config = &self.config;
         let Some(rt) = self.rules.get_mut(rule_id) else {
             return Vec::new();
         };
+        rt.memory = memory;
         let interval = rt.spec.interval.unwrap_or(config.default_interval);
         rt.last_eval_ms = Some(now_ms);
         rt.last_duration = took;

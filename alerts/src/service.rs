@@ -32,6 +32,9 @@ use crate::state::{
 
 const DEFINITIONS: &str = "definitions.json";
 const STATE: &str = "state.json";
+const MEMORY: &str = "memory.json";
+/// Learned rule state is larger and changes slowly: saved this often.
+const MEMORY_SAVE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Why an operation was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -174,6 +177,15 @@ impl Alerting {
             engine.set_rule(r.clone(), now);
         }
         engine.restore(runtime.alerts);
+        let memories: Vec<(String, crate::rule::RuleMemory)> = match store.load(MEMORY) {
+            Ok(m) => m.unwrap_or_default(),
+            Err(e) => {
+                // Learned bands can be relearned; alerts and the log cannot.
+                tracing::warn!(error = %e, "learned rule state unreadable; relearning");
+                Vec::new()
+            }
+        };
+        engine.restore_memories(memories);
         let mut dispatcher = Dispatcher::new(
             config.route.clone(),
             runtime.nflog,
@@ -229,6 +241,13 @@ impl Alerting {
         }
     }
 
+    fn persist_memory(&self) {
+        let memories = self.core().engine.memories();
+        if let Err(e) = self.store.save(MEMORY, &memories) {
+            tracing::error!(error = %e, "cannot persist learned rule state");
+        }
+    }
+
     fn persist_definitions(&self, core: &Core) -> Result<(), ServiceError> {
         self.store.save(DEFINITIONS, &core.defs)?;
         Ok(())
@@ -239,8 +258,14 @@ impl Alerting {
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut sends = tokio::task::JoinSet::new();
+        let mut memory_saved = Instant::now();
         loop {
             self.clone().tick(&mut sends).await;
+            if memory_saved.elapsed() >= MEMORY_SAVE_INTERVAL {
+                memory_saved = Instant::now();
+                let this = self.clone();
+                let _ = tokio::task::spawn_blocking(move || this.persist_memory()).await;
+            }
             while sends.try_join_next().is_some() {}
             let next = {
                 let core = self.core();
@@ -269,8 +294,11 @@ impl Alerting {
                 }
             }
         }
-        let core = self.core();
-        self.persist_state(&core);
+        {
+            let core = self.core();
+            self.persist_state(&core);
+        }
+        self.persist_memory();
     }
 
     /// One round: evaluate due rules, dispatch, persist.
@@ -281,14 +309,17 @@ impl Alerting {
             let source = self.source.clone();
             let results = tokio::task::spawn_blocking(move || {
                 due.into_iter()
-                    .map(|d| {
+                    .map(|mut d| {
                         let started = Instant::now();
-                        let r = d.spec.evaluate(&EvalContext {
-                            source: source.as_ref(),
-                            now_ms: now,
-                            active: &d.active,
-                        });
-                        (d.spec.id.clone(), r, started.elapsed())
+                        let r = d.spec.evaluate(
+                            &EvalContext {
+                                source: source.as_ref(),
+                                now_ms: now,
+                                active: &d.active,
+                            },
+                            &mut d.memory,
+                        );
+                        (d.spec.id.clone(), r, started.elapsed(), d.memory)
                     })
                     .collect::<Vec<_>>()
             })
@@ -296,11 +327,11 @@ impl Alerting {
             .unwrap_or_default();
             let mut core = self.core();
             let mut transitions: Vec<Transition> = Vec::new();
-            for (id, r, took) in results {
+            for (id, r, took, memory) in results {
                 if let Err(e) = &r {
                     tracing::warn!(rule = %id, error = %e, "rule evaluation failed");
                 }
-                transitions.extend(core.engine.apply(&id, now, r, took));
+                transitions.extend(core.engine.apply(&id, now, r, took, memory));
             }
             if !transitions.is_empty() {
                 core.dirty = true;

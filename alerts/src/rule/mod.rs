@@ -7,6 +7,8 @@
 //! | rate of change, percent over a window | [`rate`] |
 //! | absence: no data for a duration | [`absence`] |
 //! | group aggregate (sum/avg/min/max/count across the scope) | [`aggregate`] |
+//! | baseline: a band learned from each member's history | [`baseline`] |
+//! | host comparison: a member far from its peers | [`host_comparison`] |
 //! | a plain PromQL expression (Prometheus rule files) | [`promql`], [`file`] |
 //!
 //! A condition returns the *instances violating now*; the engine owns
@@ -14,7 +16,9 @@
 
 pub mod absence;
 pub mod aggregate;
+pub mod baseline;
 pub mod file;
+pub mod host_comparison;
 pub mod promql;
 pub mod rate;
 pub mod threshold;
@@ -104,6 +108,10 @@ pub enum Condition {
     Absence(absence::Absence),
     /// An aggregate across the scope above or below a threshold.
     GroupAggregate(aggregate::GroupAggregate),
+    /// Outside the band learned from each member's own history.
+    Baseline(baseline::BaselineCondition),
+    /// Far from the group's robust centre for most of a window.
+    HostComparison(host_comparison::HostComparisonCondition),
     /// A PromQL expression: every result series is an alert.
     Promql(promql::PromqlCondition),
 }
@@ -116,6 +124,8 @@ impl Condition {
             Condition::RateOfChange(_) => "rate_of_change",
             Condition::Absence(_) => "absence",
             Condition::GroupAggregate(_) => "group_aggregate",
+            Condition::Baseline(_) => "baseline",
+            Condition::HostComparison(_) => "host_comparison",
             Condition::Promql(_) => "promql",
         }
     }
@@ -127,6 +137,8 @@ impl Condition {
             Condition::RateOfChange(c) => &c.query,
             Condition::Absence(c) => &c.query,
             Condition::GroupAggregate(c) => &c.query,
+            Condition::Baseline(c) => &c.query,
+            Condition::HostComparison(c) => &c.query,
             Condition::Promql(c) => &c.expr,
         }
     }
@@ -172,6 +184,20 @@ impl Condition {
                 c.threshold
             )
             .to_lowercase(),
+            Condition::Baseline(c) => format!(
+                "{} outside its learned band ({:?} season, sensitivity {}){}",
+                c.query,
+                c.detector.season,
+                c.detector.sensitivity,
+                scope_suffix(&c.scope)
+            ),
+            Condition::HostComparison(c) => format!(
+                "{} far from its peers by ({}) (sensitivity {}){}",
+                c.query,
+                c.group_by.join(", "),
+                c.detector.sensitivity,
+                scope_suffix(&c.scope)
+            ),
             Condition::Promql(c) => c.expr.clone(),
         }
     }
@@ -280,6 +306,8 @@ impl RuleSpec {
             Condition::RateOfChange(c) => c.validate()?,
             Condition::Absence(c) => c.validate()?,
             Condition::GroupAggregate(c) => c.validate()?,
+            Condition::Baseline(c) => c.validate()?,
+            Condition::HostComparison(c) => c.validate()?,
             Condition::Promql(c) => c.validate()?,
         }
         if let Some(source) = source {
@@ -290,15 +318,62 @@ impl RuleSpec {
         Ok(())
     }
 
-    /// The violating instances now.
-    pub fn evaluate(&self, ctx: &EvalContext<'_>) -> Result<Vec<Instance>, RuleError> {
+    /// The violating instances now; `memory` is the rule's learned state
+    /// (baseline detectors), kept by the engine between evaluations.
+    pub fn evaluate(
+        &self,
+        ctx: &EvalContext<'_>,
+        memory: &mut RuleMemory,
+    ) -> Result<Vec<Instance>, RuleError> {
         match &self.condition {
             Condition::Threshold(c) => c.evaluate(ctx),
             Condition::RateOfChange(c) => c.evaluate(ctx),
             Condition::Absence(c) => c.evaluate(ctx),
             Condition::GroupAggregate(c) => c.evaluate(ctx),
+            Condition::Baseline(c) => c.evaluate(ctx, memory),
+            Condition::HostComparison(c) => c.evaluate(ctx),
             Condition::Promql(c) => c.evaluate(ctx),
         }
+    }
+}
+
+/// What a rule learns between evaluations (persisted with the alerts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleMemory {
+    /// Baseline detectors by member.
+    #[serde(with = "pairs")]
+    pub baselines: BTreeMap<LabelSet, crate::detect::baseline::BaselineDetector>,
+}
+
+impl RuleMemory {
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.baselines.is_empty()
+    }
+}
+
+/// A map with label-set keys as a list of pairs (JSON keys are strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        m: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<
+        'de,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    >(
+        d: D,
+    ) -> Result<BTreeMap<K, V>, D::Error> {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }
 
