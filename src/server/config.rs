@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub maintain_interval: Duration,
     /// The storage engine's settings (`[server.storage]`).
     pub storage: StorageOptions,
+    /// Alerting: rules, channels, routing (`[server.alerting]`).
+    pub alerting: osprey_alerts::config::AlertingConfig,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             max_decoded_bytes: 128 << 20,
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
+            alerting: osprey_alerts::config::AlertingConfig::default(),
         }
     }
 }

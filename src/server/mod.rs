@@ -5,8 +5,10 @@
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
+//! - [`alerting`]: rules, notifications and their API;
 //! - [`crate::heapster`]: the Heapster-compatible API.
 
+pub mod alerting;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -60,6 +62,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(info::routes())
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
+        .merge(alerting::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -90,11 +93,29 @@ pub async fn run(
         })?;
     let state = ServerState::open(config)?;
     let maintenance = state.spawn_maintenance();
+    // One shutdown signal for the HTTP server and the alerting loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let alerting = state
+        .alerting
+        .clone()
+        .map(|a| tokio::spawn(a.run(stopped(stop_rx.clone()))));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx))
         .await
-        .map_err(ServerError::Serve)?;
+        .map_err(ServerError::Serve);
+    if let Some(a) = alerting {
+        // The loop saw the same signal; it persists its state and returns.
+        let _ = a.await;
+    }
+    served?;
     maintenance.abort();
     let storage = state.storage.clone();
     let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;

@@ -79,6 +79,9 @@ pub struct ServerState {
     pub tokens: Vec<Token>,
     /// Self-metrics.
     pub metrics: ServerMetrics,
+    /// The alerting service (`None` when disabled); its loop is started
+    /// by [`super::run`].
+    pub alerting: Option<Arc<osprey_alerts::service::Alerting>>,
 }
 
 impl ServerState {
@@ -99,11 +102,14 @@ impl ServerState {
                 config.listen
             );
         }
+        let storage = Arc::new(storage);
+        let alerting = super::alerting::open(&config, storage.clone())?;
         Ok(Arc::new(Self {
             config,
-            storage: Arc::new(storage),
+            storage,
             tokens,
             metrics: ServerMetrics::new(),
+            alerting,
         }))
     }
 
