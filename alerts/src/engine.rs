@@ -405,7 +405,11 @@ fn step_alerts(
     let mut forget = Vec::new();
     for (key, a) in rt.alerts.iter_mut() {
         a.flips.retain(|t| now - t < window_ms);
-        a.flapping = config.flap.max_flips > 0 && a.flips.len() >= config.flap.max_flips;
+        // Once flapping, a firing alert stays flapping until it resolves:
+        // the hold itself stops the flips that made it flapping.
+        a.flapping = config.flap.max_flips > 0
+            && (a.flips.len() >= config.flap.max_flips
+                || (a.flapping && a.state == AlertState::Firing));
         if seen.contains(key) {
             continue;
         }
