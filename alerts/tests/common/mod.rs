@@ -12,10 +12,13 @@ use osprey_alerts::source::{Sample, SeriesPoints, Source, SourceError};
 /// Lookback of instant selectors, ms.
 pub const LOOKBACK_MS: i64 = 300_000;
 
-/// Series with their points, oldest first.
+/// A series and its points, oldest first.
+pub type FixedSeries = (LabelSet, Vec<(i64, f64)>);
+
+/// Series with their points.
 #[derive(Default)]
 pub struct FixedSource {
-    pub series: Vec<(LabelSet, Vec<(i64, f64)>)>,
+    pub series: Vec<FixedSeries>,
 }
 
 /// A label set from pairs.
@@ -51,7 +54,7 @@ impl FixedSource {
         self.add(name, pairs, points);
     }
 
-    fn select(&self, expr: &str) -> Result<Vec<&(LabelSet, Vec<(i64, f64)>)>, SourceError> {
+    fn select(&self, expr: &str) -> Result<Vec<&FixedSeries>, SourceError> {
         let (name, rest) = match expr.find('{') {
             Some(i) => (&expr[..i], &expr[i..]),
             None => (expr, ""),
