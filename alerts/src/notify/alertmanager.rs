@@ -65,7 +65,7 @@ pub(crate) async fn send(
         .json(&body)
         .send()
         .await
-        .map_err(|e| SendError::retry(format!("POST {url}: {e}")))?;
+        .map_err(|e| super::http_error(&url, &e, ctx.timeout))?;
     let status = resp.status();
     if status.is_success() {
         Ok(())

@@ -94,6 +94,23 @@ impl ChannelSpec {
     }
 }
 
+/// A transport error with its causes, and timeouts called what they are.
+pub(crate) fn http_error(url: &str, e: &reqwest::Error, timeout: Duration) -> SendError {
+    if e.is_timeout() {
+        return SendError::retry(format!(
+            "POST {url}: no answer within {} (timed out)",
+            humantime::format_duration(timeout)
+        ));
+    }
+    let mut msg = format!("POST {url}: {e}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    SendError::retry(msg)
+}
+
 /// What one notification carries: one aggregation group's alerts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
@@ -237,7 +254,7 @@ pub async fn send_once(
     match tokio::time::timeout(ctx.timeout, fut).await {
         Ok(r) => r,
         Err(_) => Err(SendError::retry(format!(
-            "no answer within {}",
+            "no answer within {} (timed out)",
             humantime::format_duration(ctx.timeout)
         ))),
     }

@@ -164,7 +164,7 @@ pub(crate) async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|e| SendError::retry(format!("POST {}: {e}", c.url)))?;
+        .map_err(|e| super::http_error(&c.url, &e, ctx.timeout))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
