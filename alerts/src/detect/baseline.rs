@@ -2,10 +2,11 @@
 //!
 //! The model ([`Baseline`]) has two parts, as recommended in the reference notes (§5.2):
 //!
-//! * **Seasonal slots.** The season (a day or a week) is cut into slots (an hour by default).
-//!   Every time the series passes through a slot, the median and MAD of the values seen there are
-//!   kept; each slot remembers its last [`BaselineConfig::seasons_kept`] passes. The slot's
-//!   reference is the median of those medians, its spread combines the typical within-slot MAD
+//! * **Seasonal slots.** The season (a day or a week) is cut into slots (30 minutes by default).
+//!   Every time the series passes through a slot, the median and noise of the values seen there
+//!   are kept; each slot remembers its last [`BaselineConfig::seasons_kept`] passes. The slot's
+//!   reference is the median of those medians, its spread combines the typical within-slot
+//!   noise (from successive differences, so a trend inside the slot does not count as noise)
 //!   with the MAD of the medians across seasons. References are interpolated between slot centres.
 //!   A slot is used once it has seen [`BaselineConfig::seasons_required`] passes.
 //! * **A recent robust level.** An exponentially weighted level `ℓ` of the residual from the
@@ -14,9 +15,18 @@
 //!   so a spike barely moves them while a level shift pulls them over a few half-lives: the shift
 //!   is caught first, then relearned.
 //!
-//! Expected value = seasonal reference + `ℓ`; scale = max(slot spread, recent deviation, floors).
-//! A point is anomalous when it is more than [`Baseline::threshold`] scales away: the
-//! [`BaselineConfig::sensitivity`], widened by tail calibration for heavy-tailed series.
+//! Expected value = seasonal reference + `ℓ`; scale = max(slot spread, recent deviation, floors);
+//! score `z = (x − expected)/scale`. Two scores are watched:
+//!
+//! * the point score `z`, against [`Baseline::threshold`];
+//! * a sustained score: the exponentially weighted mean of the (band-clipped) point scores,
+//!   standardised, against [`Baseline::sustained_threshold`]. It catches a moderate deviation
+//!   that lasts (a missing daily peak, a drift) which no single point shows.
+//!
+//! Each threshold is the [`BaselineConfig::sensitivity`], widened by *tail calibration*: at least
+//! [`BaselineConfig::tail_factor`] times the [`BaselineConfig::tail_quantile`] of the series' own
+//! past scores, so a heavy-tailed series alarms on new extremes rather than on its usual bursts.
+//! The calibration restarts when the seasonal slots take over (the scores change meaning).
 //! [`BaselineDetector`] adds the warm-up verdict and hysteresis on top.
 
 use std::collections::VecDeque;
@@ -24,13 +34,27 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::robust::{MAD_TO_SIGMA, mad, median};
+use super::robust::{MAD_TO_SIGMA, median};
 use super::{Direction, Sample};
 
 /// Ratio of the standard deviation to the mean absolute deviation for normal data (√(π/2)).
 const MEAN_ABS_TO_SIGMA: f64 = 1.2533;
 /// Most values one slot pass keeps for its median; beyond it the pass is decimated by two.
 const MAX_VALUES_PER_PASS: usize = 256;
+const DAY_MS: i64 = 86_400_000;
+const WEEK_MS: i64 = 7 * DAY_MS;
+/// Weight of one sample in the daily and weekly fit errors of [`Season::Auto`].
+const FIT_WEIGHT: f64 = 0.002;
+/// Samples compared before [`Season::Auto`] may switch to the weekly slots.
+const FIT_MIN_POINTS: u32 = 500;
+/// How much better (ratio of mean absolute errors) the other slots must fit to switch.
+const FIT_MARGIN: f64 = 0.8;
+
+/// A change between adjacent slots this many times larger than the changes beside it (and
+/// than the slots' spreads) is a step, not interpolated.
+const STEP_RATIO: f64 = 3.0;
+/// How many slots away the interpolation looks for a learned slot on each side.
+const MAX_SLOT_SEARCH: i64 = 4;
 /// Upper bound of [`BaselineConfig::seasons_kept`] (keeps the per-point work on the stack).
 pub const MAX_SEASONS_KEPT: u32 = 16;
 
@@ -45,15 +69,20 @@ pub enum Season {
     Daily,
     /// Time-of-week slots (UTC, weeks starting Thursday 1970-01-01).
     Weekly,
+    /// Time-of-day slots, and time-of-week slots learned alongside that take over once they are
+    /// learned if they fit the series clearly better (a weekday/weekend pattern), and hand back
+    /// if they stop doing so.
+    Auto,
 }
 
 impl Season {
-    /// Length of one season in milliseconds, `None` for [`Season::None`].
+    /// Length of one season in milliseconds (the daily one for [`Season::Auto`]), `None` for
+    /// [`Season::None`].
     pub fn length_ms(self) -> Option<i64> {
         match self {
             Season::None => None,
-            Season::Daily => Some(86_400_000),
-            Season::Weekly => Some(7 * 86_400_000),
+            Season::Daily | Season::Auto => Some(DAY_MS),
+            Season::Weekly => Some(WEEK_MS),
         }
     }
 }
@@ -79,7 +108,7 @@ impl Default for Hysteresis {
         Hysteresis {
             enter_points: 1,
             enter_window: 1,
-            exit_points: 5,
+            exit_points: 30,
             clear_ratio: 0.7,
         }
     }
@@ -91,7 +120,7 @@ impl Default for Hysteresis {
 pub struct BaselineConfig {
     /// Seasonality learned by the slots.
     pub season: Season,
-    /// Slot length in milliseconds; must divide the season (default one hour).
+    /// Slot length in milliseconds; must divide the season (default 30 minutes).
     pub slot_ms: i64,
     /// Passes remembered per slot (the "K weeks" of the band), 1 to [`MAX_SEASONS_KEPT`].
     pub seasons_kept: u32,
@@ -119,6 +148,11 @@ pub struct BaselineConfig {
     pub tail_factor: f64,
     /// Past scores remembered by the tail calibration (older ones fade out by halving).
     pub tail_memory: u32,
+    /// Half-life in points of the sustained-deviation score: an exponentially weighted mean of
+    /// the (band-clipped) scores, standardised, with its own tail calibration. It catches
+    /// moderate deviations that persist (a missing daily peak, a slow drift) which no single
+    /// point shows. 0 turns it off.
+    pub sustained_half_life: u32,
     /// Entry and exit rules of the anomalous state.
     pub hysteresis: Hysteresis,
 }
@@ -126,19 +160,20 @@ pub struct BaselineConfig {
 impl Default for BaselineConfig {
     fn default() -> Self {
         BaselineConfig {
-            season: Season::Daily,
-            slot_ms: 3_600_000,
+            season: Season::Auto,
+            slot_ms: 1_800_000,
             seasons_kept: 4,
             seasons_required: 3,
             warmup_points: 60,
-            sensitivity: 4.0,
+            sensitivity: 5.0,
             direction: Direction::Both,
             level_half_life: 30,
             rel_floor: 0.01,
             abs_floor: 1e-9,
             tail_quantile: 0.999,
-            tail_factor: 1.5,
+            tail_factor: 1.0,
             tail_memory: 10_000,
+            sustained_half_life: 48,
             hysteresis: Hysteresis::default(),
         }
     }
@@ -233,6 +268,8 @@ const TAIL_LOWEST: f64 = 0.1;
 struct TailTracker {
     counts: Vec<f64>,
     total: f64,
+    /// The configured quantile, recomputed on every added score.
+    quantile: f64,
 }
 
 impl TailTracker {
@@ -240,10 +277,11 @@ impl TailTracker {
         TailTracker {
             counts: vec![0.0; TAIL_BUCKETS],
             total: 0.0,
+            quantile: 0.0,
         }
     }
 
-    fn add(&mut self, abs_score: f64, memory: u32) {
+    fn add(&mut self, abs_score: f64, memory: u32, q: f64) {
         let b = ((abs_score / TAIL_LOWEST).log10() * TAIL_PER_DECADE).floor();
         let b = if b.is_nan() {
             0
@@ -256,10 +294,12 @@ impl TailTracker {
             self.counts.iter_mut().for_each(|c| *c /= 2.0);
             self.total /= 2.0;
         }
+        self.quantile = self.compute_quantile(q);
     }
 
-    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet).
-    fn quantile(&self, q: f64) -> f64 {
+    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet). The walk starts
+    /// at the top, where a high quantile is, so it is short.
+    fn compute_quantile(&self, q: f64) -> f64 {
         if self.total == 0.0 {
             return 0.0;
         }
@@ -279,13 +319,15 @@ impl TailTracker {
 struct SlotHistory {
     /// Median of each remembered pass, oldest first.
     medians: VecDeque<f64>,
-    /// MAD of each remembered pass.
+    /// Noise scale of each remembered pass (median absolute successive difference / √2).
     mads: VecDeque<f64>,
+    /// `(reference, spread)` once enough passes are known, refreshed when a pass is added.
+    summary: Option<(f64, f64)>,
 }
 
 impl SlotHistory {
     /// `(reference, spread)` once `required` passes are known.
-    fn summary(&self, required: usize) -> Option<(f64, f64)> {
+    fn compute_summary(&self, required: usize) -> Option<(f64, f64)> {
         let n = self.medians.len();
         if n < required {
             return None;
@@ -333,6 +375,13 @@ struct Expectation {
 pub struct Baseline {
     cfg: BaselineConfig,
     slots: Vec<SlotHistory>,
+    /// Time-of-week slots learned alongside the daily ones ([`Season::Auto`] only).
+    weekly: Vec<SlotHistory>,
+    /// Whether the weekly slots are the ones in use ([`Season::Auto`]).
+    weekly_active: bool,
+    /// Exponentially weighted mean absolute error of the daily and the weekly references.
+    fit: (f64, f64),
+    fit_points: u32,
     pass: Option<Pass>,
     /// Recent level: of the residual from the seasonal reference when `seasonal`, else of the
     /// value itself.
@@ -345,6 +394,9 @@ pub struct Baseline {
     points: u64,
     last_ms: Option<i64>,
     tail: TailTracker,
+    /// Exponentially weighted mean of the clipped scores (the sustained-deviation channel).
+    sustained: f64,
+    sustained_tail: TailTracker,
 }
 
 impl Baseline {
@@ -355,9 +407,17 @@ impl Baseline {
             Some(season) => vec![SlotHistory::default(); (season / cfg.slot_ms) as usize],
             None => Vec::new(),
         };
+        let weekly = match cfg.season {
+            Season::Auto => vec![SlotHistory::default(); (WEEK_MS / cfg.slot_ms) as usize],
+            _ => Vec::new(),
+        };
         Ok(Baseline {
             cfg,
             slots,
+            weekly,
+            weekly_active: false,
+            fit: (0.0, 0.0),
+            fit_points: 0,
             pass: None,
             level: 0.0,
             deviation: 0.0,
@@ -366,6 +426,8 @@ impl Baseline {
             points: 0,
             last_ms: None,
             tail: TailTracker::new(),
+            sustained: 0.0,
+            sustained_tail: TailTracker::new(),
         })
     }
 
@@ -414,8 +476,35 @@ impl Baseline {
     /// Band half-width in scales: the sensitivity, or the calibrated tail of past scores when
     /// that is wider.
     pub fn threshold(&self) -> f64 {
-        let tail = self.cfg.tail_factor * self.tail.quantile(self.cfg.tail_quantile);
+        let tail = self.cfg.tail_factor * self.tail.quantile;
         self.cfg.sensitivity.max(tail)
+    }
+
+    /// Threshold of the sustained-deviation score: the sensitivity, or its calibrated tail.
+    pub fn sustained_threshold(&self) -> f64 {
+        let tail = self.cfg.tail_factor * self.sustained_tail.quantile;
+        self.cfg.sensitivity.max(tail)
+    }
+
+    /// Signed sustained-deviation score if `value` arrived at `t_ms`: the exponentially weighted
+    /// mean of the scores (each clipped to the band), divided by its standard deviation for
+    /// independent unit scores. `None` during warm-up or when turned off.
+    pub fn sustained_score(&self, t_ms: i64, value: f64) -> Option<f64> {
+        self.sustained_from(self.score(t_ms, value)?)
+    }
+
+    fn sustained_from(&self, z: f64) -> Option<f64> {
+        let (alpha, norm) = self.sustained_weights()?;
+        let limit = self.threshold();
+        Some(((1.0 - alpha) * self.sustained + alpha * z.clamp(-limit, limit)) / norm)
+    }
+
+    fn sustained_weights(&self) -> Option<(f64, f64)> {
+        if self.cfg.sustained_half_life == 0 {
+            return None;
+        }
+        let alpha = 1.0 - 0.5f64.powf(1.0 / f64::from(self.cfg.sustained_half_life));
+        Some((alpha, (alpha / (2.0 - alpha)).sqrt()))
     }
 
     /// Signed robust score of `value` at `t_ms`: distance from the expected value in scales
@@ -429,16 +518,45 @@ impl Baseline {
     /// Values beyond the band are winsorised to its edge first, so an outlier moves the model
     /// by at most one band width times the update weight.
     pub fn update(&mut self, t_ms: i64, value: f64) {
+        self.step(t_ms, value, false);
+    }
+
+    /// Learns one sample and returns its point and sustained scores as they were before it was
+    /// learned (`None` when ignored or warming up). When the detector is `anomalous`, the scores
+    /// enter the tail calibration capped at the thresholds.
+    fn step(&mut self, t_ms: i64, value: f64, anomalous: bool) -> Option<(f64, Option<f64>)> {
         if !value.is_finite() || self.last_ms.is_some_and(|last| t_ms <= last) {
-            return;
+            return None;
         }
         let warm = self.is_warm();
-        if let Some(z) = self.score(t_ms, value) {
-            self.tail.add(z.abs(), self.cfg.tail_memory);
-        }
+        self.choose_slots(t_ms, value);
+        let reference = self.reference(t_ms);
+        let scores = if warm {
+            let e = self.expectation_at(reference);
+            let z = (value - e.centre) / e.scale;
+            let zs = self.sustained_from(z);
+            let (q, memory) = (self.cfg.tail_quantile, self.cfg.tail_memory);
+            if let (Some(zs), Some((_, norm))) = (zs, self.sustained_weights()) {
+                self.sustained = zs * norm;
+                let cap = if anomalous {
+                    self.sustained_threshold()
+                } else {
+                    f64::INFINITY
+                };
+                self.sustained_tail.add(zs.abs().min(cap), memory, q);
+            }
+            let cap = if anomalous {
+                self.threshold()
+            } else {
+                f64::INFINITY
+            };
+            self.tail.add(z.abs().min(cap), memory, q);
+            Some((z, zs))
+        } else {
+            None
+        };
         self.points += 1;
         self.last_ms = Some(t_ms);
-        let reference = self.reference(t_ms);
         self.switch_mode(reference.map(|r| r.0));
         let b = reference.map_or(0.0, |r| r.0);
         let learned = if self.points == 1 {
@@ -465,6 +583,49 @@ impl Baseline {
             self.last_reference = b.0;
         }
         self.learn_slot(t_ms, learned);
+        scores
+    }
+
+    /// [`Season::Auto`]: tracks how well the daily and the weekly references fit and switches to
+    /// the one that fits clearly better, without a jump in the expected value.
+    fn choose_slots(&mut self, t_ms: i64, value: f64) {
+        if self.weekly.is_empty() {
+            return;
+        }
+        let slot_ms = self.cfg.slot_ms;
+        let (Some(daily), Some(weekly)) = (
+            reference_in(&self.slots, DAY_MS, slot_ms, t_ms),
+            reference_in(&self.weekly, WEEK_MS, slot_ms, t_ms),
+        ) else {
+            return;
+        };
+        self.fit.0 += FIT_WEIGHT * ((value - daily.0).abs() - self.fit.0);
+        self.fit.1 += FIT_WEIGHT * ((value - weekly.0).abs() - self.fit.1);
+        self.fit_points = self.fit_points.saturating_add(1);
+        if self.fit_points < FIT_MIN_POINTS {
+            return;
+        }
+        let switch = if self.weekly_active {
+            self.fit.0 < FIT_MARGIN * self.fit.1
+        } else {
+            self.fit.1 < FIT_MARGIN * self.fit.0
+        };
+        if !switch {
+            return;
+        }
+        let (from, to) = if self.weekly_active {
+            (weekly.0, daily.0)
+        } else {
+            (daily.0, weekly.0)
+        };
+        self.weekly_active = !self.weekly_active;
+        if self.seasonal {
+            self.level += from - to;
+            // The scores change meaning with the reference.
+            self.tail = TailTracker::new();
+            self.sustained_tail = TailTracker::new();
+            self.sustained = 0.0;
+        }
     }
 
     /// Leaves or enters seasonal mode without a jump in the expected value.
@@ -473,6 +634,10 @@ impl Baseline {
             (false, Some(b)) => {
                 self.level -= b;
                 self.seasonal = true;
+                // Seasonal scores have another distribution than basic-mode ones.
+                self.tail = TailTracker::new();
+                self.sustained_tail = TailTracker::new();
+                self.sustained = 0.0;
             }
             (true, None) => {
                 self.level += self.last_reference;
@@ -486,18 +651,22 @@ impl Baseline {
         if !self.is_warm() {
             return None;
         }
-        let reference = self.reference(t_ms);
+        Some(self.expectation_at(self.reference(t_ms)))
+    }
+
+    /// Expected value and scale given the seasonal reference at that instant.
+    fn expectation_at(&self, reference: Option<(f64, f64)>) -> Expectation {
         let centre = match (self.seasonal, reference) {
             (true, Some((b, _))) => b + self.level,
             (true, None) => self.last_reference + self.level,
             (false, _) => self.level,
         };
         let scale = self.scale(reference.map(|r| r.1), centre);
-        Some(Expectation {
+        Expectation {
             centre,
             scale,
             seasonal: reference.is_some(),
-        })
+        }
     }
 
     fn scale(&self, slot_spread: Option<f64>, centre: f64) -> f64 {
@@ -510,23 +679,15 @@ impl Baseline {
     /// Seasonal `(reference, spread)` at `t_ms`, interpolated between the two nearest slot
     /// centres; `None` without seasons or before the slots have enough passes.
     fn reference(&self, t_ms: i64) -> Option<(f64, f64)> {
-        let season = self.cfg.season.length_ms()?;
-        let n = self.slots.len() as i64;
-        let pos = t_ms.rem_euclid(season) as f64 / self.cfg.slot_ms as f64 - 0.5;
-        let floor = pos.floor();
-        let frac = pos - floor;
-        let j0 = (floor as i64).rem_euclid(n) as usize;
-        let j1 = (j0 + 1) % n as usize;
-        let required = self.cfg.seasons_required as usize;
-        match (
-            self.slots[j0].summary(required),
-            self.slots[j1].summary(required),
-        ) {
-            (Some(a), Some(b)) => Some((a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac)),
-            (Some(a), None) => Some(a),
-            (None, Some(b)) => Some(b),
-            (None, None) => None,
+        if self.weekly_active {
+            return reference_in(&self.weekly, WEEK_MS, self.cfg.slot_ms, t_ms);
         }
+        reference_in(
+            &self.slots,
+            self.cfg.season.length_ms()?,
+            self.cfg.slot_ms,
+            t_ms,
+        )
     }
 
     fn learn_slot(&mut self, t_ms: i64, value: f64) {
@@ -559,19 +720,84 @@ impl Baseline {
     }
 
     fn close_pass(&mut self, mut pass: Pass) {
+        // Noise within the pass from successive differences (median |Δx| / √2), which a trend
+        // inside the slot (the rising edge of a daily cycle) does not inflate as a MAD would.
+        let mut diffs: Vec<f64> = pass
+            .values
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs() / std::f64::consts::SQRT_2)
+            .collect();
+        let spread = median(&mut diffs).unwrap_or(0.0);
         let Some(m) = median(&mut pass.values) else {
             return;
         };
-        let mut scratch = Vec::with_capacity(pass.values.len());
-        let spread = mad(&pass.values, m, &mut scratch).unwrap_or(0.0);
-        let n = self.slots.len() as i64;
-        let slot = &mut self.slots[pass.index.rem_euclid(n) as usize];
-        slot.medians.push_back(m);
-        slot.mads.push_back(spread);
-        while slot.medians.len() > self.cfg.seasons_kept as usize {
-            slot.medians.pop_front();
-            slot.mads.pop_front();
+        let (kept, required) = (
+            self.cfg.seasons_kept as usize,
+            self.cfg.seasons_required as usize,
+        );
+        for slots in [&mut self.slots, &mut self.weekly] {
+            if slots.is_empty() {
+                continue;
+            }
+            let n = slots.len() as i64;
+            let slot = &mut slots[pass.index.rem_euclid(n) as usize];
+            slot.medians.push_back(m);
+            slot.mads.push_back(spread);
+            while slot.medians.len() > kept {
+                slot.medians.pop_front();
+                slot.mads.pop_front();
+            }
+            slot.summary = slot.compute_summary(required);
         }
+    }
+}
+
+/// Seasonal `(reference, spread)` at `t_ms` from `slots` cut from a season of `season_ms`,
+/// interpolated between the two nearest learned slot centres.
+fn reference_in(
+    slots: &[SlotHistory],
+    season_ms: i64,
+    slot_ms: i64,
+    t_ms: i64,
+) -> Option<(f64, f64)> {
+    if slots.is_empty() {
+        return None;
+    }
+    let n = slots.len() as i64;
+    let pos = t_ms.rem_euclid(season_ms) as f64 / slot_ms as f64 - 0.5;
+    let floor = pos.floor();
+    let frac = pos - floor;
+    // The nearest learned slot at or before the position and the nearest after it (slots
+    // without enough passes, e.g. sparse samples or gaps, are skipped up to a limit).
+    let find = |start: i64, step: i64| {
+        (0..MAX_SLOT_SEARCH).find_map(|k| {
+            let j = (start + step * k).rem_euclid(n) as usize;
+            slots[j].summary.map(|s| (k as f64, s))
+        })
+    };
+    let left = floor as i64;
+    match (find(left, -1), find(left + 1, 1)) {
+        (Some((kl, a)), Some((kr, b))) => {
+            // Distances (in slots) from the position to the two slot centres.
+            let (dl, dr) = (frac + kl, 1.0 - frac + kr);
+            let w = dl / (dl + dr);
+            // A step between the two slots (a square wave, the start of a weekend) is not
+            // interpolated: the nearer slot holds. A step is a change much larger than the
+            // changes on either side and than the slots' spreads.
+            let outer = |j: i64| slots[j.rem_euclid(n) as usize].summary.map(|s| s.0);
+            let jl = left - kl as i64;
+            let jr = left + 1 + kr as i64;
+            let change = (b.0 - a.0).abs();
+            let before = outer(jl - 1).map_or(0.0, |p| (a.0 - p).abs());
+            let after = outer(jr + 1).map_or(0.0, |q| (q - b.0).abs());
+            if change > STEP_RATIO * before.max(after).max(a.1 + b.1) {
+                return Some(if w < 0.5 { a } else { b });
+            }
+            Some((a.0 + (b.0 - a.0) * w, a.1 + (b.1 - a.1) * w))
+        }
+        (Some((_, a)), None) => Some(a),
+        (None, Some((_, b))) => Some(b),
+        (None, None) => None,
     }
 }
 
@@ -664,15 +890,26 @@ impl BaselineDetector {
         if !value.is_finite() || self.baseline.last_ms.is_some_and(|last| t_ms <= last) {
             return self.last;
         }
-        let Some(score) = self.baseline.score(t_ms, value) else {
-            self.baseline.update(t_ms, value);
+        // Thresholds as they were before this sample (step() learns it).
+        let threshold = self.baseline.threshold();
+        let sustained_threshold = self.baseline.sustained_threshold();
+        // While anomalous, scores enter the tail calibration capped at the threshold: anomalies
+        // do not teach the band that they are normal.
+        let anomalous = self.anomalous_since.is_some();
+        let Some((score, sustained)) = self.baseline.step(t_ms, value, anomalous) else {
             self.last = Verdict::WarmingUp;
             return self.last;
         };
-        let threshold = self.baseline.threshold();
+        let sustained = sustained.unwrap_or(0.0);
         let cfg = &self.baseline.cfg;
         let h = cfg.hysteresis;
-        let hit = cfg.direction.exceeds(score, threshold);
+        let beyond = |ratio: f64| {
+            cfg.direction.exceeds(score, ratio * threshold)
+                || cfg
+                    .direction
+                    .exceeds(sustained, ratio * sustained_threshold)
+        };
+        let hit = beyond(1.0);
         let mask = if h.enter_window >= 64 {
             u64::MAX
         } else {
@@ -687,7 +924,7 @@ impl BaselineDetector {
                 }
             }
             Some(_) => {
-                if cfg.direction.exceeds(score, h.clear_ratio * threshold) {
+                if beyond(h.clear_ratio) {
                     self.clear_run = 0;
                 } else {
                     self.clear_run += 1;
@@ -698,7 +935,6 @@ impl BaselineDetector {
                 }
             }
         }
-        self.baseline.update(t_ms, value);
         self.last = match self.anomalous_since {
             Some(since_ms) => Verdict::Anomalous { score, since_ms },
             None => Verdict::Normal { score },

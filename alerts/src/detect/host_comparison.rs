@@ -42,6 +42,9 @@ pub struct HostComparisonConfig {
     /// When more than this share of the members deviate the same way at an instant, that side
     /// is not scored there.
     pub max_outlying_share: f64,
+    /// [`HostComparisonDetector`] only: a reported member stays reported until its outlying
+    /// share of the window falls below this (hysteresis; at most `fraction_of_window`).
+    pub clear_fraction: f64,
 }
 
 impl Default for HostComparisonConfig {
@@ -56,6 +59,7 @@ impl Default for HostComparisonConfig {
             rel_floor: 0.05,
             abs_floor: 1e-9,
             max_outlying_share: 0.5,
+            clear_fraction: 0.3,
         }
     }
 }
@@ -114,6 +118,16 @@ pub fn outliers<K: Clone>(
 /// Compares every member with its peers over the window ending at the newest sample of any
 /// member. Each member's samples must be in time order (as a range query returns them).
 pub fn compare<K: Clone>(members: &[(K, &[Sample])], cfg: &HostComparisonConfig) -> Comparison<K> {
+    compare_with(members, cfg, |_| cfg.fraction_of_window)
+}
+
+/// [`compare`] with the share of the window each member needs to be reported given by
+/// `required_fraction`.
+fn compare_with<K: Clone>(
+    members: &[(K, &[Sample])],
+    cfg: &HostComparisonConfig,
+    required_fraction: impl Fn(&K) -> f64,
+) -> Comparison<K> {
     let end = members
         .iter()
         .filter_map(|(_, s)| s.last().map(|p| p.0))
@@ -220,7 +234,7 @@ pub fn compare<K: Clone>(members: &[(K, &[Sample])], cfg: &HostComparisonConfig)
             continue;
         }
         let fraction = hits.len() as f64 / present as f64;
-        if fraction + 1e-12 < cfg.fraction_of_window {
+        if fraction + 1e-12 < required_fraction(key) {
             continue;
         }
         let (value, centre) = last_seen[i].expect("present at least once");
@@ -237,5 +251,83 @@ pub fn compare<K: Clone>(members: &[(K, &[Sample])], cfg: &HostComparisonConfig)
             instants: evaluated,
         },
         outliers: out,
+    }
+}
+
+/// Host comparison over successive evaluations, with hysteresis: a member is reported once it is
+/// outlying for [`HostComparisonConfig::fraction_of_window`] of the window and stays reported
+/// until its share falls below [`HostComparisonConfig::clear_fraction`], so a member hovering
+/// around the limit does not flap. Serde-serialisable so the engine can persist it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostComparisonDetector<K> {
+    cfg: HostComparisonConfig,
+    /// Members currently reported, with the time they were first reported.
+    reported: Vec<(K, i64)>,
+}
+
+/// One member reported by a [`HostComparisonDetector`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reported<K> {
+    /// The member's statistics over the current window.
+    pub outlier: Outlier<K>,
+    /// When the member was first reported (newest sample time of that evaluation).
+    pub since_ms: i64,
+}
+
+impl<K: Clone + PartialEq> HostComparisonDetector<K> {
+    /// A detector with nobody reported.
+    pub fn new(cfg: HostComparisonConfig) -> HostComparisonDetector<K> {
+        HostComparisonDetector {
+            cfg,
+            reported: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HostComparisonConfig {
+        &self.cfg
+    }
+
+    /// Compares the group over the window ending at its newest sample and updates who is
+    /// reported. With too few members nothing is reported and the state is kept.
+    pub fn observe(&mut self, members: &[(K, &[Sample])]) -> (GroupStatus, Vec<Reported<K>>) {
+        let enter = self.cfg.fraction_of_window;
+        let clear = self.cfg.clear_fraction.min(enter);
+        let reported = &self.reported;
+        let c = compare_with(members, &self.cfg, |k| {
+            if reported.iter().any(|(r, _)| r == k) {
+                clear
+            } else {
+                enter
+            }
+        });
+        if matches!(c.status, GroupStatus::TooFewMembers { .. }) {
+            return (c.status, Vec::new());
+        }
+        let now = members
+            .iter()
+            .filter_map(|(_, s)| s.last().map(|p| p.0))
+            .max()
+            .unwrap_or(0);
+        let out: Vec<Reported<K>> = c
+            .outliers
+            .into_iter()
+            .map(|o| {
+                let since_ms = self
+                    .reported
+                    .iter()
+                    .find(|(r, _)| *r == o.member)
+                    .map_or(now, |(_, since)| *since);
+                Reported {
+                    outlier: o,
+                    since_ms,
+                }
+            })
+            .collect();
+        self.reported = out
+            .iter()
+            .map(|r| (r.outlier.member.clone(), r.since_ms))
+            .collect();
+        (c.status, out)
     }
 }
