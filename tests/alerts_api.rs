@@ -82,24 +82,69 @@ fn threshold_rule() -> Value {
 #[tokio::test]
 async fn rules_crud_and_validation() {
     let (_d, st) = state(false);
-    let (s, v) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(threshold_rule()), None).await;
+    let (s, v) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/rules",
+        Some(threshold_rule()),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["data"]["id"], "hot-pod", "id from the name");
-    let (s, _) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(threshold_rule()), None).await;
-    assert_eq!(s, StatusCode::CREATED, "a second rule with the same name gets another id");
+    let (s, _) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/rules",
+        Some(threshold_rule()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "a second rule with the same name gets another id"
+    );
     let (_, v) = call(&st, Method::GET, "/api/v1/alerting/rules", None, None).await;
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["hot-pod", "hot-pod-2"]);
 
     for (body, word) in [
         (json!({"name": "x"}), "condition"),
-        (json!({"name": "x", "condition": {"kind": "threshold", "query": "temp", "op": "sideways", "threshold": 1}}), "sideways"),
-        (json!({"name": "x", "condition": {"kind": "promql", "expr": "rate(x[5m]"}}), "query"),
-        (json!({"name": "x", "channels": ["nope"], "condition": {"kind": "promql", "expr": "up"}}), "nope"),
-        (json!({"name": "x", "for": "soon", "condition": {"kind": "promql", "expr": "up"}}), "for"),
-        (json!({"name": "x", "condition": {"kind": "threshold", "query": "t", "op": "above", "threshold": 1, "scope": ["bad matcher"]}}), "matcher"),
+        (
+            json!({"name": "x", "condition": {"kind": "threshold", "query": "temp", "op": "sideways", "threshold": 1}}),
+            "sideways",
+        ),
+        (
+            json!({"name": "x", "condition": {"kind": "promql", "expr": "rate(x[5m]"}}),
+            "query",
+        ),
+        (
+            json!({"name": "x", "channels": ["nope"], "condition": {"kind": "promql", "expr": "up"}}),
+            "nope",
+        ),
+        (
+            json!({"name": "x", "for": "soon", "condition": {"kind": "promql", "expr": "up"}}),
+            "for",
+        ),
+        (
+            json!({"name": "x", "condition": {"kind": "threshold", "query": "t", "op": "above", "threshold": 1, "scope": ["bad matcher"]}}),
+            "matcher",
+        ),
     ] {
-        let (s, v) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(body.clone()), None).await;
+        let (s, v) = call(
+            &st,
+            Method::POST,
+            "/api/v1/alerting/rules",
+            Some(body.clone()),
+            None,
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body} → {v}");
         assert_eq!(v["status"], "error");
         assert_eq!(v["errorType"], "bad_data");
@@ -110,15 +155,50 @@ async fn rules_crud_and_validation() {
 
     let mut changed = threshold_rule();
     changed["condition"]["threshold"] = json!(70);
-    let (s, v) = call(&st, Method::PUT, "/api/v1/alerting/rules/hot-pod", Some(changed), None).await;
+    let (s, v) = call(
+        &st,
+        Method::PUT,
+        "/api/v1/alerting/rules/hot-pod",
+        Some(changed),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, v) = call(&st, Method::GET, "/api/v1/alerting/rules/hot-pod", None, None).await;
+    let (_, v) = call(
+        &st,
+        Method::GET,
+        "/api/v1/alerting/rules/hot-pod",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(v["data"]["condition"]["threshold"], 70.0);
-    let (s, _) = call(&st, Method::PUT, "/api/v1/alerting/rules/missing", Some(threshold_rule()), None).await;
+    let (s, _) = call(
+        &st,
+        Method::PUT,
+        "/api/v1/alerting/rules/missing",
+        Some(threshold_rule()),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = call(&st, Method::DELETE, "/api/v1/alerting/rules/hot-pod-2", None, None).await;
+    let (s, _) = call(
+        &st,
+        Method::DELETE,
+        "/api/v1/alerting/rules/hot-pod-2",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v) = call(&st, Method::GET, "/api/v1/alerting/rules/hot-pod-2", None, None).await;
+    let (s, v) = call(
+        &st,
+        Method::GET,
+        "/api/v1/alerting/rules/hot-pod-2",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["errorType"], "not_found");
 }
@@ -131,12 +211,27 @@ async fn rules_fire_on_stored_data_and_show_in_the_prometheus_views() {
         .iter()
         .map(|(room, v)| SeriesSamples {
             labels: Labels::from_pairs([("__name__", "temp"), ("room", room)]),
-            samples: vec![Sample { t: now - 1000, v: *v }],
+            samples: vec![Sample {
+                t: now - 1000,
+                v: *v,
+            }],
         })
         .collect();
     st.storage.append(&batch).unwrap();
-    let run = tokio::spawn(st.alerting.clone().unwrap().run(std::future::pending::<()>()));
-    let (s, v) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(threshold_rule()), None).await;
+    let run = tokio::spawn(
+        st.alerting
+            .clone()
+            .unwrap()
+            .run(std::future::pending::<()>()),
+    );
+    let (s, v) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/rules",
+        Some(threshold_rule()),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let alerts = loop {
@@ -160,10 +255,28 @@ async fn rules_fire_on_stored_data_and_show_in_the_prometheus_views() {
     assert_eq!(rule["health"], "ok");
     assert_eq!(rule["state"], "firing");
     assert_eq!(rule["alerts"].as_array().unwrap().len(), 1);
-    let (_, v) = call(&st, Method::GET, "/api/v1/alerting/history?rule=hot-pod", None, None).await;
+    let (_, v) = call(
+        &st,
+        Method::GET,
+        "/api/v1/alerting/history?rule=hot-pod",
+        None,
+        None,
+    )
+    .await;
     let h = v["data"].as_array().unwrap();
-    assert!(h.iter().any(|e| e["kind"] == "transition" && e["to"] == "firing"), "{v}");
-    let (s, v) = call(&st, Method::GET, "/api/v1/alerting/history?since=yesterday", None, None).await;
+    assert!(
+        h.iter()
+            .any(|e| e["kind"] == "transition" && e["to"] == "firing"),
+        "{v}"
+    );
+    let (s, v) = call(
+        &st,
+        Method::GET,
+        "/api/v1/alerting/history?since=yesterday",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["error"].as_str().unwrap().contains("since"));
     let (s, _) = call(&st, Method::GET, "/api/v1/rules?type=bogus", None, None).await;
@@ -175,24 +288,57 @@ async fn rules_fire_on_stored_data_and_show_in_the_prometheus_views() {
 async fn channels_and_silences_crud() {
     let (_d, st) = state(false);
     let hook = json!({"name": "Ops hook", "type": "webhook", "url": "http://127.0.0.1:9/hook", "hmac_secret": "shh"});
-    let (s, v) = call(&st, Method::POST, "/api/v1/alerting/channels", Some(hook), None).await;
+    let (s, v) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/channels",
+        Some(hook),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["data"]["id"], "ops-hook");
-    assert_eq!(v["data"]["hmac_secret"], "<secret>", "secrets are not answered");
+    assert_eq!(
+        v["data"]["hmac_secret"], "<secret>",
+        "secrets are not answered"
+    );
     let (_, v) = call(&st, Method::GET, "/api/v1/alerting/channels", None, None).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     for (body, word) in [
         (json!({"type": "webhook", "url": "not a url"}), "url"),
-        (json!({"type": "email", "to": [], "from": "a@b.c", "smarthost": "h:25"}), "to"),
-        (json!({"type": "email", "to": ["x"], "from": "a@b.c", "smarthost": "h:25"}), "address"),
-        (json!({"type": "email", "to": ["x@y.z"], "from": "a@b.c", "smarthost": "h"}), "smarthost"),
+        (
+            json!({"type": "email", "to": [], "from": "a@b.c", "smarthost": "h:25"}),
+            "to",
+        ),
+        (
+            json!({"type": "email", "to": ["x"], "from": "a@b.c", "smarthost": "h:25"}),
+            "address",
+        ),
+        (
+            json!({"type": "email", "to": ["x@y.z"], "from": "a@b.c", "smarthost": "h"}),
+            "smarthost",
+        ),
         (json!({"type": "pager"}), "pager"),
     ] {
-        let (s, v) = call(&st, Method::POST, "/api/v1/alerting/channels", Some(body.clone()), None).await;
+        let (s, v) = call(
+            &st,
+            Method::POST,
+            "/api/v1/alerting/channels",
+            Some(body.clone()),
+            None,
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body} → {v}");
         assert!(v["error"].as_str().unwrap().contains(word), "{body} → {v}");
     }
-    let (s, v) = call(&st, Method::DELETE, "/api/v1/alerting/channels/from-config", None, None).await;
+    let (s, v) = call(
+        &st,
+        Method::DELETE,
+        "/api/v1/alerting/channels/from-config",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["error"].as_str().unwrap().contains("config"), "{v}");
     // A rule naming the channel keeps it from being deleted.
@@ -200,31 +346,92 @@ async fn channels_and_silences_crud() {
     r["channels"] = json!(["ops-hook"]);
     let (s, _) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(r), None).await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, v) = call(&st, Method::DELETE, "/api/v1/alerting/channels/ops-hook", None, None).await;
+    let (s, v) = call(
+        &st,
+        Method::DELETE,
+        "/api/v1/alerting/channels/ops-hook",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     // A test notification to a port nothing listens on reports the failure.
-    let (s, v) = call(&st, Method::POST, "/api/v1/alerting/channels/ops-hook/test", None, None).await;
+    let (s, v) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/channels/ops-hook/test",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["delivered"], false);
-    assert!(v["data"]["error"].as_str().unwrap().contains("127.0.0.1:9"), "{v}");
+    assert!(
+        v["data"]["error"].as_str().unwrap().contains("127.0.0.1:9"),
+        "{v}"
+    );
 
     let now = chrono::Utc::now();
     let silence = json!({"matchers": ["alertname=\"Hot Pod\""], "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(), "created_by": "me", "comment": "work"});
-    let (s, v) = call(&st, Method::POST, "/api/v1/alerting/silences", Some(silence), None).await;
+    let (s, v) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/silences",
+        Some(silence),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["data"]["id"].as_str().unwrap().to_string();
-    let (_, v) = call(&st, Method::GET, &format!("/api/v1/alerting/silences/{id}"), None, None).await;
+    let (_, v) = call(
+        &st,
+        Method::GET,
+        &format!("/api/v1/alerting/silences/{id}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(v["data"]["state"], "active");
-    let (s, _) = call(&st, Method::DELETE, &format!("/api/v1/alerting/silences/{id}"), None, None).await;
+    let (s, _) = call(
+        &st,
+        Method::DELETE,
+        &format!("/api/v1/alerting/silences/{id}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, v) = call(&st, Method::GET, &format!("/api/v1/alerting/silences/{id}"), None, None).await;
+    let (_, v) = call(
+        &st,
+        Method::GET,
+        &format!("/api/v1/alerting/silences/{id}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(v["data"]["state"], "expired");
     for (body, word) in [
-        (json!({"matchers": [], "ends_at": now.to_rfc3339()}), "matcher"),
-        (json!({"matchers": ["a=b"], "starts_at": now.to_rfc3339(), "ends_at": (now - chrono::Duration::hours(1)).to_rfc3339()}), "ends_at"),
-        (json!({"matchers": ["a=b"], "ends_at": "tomorrow"}), "ends_at"),
+        (
+            json!({"matchers": [], "ends_at": now.to_rfc3339()}),
+            "matcher",
+        ),
+        (
+            json!({"matchers": ["a=b"], "starts_at": now.to_rfc3339(), "ends_at": (now - chrono::Duration::hours(1)).to_rfc3339()}),
+            "ends_at",
+        ),
+        (
+            json!({"matchers": ["a=b"], "ends_at": "tomorrow"}),
+            "ends_at",
+        ),
     ] {
-        let (s, v) = call(&st, Method::POST, "/api/v1/alerting/silences", Some(body.clone()), None).await;
+        let (s, v) = call(
+            &st,
+            Method::POST,
+            "/api/v1/alerting/silences",
+            Some(body.clone()),
+            None,
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body} → {v}");
         assert!(v["error"].as_str().unwrap().contains(word), "{body} → {v}");
     }
@@ -239,11 +446,32 @@ async fn reading_needs_read_and_changing_needs_admin() {
     assert_eq!(s, StatusCode::OK);
     let (s, _) = call(&st, Method::GET, "/api/v1/alerts", None, Some(READ)).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(threshold_rule()), Some(READ)).await;
+    let (s, v) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/rules",
+        Some(threshold_rule()),
+        Some(READ),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, _) = call(&st, Method::POST, "/api/v1/alerting/channels/from-config/test", None, Some(READ)).await;
+    let (s, _) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/channels/from-config/test",
+        None,
+        Some(READ),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(threshold_rule()), Some(ADMIN)).await;
+    let (s, _) = call(
+        &st,
+        Method::POST,
+        "/api/v1/alerting/rules",
+        Some(threshold_rule()),
+        Some(ADMIN),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
 }
 
@@ -256,10 +484,24 @@ async fn definitions_survive_a_restart() {
     };
     {
         let st = ServerState::open(config.clone()).unwrap();
-        let (s, _) = call(&st, Method::POST, "/api/v1/alerting/rules", Some(threshold_rule()), None).await;
+        let (s, _) = call(
+            &st,
+            Method::POST,
+            "/api/v1/alerting/rules",
+            Some(threshold_rule()),
+            None,
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED);
     }
     let st = ServerState::open(config).unwrap();
-    let (_, v) = call(&st, Method::GET, "/api/v1/alerting/rules/hot-pod", None, None).await;
+    let (_, v) = call(
+        &st,
+        Method::GET,
+        "/api/v1/alerting/rules/hot-pod",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(v["data"]["name"], "Hot Pod");
 }

@@ -64,7 +64,15 @@ fn body<T: DeserializeOwned>(what: &str, bytes: &Bytes) -> Result<T, ApiError> {
             "the request needs a JSON {what} as its body"
         )));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            ApiError::bad_request(format!("invalid {what}: {}", e.inner()))
+        } else {
+            ApiError::bad_request(format!("invalid {what}: `{path}`: {}", e.inner()))
+        }
+    })
 }
 
 /// `GET /api/v1/alerting/rules`
