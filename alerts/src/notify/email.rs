@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,13 @@ pub struct EmailConfig {
     /// A file holding the password (whitespace trimmed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted besides the built-in roots
+    /// (a private mail relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (testing only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
     /// Extra text at the top of the body.
     #[serde(default)]
     pub note: String,
@@ -255,7 +262,17 @@ pub(crate) async fn send(
     let msg = message(c, n, ctx.dashboard_url, ctx.chart)?;
     let (host, port) = c.host_port().map_err(SendError::permanent)?;
     let tls = || {
-        TlsParameters::new(host.clone())
+        let mut b = TlsParameters::builder(host.clone())
+            .dangerous_accept_invalid_certs(c.insecure_skip_verify);
+        if let Some(path) = &c.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                SendError::permanent(format!("cannot read `ca_file` {}: {e}", path.display()))
+            })?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| SendError::permanent(format!("`ca_file` {}: {e}", path.display())))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build()
             .map_err(|e| SendError::permanent(format!("TLS settings for {host}: {e}")))
     };
     let tls = match c.security {
