@@ -68,6 +68,9 @@ struct Core {
     defs: Definitions,
     file_rules: Vec<RuleSpec>,
     config_channels: Vec<ChannelSpec>,
+    /// Resolved alerts of deleted rules, offered to notifiers for the
+    /// resolved retention so their resolved notices go out.
+    retired: Vec<Alert>,
     dirty: bool,
 }
 
@@ -205,6 +208,7 @@ impl Alerting {
                 defs,
                 file_rules,
                 config_channels,
+                retired: Vec::new(),
                 dirty: false,
             }),
             source,
@@ -341,7 +345,11 @@ impl Alerting {
         let (notifications, channels) = {
             let mut core = self.core();
             let core = &mut *core;
-            core.dispatcher.update(core.engine.alerts(), now);
+            let retention = self.config.resolved_retention.as_millis() as i64;
+            core.retired
+                .retain(|a| now - a.resolved_at.unwrap_or(now) < retention);
+            core.dispatcher
+                .update(core.engine.alerts().chain(core.retired.iter()), now);
             let silences = core.active_silences();
             let send_resolved: BTreeMap<String, bool> = core
                 .config_channels
@@ -554,10 +562,8 @@ impl Alerting {
         self.persist_definitions(&core)?;
         let now = now_ms();
         let resolved = core.engine.remove_rule(id, now).unwrap_or_default();
-        // Resolved notices for what was firing: fed once to the dispatcher.
-        let mut all: Vec<Alert> = core.engine.alerts().cloned().collect();
-        all.extend(resolved);
-        core.dispatcher.update(all.iter(), now);
+        // Resolved notices for what was firing.
+        core.retired.extend(resolved);
         core.dirty = true;
         drop(core);
         self.wake.notify_one();
