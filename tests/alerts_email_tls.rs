@@ -184,3 +184,76 @@ fn starttls_and_implicit_tls_deliver_with_a_trusted_ca_and_fail_loudly_without()
     assert!(r["error"].as_str().unwrap().contains("530"), "{r}");
     assert_eq!(mail_count(&dir, "starttls"), 1, "nothing else arrived");
 }
+
+/// aiosmtpd requiring STARTTLS and then AUTH (user `osprey`, password
+/// `pw-0123`), as a relay with accounts does.
+const AUTH_SERVER: &str = r#"
+import logging, ssl, sys, time
+logging.basicConfig(level=logging.DEBUG)
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+port, cert, key, maildir = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == b"osprey" and data.password == b"pw-0123"
+    print("auth", mechanism, type(data).__name__, getattr(data, "login", None), ok, flush=True)
+    # handled=False: aiosmtpd answers 235 or 535 itself.
+    return AuthResult(success=ok, handled=False)
+
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+c = Controller(Mailbox(maildir), hostname="127.0.0.1", port=port, tls_context=ctx,
+               require_starttls=True, authenticator=check, auth_required=True)
+c.start()
+print("listening", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+#[test]
+fn smtp_auth_over_starttls() {
+    let dir = artifact_dir("alerts-email-auth");
+    make_certs(&dir);
+    let port = free_port();
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(AUTH_SERVER)
+        .arg(port.to_string())
+        .arg(dir.join("server.pem"))
+        .arg(dir.join("server.key"))
+        .arg(dir.join("maildir-auth"));
+    let _smtp = ChildGuard::spawn(cmd, "smtp-auth", &dir);
+    wait_for(Duration::from_secs(30), "the AUTH SMTP server", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    std::fs::write(dir.join("password"), "pw-0123\n").unwrap();
+    let ca = dir.join("ca.pem").display().to_string();
+    let pw_file = dir.join("password").display().to_string();
+    for (id, password) in [("good", Some(pw_file.as_str())), ("bad", None)] {
+        let mut c = json!({"id": id, "type": "email", "to": ["ops@example.test"],
+            "from": "osprey@example.test", "smarthost": format!("127.0.0.1:{port}"),
+            "security": "starttls", "ca_file": ca, "username": "osprey"});
+        match password {
+            Some(f) => c["password_file"] = json!(f),
+            None => c["password"] = json!("wrong"),
+        }
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/alerting/channels", server.base))
+            .json(&c)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().unwrap());
+    }
+    let listed: Value = get_json(&format!("{}/api/v1/alerting/channels/bad", server.base));
+    assert_eq!(listed["data"]["password"], "<secret>");
+    let r = test_channel(&server.base, "good");
+    assert_eq!(r["delivered"], true, "{r}");
+    assert_eq!(mail_count(&dir, "auth"), 1);
+    let r = test_channel(&server.base, "bad");
+    assert_eq!(r["delivered"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("535"), "{r}");
+    assert_eq!(mail_count(&dir, "auth"), 1);
+}
