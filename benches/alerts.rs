@@ -82,8 +82,16 @@ fn load(storage: &Storage, series: usize, rules: usize, end: i64) {
         let pod = format!("pod-{i}");
         let ns = format!("ns-{}", i % 100);
         // About 1 % of the gauges sit above the 0.9 threshold.
-        let level = if rng.f64() < 0.01 { 0.95 } else { rng.f64() * 0.8 };
-        let rate = if rng.f64() < 0.01 { 20.0 } else { rng.f64() * 4.0 };
+        let level = if rng.f64() < 0.01 {
+            0.95
+        } else {
+            rng.f64() * 0.8
+        };
+        let rate = if rng.f64() < 0.01 {
+            20.0
+        } else {
+            rng.f64() * 4.0
+        };
         for (name, counter) in [("bench_cpu", false), ("bench_requests_total", true)] {
             let labels = Labels::from_pairs([
                 ("__name__", name),
@@ -173,7 +181,11 @@ fn evaluation(a: &Args) {
             end,
         );
     }
-    report("threshold rules", a.rules, tick_times(&mut engine, &source, end, a.ticks));
+    report(
+        "threshold rules",
+        a.rules,
+        tick_times(&mut engine, &source, end, a.ticks),
+    );
     let firing = engine.alerts().count();
     println!("    alerts held: {firing}");
 
@@ -216,7 +228,10 @@ fn wait_mails(maildir: &Path, n: usize, timeout: Duration) -> Instant {
         if mail_count(maildir) >= n {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "no e-mail {n} within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no e-mail {n} within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -248,6 +263,8 @@ fn latency(a: &Args, interval_ms: u64) {
     let config: AlertingConfig = serde_json::from_value(json!({
         "evaluation_interval": format!("{interval_ms}ms"),
         "external_url": "http://bench",
+        // Every trial fires and resolves: not flapping for this purpose.
+        "flap": {"max_flips": 0},
         "route": {"group_wait": "0s", "group_interval": "100ms", "repeat_interval": "1h"},
         "channels": [{"id": "mail", "type": "email", "to": ["ops@bench.test"],
                       "from": "osprey@bench.test", "smarthost": format!("127.0.0.1:{port}"),
