@@ -316,3 +316,11 @@ fn weekly_pattern_is_learned_by_auto_seasons() {
     let mut d = BaselineDetector::from_history(&s[..cut], daily).unwrap();
     assert!(!onsets(&mut d, &s[cut..]).is_empty());
 }
+
+#[test]
+fn detector_state_can_move_between_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<BaselineDetector>();
+    send_sync::<Baseline>();
+    send_sync::<osprey_alerts::detect::host_comparison::HostComparisonDetector<String>>();
+}

@@ -172,7 +172,7 @@ fn detector_holds_a_reported_member_until_it_clears() {
         (r[0].outlier.member.as_str(), r[0].since_ms),
         ("host-3", 14 * STEP)
     );
-    // 8 of 15: below the 70 % needed to enter, above the 30 % needed to stay.
+    // 8 of 15: below the 70 % needed to enter, above the 10 % needed to stay.
     assert!(host_comparison::outliers(&upto(29), &cfg).is_empty());
     let (_, r) = d.observe(&upto(29));
     assert_eq!(r.len(), 1, "{r:?}");

@@ -318,9 +318,9 @@ impl TailTracker {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct SlotHistory {
     /// Median of each remembered pass, oldest first.
-    medians: VecDeque<f64>,
+    medians: VecDeque<f32>,
     /// Noise scale of each remembered pass (median absolute successive difference / √2).
-    mads: VecDeque<f64>,
+    mads: VecDeque<f32>,
     /// `(reference, spread)` once enough passes are known, refreshed when a pass is added.
     summary: Option<(f64, f64)>,
 }
@@ -335,15 +335,15 @@ impl SlotHistory {
         let mut buf = [0.0; MAX_SEASONS_KEPT as usize];
         let meds = &mut buf[..n];
         for (d, s) in meds.iter_mut().zip(&self.medians) {
-            *d = *s;
+            *d = f64::from(*s);
         }
         let reference = median(meds)?;
         for (d, s) in meds.iter_mut().zip(&self.medians) {
-            *d = (s - reference).abs();
+            *d = (f64::from(*s) - reference).abs();
         }
         let between = median(meds)?;
         for (d, s) in meds.iter_mut().zip(&self.mads) {
-            *d = *s;
+            *d = f64::from(*s);
         }
         let within = median(meds)?;
         Some((reference, MAD_TO_SIGMA * within.hypot(between)))
@@ -741,8 +741,9 @@ impl Baseline {
             }
             let n = slots.len() as i64;
             let slot = &mut slots[pass.index.rem_euclid(n) as usize];
-            slot.medians.push_back(m);
-            slot.mads.push_back(spread);
+            // Kept as f32: 7 significant digits are plenty for a band, and the state halves.
+            slot.medians.push_back(m as f32);
+            slot.mads.push_back(spread as f32);
             while slot.medians.len() > kept {
                 slot.medians.pop_front();
                 slot.mads.pop_front();

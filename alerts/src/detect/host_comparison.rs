@@ -59,7 +59,7 @@ impl Default for HostComparisonConfig {
             rel_floor: 0.05,
             abs_floor: 1e-9,
             max_outlying_share: 0.5,
-            clear_fraction: 0.3,
+            clear_fraction: 0.1,
         }
     }
 }
