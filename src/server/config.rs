@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// What one PromQL query may cost (`[server.query]`: `timeout`,
     /// `max_series`, `max_samples`, `lookback`).
     pub query: crate::promql::QueryLimits,
+    /// Forwarding to external remote-write and Loki endpoints
+    /// (`[[server.forward.remote_write]]`, `[[server.forward.loki]]`); see
+    /// [`super::forward::ForwardConfig`].
+    pub forward: super::forward::ForwardConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +51,7 @@ impl Default for ServerConfig {
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
             query: crate::promql::QueryLimits::default(),
+            forward: super::forward::ForwardConfig::default(),
         }
     }
 }

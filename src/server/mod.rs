@@ -5,11 +5,14 @@
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
+//! - [`forward`]: forwarding series and log streams to external
+//!   remote-write and Loki endpoints;
 //! - [`crate::heapster`]: the Heapster-compatible API.
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod health;
 pub mod info;
 pub mod ingest;
@@ -96,6 +99,7 @@ pub async fn run(
         .await
         .map_err(ServerError::Serve)?;
     maintenance.abort();
+    state.forward.shutdown().await;
     let storage = state.storage.clone();
     let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;
     match flushed {

@@ -79,10 +79,14 @@ pub struct ServerState {
     pub tokens: Vec<Token>,
     /// Self-metrics.
     pub metrics: ServerMetrics,
+    /// Forwarding targets (none by default).
+    pub forward: super::forward::Forwarders,
 }
 
 impl ServerState {
-    /// Resolves tokens and opens the storage under `<data_dir>/tsdb`.
+    /// Resolves tokens, opens the storage under `<data_dir>/tsdb` and starts
+    /// the forwarding targets (which needs a tokio runtime when any is
+    /// configured).
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         let tokens = resolve_tokens(&config)?;
         validate_query_limits(&config.query)?;
@@ -94,6 +98,8 @@ impl ServerState {
                 dir: dir.clone(),
                 source,
             })?;
+        let forward = super::forward::Forwarders::start(&config.forward, &config.data_dir)
+            .map_err(ServerError::Config)?;
         if tokens.is_empty() {
             tracing::warn!(
                 "no API tokens configured: the API is open to anyone who can reach {}",
@@ -105,6 +111,7 @@ impl ServerState {
             storage: Arc::new(storage),
             tokens,
             metrics: ServerMetrics::new(),
+            forward,
         }))
     }
 

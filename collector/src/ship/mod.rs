@@ -40,4 +40,7 @@ pub mod remote_write;
 pub mod sender;
 
 pub use remote_write::{Label, Sample, TimeSeries};
-pub use sender::{RemoteWriteConfig, ShipError, Shipper, ShipperHandle, ShipperStats};
+pub use sender::{
+    EnqueueError, Payload, RemoteWriteConfig, ShipError, Shipper, ShipperFeed, ShipperHandle,
+    ShipperStats,
+};
