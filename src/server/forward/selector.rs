@@ -30,7 +30,7 @@ impl SelectorSet {
     fn parse(selectors: &[String], allow_name: bool) -> Result<Self, String> {
         let mut groups = Vec::new();
         for text in selectors {
-            let bad = |why: String| format!("selector {text:?}: {why}");
+            let bad = |why: String| format!("selector `{text}`: {why}");
             let expr = parser::parse(text).map_err(bad)?;
             let Expr::VectorSelector(vs) = expr else {
                 return Err(bad(
