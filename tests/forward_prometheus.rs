@@ -19,7 +19,9 @@ use forward_receiver::Receiver;
 
 /// The series the tests write: name, labels, and whether the target's
 /// matchers (`{job="fwd"}` or `container_cpu_usage_seconds_total`) select it.
-const SERIES: &[(&str, &[(&str, &str)], bool)] = &[
+type Labels = &'static [(&'static str, &'static str)];
+
+const SERIES: &[(&str, Labels, bool)] = &[
     (
         "fwd_selected_total",
         &[("job", "fwd"), ("instance", "a")],
