@@ -376,3 +376,42 @@ fn refused_batches_are_dropped_and_counted_and_5xx_is_retried() {
     assert_eq!(request.timeseries.len(), 2);
     assert_eq!(metric(&server, "osprey_forward_queue_batches", &[]), 0.0);
 }
+
+#[test]
+fn a_bad_matcher_stops_the_server_at_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "http://127.0.0.1:9/api/v1/write",
+        "matchers = ['rate(x[5m])']",
+    );
+    let out = common::osprey()
+        .arg("--config")
+        .arg(&config)
+        .arg("server")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", common::free_port()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("forward target target") && stderr.contains("rate(x[5m])"),
+        "{stderr}"
+    );
+    // The effective configuration shows the target.
+    let printed = common::osprey()
+        .arg("--config")
+        .arg(&config)
+        .arg("server")
+        .arg("--print-config")
+        .output()
+        .unwrap();
+    let printed: toml::Value = toml::from_str(&String::from_utf8_lossy(&printed.stdout)).unwrap();
+    assert_eq!(
+        printed["server"]["forward"]["remote_write"][0]["name"].as_str(),
+        Some("target")
+    );
+}
