@@ -287,7 +287,11 @@ fn server_killed_while_the_target_is_down_loses_nothing_acknowledged() {
     }
     assert_all_arrived(&prom, &writer, Duration::from_secs(60));
 
+    wait_for(Duration::from_secs(10), "an empty queue", || {
+        (metric(&server, "osprey_forward_queue_batches", &[]) == 0.0).then_some(())
+    });
     prom.stop();
+    let first_queued = Instant::now();
     for _ in 0..40 {
         assert!(writer.batch(&server.base));
     }
@@ -299,8 +303,15 @@ fn server_killed_while_the_target_is_down_loses_nothing_acknowledged() {
     drop(server);
 
     let server = ServerProcess::start_on(port, &data, Some(&config), &logs);
-    // The queue was reloaded from disk.
+    // The queue was reloaded from disk, and the lag counts from when the
+    // oldest batch was queued before the crash, not from the restart.
     assert!(metric(&server, "osprey_forward_queue_batches", &[]) >= 40.0);
+    let lag = metric(&server, "osprey_forward_lag_seconds", &[]);
+    let since = first_queued.elapsed().as_secs_f64();
+    assert!(
+        lag >= since - 1.5 && lag <= since + 1.5,
+        "lag {lag} s, oldest batch queued {since} s ago"
+    );
     for _ in 0..3 {
         assert!(writer.batch(&server.base));
     }
@@ -309,6 +320,16 @@ fn server_killed_while_the_target_is_down_loses_nothing_acknowledged() {
     wait_for(Duration::from_secs(30), "the queue to drain", || {
         (metric(&server, "osprey_forward_queue_batches", &[]) == 0.0).then_some(())
     });
+    // Prometheus refuses out-of-order samples with 400, which would show
+    // here: none means every series arrived in order.
+    assert_eq!(
+        metric(
+            &server,
+            "osprey_forward_samples_total",
+            &[("outcome", "rejected")]
+        ),
+        0.0
+    );
 }
 
 #[test]
@@ -375,6 +396,33 @@ fn refused_batches_are_dropped_and_counted_and_5xx_is_retried() {
     let request = osprey_collector::ship::remote_write::decode_snappy(&last.body, 1 << 20).unwrap();
     assert_eq!(request.timeseries.len(), 2);
     assert_eq!(metric(&server, "osprey_forward_queue_batches", &[]), 0.0);
+
+    // 429 with Retry-After: retried, no sooner than the receiver asked
+    // (the configured backoff is at most 500 ms).
+    receiver.set_status(429);
+    receiver.set_retry_after(Some("2"));
+    let before = receiver.received().len();
+    assert!(writer.batch(&server.base));
+    let tries = wait_for(Duration::from_secs(30), "a retry of the 429", || {
+        let got = receiver.received();
+        (got.len() >= before + 2).then(|| got[before..].to_vec())
+    });
+    let gap = tries[1].at - tries[0].at;
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+    receiver.set_retry_after(None);
+    receiver.set_status(204);
+    wait_for(Duration::from_secs(30), "the batch after the 429s", || {
+        (sent(&server) == 4.0).then_some(())
+    });
+    assert_eq!(
+        metric(
+            &server,
+            "osprey_forward_samples_total",
+            &[("outcome", "rejected")]
+        ),
+        6.0,
+        "429 is not a rejection"
+    );
 }
 
 #[test]

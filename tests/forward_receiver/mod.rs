@@ -23,11 +23,14 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status it was answered with.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
 struct Shared {
     status: AtomicU16,
+    retry_after: Mutex<Option<String>>,
     received: Mutex<Vec<Received>>,
 }
 
@@ -45,6 +48,7 @@ impl Receiver {
     pub fn start(status: u16) -> Self {
         let shared = Arc::new(Shared {
             status: AtomicU16::new(status),
+            retry_after: Mutex::new(None),
             received: Mutex::new(Vec::new()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
@@ -83,6 +87,11 @@ impl Receiver {
         self.shared.status.store(status, Ordering::SeqCst);
     }
 
+    /// Sends `Retry-After: <value>` with later answers (`None`: not).
+    pub fn set_retry_after(&self, value: Option<&str>) {
+        *self.shared.retry_after.lock().unwrap() = value.map(str::to_string);
+    }
+
     /// Every request so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
@@ -105,13 +114,19 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let status = shared.status.load(Ordering::SeqCst);
     shared.received.lock().unwrap().push(Received {
         path: uri.path().to_string(),
         headers,
         body: body.to_vec(),
         status,
+        at: std::time::Instant::now(),
     });
-    StatusCode::from_u16(status).unwrap()
+    let status = StatusCode::from_u16(status).unwrap();
+    match shared.retry_after.lock().unwrap().clone() {
+        Some(after) => (status, [(axum::http::header::RETRY_AFTER, after)]).into_response(),
+        None => status.into_response(),
+    }
 }

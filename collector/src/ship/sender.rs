@@ -159,6 +159,9 @@ pub enum ShipError {
     /// The token cannot go in an HTTP header.
     #[error("the remote_write bearer token contains characters not allowed in an HTTP header")]
     InvalidToken,
+    /// The `User-Agent` cannot go in an HTTP header.
+    #[error("the User-Agent {0:?} contains characters not allowed in an HTTP header")]
+    InvalidUserAgent(String),
     /// The HTTP client cannot be built.
     #[error("cannot build the remote_write HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -295,7 +298,8 @@ impl Shipper {
         payload: Payload,
         user_agent: &str,
     ) -> Result<ShipperHandle, ShipError> {
-        let user_agent = HeaderValue::from_str(user_agent).map_err(|_| ShipError::InvalidToken)?;
+        let user_agent = HeaderValue::from_str(user_agent)
+            .map_err(|_| ShipError::InvalidUserAgent(user_agent.to_string()))?;
         let url = reqwest::Url::parse(&config.url).map_err(|e| ShipError::InvalidUrl {
             url: config.url.clone(),
             reason: e.to_string(),
