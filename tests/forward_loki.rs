@@ -171,4 +171,13 @@ fn bad_selectors_and_names_are_refused_at_start() {
     };
     let err = Forwarders::start(&twice, dir.path()).unwrap_err();
     assert!(err.contains("unique"), "{err}");
+    let mut other = target("http://127.0.0.1:9/");
+    other.name = "other".into();
+    other.queue_dir = Some(dir.path().join("forward/loki"));
+    let shared_dir = ForwardConfig {
+        loki: vec![target("http://127.0.0.1:9/"), other],
+        ..ForwardConfig::default()
+    };
+    let err = Forwarders::start(&shared_dir, dir.path()).unwrap_err();
+    assert!(err.contains("its own"), "{err}");
 }

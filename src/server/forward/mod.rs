@@ -151,6 +151,7 @@ impl Forwarders {
             return Err("forwarding needs a tokio runtime".into());
         }
         let mut names = std::collections::HashSet::new();
+        let mut dirs = std::collections::HashSet::new();
         let mut add = |common: config::Common<'_>,
                        kind: TargetKind,
                        selectors: SelectorSet|
@@ -160,6 +161,13 @@ impl Forwarders {
                 return Err(format!(
                     "two forward targets are named {:?}; names must be unique",
                     common.name
+                ));
+            }
+            if !dirs.insert(common.queue_dir(data_dir)) {
+                return Err(format!(
+                    "forward target {}: its queue_dir {} is another target's; every target needs its own",
+                    common.name,
+                    common.queue_dir(data_dir).display()
                 ));
             }
             let payload = match kind {
