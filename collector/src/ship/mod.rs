@@ -51,5 +51,5 @@ pub mod sender;
 pub use remote_write::{Label, Sample, TimeSeries};
 pub use sender::{
     EnqueueError, Payload, RemoteWriteConfig, ShipError, Shipper, ShipperFeed, ShipperHandle,
-    ShipperStats,
+    ShipperStats, encode_batch,
 };

@@ -904,6 +904,14 @@ impl ShipperHandle {
     }
 }
 
+/// Encodes `series` as one remote-write body (labels normalised as
+/// [`ShipperHandle::enqueue`] does); returns it with its sample count, for
+/// [`ShipperHandle::enqueue_body_durable`]. Lets a caller encode outside
+/// whatever lock orders its enqueues.
+pub fn encode_batch(series: Vec<TimeSeries>) -> Result<(Vec<u8>, u64), EnqueueError> {
+    encode(series)
+}
+
 fn encode(mut series: Vec<TimeSeries>) -> Result<(Vec<u8>, u64), EnqueueError> {
     let mut samples = 0u64;
     for one in &mut series {

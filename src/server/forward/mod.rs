@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 use osprey_collector::ship::{
     Label as WireLabel, Payload, Sample as WireSample, Shipper, ShipperFeed, ShipperHandle,
-    ShipperStats, TimeSeries,
+    ShipperStats, TimeSeries, encode_batch,
 };
 
 pub use config::{ForwardConfig, LokiTarget, RemoteWriteTarget};
@@ -230,8 +230,9 @@ impl Forwarders {
         if !self.forwards_series() {
             return Ok(storage.append(batch)?);
         }
-        let _order = lock(&self.order);
-        let report = storage.append(batch)?;
+        // Select and encode outside the lock; only storing and queueing
+        // need to be ordered.
+        let mut bodies = Vec::new();
         for target in self
             .targets
             .iter()
@@ -245,14 +246,22 @@ impl Forwarders {
             if selected.is_empty() {
                 continue;
             }
-            let samples =
-                target
-                    .feed
-                    .enqueue_durable(selected)
-                    .map_err(|source| ForwardError::Queue {
-                        target: target.name.clone(),
-                        source,
-                    })?;
+            let (body, samples) = encode_batch(selected).map_err(|source| ForwardError::Queue {
+                target: target.name.clone(),
+                source,
+            })?;
+            bodies.push((target, body, samples));
+        }
+        let _order = lock(&self.order);
+        let report = storage.append(batch)?;
+        for (target, body, samples) in bodies {
+            let samples = target
+                .feed
+                .enqueue_body_durable(body, samples)
+                .map_err(|source| ForwardError::Queue {
+                    target: target.name.clone(),
+                    source,
+                })?;
             target.queued.fetch_add(samples, Ordering::Relaxed);
         }
         Ok(report)
