@@ -25,6 +25,9 @@ pub enum AgentError {
     /// The shipper could not start.
     #[error("cannot start remote-write shipping: {0}")]
     Ship(#[from] crate::ship::ShipError),
+    /// Log shipping could not start.
+    #[error("cannot start log shipping: {0}")]
+    Logs(#[from] crate::logs::LogsError),
     /// The HTTP listener could not be bound.
     #[error(
         "cannot listen on {addr}: {source} (is another agent running? choose another --listen)"
@@ -47,6 +50,7 @@ pub struct RunningAgent {
     stop: mpsc::Sender<()>,
     thread: Option<std::thread::JoinHandle<()>>,
     shipper: Option<ShipperHandle>,
+    logs: Option<(crate::logs::LogShipperHandle, std::time::Duration)>,
 }
 
 impl RunningAgent {
@@ -56,6 +60,9 @@ impl RunningAgent {
         let _ = self.stop.send(());
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some((logs, flush)) = self.logs.take() {
+            let _ = tokio::task::spawn_blocking(move || logs.shutdown(flush)).await;
         }
         if let Some(s) = self.shipper.take() {
             let stats = s.shutdown().await;
@@ -84,6 +91,42 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         None => None,
     };
     let ship_stats = shipper.as_ref().map(ShipperHandle::feed);
+    let node = node_name(&config);
+    // The log shipper reads container metadata from the published
+    // snapshot, which lives in the state built below: hand it a slot.
+    let latest: Arc<Mutex<Option<std::sync::Weak<AgentState>>>> = Arc::new(Mutex::new(None));
+    let logs = match config.logs.clone() {
+        Some(logs_config) => {
+            let flush = logs_config.shutdown_flush_timeout;
+            let slot = latest.clone();
+            let handle = crate::logs::LogShipper::spawn(
+                logs_config,
+                crate::logs::LogsContext {
+                    node: node.clone(),
+                    data_dir: config.data_dir.clone(),
+                    pod_log_root: config.pod_log_root.clone(),
+                    container_log_root: config.container_log_root.clone(),
+                    docker_root: config.docker_root.clone(),
+                    metadata: Box::new(move || {
+                        let state = slot
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .as_ref()?
+                            .upgrade()?;
+                        let snap = state
+                            .latest
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone();
+                        Some(snap)
+                    }),
+                },
+            )?;
+            Some((handle, flush))
+        }
+        None => None,
+    };
+    let log_stats = logs.as_ref().map(|(h, _)| h.stats());
     let state = Arc::new(AgentState {
         latest: RwLock::new(Arc::new(Snapshot::default())),
         recent: Mutex::new(RecentSamples::new(
@@ -96,15 +139,21 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             container_labels: config.container_labels.clone(),
         },
         interval: config.interval,
-        extra_metrics: Box::new(move || match &ship_stats {
-            Some(s) => crate::self_metrics::shipper_families(&s.stats()),
-            None => Vec::new(),
+        extra_metrics: Box::new(move || {
+            let mut families = match &ship_stats {
+                Some(s) => crate::self_metrics::shipper_families(&s.stats()),
+                None => Vec::new(),
+            };
+            if let Some(l) = &log_stats {
+                families.extend(crate::self_metrics::log_families(l));
+            }
+            families
         }),
     });
+    *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&state));
     let (stop, stopped) = mpsc::channel::<()>();
     let thread_state = state.clone();
     let thread_shipper = shipper.as_ref().map(ShipperHandle::feed);
-    let node = collector_node_name(&config);
     let interval = config.interval;
     let thread = std::thread::Builder::new()
         .name("osprey-collect".into())
@@ -143,6 +192,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         stop,
         thread: Some(thread),
         shipper,
+        logs,
     })
 }
 
@@ -175,7 +225,8 @@ pub fn collect_once(config: AgentConfig) -> Result<Snapshot, AgentError> {
     Ok(collector.collect())
 }
 
-fn collector_node_name(config: &AgentConfig) -> String {
+/// This node's name: `node_name` from the config, else the hostname.
+pub fn node_name(config: &AgentConfig) -> String {
     config
         .node_name
         .clone()

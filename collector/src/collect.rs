@@ -129,6 +129,13 @@ impl Collector {
             container_log_root: config.container_log_root.clone(),
             proc_root: config.proc_root.clone(),
             kubelet_pods_url: config.kubelet_pods_url.clone(),
+            kube_api: config.kubernetes_api.as_ref().map(|api| {
+                crate::metadata::kube_api::KubeApiConfig::new(
+                    api.clone(),
+                    &config.kubernetes_service_account_dir,
+                    crate::agent::node_name(&config),
+                )
+            }),
             refresh_interval: config.spec_refresh_interval,
             ..Default::default()
         })
@@ -251,6 +258,12 @@ impl Collector {
         for path in vanished {
             *self.errors.by_reason.entry("vanished").or_default() += 1;
             self.remove(&path);
+        }
+        // Metadata sources that failed (unreadable runtime records, a pod
+        // list that did not answer): counted by the cache, shown here.
+        let metadata_errors = self.metadata.errors();
+        if metadata_errors > 0 {
+            self.errors.by_reason.insert("metadata", metadata_errors);
         }
         Snapshot {
             timestamp_ms,

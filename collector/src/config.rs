@@ -42,6 +42,15 @@ pub struct AgentConfig {
     /// The kubelet's read-only pod list (e.g. `http://127.0.0.1:10255/pods`), asked
     /// for pod metadata on discovery events only. Unset: not asked.
     pub kubelet_pods_url: Option<String>,
+    /// The Kubernetes API server to list this node's pods from, for pod
+    /// labels and names the node's files do not give: `"in-cluster"` (the
+    /// address Kubernetes puts in every pod's environment) or a URL such
+    /// as `https://10.96.0.1:443`. Asked on discovery events only, at most
+    /// every 30 s. Unset: not asked.
+    pub kubernetes_api: Option<String>,
+    /// Where the service account's `token` and `ca.crt` are, for
+    /// `kubernetes_api`.
+    pub kubernetes_service_account_dir: PathBuf,
     /// Report only containers (and the root cgroup for node totals), not
     /// every systemd service, slice and pod cgroup.
     pub containers_only: bool,
@@ -79,6 +88,10 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Ship every collection to a remote-write receiver (`[agent.remote_write]`).
     pub remote_write: Option<crate::ship::RemoteWriteConfig>,
+    /// Tail container and node logs and push them to a Loki-compatible
+    /// endpoint (`[agent.logs]`, see [`crate::logs::LogsConfig`]); state
+    /// is kept under `<data_dir>/logs`.
+    pub logs: Option<crate::logs::LogsConfig>,
 }
 
 impl Default for AgentConfig {
@@ -95,6 +108,10 @@ impl Default for AgentConfig {
             pod_log_root: PathBuf::from("/var/log/pods"),
             container_log_root: PathBuf::from("/var/log/containers"),
             kubelet_pods_url: None,
+            kubernetes_api: None,
+            kubernetes_service_account_dir: PathBuf::from(
+                crate::metadata::kube_api::SERVICE_ACCOUNT_DIR,
+            ),
             containers_only: false,
             subtrees: Vec::new(),
             rescan_interval: Duration::from_secs(60),
@@ -107,6 +124,7 @@ impl Default for AgentConfig {
             container_labels: Vec::new(),
             data_dir: PathBuf::from("/var/lib/osprey/agent"),
             remote_write: None,
+            logs: None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod filesystem;
 pub mod fixture;
 pub mod http;
 pub mod layout;
+pub mod logs;
 pub mod machine;
 pub mod metadata;
 pub mod network;

@@ -44,7 +44,7 @@ impl SelfMetrics {
         let errors = IntCounterVec::new(
             Opts::new(
                 "osprey_agent_read_errors_total",
-                "Cgroup reads that failed, by reason.",
+                "Cgroup reads and metadata look-ups (reason=\"metadata\") that failed, by reason.",
             ),
             &["reason"],
         )
@@ -185,6 +185,150 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
                 value: t.as_secs_f64(),
             }],
         });
+    }
+    crate::expose::text::to_proto(&families)
+}
+
+/// The log shipper's counters as metric families.
+pub fn log_families(s: &crate::logs::LogStats) -> Vec<prometheus::proto::MetricFamily> {
+    use crate::expose::families::{Family, MetricKind, Sample};
+    use crate::logs::LogStats;
+    let base = std::sync::Arc::new(Vec::new());
+    let one = |name, help, kind, value: f64| Family {
+        name,
+        help,
+        kind,
+        samples: vec![Sample {
+            base: base.clone(),
+            extra: Vec::new(),
+            value,
+        }],
+    };
+    let counter = |name, help, c: &std::sync::atomic::AtomicU64| {
+        one(name, help, MetricKind::Counter, LogStats::get(c) as f64)
+    };
+    let gauge = |name, help, c: &std::sync::atomic::AtomicU64| {
+        one(name, help, MetricKind::Gauge, LogStats::get(c) as f64)
+    };
+    let mut families = vec![
+        gauge(
+            "osprey_agent_logs_files_open",
+            "Log files being tailed.",
+            &s.files_open,
+        ),
+        counter(
+            "osprey_agent_logs_read_bytes_total",
+            "Bytes read from log files.",
+            &s.bytes_read,
+        ),
+        counter(
+            "osprey_agent_logs_read_lines_total",
+            "Physical lines read from log files.",
+            &s.lines_read,
+        ),
+        counter(
+            "osprey_agent_logs_entries_total",
+            "Entries batched (after joining fragments and multiline events).",
+            &s.entries,
+        ),
+        counter(
+            "osprey_agent_logs_truncated_entries_total",
+            "Entries cut at max_line_bytes.",
+            &s.truncated,
+        ),
+        counter(
+            "osprey_agent_logs_invalid_utf8_entries_total",
+            "Entries whose invalid UTF-8 was replaced.",
+            &s.invalid_utf8,
+        ),
+        counter(
+            "osprey_agent_logs_parse_errors_total",
+            "Lines not in their file's format (sent as plain text).",
+            &s.parse_errors,
+        ),
+        counter(
+            "osprey_agent_logs_rotations_total",
+            "Files rotated by rename or deleted, read to their end.",
+            &s.rotations,
+        ),
+        counter(
+            "osprey_agent_logs_truncations_total",
+            "Files truncated in place (copytruncate), read again from 0.",
+            &s.truncations,
+        ),
+        counter(
+            "osprey_agent_logs_read_errors_total",
+            "Log files that could not be opened or read.",
+            &s.read_errors,
+        ),
+        counter(
+            "osprey_agent_logs_batches_sent_total",
+            "Batches the receiver acknowledged.",
+            &s.batches_sent,
+        ),
+        counter(
+            "osprey_agent_logs_entries_sent_total",
+            "Entries the receiver acknowledged.",
+            &s.entries_sent,
+        ),
+        counter(
+            "osprey_agent_logs_sent_bytes_total",
+            "Request body bytes the receiver acknowledged.",
+            &s.bytes_sent,
+        ),
+        counter(
+            "osprey_agent_logs_failed_pushes_total",
+            "Pushes that failed and were retried.",
+            &s.failed_attempts,
+        ),
+        counter(
+            "osprey_agent_logs_rejected_batches_total",
+            "Batches the receiver refused as invalid (dropped).",
+            &s.rejected_batches,
+        ),
+        counter(
+            "osprey_agent_logs_rejected_entries_total",
+            "Entries in refused batches.",
+            &s.rejected_entries,
+        ),
+        gauge(
+            "osprey_agent_logs_spool_batches",
+            "Batches waiting for the receiver.",
+            &s.spool_batches,
+        ),
+        gauge(
+            "osprey_agent_logs_spool_bytes",
+            "Bytes of batches waiting for the receiver.",
+            &s.spool_bytes,
+        ),
+        counter(
+            "osprey_agent_logs_spool_damaged_total",
+            "Damaged spool files skipped.",
+            &s.spool_damaged,
+        ),
+        counter(
+            "osprey_agent_logs_state_write_errors_total",
+            "Spool or checkpoint writes that failed.",
+            &s.state_write_errors,
+        ),
+        counter(
+            "osprey_agent_logs_backpressure_pauses_total",
+            "Times reading paused because max_inflight_bytes was reached.",
+            &s.backpressure_pauses,
+        ),
+    ];
+    if let Some(t) = s
+        .last_success
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    {
+        families.push(one(
+            "osprey_agent_logs_last_success_timestamp_seconds",
+            "When the receiver last acknowledged a batch.",
+            MetricKind::Gauge,
+            t.as_secs_f64(),
+        ));
     }
     crate::expose::text::to_proto(&families)
 }

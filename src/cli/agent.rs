@@ -45,6 +45,17 @@ pub struct AgentArgs {
     /// The kubelet's read-only pod list for pod metadata, e.g. http://127.0.0.1:10255/pods.
     #[arg(long, env = "OSPREY_KUBELET_PODS_URL", value_name = "URL")]
     pub kubelet_pods_url: Option<String>,
+    /// The Kubernetes API server for pod metadata: `in-cluster` (service account) or a URL.
+    #[arg(long, env = "OSPREY_KUBERNETES_API", value_name = "in-cluster|URL")]
+    pub kubernetes_api: Option<String>,
+    /// The service account directory holding `token` and `ca.crt`
+    /// [default: /var/run/secrets/kubernetes.io/serviceaccount].
+    #[arg(
+        long,
+        env = "OSPREY_KUBERNETES_SERVICE_ACCOUNT_DIR",
+        value_name = "DIR"
+    )]
+    pub kubernetes_service_account_dir: Option<PathBuf>,
     /// Report only containers (plus the root cgroup), not every cgroup.
     #[arg(long, env = "OSPREY_CONTAINERS_ONLY")]
     pub containers_only: bool,
@@ -78,6 +89,10 @@ pub struct AgentArgs {
     /// Push every collection to this Prometheus remote-write URL.
     #[arg(long, env = "OSPREY_REMOTE_WRITE", value_name = "URL")]
     pub remote_write: Option<String>,
+    /// Tail container logs and push them to this Loki push URL (e.g.
+    /// http://server:9090/loki/api/v1/push); other settings from `[agent.logs]`.
+    #[arg(long, env = "OSPREY_LOGS_URL", value_name = "URL")]
+    pub logs_url: Option<String>,
     /// Bearer token for the remote-write receiver.
     #[arg(long, env = "OSPREY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -116,6 +131,12 @@ impl AgentArgs {
         if self.kubelet_pods_url.is_some() {
             c.kubelet_pods_url = self.kubelet_pods_url.clone();
         }
+        if self.kubernetes_api.is_some() {
+            c.kubernetes_api = self.kubernetes_api.clone();
+        }
+        if let Some(dir) = &self.kubernetes_service_account_dir {
+            c.kubernetes_service_account_dir = dir.clone();
+        }
         if self.containers_only {
             c.containers_only = true;
         }
@@ -137,6 +158,9 @@ impl AgentArgs {
                 rw.bearer_token_file = self.token_file.clone();
             }
             c.remote_write = Some(rw);
+        }
+        if let Some(url) = &self.logs_url {
+            c.logs.get_or_insert_with(Default::default).url = url.clone();
         }
         c
     }

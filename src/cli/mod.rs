@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod config;
 pub mod logging;
+pub mod logs;
 pub mod server;
 
 use std::path::PathBuf;
@@ -50,11 +51,17 @@ pub enum Command {
     /// Run the server and an agent on this node in one process: the
     /// command a new user runs.
     Up(server::UpCommand),
+    /// Search and tail the server's logs.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
     /// Inspect a storage data directory.
     #[command(subcommand)]
     Storage(StorageCommand),
     /// Print the version.
     Version,
+    /// Read a password from standard input (one line) and print its Argon2
+    /// hash for `password_hash` in `[[server.users]]`.
+    HashPassword,
 }
 
 /// `osprey storage …`.
@@ -75,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(cmd) => agent::run(file, cmd),
         Command::Server(cmd) => server::run_server(file, cmd),
         Command::Up(cmd) => server::run_up(file, cmd),
+        Command::Logs(cmd) => logs::run(cmd),
         Command::Storage(StorageCommand::Inspect { dir }) => {
             let report = osprey::storage::inspect(&dir)
                 .map_err(|e| anyhow::anyhow!("cannot inspect {}: {e}", dir.display()))?;
@@ -83,6 +91,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Version => {
             println!("osprey {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            let hash = osprey::server::session::hash_password(password)
+                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            println!("{hash}");
             Ok(ExitCode::SUCCESS)
         }
     }

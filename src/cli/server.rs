@@ -122,6 +122,23 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
             ..RemoteWriteConfig::default()
         });
     }
+    // Logs, when `[agent.logs]` is present, go to the same server unless
+    // a receiver is named.
+    if let Some(logs) = agent.logs.as_mut()
+        && logs.url.trim().is_empty()
+    {
+        let token = server.tokens.iter().find(|t| {
+            matches!(
+                t.role,
+                osprey::server::config::Role::Write | osprey::server::config::Role::Admin
+            )
+        });
+        logs.url = format!("http://{}/loki/api/v1/push", loopback(server.listen));
+        if logs.bearer_token.is_none() && logs.bearer_token_file.is_none() {
+            logs.bearer_token = token.and_then(|t| t.token.clone());
+            logs.bearer_token_file = token.and_then(|t| t.token_file.clone());
+        }
+    }
     if cmd.print_config {
         #[derive(serde::Serialize)]
         struct Effective<'a> {
@@ -149,7 +166,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         eprintln!(
-            "osprey up: running on this node\n  API index:       http://{0}/ (OpenAPI: http://{0}/api/openapi.json)\n  PromQL:          http://{0}/api/v1/query\n  Heapster model:  http://{0}/api/v1/model/\n  agent metrics:   http://{1}/metrics\n  data directory:  {2}\n  (ready check: {url})",
+            "osprey up: running on this node\n  dashboard:       http://{0}/\n  API (OpenAPI):   http://{0}/api/openapi.json\n  PromQL:          http://{0}/api/v1/query\n  Heapster model:  http://{0}/api/v1/model/\n  log search:      http://{0}/api/v1/logs/search (Loki push: http://{0}/loki/api/v1/push)\n  agent metrics:   http://{1}/metrics\n  data directory:  {2}\n  (ready check: {url})",
             server.listen,
             agent.listen,
             server.data_dir.display()

@@ -212,16 +212,50 @@ pub async fn export(
 pub fn export_all(storage: &Storage, now: i64) -> Result<Vec<Timeseries>, StorageError> {
     let start = now - EXPORT_WINDOW_MS;
     let inv = Inventory::load(storage, start, now)?;
+    let entities: Vec<Entity> = inv
+        .entities()
+        .into_iter()
+        .filter(|e| !matches!(e, Entity::Cluster | Entity::Namespace { .. }))
+        .collect();
+    // Entities are independent: split them over the cores, each share with
+    // its own evaluator (and so its own per-metric cache), in order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(entities.len().div_ceil(64))
+        .max(1);
+    let share = entities.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Timeseries>, StorageError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = entities
+            .chunks(share)
+            .map(|part| scope.spawn(|| export_entities(storage, &inv, part, start, now)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("metric-export worker panicked"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(entities.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// The `metric-export` entries of `entities`.
+fn export_entities(
+    storage: &Storage,
+    inv: &Inventory,
+    entities: &[Entity],
+    start: i64,
+    now: i64,
+) -> Result<Vec<Timeseries>, StorageError> {
     let ev = Evaluator::with_cache(storage, start, now, EXPORT_LOOKBACK_MS);
     let uptime = catalogue::lookup("uptime").expect("catalogued");
     let mut out = Vec::new();
-    for entity in inv.entities() {
-        if matches!(entity, Entity::Cluster | Entity::Namespace { .. }) {
-            continue;
-        }
-        let free_ids = free_ids_of(&inv, &entity);
+    for entity in entities {
+        let free_ids = free_ids_of(inv, entity);
         let latest = |def: &MetricDef, device: Option<&str>| -> Result<_, StorageError> {
-            let Some(plan) = views::plan(&entity, def, device, &free_ids) else {
+            let Some(plan) = views::plan(entity, def, device, &free_ids) else {
                 return Ok(None);
             };
             Ok(ev.eval(&plan, start, now)?.last().copied())
@@ -247,7 +281,7 @@ pub fn export_all(storage: &Storage, now: i64) -> Result<Vec<Timeseries>, Storag
                 }
                 MetricLabels::ResourceId => {
                     let (Some(scope), Some(source)) = (
-                        views::own_scope(&entity, &free_ids),
+                        views::own_scope(entity, &free_ids),
                         views::labeled_source(def.name),
                     ) else {
                         continue;
@@ -268,7 +302,7 @@ pub fn export_all(storage: &Storage, now: i64) -> Result<Vec<Timeseries>, Storag
         if !metrics.is_empty() {
             out.push(Timeseries {
                 metrics,
-                labels: inv.export_labels(&entity),
+                labels: inv.export_labels(entity),
             });
         }
     }

@@ -70,7 +70,7 @@ impl Params {
 }
 
 /// A Prometheus API error with its HTTP status.
-fn api_error(e: QueryError) -> ApiError {
+pub(crate) fn api_error(e: QueryError) -> ApiError {
     let (status, kind) = match &e {
         QueryError::BadData(_) => (StatusCode::BAD_REQUEST, "bad_data"),
         QueryError::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
@@ -165,7 +165,7 @@ impl Drop for CancelOnDrop {
 
 /// Runs a query on a blocking thread under `limits`; it stops early if the
 /// request is dropped.
-async fn run_query(
+pub(crate) async fn run_query(
     limits: QueryLimits,
     f: impl FnOnce(Budget) -> Result<super::Value, QueryError> + Send + 'static,
 ) -> Result<super::Value, ApiError> {

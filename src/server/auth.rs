@@ -1,7 +1,8 @@
-//! Bearer-token authentication. With no token configured the API is open;
-//! with any, every request needs `Authorization: Bearer <token>` whose role
-//! covers the request: `write` pushes data, `read` reads, `admin` does
-//! everything.
+//! Bearer-token authentication. With no token and no user configured the
+//! API is open; otherwise every request needs `Authorization: Bearer
+//! <token>` (a configured token or a login session's secret) or the
+//! session cookie of [`super::session`], whose role covers the request:
+//! `write` pushes data, `read` reads, `admin` does everything.
 
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ fn allows(role: Role, need: Need) -> bool {
 }
 
 /// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
+pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut diff = (a.len() ^ b.len()) as u8 | ((a.len() ^ b.len()) >> 8) as u8;
     for i in 0..a.len().max(b.len()) {
@@ -65,18 +66,38 @@ fn same_secret(a: &str, b: &str) -> bool {
     diff == 0
 }
 
-/// Middleware: refuses requests without a token good for them.
-pub async fn require(State(state): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
-    if state.tokens.is_empty() {
-        return next.run(req).await;
-    }
-    let need = need(req.method(), req.uri().path());
-    let presented = req
-        .headers()
+/// The secret a request presents: its bearer token, else its session cookie.
+pub fn presented(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(str::trim)
+        .or_else(|| super::session::cookie_secret(headers))
+        .map(str::to_string)
+}
+
+/// Who presents `secret`: a configured token or a live session.
+pub fn identify(state: &ServerState, secret: &str) -> Option<(String, Role)> {
+    state
+        .tokens
+        .iter()
+        .find(|t| same_secret(&t.secret, secret))
+        .map(|t| (t.name.clone(), t.role))
+        .or_else(|| state.sessions.lookup(secret))
+}
+
+/// Middleware: refuses requests without a token good for them.
+pub async fn require(
+    State(state): State<Arc<ServerState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if state.tokens.is_empty() && !state.sessions.has_users() {
+        return next.run(req).await;
+    }
+    let need = need(req.method(), req.uri().path());
+    let presented = presented(req.headers());
     let refuse = |status: StatusCode, kind: &'static str, reason: &str, message: String| {
         state
             .metrics
@@ -102,14 +123,10 @@ pub async fn require(State(state): State<Arc<ServerState>>, req: Request, next: 
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing",
-            "this server requires `Authorization: Bearer <token>`".into(),
+            "this server requires `Authorization: Bearer <token>` or a login session (POST /api/v1/login)".into(),
         );
     };
-    let Some(token) = state
-        .tokens
-        .iter()
-        .find(|t| same_secret(&t.secret, presented))
-    else {
+    let Some((name, role)) = identify(&state, &presented) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -117,17 +134,16 @@ pub async fn require(State(state): State<Arc<ServerState>>, req: Request, next: 
             "the bearer token is not valid".into(),
         );
     };
-    if !allows(token.role, need) {
+    if !allows(role, need) {
         return refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
             "role",
-            format!(
-                "token {:?} has role {:?}, which may not {need:?}",
-                token.name, token.role
-            ),
+            format!("{name:?} has role {role:?}, which may not {need:?}"),
         );
     }
+    req.extensions_mut()
+        .insert(super::session::Caller { user: name, role });
     next.run(req).await
 }
 

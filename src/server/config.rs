@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::logs::LogsConfig;
 use crate::storage::StorageOptions;
 
 /// Everything `osprey server` can be told.
@@ -34,6 +35,13 @@ pub struct ServerConfig {
     /// What one PromQL query may cost (`[server.query]`: `timeout`,
     /// `max_series`, `max_samples`, `lookback`).
     pub query: crate::promql::QueryLimits,
+    /// Dashboards provisioned at start (`[server.dashboard]`).
+    pub dashboard: super::dashboards::DashboardConfig,
+    /// People who log in to the dashboard with a name and password
+    /// (`[[server.users]]`); tokens work too.
+    pub users: Vec<super::session::UserConfig>,
+    /// Log indexing and retention (`[server.logs]`).
+    pub logs: LogsConfig,
     /// Forwarding to external remote-write and Loki endpoints
     /// (`[[server.forward.remote_write]]`, `[[server.forward.loki]]`); see
     /// [`super::forward::ForwardConfig`].
@@ -51,6 +59,9 @@ impl Default for ServerConfig {
             maintain_interval: super::DEFAULT_MAINTAIN_INTERVAL,
             storage: StorageOptions::default(),
             query: crate::promql::QueryLimits::default(),
+            dashboard: Default::default(),
+            users: Vec::new(),
+            logs: LogsConfig::default(),
             forward: super::forward::ForwardConfig::default(),
         }
     }

@@ -7,17 +7,23 @@
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
 //! - [`forward`]: forwarding series and log streams to external
 //!   remote-write and Loki endpoints;
-//! - [`crate::heapster`]: the Heapster-compatible API.
+//! - [`crate::heapster`]: the Heapster-compatible API;
+//! - [`crate::logs`]: log push, search, histogram, tail and Loki queries.
 
 pub mod auth;
+pub mod chart_query;
 pub mod config;
+pub mod dashboards;
 pub mod error;
 pub mod forward;
 pub mod health;
 pub mod info;
 pub mod ingest;
 pub mod openapi;
+pub mod render;
+pub mod session;
 pub mod state;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +69,13 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(info::routes())
         .merge(crate::heapster::routes())
         .merge(crate::promql::routes())
+        .merge(dashboards::routes())
+        .route("/api/v1/render", axum::routing::get(render::render))
+        .route(
+            "/api/v1/dashboard/query_range",
+            axum::routing::get(chart_query::query_range),
+        )
+        .merge(crate::logs::api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -70,8 +83,9 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .merge(api)
         .merge(health::routes())
+        .merge(session::public_routes())
         .route("/api/openapi.json", axum::routing::get(openapi::serve))
-        .route("/", axum::routing::get(openapi::index))
+        .merge(ui::routes())
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,
@@ -94,12 +108,24 @@ pub async fn run(
     let state = ServerState::open(config)?;
     let maintenance = state.spawn_maintenance();
     tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
+    let logs = state.logs.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Live tails never end by themselves; graceful shutdown waits for
+        // open responses.
+        logs.close_tails();
+    };
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)?;
     maintenance.abort();
     state.forward.shutdown().await;
+    let logs = state.logs.clone();
+    match tokio::task::spawn_blocking(move || logs.shutdown()).await {
+        Ok(()) => tracing::info!("log index committed and closed"),
+        Err(e) => tracing::error!(error = %e, "closing the log index panicked"),
+    }
     let storage = state.storage.clone();
     let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;
     match flushed {

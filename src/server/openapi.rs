@@ -50,13 +50,79 @@ const OPS: &[Op] = &[
     Op {
         method: "get",
         path: "/",
-        summary: "Index: name, version and the list of endpoints.",
+        summary: "The dashboard (HTML; its files are under /ui/).",
         auth: "none",
     },
     Op {
         method: "get",
         path: "/api/openapi.json",
         summary: "This document.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/render",
+        summary: "A PromQL range query drawn as an image: query, start, end (RFC 3339, Unix seconds or now-6h), step, width, height, format=png|svg, title, unit, threshold (repeatable), min, max, legend ({{label}} template).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/dashboard/query_range",
+        summary: "A PromQL range query for charts: at most one bucket per pixel (width) per series, each with its min and max; columnar JSON (t, series[].min/max/stats).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/dashboards",
+        summary: "List dashboards (uid, title, tags, version, provisioned), by title.",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/dashboards",
+        summary: "Create or import a dashboard (Grafana-model subset, or {dashboard, overwrite}); 400 names the bad field, 409 if the uid exists without overwrite.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/dashboards/{uid}",
+        summary: "Export a dashboard: {dashboard, meta}.",
+        auth: "read",
+    },
+    Op {
+        method: "put",
+        path: "/api/v1/dashboards/{uid}",
+        summary: "Replace a dashboard; 409 for provisioned ones or a stale version.",
+        auth: "admin",
+    },
+    Op {
+        method: "delete",
+        path: "/api/v1/dashboards/{uid}",
+        summary: "Delete a stored dashboard.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/dashboards/{uid}/panels/{id}/render",
+        summary: "A saved panel's queries drawn as PNG/SVG (render parameters; var-<name>=value).",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/login",
+        summary: "Log in with {user, password} or {token}; sets the HttpOnly session cookie.",
+        auth: "none",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/logout",
+        summary: "End the cookie's session.",
+        auth: "none",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/whoami",
+        summary: "The caller's name and role (null without a session when one is needed), and whether the server requires authentication.",
         auth: "none",
     },
     Op {
@@ -167,6 +233,48 @@ const OPS: &[Op] = &[
         summary: "Heapster model: one metric for several pods at once.",
         auth: "read",
     },
+    Op {
+        method: "post",
+        path: "/loki/api/v1/push",
+        summary: "Loki push (JSON, or protobuf + snappy). Optional X-Osprey-Batch: <source>/<sequence> makes retries exactly-once. 204 once committed (searchable); 400 names the problem and stores nothing.",
+        auth: "write",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/logs/search",
+        summary: "Log search (query, start, end, limit, cursor, direction): newest first, cursor paging.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/logs/histogram",
+        summary: "Matching log lines per time bucket (query, start, end, step).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/logs/tail",
+        summary: "New matching log lines as Server-Sent Events (query).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/query_range",
+        summary: "Loki log query (LogQL subset: selector and line filters), Loki's JSON.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/labels",
+        summary: "Loki: log stream label names.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/label/{name}/values",
+        summary: "Loki: values of one log stream label.",
+        auth: "read",
+    },
 ];
 
 /// The document.
@@ -196,7 +304,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Osprey", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Container monitoring: ingestion, Heapster-compatible model, Prometheus-compatible queries." },
+                  "description": "Container monitoring and logging: ingestion, Heapster-compatible model, Prometheus-compatible queries, log search and the Loki API." },
         "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
         "paths": paths,
     })
@@ -205,16 +313,6 @@ pub fn document() -> Value {
 /// The handler.
 pub async fn serve() -> Json<Value> {
     Json(document())
-}
-
-/// `GET /`: where to go from here (the dashboard will take this place).
-pub async fn index() -> Json<Value> {
-    Json(json!({
-        "name": "osprey",
-        "version": env!("CARGO_PKG_VERSION"),
-        "openapi": "/api/openapi.json",
-        "endpoints": OPS.iter().map(|o| format!("{} {}", o.method.to_uppercase(), o.path)).collect::<Vec<_>>(),
-    }))
 }
 
 /// Every documented `(method, path)`, for tests.

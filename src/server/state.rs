@@ -1,5 +1,5 @@
-//! What every handler shares: the configuration, the storage, the tokens
-//! and the server's own counters.
+//! What every handler shares: the configuration, the storage, the log
+//! store, the tokens and the server's own counters.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 
 use super::ServerError;
 use super::config::{Role, ServerConfig};
+use crate::logs::LogStore;
 use crate::storage::Storage;
 
 /// A configured token, secret resolved.
@@ -79,14 +80,20 @@ pub struct ServerState {
     pub tokens: Vec<Token>,
     /// Self-metrics.
     pub metrics: ServerMetrics,
+    /// Stored and provisioned dashboards.
+    pub dashboards: super::dashboards::DashboardStore,
+    /// Users from the configuration and their login sessions.
+    pub sessions: super::session::Sessions,
+    /// The log store (`<data_dir>/logs`).
+    pub logs: Arc<LogStore>,
     /// Forwarding targets (none by default).
     pub forward: super::forward::Forwarders,
 }
 
 impl ServerState {
-    /// Resolves tokens, opens the storage under `<data_dir>/tsdb` and starts
-    /// the forwarding targets (which needs a tokio runtime when any is
-    /// configured).
+    /// Resolves tokens, opens the storage under `<data_dir>/tsdb` and the
+    /// log store under `<data_dir>/logs`, and starts the forwarding targets
+    /// (which needs a tokio runtime when any is configured).
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         let tokens = resolve_tokens(&config)?;
         validate_query_limits(&config.query)?;
@@ -100,17 +107,35 @@ impl ServerState {
             })?;
         let forward = super::forward::Forwarders::start(&config.forward, &config.data_dir)
             .map_err(ServerError::Config)?;
-        if tokens.is_empty() {
+        let metrics = ServerMetrics::new();
+        let logs_dir = config.data_dir.join("logs");
+        let logs =
+            LogStore::open(&logs_dir, config.logs.clone(), &metrics.registry).map_err(|e| {
+                ServerError::Config(format!(
+                    "cannot open the log store in {}: {e}",
+                    logs_dir.display()
+                ))
+            })?;
+        if tokens.is_empty() && config.users.is_empty() {
             tracing::warn!(
                 "no API tokens configured: the API is open to anyone who can reach {}",
                 config.listen
             );
         }
+        let dashboards = super::dashboards::DashboardStore::open(
+            config.data_dir.join("dashboards"),
+            &config.dashboard,
+        )
+        .map_err(ServerError::Config)?;
+        let sessions = super::session::Sessions::new(&config.users)?;
         Ok(Arc::new(Self {
             config,
             storage: Arc::new(storage),
             tokens,
-            metrics: ServerMetrics::new(),
+            metrics,
+            dashboards,
+            sessions,
+            logs: Arc::new(logs),
             forward,
         }))
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use crate::discovery::path::CgroupPath;
 use crate::discovery::runtime::{CgroupIdentity, CgroupKind, Runtime};
 
-use super::kubelet_api::KubeletPodSource;
+use super::kube_api::KubeApiPodSource;
+use super::kubelet_api::{KubeletPodSource, PodSource};
 use super::kubelet_logs::{self, ContainerLog, PodLogDir};
 use super::{ContainerMetadata, MetadataConfig, MetadataError, docker, oci};
 
@@ -21,8 +22,16 @@ pub struct MetadataCache {
     entries: HashMap<CgroupPath, Entry>,
     pod_logs: LogIndex<PodLogDir>,
     container_logs: LogIndex<ContainerLog>,
-    kubelet: Option<KubeletPodSource>,
+    /// The kubelet's and the API server's pod lists, when configured.
+    pod_sources: Vec<PodSourceState>,
     errors: u64,
+}
+
+/// A pod list and whether its last fetch failed: a failure is logged at
+/// `warn` once, then at `debug` until the source answers again.
+struct PodSourceState {
+    source: Box<dyn PodSource>,
+    failing: bool,
 }
 
 struct Entry {
@@ -64,20 +73,34 @@ impl MetadataCache {
     /// An empty cache. Fails only when the kubelet client cannot be built
     /// (a malformed `kubelet_pods_url` is reported when first fetched).
     pub fn new(config: MetadataConfig) -> Result<Self, MetadataError> {
-        let kubelet = match &config.kubelet_pods_url {
-            Some(url) => Some(KubeletPodSource::new(
+        let mut pod_sources: Vec<Box<dyn PodSource>> = Vec::new();
+        if let Some(url) = &config.kubelet_pods_url {
+            pod_sources.push(Box::new(KubeletPodSource::new(
                 url.clone(),
                 config.kubelet_timeout,
                 config.kubelet_min_interval,
-            )?),
-            None => None,
-        };
+            )?));
+        }
+        if let Some(api) = &config.kube_api {
+            pod_sources.push(Box::new(KubeApiPodSource::new(
+                api.clone(),
+                config.kubelet_timeout,
+                config.kubelet_min_interval,
+            )));
+        }
+        let pod_sources = pod_sources
+            .into_iter()
+            .map(|source| PodSourceState {
+                source,
+                failing: false,
+            })
+            .collect();
         Ok(Self {
             entries: HashMap::new(),
             pod_logs: LogIndex::new(config.log_index_min_interval),
             container_logs: LogIndex::new(config.log_index_min_interval),
             config,
-            kubelet,
+            pod_sources,
             errors: 0,
         })
     }
@@ -277,50 +300,71 @@ impl MetadataCache {
         }
     }
 
-    /// Pod labels for pods, and whatever is still missing for containers.
+    /// Pod labels for pods and their containers, and whatever is still
+    /// missing for containers,
+    /// from the kubelet's and the API server's pod lists (in that order:
+    /// the first that knows a value wins).
     fn apply_kubelet(&mut self, meta: &mut ContainerMetadata) {
-        let Some(kubelet) = &mut self.kubelet else {
-            return;
-        };
         let wanted = match meta.kind {
             CgroupKind::Pod => !meta.pod_uid.is_empty(),
-            CgroupKind::Container => meta.is_incomplete() || meta.image.is_empty(),
+            // Any pod's container: for names still missing and for its
+            // pod's labels (CRI runtimes do not copy them to containers).
+            CgroupKind::Container => !meta.pod_uid.is_empty() || meta.image.is_empty(),
             _ => false,
         };
         if !wanted {
             return;
         }
-        let known = |k: &KubeletPodSource| match meta.kind {
-            CgroupKind::Pod => k.snapshot().pods.contains_key(&meta.pod_uid),
-            _ => meta
+        for state in &mut self.pod_sources {
+            let known = |k: &dyn PodSource| match meta.kind {
+                CgroupKind::Pod => k.snapshot().pods.contains_key(&meta.pod_uid),
+                _ => meta
+                    .container_id
+                    .as_ref()
+                    .is_some_and(|id| k.snapshot().containers.contains_key(id)),
+            };
+            if !known(state.source.as_ref()) {
+                match state.source.refresh_if_due() {
+                    Ok(true) if state.failing => {
+                        state.failing = false;
+                        tracing::info!(source = %state.source.describe(), "pod list available again");
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        self.errors += 1;
+                        if state.failing {
+                            tracing::debug!(%error, "pod list still unavailable");
+                        } else {
+                            state.failing = true;
+                            tracing::warn!(%error, "pod list unavailable; names and labels from the node's files only until it answers");
+                        }
+                    }
+                }
+            }
+            let snapshot = state.source.snapshot();
+            if let Some(c) = meta
                 .container_id
                 .as_ref()
-                .is_some_and(|id| k.snapshot().containers.contains_key(id)),
-        };
-        if !known(kubelet)
-            && let Err(e) = kubelet.refresh_if_due()
-        {
-            self.errors += 1;
-            tracing::warn!(error = %e, "kubelet pod list unavailable");
-        }
-        let Some(kubelet) = &self.kubelet else {
-            return;
-        };
-        let snapshot = kubelet.snapshot();
-        if let Some(c) = meta
-            .container_id
-            .as_ref()
-            .and_then(|id| snapshot.containers.get(id))
-        {
-            fill(&mut meta.pod_uid, c.pod_uid.clone());
-            fill(&mut meta.container, c.name.clone());
-            fill(&mut meta.image, c.image.clone());
-        }
-        if let Some(pod) = snapshot.pods.get(&meta.pod_uid) {
-            fill(&mut meta.pod, pod.name.clone());
-            fill(&mut meta.namespace, pod.namespace.clone());
-            if meta.kind == CgroupKind::Pod {
-                meta.labels = pod.labels.clone();
+                .and_then(|id| snapshot.containers.get(id))
+            {
+                fill(&mut meta.pod_uid, c.pod_uid.clone());
+                fill(&mut meta.container, c.name.clone());
+                fill(&mut meta.image, c.image.clone());
+            }
+            if let Some(pod) = snapshot.pods.get(&meta.pod_uid) {
+                fill(&mut meta.pod, pod.name.clone());
+                fill(&mut meta.namespace, pod.namespace.clone());
+                match meta.kind {
+                    CgroupKind::Pod if meta.labels.is_empty() => meta.labels = pod.labels.clone(),
+                    // A container carries its pod's labels under its own
+                    // runtime labels (which win on a clash).
+                    CgroupKind::Container => {
+                        for (k, v) in &pod.labels {
+                            meta.labels.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
     }

@@ -140,6 +140,20 @@ pub fn parse_pod_list(json: &[u8]) -> Result<KubeletPods, serde_json::Error> {
     Ok(out)
 }
 
+/// A pod list the metadata cache can ask on a miss: the kubelet's
+/// read-only `/pods` or the API server's list for this node
+/// ([`super::kube_api`]).
+pub trait PodSource: Send {
+    /// The last pod list fetched (empty before the first fetch).
+    fn snapshot(&self) -> &KubeletPods;
+    /// Fetches the list again unless the last attempt is younger than the
+    /// minimum interval. On failure the previous list is kept. Returns
+    /// whether a fetch was attempted.
+    fn refresh_if_due(&mut self) -> Result<bool, MetadataError>;
+    /// What the source is, for logs.
+    fn describe(&self) -> String;
+}
+
 /// The kubelet pod list, fetched lazily and rate-limited.
 pub struct KubeletPodSource {
     url: String,
@@ -173,28 +187,6 @@ impl KubeletPodSource {
         })
     }
 
-    /// The last pod list fetched (empty before the first fetch).
-    pub fn snapshot(&self) -> &KubeletPods {
-        &self.snapshot
-    }
-
-    /// Fetches the pod list again unless the last attempt is younger than
-    /// the minimum interval. On failure the previous list is kept.
-    /// Returns whether a fetch was attempted.
-    pub fn refresh_if_due(&mut self) -> Result<bool, MetadataError> {
-        if self
-            .last_fetch
-            .is_some_and(|t| t.elapsed() < self.min_interval)
-        {
-            return Ok(false);
-        }
-        // Counted as an attempt even when it fails: a dead kubelet must not
-        // be asked again on every lookup.
-        self.last_fetch = Some(Instant::now());
-        self.snapshot = self.fetch()?;
-        Ok(true)
-    }
-
     fn fetch(&self) -> Result<KubeletPods, MetadataError> {
         let error = |reason: String| MetadataError::Kubelet {
             url: self.url.clone(),
@@ -208,5 +200,29 @@ impl KubeletPodSource {
             .map_err(|e| error(e.to_string()))?;
         let body = response.bytes().map_err(|e| error(e.to_string()))?;
         parse_pod_list(&body).map_err(|e| error(format!("not a PodList: {e}")))
+    }
+}
+
+impl PodSource for KubeletPodSource {
+    fn snapshot(&self) -> &KubeletPods {
+        &self.snapshot
+    }
+
+    fn refresh_if_due(&mut self) -> Result<bool, MetadataError> {
+        if self
+            .last_fetch
+            .is_some_and(|t| t.elapsed() < self.min_interval)
+        {
+            return Ok(false);
+        }
+        // Counted as an attempt even when it fails: a dead kubelet must not
+        // be asked again on every lookup.
+        self.last_fetch = Some(Instant::now());
+        self.snapshot = self.fetch()?;
+        Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        format!("kubelet ({})", self.url)
     }
 }

@@ -10,7 +10,10 @@
 //! 4. optionally the kubelet's read-only `/pods` endpoint
 //!    ([`kubelet_api`]), fetched at most every
 //!    [`MetadataConfig::kubelet_min_interval`], for pod labels and
-//!    whatever is still missing.
+//!    whatever is still missing;
+//! 5. optionally the Kubernetes API server's pod list for this node
+//!    ([`kube_api`], with the pod's service account), at the same
+//!    cadence, for the same.
 //!
 //! [`MetadataCache`] keeps the result per cgroup path; the collection loop
 //! calls [`MetadataCache::forget`] on discovery events.
@@ -35,6 +38,7 @@
 //! inode.
 
 pub mod docker;
+pub mod kube_api;
 pub mod kubelet_api;
 pub mod kubelet_logs;
 pub mod oci;
@@ -70,8 +74,9 @@ pub struct ContainerMetadata {
     /// Kubernetes container name; empty for sandboxes and non-pod cgroups.
     pub container: String,
     /// Runtime labels (Docker `Config.Labels`; for containerd and CRI-O the
-    /// Kubernetes labels rebuilt from the bundle annotations) and, for
-    /// pods, the pod's labels from the kubelet when configured.
+    /// Kubernetes labels rebuilt from the bundle annotations) and, for pods
+    /// and their containers, the pod's labels from the kubelet or the API
+    /// server when configured (a container's own labels win on a clash).
     pub labels: BTreeMap<String, String>,
     /// The container's init process, when running and known.
     pub pid: Option<u32>,
@@ -182,7 +187,12 @@ pub struct MetadataConfig {
     /// Default 30 s.
     #[serde(with = "humantime_serde")]
     pub kubelet_min_interval: Duration,
-    /// Timeout of one fetch of `kubelet_pods_url`. Default 2 s.
+    /// The Kubernetes API server's pod list for this node, read with a
+    /// service account. Default: unset, never called.
+    #[serde(skip)]
+    pub kube_api: Option<kube_api::KubeApiConfig>,
+    /// Timeout of one fetch of `kubelet_pods_url` or of the API server's
+    /// pod list. Default 2 s.
     #[serde(with = "humantime_serde")]
     pub kubelet_timeout: Duration,
     /// How long a resolved name is kept before being read again (labels
@@ -211,6 +221,7 @@ impl Default for MetadataConfig {
             log_index_min_interval: Duration::from_secs(5),
             proc_root: PathBuf::from("/proc"),
             kubelet_pods_url: None,
+            kube_api: None,
             kubelet_min_interval: Duration::from_secs(30),
             kubelet_timeout: Duration::from_secs(2),
             refresh_interval: Duration::from_secs(300),
@@ -246,6 +257,16 @@ pub enum MetadataError {
     Kubelet {
         /// The URL fetched.
         url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The API server's pod list could not be fetched or parsed.
+    #[error(
+        "cannot list this node's pods from the Kubernetes API ({api}): {reason}; check `kubernetes_api`, the service account and its RBAC"
+    )]
+    KubeApi {
+        /// The `kubernetes_api` setting.
+        api: String,
         /// What went wrong.
         reason: String,
     },

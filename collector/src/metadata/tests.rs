@@ -444,6 +444,10 @@ fn kubelet_endpoint_fills_labels_and_is_rate_limited() {
     assert_eq!(app.container, "nginx");
     assert_eq!(app.image, "docker.io/library/nginx:1.25");
     assert_eq!(
+        app.labels["app"], "web",
+        "a container carries its pod's labels"
+    );
+    assert_eq!(
         hits.load(Ordering::SeqCst),
         1,
         "the second lookup used the same list"

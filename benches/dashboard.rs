@@ -1,0 +1,346 @@
+//! The dashboard's speed in Chromium: time from navigation to every chart
+//! drawn, for the overview and for a dashboard of 12 panels × 50 series ×
+//! 6 h at 10 s, with 500 containers monitored (10 nodes × 50 containers,
+//! 6 h of history at 10 s loaded into a real `osprey server` by
+//! remote-write before measuring). Needs `/usr/bin/chromium` and
+//! `npm ci` in `tests/browser` (as the browser test does).
+//!
+//! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`;
+//! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use osprey_collector::ship::remote_write::{
+    Label, Sample, TimeSeries, WriteRequest, encode_snappy,
+};
+
+const NODES: usize = 10;
+const PER_NODE: usize = 50;
+const STEP_MS: i64 = 10_000;
+const HOURS: i64 = 6;
+
+/// Container metrics: (name, is a counter).
+const METRICS: &[(&str, bool)] = &[
+    ("container_cpu_usage_seconds_total", true),
+    ("container_memory_working_set_bytes", false),
+    ("container_memory_usage_bytes", false),
+    ("container_spec_memory_limit_bytes", false),
+    ("container_spec_cpu_quota", false),
+    ("container_spec_cpu_period", false),
+    ("container_network_receive_bytes_total", true),
+    ("container_network_transmit_bytes_total", true),
+    ("container_fs_usage_bytes", false),
+];
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn label(n: &str, v: &str) -> Label {
+    Label {
+        name: n.into(),
+        value: v.into(),
+    }
+}
+
+/// One series' value at step `k` (deterministic, different per series).
+fn value(metric: usize, counter: bool, seed: usize, k: i64) -> f64 {
+    let phase = (seed * 7 + metric * 13) as f64;
+    let wave = ((k as f64 / 90.0) + phase).sin() * 0.5 + 0.5;
+    let scale = (1 + seed % 17) as f64;
+    if counter {
+        // A rate that moves with the wave: integrate it.
+        k as f64 * 0.05 * scale + wave * scale
+    } else {
+        1e8 * scale * (0.5 + 0.5 * wave)
+    }
+}
+
+/// All series of `node` for steps `k0..k1`.
+fn node_batch(node: usize, t0: i64, k0: i64, k1: i64) -> WriteRequest {
+    let node_name = format!("node-{node}");
+    let mut timeseries = Vec::new();
+    let samples = |m: usize, counter: bool, seed: usize| -> Vec<Sample> {
+        (k0..k1)
+            .map(|k| Sample {
+                timestamp: t0 + k * STEP_MS,
+                value: value(m, counter, seed, k),
+            })
+            .collect()
+    };
+    for c in 0..=PER_NODE {
+        // c == PER_NODE: the node's root cgroup.
+        let (id, extra): (String, Vec<Label>) = if c == PER_NODE {
+            ("/".into(), vec![])
+        } else {
+            let ns = format!("ns-{}", c % 10);
+            let pod = format!("pod-{node}-{}", c / 2);
+            (
+                format!("/kubepods/{pod}/c{c}"),
+                vec![
+                    label("namespace", &ns),
+                    label("pod", &pod),
+                    label("container", &format!("c{}", c % 2)),
+                    label("image", "registry.example/app:1"),
+                ],
+            )
+        };
+        for (m, (name, counter)) in METRICS.iter().enumerate() {
+            let mut labels = vec![
+                label("__name__", name),
+                label("id", &id),
+                label("job", "osprey-agent"),
+                label("node", &node_name),
+            ];
+            labels.extend(extra.iter().cloned());
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            timeseries.push(TimeSeries {
+                labels,
+                samples: samples(m, *counter, node * 100 + c),
+            });
+        }
+    }
+    for (name, v) in [
+        ("machine_cpu_cores", 16.0),
+        ("machine_memory_bytes", 64.0 * 1024.0 * 1024.0 * 1024.0),
+    ] {
+        timeseries.push(TimeSeries {
+            labels: vec![
+                label("__name__", name),
+                label("job", "osprey-agent"),
+                label("node", &node_name),
+            ],
+            samples: (k0..k1)
+                .map(|k| Sample {
+                    timestamp: t0 + k * STEP_MS,
+                    value: v,
+                })
+                .collect(),
+        });
+    }
+    WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    }
+}
+
+fn dashboard_json() -> serde_json::Value {
+    let queries = [
+        (
+            "CPU",
+            "rate(container_cpu_usage_seconds_total{node=\"N\",id!=\"/\"}[1m])",
+            "cores",
+        ),
+        (
+            "Memory",
+            "container_memory_working_set_bytes{node=\"N\",id!=\"/\"}",
+            "bytes",
+        ),
+        (
+            "Network in",
+            "rate(container_network_receive_bytes_total{node=\"N\",id!=\"/\"}[1m])",
+            "Bps",
+        ),
+        (
+            "Filesystem",
+            "container_fs_usage_bytes{node=\"N\",id!=\"/\"}",
+            "bytes",
+        ),
+    ];
+    let panels: Vec<serde_json::Value> = (0..12)
+        .map(|i| {
+            let (title, q, unit) = queries[i % 4];
+            let node = format!("node-{}", i % NODES);
+            serde_json::json!({
+                "id": i + 1, "type": "timeseries", "title": format!("{title} of {node}"),
+                "gridPos": {"x": (i % 2) * 12, "y": (i / 2) * 8, "w": 12, "h": 8},
+                "targets": [{"expr": q.replace('N', &node), "legendFormat": "{{pod}}/{{container}}"}],
+                "fieldConfig": {"defaults": {"unit": unit}},
+                "options": {"legend": {"displayMode": "hidden"}}
+            })
+        })
+        .collect();
+    serde_json::json!({"uid": "bench", "title": "Bench: 12 panels × 50 series", "time": {"from": "now-6h", "to": "now"}, "panels": panels})
+}
+
+fn main() {
+    let runs: usize = std::env::var("OSPREY_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        Path::new("/usr/bin/chromium").exists()
+            && browser.join("node_modules/playwright-core").exists(),
+        "needs /usr/bin/chromium and `npm ci` in tests/browser"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("OSPREY_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting the server");
+    let _server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("{base}/readyz"))
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 6 h of history ending now, one hour per request per node.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let steps = HOURS * 3600 * 1000 / STEP_MS;
+    let t0 = (now - steps * STEP_MS) / STEP_MS * STEP_MS;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let loading = Instant::now();
+    let mut samples = 0usize;
+    let per_request = 360;
+    let mut k = 0;
+    while k < steps {
+        let k1 = (k + per_request).min(steps);
+        for node in 0..NODES {
+            let req = node_batch(node, t0, k, k1);
+            samples += req
+                .timeseries
+                .iter()
+                .map(|t| t.samples.len())
+                .sum::<usize>();
+            let resp = client
+                .post(format!("{base}/api/v1/write"))
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .body(encode_snappy(&req).unwrap())
+                .send()
+                .expect("write");
+            assert!(
+                resp.status().is_success(),
+                "write failed: {}",
+                resp.text().unwrap_or_default()
+            );
+        }
+        k = k1;
+    }
+    let series = NODES * ((PER_NODE + 1) * METRICS.len() + 2);
+    println!(
+        "loaded {samples} samples in {series} series ({} containers, {HOURS} h at {} s) in {:.1} s",
+        NODES * PER_NODE,
+        STEP_MS / 1000,
+        loading.elapsed().as_secs_f64()
+    );
+    let resp = client
+        .post(format!("{base}/api/v1/dashboards"))
+        .json(&dashboard_json())
+        .send()
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "{}",
+        resp.text().unwrap_or_default()
+    );
+
+    // The server's share: one panel's chart query and the overview's
+    // node query, timed from here (median of 5).
+    let time = |url: &str| -> (f64, usize) {
+        let mut ms = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let body = client.get(url).send().unwrap().bytes().unwrap();
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            bytes = body.len();
+        }
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (ms[2], bytes)
+    };
+    let panel = format!(
+        "{base}/api/v1/dashboard/query_range?query={}&start={}&end={}&width=640",
+        "rate(container_cpu_usage_seconds_total%7Bnode%3D%22node-0%22%2Cid!%3D%22%2F%22%7D%5B1m%5D)",
+        (now - HOURS * 3_600_000) / 1000,
+        now / 1000
+    );
+    let (ms, bytes) = time(&panel);
+    println!(
+        "server: one panel's chart query (50 series, 6 h, 640 px): {ms:.1} ms, {} KiB",
+        bytes / 1024
+    );
+    let nodes = format!(
+        "{base}/api/v1/query?query=sum%20by%20(node)%20(rate(container_cpu_usage_seconds_total%7Bid%3D%22%2F%22%7D%5B1m%5D))"
+    );
+    let (ms, _) = time(&nodes);
+    println!("server: one overview instant query (per-node CPU): {ms:.1} ms");
+
+    if let Ok(secs) = std::env::var("OSPREY_BENCH_HOLD") {
+        // Keep the loaded server up for a profiler or a person.
+        println!("holding {base} for {secs} s");
+        std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(600)));
+        return;
+    }
+    let out = Command::new("node")
+        .arg(browser.join("bench.mjs"))
+        .arg(runs.to_string())
+        .arg(format!("{base}/#/?from=now-1h&to=now"))
+        .arg(format!("{base}/#/d/bench?from=now-6h&to=now"))
+        .current_dir(&browser)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("navigation → all charts drawn, Chromium {runs} runs after one warm-up (ms):");
+    println!(
+        "{:<34} {:>8} {:>7} {:>7}  runs",
+        "page", "median", "panels", "series"
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("bench.mjs prints JSON");
+        let name = if v["url"].as_str().unwrap().contains("/d/bench") {
+            "dashboard 12 × 50 series × 6 h"
+        } else {
+            "overview (10 nodes, 500 containers)"
+        };
+        let runs: Vec<String> = v["runs_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{:.0}", x.as_f64().unwrap()))
+            .collect();
+        println!(
+            "{name:<34} {:>8.0} {:>7} {:>7}  {}",
+            v["median_ms"].as_f64().unwrap(),
+            v["panels"],
+            v["series"],
+            runs.join(" ")
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The Kubernetes API server's pod list for this node
+//! (`GET /api/v1/pods?fieldSelector=spec.nodeName=<node>`), read with the
+//! pod's service account: pod labels, names and images when the node's
+//! files do not give them and the kubelet's read-only port is closed (as
+//! it is on most clusters today).
+//!
+//! Like [`super::kubelet_api`] it is fetched on demand (a lookup that
+//! misses, which happens on discovery events), at most every
+//! [`super::MetadataConfig::kubelet_min_interval`], never per tick. The
+//! token is read again on every fetch: projected service-account tokens
+//! are rotated by the kubelet (hourly by default). The list asks for
+//! `resourceVersion=0`, so the API server answers from its watch cache
+//! instead of etcd: one agent per node must cost the control plane little.
+//!
+//! The client is blocking: call it from the collection thread.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::MetadataError;
+use super::kubelet_api::{KubeletPods, PodSource, parse_pod_list};
+
+/// The service account directory every pod gets mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// How to reach the API server, resolved from the agent's
+/// `kubernetes_api` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeApiConfig {
+    /// `in-cluster` (the `KUBERNETES_SERVICE_HOST`/`_PORT` the kubelet
+    /// sets in every container) or a base URL such as
+    /// `https://10.96.0.1:443`.
+    pub api: String,
+    /// The bearer token file (re-read on every fetch).
+    pub token_file: PathBuf,
+    /// The PEM CA bundle the API server's certificate must chain to.
+    pub ca_file: PathBuf,
+    /// This node's name, for the field selector.
+    pub node_name: String,
+}
+
+impl KubeApiConfig {
+    /// The in-cluster settings: token and CA from `service_account_dir`
+    /// (normally [`SERVICE_ACCOUNT_DIR`]).
+    pub fn new(api: String, service_account_dir: &Path, node_name: String) -> Self {
+        Self {
+            api,
+            token_file: service_account_dir.join("token"),
+            ca_file: service_account_dir.join("ca.crt"),
+            node_name,
+        }
+    }
+
+    /// The API server's base URL: `api` itself, or for `in-cluster` the
+    /// service address from the environment.
+    pub fn base_url(&self) -> Result<String, String> {
+        base_url(&self.api, |name| std::env::var(name).ok())
+    }
+}
+
+/// `api`, or for `in-cluster` the address in `KUBERNETES_SERVICE_HOST` and
+/// `KUBERNETES_SERVICE_PORT` as `env` gives them.
+fn base_url(api: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    if api != "in-cluster" {
+        if !(api.starts_with("https://") || api.starts_with("http://")) {
+            return Err(format!(
+                "`{api}` is neither `in-cluster` nor an http(s) URL"
+            ));
+        }
+        return Ok(api.trim_end_matches('/').to_owned());
+    }
+    let host = env("KUBERNETES_SERVICE_HOST").ok_or_else(|| {
+        "KUBERNETES_SERVICE_HOST is not set (not running in a pod?); set `kubernetes_api` to the API server's URL".to_owned()
+    })?;
+    let port = env("KUBERNETES_SERVICE_PORT").unwrap_or_else(|| "443".into());
+    // An IPv6 service address needs brackets in a URL.
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(format!("https://{host}:{port}"))
+}
+
+/// This node's pods from the API server, fetched lazily and rate-limited.
+pub struct KubeApiPodSource {
+    config: KubeApiConfig,
+    timeout: Duration,
+    min_interval: Duration,
+    /// Built on first use, so a CA file that appears late (or a bad one)
+    /// is a counted fetch failure, not a start-up error.
+    client: Option<reqwest::blocking::Client>,
+    last_fetch: Option<Instant>,
+    snapshot: KubeletPods,
+}
+
+impl KubeApiPodSource {
+    /// A source for `config`; nothing is read or fetched yet.
+    pub fn new(config: KubeApiConfig, timeout: Duration, min_interval: Duration) -> Self {
+        Self {
+            config,
+            timeout,
+            min_interval,
+            client: None,
+            last_fetch: None,
+            snapshot: KubeletPods::default(),
+        }
+    }
+
+    fn error(&self, reason: String) -> MetadataError {
+        MetadataError::KubeApi {
+            api: self.config.api.clone(),
+            reason,
+        }
+    }
+
+    fn client(&mut self) -> Result<reqwest::blocking::Client, MetadataError> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let ca_file = &self.config.ca_file;
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| self.error(format!("cannot read the CA {}: {e}", ca_file.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| self.error(format!("{} is not a PEM CA: {e}", ca_file.display())))?;
+        if certs.is_empty() {
+            return Err(self.error(format!("{} holds no certificate", ca_file.display())));
+        }
+        let mut builder = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            // Only the cluster's CA: the API server is never vouched for by
+            // a public one.
+            .tls_built_in_root_certs(false)
+            .timeout(self.timeout);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| self.error(format!("cannot build the client: {e}")))?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    fn fetch(&mut self) -> Result<KubeletPods, MetadataError> {
+        let base = self.config.base_url().map_err(|r| self.error(r))?;
+        let client = self.client()?;
+        let token_file = &self.config.token_file;
+        let token = std::fs::read_to_string(token_file).map_err(|e| {
+            self.error(format!(
+                "cannot read the token {}: {e}",
+                token_file.display()
+            ))
+        })?;
+        let response = client
+            .get(format!("{base}/api/v1/pods"))
+            .query(&[
+                (
+                    "fieldSelector",
+                    format!("spec.nodeName={}", self.config.node_name).as_str(),
+                ),
+                ("resourceVersion", "0"),
+            ])
+            .bearer_auth(token.trim())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .map_err(|e| self.error(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let hint = match status.as_u16() {
+                401 => "; the service account token was refused",
+                403 => "; the service account may not list pods (check the ClusterRole)",
+                _ => "",
+            };
+            return Err(self.error(format!("the API server answered {status}{hint}")));
+        }
+        let body = response.bytes().map_err(|e| self.error(e.to_string()))?;
+        parse_pod_list(&body).map_err(|e| self.error(format!("not a PodList: {e}")))
+    }
+}
+
+impl PodSource for KubeApiPodSource {
+    fn snapshot(&self) -> &KubeletPods {
+        &self.snapshot
+    }
+
+    fn refresh_if_due(&mut self) -> Result<bool, MetadataError> {
+        if self
+            .last_fetch
+            .is_some_and(|t| t.elapsed() < self.min_interval)
+        {
+            return Ok(false);
+        }
+        // An attempt even when it fails: a refusing API server must not be
+        // asked again on every lookup.
+        self.last_fetch = Some(Instant::now());
+        self.snapshot = self.fetch()?;
+        Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        format!("Kubernetes API ({})", self.config.api)
+    }
+}
+
+/// reqwest's error with its causes (the TLS reason is in a source).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn in_cluster_address_comes_from_the_service_environment() {
+        let v4 = [
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+        ];
+        assert_eq!(
+            base_url("in-cluster", env(&v4)).unwrap(),
+            "https://10.96.0.1:443"
+        );
+        let v6 = [
+            ("KUBERNETES_SERVICE_HOST", "fd00::1"),
+            ("KUBERNETES_SERVICE_PORT", "6443"),
+        ];
+        assert_eq!(
+            base_url("in-cluster", env(&v6)).unwrap(),
+            "https://[fd00::1]:6443"
+        );
+        let err = base_url("in-cluster", env(&[])).unwrap_err();
+        assert!(err.contains("KUBERNETES_SERVICE_HOST"), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_url_is_used_as_given() {
+        assert_eq!(
+            base_url("https://api.example:6443/", env(&[])).unwrap(),
+            "https://api.example:6443"
+        );
+        assert!(base_url("api.example:6443", env(&[])).is_err());
+    }
+}

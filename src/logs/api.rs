@@ -1,0 +1,480 @@
+//! The log endpoints: Loki push, search, histogram, tail, and Loki's query
+//! endpoints. Handlers parse and validate parameters, then run the store's
+//! work off the async threads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::histogram::auto_step_ms;
+use super::logql::LogQuery;
+use super::push::{BodyFormat, PushLimits, decode, parse_batch_header};
+use super::query::{Cursor, Direction, SearchParams};
+use super::{LogError, LogStore, now_ns};
+use crate::promql::api::{Params, parse_duration, parse_time};
+use crate::server::ServerState;
+use crate::server::error::ApiError;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page.
+pub const MAX_LIMIT: usize = 5000;
+/// Candidates a LogQL query with line filters looks at before it stops.
+pub const LOGQL_SCAN_LIMIT: usize = 1_000_000;
+/// Lines pushed in the future by more than this are refused.
+const FUTURE_GRACE_NS: i64 = 86_400 * 1_000_000_000;
+
+/// A Loki stream and its `[ns, line]` values.
+type StreamValues = (BTreeMap<String, String>, Vec<[String; 2]>);
+
+/// The log routes.
+pub fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/loki/api/v1/push", post(push))
+        .route("/api/v1/logs/search", get(search))
+        .route("/api/v1/logs/histogram", get(histogram))
+        .route("/api/v1/logs/tail", get(tail))
+        .route("/loki/api/v1/query_range", get(loki_query_range))
+        .route("/loki/api/v1/labels", get(loki_labels))
+        .route("/loki/api/v1/label/{name}/values", get(loki_label_values))
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::BadQuery(m) => ApiError::bad_request(m),
+            LogError::Overloaded | LogError::Closed => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "unavailable",
+                message: e.to_string(),
+            },
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+fn bad_param(name: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("invalid parameter \"{name}\": {why}"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("log query panicked: {e}")))?
+        .map_err(ApiError::from)
+}
+
+async fn push(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let metrics = state.logs.metrics().clone();
+    match push_inner(&state, &headers, body).await {
+        Ok(()) => {
+            metrics.push_requests.with_label_values(&["ok"]).inc();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            let outcome = if e.status.is_client_error() {
+                "bad_request"
+            } else {
+                "error"
+            };
+            metrics.push_requests.with_label_values(&[outcome]).inc();
+            e.into_response()
+        }
+    }
+}
+
+async fn push_inner(
+    state: &Arc<ServerState>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), ApiError> {
+    let body = body.map_err(|e| ApiError {
+        status: e.status(),
+        kind: "bad_data",
+        message: format!(
+            "cannot read the body: {e} (the limit is {} bytes)",
+            state.config.max_body_bytes
+        ),
+    })?;
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        let enc = String::from_utf8_lossy(enc.as_bytes());
+        if !enc.eq_ignore_ascii_case("identity") {
+            return Err(ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                kind: "bad_data",
+                message: format!(
+                    "Content-Encoding {enc:?} is not supported: send JSON uncompressed or protobuf with snappy block compression"
+                ),
+            });
+        }
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let format = BodyFormat::from_content_type(ct.as_deref()).map_err(|m| ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        kind: "bad_data",
+        message: m,
+    })?;
+    let batch = headers
+        .get("x-osprey-batch")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| "X-Osprey-Batch is not ASCII".to_string())
+                .and_then(parse_batch_header)
+        })
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let cfg = state.logs.config();
+    let now = now_ns();
+    let limits = PushLimits {
+        max_decoded_bytes: state.config.max_decoded_bytes,
+        max_line_bytes: cfg.max_line_bytes,
+        oldest_ns: now.saturating_sub(cfg.retention_ns()),
+        newest_ns: now.saturating_add(FUTURE_GRACE_NS),
+    };
+    let decoded = tokio::task::spawn_blocking(move || decode(&body, format, &limits))
+        .await
+        .map_err(|e| ApiError::internal(format!("decoding panicked: {e}")))?
+        .map_err(|m| ApiError::bad_request(format!("{m}; nothing of this request was stored")))?;
+    let metrics = state.logs.metrics();
+    if decoded.dropped_too_old > 0 {
+        metrics
+            .lines_dropped
+            .with_label_values(&["too_old"])
+            .inc_by(decoded.dropped_too_old as u64);
+    }
+    if decoded.truncated > 0 {
+        metrics
+            .lines_dropped
+            .with_label_values(&["truncated"])
+            .inc_by(decoded.truncated as u64);
+    }
+    if decoded.lines.is_empty() {
+        return Ok(());
+    }
+    let outcome = state.logs.push(decoded.lines, batch).await?;
+    if outcome.duplicate > 0 {
+        metrics
+            .lines_dropped
+            .with_label_values(&["duplicate"])
+            .inc_by(outcome.duplicate as u64);
+    }
+    Ok(())
+}
+
+/// `start`/`end` in milliseconds: the last hour by default.
+fn range_ms(params: &Params, default_span_ms: i64) -> Result<(i64, i64), ApiError> {
+    let end = match params.get("end") {
+        Some(e) => parse_time(e).map_err(|m| bad_param("end", m))?,
+        None => now_ns() / 1_000_000,
+    };
+    let start = match params.get("start") {
+        Some(s) => parse_time(s).map_err(|m| bad_param("start", m))?,
+        None => end - default_span_ms,
+    };
+    if end <= start {
+        return Err(bad_param("end", "must be after start"));
+    }
+    Ok((start, end))
+}
+
+fn limit(params: &Params) -> Result<usize, ApiError> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(bad_param(
+                "limit",
+                format!("{l:?} is not an integer between 1 and {MAX_LIMIT}"),
+            )),
+        },
+    }
+}
+
+fn direction(params: &Params) -> Result<Direction, ApiError> {
+    params
+        .get("direction")
+        .map(Direction::parse)
+        .transpose()
+        .map_err(|m| bad_param("direction", m))
+        .map(Option::unwrap_or_default)
+}
+
+async fn search(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let (start, end) = range_ms(&params, 3_600_000)?;
+    let search = SearchParams {
+        start_ns: start.saturating_mul(1_000_000),
+        end_ns: end.saturating_mul(1_000_000),
+        limit: limit(&params)?,
+        cursor: params
+            .get("cursor")
+            .filter(|c| !c.is_empty())
+            .map(Cursor::decode)
+            .transpose()
+            .map_err(|m| bad_param("cursor", m))?,
+        direction: direction(&params)?,
+    };
+    let store = state.logs.clone();
+    let q = params.get("query").unwrap_or("").to_string();
+    let page = blocking(move || {
+        let query = store.parse_query(&q)?;
+        store.search(query.as_ref(), &search)
+    })
+    .await?;
+    Ok(Json(json!({ "status": "success", "data": page })).into_response())
+}
+
+async fn histogram(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let (start, end) = range_ms(&params, 3_600_000)?;
+    let step = match params.get("step").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let d = parse_duration(s).map_err(|m| bad_param("step", m))?;
+            let ms = d.as_millis() as i64;
+            if ms < 1 {
+                return Err(bad_param("step", "must be at least 1ms"));
+            }
+            ms
+        }
+        None => auto_step_ms(start, end),
+    };
+    let store = state.logs.clone();
+    let q = params.get("query").unwrap_or("").to_string();
+    let h = blocking(move || {
+        let query = store.parse_query(&q)?;
+        store.histogram(query.as_ref(), start, end, step)
+    })
+    .await?;
+    Ok(Json(json!({ "status": "success", "data": h })).into_response())
+}
+
+async fn tail(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let q = params.get("query").unwrap_or("");
+    let query: Arc<dyn tantivy::query::Query> = Arc::from(state.logs.parse_query(q)?);
+    let events = super::tail::events(state.logs.clone(), query);
+    Ok(Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text(" keepalive"),
+        )
+        .into_response())
+}
+
+/// Loki's time parameters: Unix nanoseconds (integers over 10 digits),
+/// Unix seconds (shorter integers or with a fraction) or RFC 3339.
+pub fn loki_time(s: &str) -> Result<i64, String> {
+    if !s.contains('.')
+        && let Ok(n) = s.parse::<i64>()
+    {
+        return Ok(if s.trim_start_matches('-').len() <= 10 {
+            n.saturating_mul(1_000_000_000)
+        } else {
+            n
+        });
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() || secs.abs() > 9.2e9 {
+            return Err(format!("cannot parse {s:?} to a valid timestamp"));
+        }
+        return Ok((secs * 1e9) as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp"))
+}
+
+fn loki_range(params: &Params, default_span_ns: i64) -> Result<(i64, i64), ApiError> {
+    let end = match params.get("end") {
+        Some(e) => loki_time(e).map_err(|m| bad_param("end", m))?,
+        None => now_ns(),
+    };
+    let start = match params.get("start") {
+        Some(s) => loki_time(s).map_err(|m| bad_param("start", m))?,
+        None => end - default_span_ns,
+    };
+    if end < start {
+        return Err(bad_param("end", "must not be before start"));
+    }
+    // Loki's end is inclusive.
+    Ok((start, end.saturating_add(1)))
+}
+
+async fn loki_query_range(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let q = params
+        .get("query")
+        .ok_or_else(|| bad_param("query", "missing"))?;
+    let logql = LogQuery::parse(q).map_err(|m| bad_param("query", m))?;
+    let (start_ns, end_ns) = loki_range(&params, 3_600 * 1_000_000_000)?;
+    let search = SearchParams {
+        start_ns,
+        end_ns,
+        limit: limit(&params)?,
+        cursor: None,
+        direction: direction(&params)?,
+    };
+    let store = state.logs.clone();
+    let (lines, _) = blocking(move || {
+        let query = logql.to_query(store.schema());
+        store.search_filtered(
+            query.as_ref(),
+            &search,
+            &|l| logql.passes(&l.message),
+            LOGQL_SCAN_LIMIT,
+        )
+    })
+    .await?;
+    // Group by stream, keeping the order within each.
+    let mut streams: Vec<StreamValues> = Vec::new();
+    let mut index: BTreeMap<BTreeMap<String, String>, usize> = BTreeMap::new();
+    for l in lines {
+        let i = *index.entry(l.labels.clone()).or_insert_with(|| {
+            streams.push((l.labels.clone(), Vec::new()));
+            streams.len() - 1
+        });
+        streams[i].1.push([l.ts_ns, l.message]);
+    }
+    let result: Vec<_> = streams
+        .into_iter()
+        .map(|(stream, values)| json!({ "stream": stream, "values": values }))
+        .collect();
+    Ok(Json(json!({
+        "status": "success",
+        "data": { "resultType": "streams", "result": result, "stats": {} }
+    }))
+    .into_response())
+}
+
+async fn loki_labels(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let (start, end) = loki_range(&params, 6 * 3_600 * 1_000_000_000)?;
+    let store = state.logs.clone();
+    let names = blocking(move || store.label_terms(start, end, None)).await?;
+    Ok(Json(json!({ "status": "success", "data": names })).into_response())
+}
+
+async fn loki_label_values(
+    State(state): State<Arc<ServerState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    if !super::push::valid_label_name(&name) {
+        return Err(bad_param(
+            "name",
+            format!("{name:?} is not a valid label name"),
+        ));
+    }
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let (start, end) = loki_range(&params, 6 * 3_600 * 1_000_000_000)?;
+    let store = state.logs.clone();
+    let values = blocking(move || store.label_terms(start, end, Some(&name))).await?;
+    Ok(Json(json!({ "status": "success", "data": values })).into_response())
+}
+
+impl LogStore {
+    /// Label names (`name` = `None`) or the values of label `name` in the
+    /// partitions overlapping `[start, end)`, sorted and unique.
+    pub fn label_terms(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        name: Option<&str>,
+    ) -> Result<Vec<String>, LogError> {
+        let mut out = std::collections::BTreeSet::new();
+        let prefix = name.map(|n| format!("{n}="));
+        for part in self.partitions(start_ns, end_ns) {
+            let searcher = part.reader.searcher();
+            for seg in searcher.segment_readers() {
+                let inv = seg
+                    .inverted_index(self.schema().labels)
+                    .map_err(|e| LogError::Index(e.to_string()))?;
+                let dict = inv.terms();
+                let mut builder = dict.range();
+                if let Some(p) = &prefix {
+                    let mut upper = p.as_bytes().to_vec();
+                    *upper.last_mut().expect("non-empty") += 1;
+                    builder = builder.ge(p.as_bytes()).lt(upper);
+                }
+                let mut stream = builder
+                    .into_stream()
+                    .map_err(|e| LogError::Index(e.to_string()))?;
+                while stream.advance() {
+                    let term = String::from_utf8_lossy(stream.key());
+                    match &prefix {
+                        Some(p) => {
+                            if let Some(v) = term.strip_prefix(p.as_str()) {
+                                out.insert(v.to_string());
+                            }
+                        }
+                        None => {
+                            if let Some((k, _)) = term.split_once('=') {
+                                out.insert(k.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loki_times() {
+        assert_eq!(loki_time("1700000000").unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(
+            loki_time("1700000000123456789").unwrap(),
+            1_700_000_000_123_456_789
+        );
+        assert_eq!(
+            loki_time("1700000000.5").unwrap(),
+            1_700_000_000_500_000_000
+        );
+        assert_eq!(
+            loki_time("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000_000_000
+        );
+        assert!(loki_time("yesterday").is_err());
+    }
+}

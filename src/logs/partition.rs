@@ -1,0 +1,225 @@
+//! Time partitions: one tantivy index per span of time (a day by default)
+//! under `<data_dir>/logs/<start>/`, so that retention deletes whole
+//! directories and queries skip partitions outside their range.
+//!
+//! Each partition records its exact span in `partition.json` (written
+//! before the index), so a change of the configured length never makes
+//! spans overlap or lines land in the wrong place.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tantivy::directory::MmapDirectory;
+use tantivy::store::Compressor;
+use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
+
+use super::LogError;
+use super::schema::LogSchema;
+
+/// The span file's name.
+const SPAN_FILE: &str = "partition.json";
+
+/// What `partition.json` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// First nanosecond of the partition.
+    pub start_ns: i64,
+    /// First nanosecond after it.
+    pub end_ns: i64,
+}
+
+impl Span {
+    /// Whether `[start, end)` overlaps this span.
+    pub fn overlaps(&self, start_ns: i64, end_ns: i64) -> bool {
+        self.start_ns < end_ns && start_ns < self.end_ns
+    }
+
+    /// Whether `ts` falls in it.
+    pub fn contains(&self, ts: i64) -> bool {
+        self.start_ns <= ts && ts < self.end_ns
+    }
+}
+
+/// One partition: its index and a reader reloaded after each commit.
+pub struct Partition {
+    /// Its span.
+    pub span: Span,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The index.
+    pub index: Index,
+    /// The reader searches use.
+    pub reader: IndexReader,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("span", &self.span)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// The directory name of a partition starting at `start_ns`:
+/// `YYYY-MM-DD` at midnight, `YYYY-MM-DDTHH-MM` otherwise.
+pub fn dir_name(start_ns: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(start_ns);
+    if start_ns.rem_euclid(86_400 * 1_000_000_000) == 0 {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H-%M").to_string()
+    }
+}
+
+impl Partition {
+    /// Creates (or opens) the partition for `span` under `root`.
+    pub fn create(
+        root: &Path,
+        span: Span,
+        schema: &LogSchema,
+        compressor: Compressor,
+    ) -> Result<Self, LogError> {
+        let dir = root.join(dir_name(span.start_ns));
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        let span_path = dir.join(SPAN_FILE);
+        if !span_path.exists() {
+            // Written (and synced) before the index exists, so every index
+            // directory has a span.
+            let tmp = dir.join(format!("{SPAN_FILE}.tmp"));
+            let json = serde_json::to_vec(&span).expect("serialisable");
+            write_synced(&tmp, &json).map_err(|e| LogError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &span_path).map_err(|e| LogError::io(&span_path, e))?;
+            sync_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
+            sync_dir(root).map_err(|e| LogError::io(root, e))?;
+        }
+        Self::open(&dir, schema, compressor)
+    }
+
+    /// Opens the partition in `dir` (creating the index if only the span
+    /// file exists: a crash between the two).
+    pub fn open(dir: &Path, schema: &LogSchema, compressor: Compressor) -> Result<Self, LogError> {
+        let span_path = dir.join(SPAN_FILE);
+        let span: Span = serde_json::from_slice(
+            &std::fs::read(&span_path).map_err(|e| LogError::io(&span_path, e))?,
+        )
+        .map_err(|e| LogError::Corrupt(format!("{}: {e}", span_path.display())))?;
+        let mmap = MmapDirectory::open(dir)
+            .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
+        let index = Index::builder()
+            .schema(schema.schema.clone())
+            .settings(IndexSettings {
+                docstore_compression: compressor,
+                ..IndexSettings::default()
+            })
+            .open_or_create(mmap)
+            .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
+        if index.schema() != schema.schema {
+            return Err(LogError::Corrupt(format!(
+                "{}: the index has another schema than this version of Osprey writes",
+                dir.display()
+            )));
+        }
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
+        Ok(Self {
+            span,
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+        })
+    }
+
+    /// Bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.dir)
+    }
+}
+
+/// Total size of the files in `dir` (not recursive: tantivy keeps one
+/// flat directory).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The span a new partition for `ts` gets: the aligned span of
+/// `length_ns`, clipped so as not to overlap its neighbours.
+pub fn span_for(ts: i64, length_ns: i64, existing: &[Span]) -> Span {
+    let start = ts.div_euclid(length_ns) * length_ns;
+    let mut span = Span {
+        start_ns: start,
+        end_ns: start.saturating_add(length_ns),
+    };
+    for s in existing {
+        if s.end_ns <= ts {
+            span.start_ns = span.start_ns.max(s.end_ns);
+        } else if s.start_ns > ts {
+            span.end_ns = span.end_ns.min(s.start_ns);
+        }
+    }
+    span
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400 * 1_000_000_000;
+
+    #[test]
+    fn names_and_spans() {
+        assert_eq!(dir_name(0), "1970-01-01");
+        assert_eq!(dir_name(DAY + 6 * 3_600_000_000_000), "1970-01-02T06-00");
+        let s = span_for(DAY + 5, DAY, &[]);
+        assert_eq!(
+            s,
+            Span {
+                start_ns: DAY,
+                end_ns: 2 * DAY
+            }
+        );
+        // A neighbour made with another length clips the new span.
+        let existing = [Span {
+            start_ns: DAY,
+            end_ns: DAY + 100,
+        }];
+        let s = span_for(DAY + 200, DAY, &existing);
+        assert_eq!(
+            s,
+            Span {
+                start_ns: DAY + 100,
+                end_ns: 2 * DAY
+            }
+        );
+        let s = span_for(DAY - 5, DAY, &existing);
+        assert_eq!(
+            s,
+            Span {
+                start_ns: 0,
+                end_ns: DAY
+            }
+        );
+    }
+}

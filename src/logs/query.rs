@@ -1,0 +1,590 @@
+//! Searching: a query string becomes a tantivy query over the fields, a
+//! time range prunes partitions, and a collector over the timestamp and id
+//! fast fields keeps the newest (or oldest) matches. Paging continues after
+//! an opaque cursor `(timestamp, id)`: the order is total, so pages never
+//! overlap or skip a line, also across partitions (whose spans are
+//! disjoint in time).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::ColumnValues;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::schema::Value;
+use tantivy::tokenizer::TokenizerManager;
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, Term};
+
+use super::partition::Partition;
+use super::schema::{LABEL_FIELDS, LogSchema};
+use super::{LogError, LogStore};
+
+/// Which way results run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Newest first (the default).
+    #[default]
+    Backward,
+    /// Oldest first.
+    Forward,
+    /// In order of arrival (ids ascending): tailing.
+    Arrival,
+}
+
+impl Direction {
+    /// Parses `backward` / `forward`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "backward" | "BACKWARD" => Ok(Self::Backward),
+            "forward" | "FORWARD" => Ok(Self::Forward),
+            other => Err(format!(
+                "direction {other:?} is neither \"backward\" nor \"forward\""
+            )),
+        }
+    }
+}
+
+/// Where the previous page ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Timestamp of the last line returned.
+    pub ts_ns: i64,
+    /// Its id.
+    pub id: u64,
+}
+
+impl Cursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.ts_ns, self.id)
+    }
+
+    /// Parses [`Cursor::encode`]'s form.
+    pub fn decode(s: &str) -> Result<Self, String> {
+        let bad = || format!("cursor {s:?} is not one this server returned");
+        let (t, i) = s.rsplit_once('_').ok_or_else(bad)?;
+        Ok(Self {
+            ts_ns: t.parse().map_err(|_| bad())?,
+            id: i.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// What to search.
+#[derive(Debug, Clone)]
+pub struct SearchParams {
+    /// First nanosecond (inclusive).
+    pub start_ns: i64,
+    /// Last nanosecond (exclusive).
+    pub end_ns: i64,
+    /// Most lines to return.
+    pub limit: usize,
+    /// Continue after this line.
+    pub cursor: Option<Cursor>,
+    /// Order.
+    pub direction: Direction,
+}
+
+/// One line as the APIs return it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    /// RFC 3339 with nanoseconds.
+    pub ts: String,
+    /// Unix nanoseconds, as a string (JSON numbers lose precision).
+    pub ts_ns: String,
+    /// Stream label `node`.
+    pub node: Option<String>,
+    /// Stream label `namespace`.
+    pub namespace: Option<String>,
+    /// Stream label `pod`.
+    pub pod: Option<String>,
+    /// Stream label `container`.
+    pub container: Option<String>,
+    /// Stream label `stream`.
+    pub stream: Option<String>,
+    /// Level parsed from the line.
+    pub level: Option<String>,
+    /// All stream labels.
+    pub labels: BTreeMap<String, String>,
+    /// The line.
+    pub message: String,
+    /// Unix nanoseconds.
+    #[serde(skip)]
+    pub ts_value: i64,
+    /// Arrival id in its partition.
+    #[serde(skip)]
+    pub id: u64,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    /// The lines.
+    pub lines: Vec<LogLine>,
+    /// Where the next page starts; `None` when there is none.
+    pub next_cursor: Option<String>,
+}
+
+/// Formats Unix nanoseconds as RFC 3339 with nine fraction digits.
+pub fn format_ts(ts_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ts_ns)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}
+
+/// Sort key: larger comes first in the output.
+type Key = (i128, i128);
+
+fn key(direction: Direction, ts: i64, id: u64) -> Key {
+    match direction {
+        Direction::Backward => (i128::from(ts), i128::from(id)),
+        Direction::Forward => (-i128::from(ts), -i128::from(id)),
+        Direction::Arrival => (-i128::from(id), 0),
+    }
+}
+
+/// A hit: where the document is and its sort values.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    key: Key,
+    /// Timestamp.
+    pub ts: i64,
+    /// Id.
+    pub id: u64,
+    /// Document.
+    pub addr: DocAddress,
+}
+
+/// Keeps the `limit` first matches in `direction` order within a time
+/// range, after an optional cursor, within an optional id range.
+#[derive(Debug, Clone, Copy)]
+pub struct TopLines {
+    start_ns: i64,
+    end_ns: i64,
+    limit: usize,
+    after: Option<Key>,
+    direction: Direction,
+    ids: Option<(u64, u64)>,
+}
+
+/// The hits of one partition and the searcher that holds them.
+type PartitionHits = (Arc<Partition>, tantivy::Searcher, Vec<Hit>);
+
+/// Per segment.
+pub struct TopLinesSegment {
+    ts: Arc<dyn ColumnValues<i64>>,
+    id: Arc<dyn ColumnValues<u64>>,
+    segment: SegmentOrdinal,
+    parent: TopLines,
+    heap: BinaryHeap<Reverse<(Key, i64, u64, DocId)>>,
+    buf: Vec<i64>,
+}
+
+impl Collector for TopLines {
+    type Fruit = Vec<Hit>;
+    type Child = TopLinesSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<TopLinesSegment> {
+        let ff = reader.fast_fields();
+        Ok(TopLinesSegment {
+            ts: ff.i64("timestamp")?.first_or_default_col(0),
+            id: ff.u64("id")?.first_or_default_col(0),
+            segment,
+            parent: *self,
+            heap: BinaryHeap::with_capacity(self.limit.min(1 << 16) + 1),
+            buf: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    /// Skips segments whose timestamps (or ids) all fall outside the
+    /// range without running the query on them: new lines sit in new
+    /// segments, so tails and recent searches touch little.
+    fn collect_segment(
+        &self,
+        weight: &dyn tantivy::query::Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let mut c = self.for_segment(segment, reader)?;
+        if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
+            return Ok(Vec::new());
+        }
+        if let Some((lo, hi)) = self.ids
+            && (c.id.max_value() < lo || c.id.min_value() > hi)
+        {
+            return Ok(Vec::new());
+        }
+        for_each_alive(weight, reader, &mut |docs| c.collect_block(docs))?;
+        Ok(c.harvest())
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Hit>>) -> tantivy::Result<Vec<Hit>> {
+        let mut all: Vec<Hit> = fruits.into_iter().flatten().collect();
+        all.sort_unstable_by_key(|h| Reverse(h.key));
+        all.truncate(self.limit);
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for TopLinesSegment {
+    type Fruit = Vec<Hit>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let ts = self.ts.get_val(doc);
+        self.offer(doc, ts);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut ts = std::mem::take(&mut self.buf);
+        ts.resize(docs.len(), 0);
+        self.ts.get_vals(docs, &mut ts);
+        for (&d, &t) in docs.iter().zip(&ts) {
+            self.offer(d, t);
+        }
+        self.buf = ts;
+    }
+
+    fn harvest(self) -> Vec<Hit> {
+        let segment = self.segment;
+        self.heap
+            .into_iter()
+            .map(|Reverse((key, ts, id, doc))| Hit {
+                key,
+                ts,
+                id,
+                addr: DocAddress::new(segment, doc),
+            })
+            .collect()
+    }
+}
+
+impl TopLinesSegment {
+    /// Considers `doc` with timestamp `ts`.
+    fn offer(&mut self, doc: DocId, ts: i64) {
+        let TopLines {
+            start_ns: start,
+            end_ns: end,
+            limit,
+            after,
+            direction,
+            ids,
+        } = self.parent;
+        if ts < start || ts >= end {
+            return;
+        }
+        let id = self.id.get_val(doc);
+        if let Some((lo, hi)) = ids
+            && (id < lo || id > hi)
+        {
+            return;
+        }
+        let k = key(direction, ts, id);
+        if after.is_some_and(|a| k >= a) {
+            return;
+        }
+        if self.heap.len() < limit {
+            self.heap.push(Reverse((k, ts, id, doc)));
+        } else if let Some(Reverse(min)) = self.heap.peek()
+            && k > min.0
+        {
+            self.heap.pop();
+            self.heap.push(Reverse((k, ts, id, doc)));
+        }
+    }
+}
+
+/// Runs `weight` over the segment's live documents (without scores), a
+/// block of documents at a time.
+pub fn for_each_alive(
+    weight: &dyn tantivy::query::Weight,
+    reader: &SegmentReader,
+    f: &mut dyn FnMut(&[DocId]),
+) -> tantivy::Result<()> {
+    match reader.alive_bitset() {
+        Some(alive) => {
+            let mut live = Vec::new();
+            weight.for_each_no_score(reader, &mut |docs| {
+                live.clear();
+                live.extend(docs.iter().copied().filter(|&d| alive.is_alive(d)));
+                f(&live)
+            })
+        }
+        None => weight.for_each_no_score(reader, f),
+    }
+}
+
+/// Restricts `query` to `[start, end)` on the timestamp fast field
+/// unless the range covers the whole partition.
+fn in_range(
+    schema: &LogSchema,
+    query: &dyn Query,
+    part: &Partition,
+    start_ns: i64,
+    end_ns: i64,
+) -> Box<dyn Query> {
+    if start_ns <= part.span.start_ns && end_ns >= part.span.end_ns {
+        return query.box_clone();
+    }
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, query.box_clone()),
+        (
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_i64(schema.timestamp, start_ns)),
+                Bound::Excluded(Term::from_field_i64(schema.timestamp, end_ns)),
+            )),
+        ),
+    ]))
+}
+
+/// tantivy's boolean query with only `MustNot` clauses matches nothing
+/// (`a AND NOT b` parses as `+a +(-b)`); people mean "everything except",
+/// so such groups get an all-documents clause.
+fn complete_negations(q: Box<dyn Query>) -> Box<dyn Query> {
+    let Some(b) = q.downcast_ref::<BooleanQuery>() else {
+        return q;
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = b
+        .clauses()
+        .iter()
+        .map(|(o, c)| (*o, complete_negations(c.box_clone())))
+        .collect();
+    if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
+impl LogStore {
+    /// Parses a query string: tantivy's syntax over `message` by default,
+    /// with the fields `node: namespace: pod: container: stream: level:
+    /// labels:` (`labels:"app=web"`); terms are ANDed unless `OR` is
+    /// written. Empty = every line.
+    pub fn parse_query(&self, q: &str) -> Result<Box<dyn Query>, LogError> {
+        if q.trim().is_empty() {
+            return Ok(Box::new(AllQuery));
+        }
+        let schema = self.schema();
+        let mut parser = QueryParser::new(
+            schema.schema.clone(),
+            vec![schema.message],
+            TokenizerManager::default(),
+        );
+        parser.set_conjunction_by_default();
+        let parsed = match parser.parse_query(q) {
+            // `NOT x` alone: everything except x.
+            Err(tantivy::query::QueryParserError::AllButQueryForbidden) => {
+                parser.parse_query(&format!("* AND ({q})"))
+            }
+            other => other,
+        }
+        .map_err(|e| {
+            LogError::BadQuery(format!(
+                "cannot parse the query {q:?}: {e} (fields: {}, level, labels, message)",
+                LABEL_FIELDS.join(", ")
+            ))
+        })?;
+        // Field names the parser accepted but that are not searchable
+        // text (timestamp, id, labels_json) would silently match nothing.
+        let mut bad = None;
+        parsed.query_terms(&mut |term, _| {
+            let f = term.field();
+            if !schema.query_fields().contains(&f) {
+                bad = Some(schema.schema.get_field_name(f).to_string());
+            }
+        });
+        if let Some(f) = bad {
+            return Err(LogError::BadQuery(format!(
+                "field {f:?} cannot be searched with a query string (fields: {}, level, labels, message)",
+                LABEL_FIELDS.join(", ")
+            )));
+        }
+        Ok(complete_negations(parsed))
+    }
+
+    /// The hits of `query` in order, at most `limit`, with the searchers
+    /// that hold them.
+    fn hits(
+        &self,
+        query: &dyn Query,
+        params: &SearchParams,
+        ids: Option<(i64, u64, u64)>,
+    ) -> Result<Vec<PartitionHits>, LogError> {
+        let (mut start, mut end) = (params.start_ns, params.end_ns);
+        if let Some(c) = params.cursor {
+            match params.direction {
+                Direction::Backward => end = end.min(c.ts_ns.saturating_add(1)),
+                Direction::Forward => start = start.max(c.ts_ns),
+                Direction::Arrival => {}
+            }
+        }
+        let mut parts = self.partitions(start, end);
+        if let Some((p, _, _)) = ids {
+            parts.retain(|q| q.span.start_ns == p);
+        }
+        if params.direction == Direction::Backward {
+            parts.reverse();
+        }
+        let after = params.cursor.map(|c| key(params.direction, c.ts_ns, c.id));
+        let mut need = params.limit;
+        let mut out = Vec::new();
+        for part in parts {
+            if need == 0 {
+                break;
+            }
+            let searcher = part.reader.searcher();
+            let q = in_range(self.schema(), query, &part, start, end);
+            let collector = TopLines {
+                start_ns: start,
+                end_ns: end,
+                limit: need,
+                after,
+                direction: params.direction,
+                ids: ids.map(|(_, lo, hi)| (lo, hi)),
+            };
+            let hits = searcher
+                .search(&q, &collector)
+                .map_err(|e| LogError::Index(e.to_string()))?;
+            need -= hits.len();
+            out.push((part, searcher, hits));
+        }
+        Ok(out)
+    }
+
+    /// One page of lines matching `query`.
+    pub fn search(&self, query: &dyn Query, params: &SearchParams) -> Result<SearchPage, LogError> {
+        let mut probe = params.clone();
+        probe.limit = params.limit.saturating_add(1);
+        let found = self.hits(query, &probe, None)?;
+        let mut lines = Vec::with_capacity(params.limit);
+        let mut more = false;
+        'outer: for (_, searcher, hits) in &found {
+            for hit in hits {
+                if lines.len() == params.limit {
+                    more = true;
+                    break 'outer;
+                }
+                lines.push(self.load(searcher, hit)?);
+            }
+        }
+        let next_cursor = if more {
+            lines.last().map(|l| {
+                Cursor {
+                    ts_ns: l.ts_value,
+                    id: l.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(SearchPage { lines, next_cursor })
+    }
+
+    /// The lines of one commit (ids `first..=last` of a partition) that
+    /// match `query`, in order of arrival.
+    pub fn committed_lines(
+        &self,
+        query: &dyn Query,
+        partition_start_ns: i64,
+        first_id: u64,
+        last_id: u64,
+    ) -> Result<Vec<LogLine>, LogError> {
+        let params = SearchParams {
+            start_ns: i64::MIN,
+            end_ns: i64::MAX,
+            limit: (last_id - first_id + 1) as usize,
+            cursor: None,
+            direction: Direction::Arrival,
+        };
+        let found = self.hits(
+            query,
+            &params,
+            Some((partition_start_ns, first_id, last_id)),
+        )?;
+        let mut lines = Vec::new();
+        for (_, searcher, hits) in &found {
+            for hit in hits {
+                lines.push(self.load(searcher, hit)?);
+            }
+        }
+        Ok(lines)
+    }
+
+    fn load(&self, searcher: &tantivy::Searcher, hit: &Hit) -> Result<LogLine, LogError> {
+        let s = self.schema();
+        let doc: tantivy::TantivyDocument = searcher
+            .doc(hit.addr)
+            .map_err(|e| LogError::Index(e.to_string()))?;
+        let text = |f| {
+            doc.get_first(f)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let labels: BTreeMap<String, String> = text(s.labels_json)
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        let label = |name: &str| labels.get(name).cloned();
+        Ok(LogLine {
+            ts: format_ts(hit.ts),
+            ts_ns: hit.ts.to_string(),
+            node: label("node"),
+            namespace: label("namespace"),
+            pod: label("pod"),
+            container: label("container"),
+            stream: label("stream"),
+            level: text(s.level),
+            message: text(s.message).unwrap_or_default(),
+            labels,
+            ts_value: hit.ts,
+            id: hit.id,
+        })
+    }
+
+    /// Pages through `query`'s matches keeping those `keep` accepts, until
+    /// `limit` are kept or `scan_limit` candidates were looked at (LogQL
+    /// line filters). Returns the kept lines and whether the scan stopped
+    /// at its limit.
+    pub fn search_filtered(
+        &self,
+        query: &dyn Query,
+        params: &SearchParams,
+        keep: &dyn Fn(&LogLine) -> bool,
+        scan_limit: usize,
+    ) -> Result<(Vec<LogLine>, bool), LogError> {
+        let mut out = Vec::with_capacity(params.limit);
+        let mut p = params.clone();
+        p.limit = params.limit.clamp(100, 5000);
+        let mut scanned = 0;
+        loop {
+            let page = self.search(query, &p)?;
+            scanned += page.lines.len();
+            for line in page.lines {
+                if keep(&line) {
+                    out.push(line);
+                    if out.len() == params.limit {
+                        return Ok((out, false));
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(c) if scanned < scan_limit => {
+                    p.cursor = Some(Cursor::decode(&c).map_err(LogError::BadQuery)?)
+                }
+                Some(_) => return Ok((out, true)),
+                None => return Ok((out, false)),
+            }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The tantivy schema of a log partition, and how a pushed line becomes a
+//! document: stream labels as raw terms, the level parsed from the line
+//! when it says one, the message as full text.
+
+use std::collections::BTreeMap;
+
+use tantivy::TantivyDocument;
+use tantivy::schema::{
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+
+/// Stream labels that also get a field of their own, so queries can say
+/// `namespace:prod` (the query parser's field names).
+pub const LABEL_FIELDS: [&str; 5] = ["node", "namespace", "pod", "container", "stream"];
+
+/// The fields of a log partition.
+#[derive(Debug, Clone)]
+pub struct LogSchema {
+    /// The schema itself.
+    pub schema: Schema,
+    /// Line timestamp, Unix nanoseconds (fast field: sorting, ranges,
+    /// histograms).
+    pub timestamp: Field,
+    /// Order of arrival within the partition (fast field): the tie-break
+    /// for equal timestamps, so paging is total and stable.
+    pub id: Field,
+    /// `node`, `namespace`, `pod`, `container`, `stream`: raw terms, in
+    /// the order of [`LABEL_FIELDS`].
+    pub label_fields: [Field; 5],
+    /// The level parsed from the line (`error`, `warn` …), raw term,
+    /// stored.
+    pub level: Field,
+    /// Every stream label as a `name=value` raw term (Loki selectors).
+    pub labels: Field,
+    /// The stream labels as a stored JSON object.
+    pub labels_json: Field,
+    /// The line, full text with positions (phrases), stored.
+    pub message: Field,
+}
+
+impl Default for LogSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LogSchema {
+    /// Builds the schema.
+    pub fn new() -> Self {
+        let mut b = Schema::builder();
+        let timestamp = b.add_i64_field("timestamp", FAST);
+        let id = b.add_u64_field("id", FAST);
+        let label_fields = LABEL_FIELDS.map(|name| b.add_text_field(name, STRING));
+        let level = b.add_text_field("level", STRING | STORED);
+        let labels = b.add_text_field("labels", STRING);
+        let labels_json = b.add_text_field("labels_json", STORED);
+        let message = b.add_text_field(
+            "message",
+            TextOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer("default")
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                )
+                .set_stored(),
+        );
+        Self {
+            schema: b.build(),
+            timestamp,
+            id,
+            label_fields,
+            level,
+            labels,
+            labels_json,
+            message,
+        }
+    }
+
+    /// The fields a query string may name (`namespace:prod`), message
+    /// being the default.
+    pub fn query_fields(&self) -> Vec<Field> {
+        let mut f = self.label_fields.to_vec();
+        f.push(self.level);
+        f.push(self.labels);
+        f.push(self.message);
+        f
+    }
+
+    /// The document of one line.
+    pub fn document(&self, line: &PreparedLine, id: u64) -> TantivyDocument {
+        let mut doc = TantivyDocument::default();
+        doc.add_i64(self.timestamp, line.ts_ns);
+        doc.add_u64(self.id, id);
+        let labels = &line.stream.labels;
+        for (name, field) in LABEL_FIELDS.iter().zip(self.label_fields) {
+            if let Some(v) = labels.get(*name) {
+                doc.add_text(field, v);
+            }
+        }
+        if let Some(level) = line.level {
+            doc.add_text(self.level, level);
+        }
+        for term in &line.stream.terms {
+            doc.add_text(self.labels, term);
+        }
+        doc.add_text(self.labels_json, &line.stream.json);
+        doc.add_text(self.message, &line.message);
+        doc
+    }
+}
+
+/// The labels of a stream, in the forms the index needs (computed once per
+/// stream of a push, shared by its lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLabels {
+    /// Name → value.
+    pub labels: BTreeMap<String, String>,
+    /// `name=value` terms.
+    pub terms: Vec<String>,
+    /// The labels as a JSON object.
+    pub json: String,
+}
+
+impl StreamLabels {
+    /// Derives the term and JSON forms.
+    pub fn new(labels: BTreeMap<String, String>) -> Self {
+        let terms = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let json = serde_json::to_string(&labels).expect("string map serialises");
+        Self {
+            labels,
+            terms,
+            json,
+        }
+    }
+}
+
+/// One validated line, ready to index.
+#[derive(Debug, Clone)]
+pub struct PreparedLine {
+    /// Unix nanoseconds.
+    pub ts_ns: i64,
+    /// Its stream.
+    pub stream: std::sync::Arc<StreamLabels>,
+    /// The level the line states, normalised.
+    pub level: Option<&'static str>,
+    /// The line.
+    pub message: String,
+}
+
+impl PreparedLine {
+    /// Raw size: what the line weighs on the wire (message bytes), the
+    /// unit of the size limits and throughput figures.
+    pub fn raw_bytes(&self) -> usize {
+        self.message.len()
+    }
+}
+
+/// Maps a level word to its normalised name.
+fn normalise_level(word: &str) -> Option<&'static str> {
+    let w = word.trim_matches(|c: char| !c.is_ascii_alphabetic());
+    if w.len() > 11 {
+        return None;
+    }
+    Some(match w.to_ascii_lowercase().as_str() {
+        "error" | "err" | "eror" => "error",
+        "warn" | "warning" | "wrn" => "warn",
+        "info" | "inf" | "information" | "notice" => "info",
+        "debug" | "dbg" => "debug",
+        "trace" | "trc" => "trace",
+        "fatal" | "critical" | "crit" | "panic" | "emerg" | "alert" => "fatal",
+        _ => return None,
+    })
+}
+
+/// The level a line states, if it states one: a JSON `"level"`,
+/// `"severity"` or `"lvl"` key, a logfmt `level=`, a leading upper-case
+/// level word (possibly after a timestamp, in brackets or with a colon),
+/// or a klog header (`E1126 12:00:00.000000 …`).
+pub fn parse_level(line: &str) -> Option<&'static str> {
+    let line = line.trim_start();
+    let head = &line[..floor_char_boundary(line, 512)];
+    if head.starts_with('{') {
+        for key in ["\"level\"", "\"severity\"", "\"lvl\""] {
+            if let Some(pos) = head.find(key) {
+                let rest = head[pos + key.len()..].trim_start();
+                if let Some(rest) = rest.strip_prefix(':') {
+                    let rest = rest.trim_start();
+                    if let Some(rest) = rest.strip_prefix('"') {
+                        let value = rest.split('"').next().unwrap_or("");
+                        if let Some(l) = normalise_level(value) {
+                            return Some(l);
+                        }
+                    }
+                }
+            }
+        }
+        return None;
+    }
+    for key in ["level=", "lvl=", "severity="] {
+        if let Some(pos) = head.find(key)
+            && (pos == 0 || head.as_bytes()[pos - 1] == b' ')
+        {
+            let value = head[pos + key.len()..].trim_start_matches('"');
+            let value = value
+                .split(|c: char| c == '"' || c.is_whitespace())
+                .next()
+                .unwrap_or("");
+            if let Some(l) = normalise_level(value) {
+                return Some(l);
+            }
+        }
+    }
+    let b = head.as_bytes();
+    if b.len() > 5
+        && matches!(b[0], b'I' | b'W' | b'E' | b'F')
+        && b[1..5].iter().all(u8::is_ascii_digit)
+        && b[5] == b' '
+    {
+        return Some(match b[0] {
+            b'I' => "info",
+            b'W' => "warn",
+            b'E' => "error",
+            _ => "fatal",
+        });
+    }
+    // A level word among the first few tokens, upper case only so that
+    // prose ("an error occurred") does not count.
+    for word in head.split_whitespace().take(4) {
+        let w = word.trim_matches(|c: char| matches!(c, '[' | ']' | '<' | '>' | ':' | '(' | ')'));
+        if w.len() >= 3
+            && w.bytes().all(|c| c.is_ascii_uppercase())
+            && let Some(l) = normalise_level(w)
+        {
+            return Some(l);
+        }
+    }
+    None
+}
+
+/// The largest index ≤ `i` on a character boundary of `s`.
+pub fn floor_char_boundary(s: &str, i: usize) -> usize {
+    if i >= s.len() {
+        return s.len();
+    }
+    let mut i = i;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_parsed_where_the_line_states_them() {
+        let cases = [
+            (r#"{"level":"error","msg":"boom"}"#, Some("error")),
+            (r#"{"ts":1, "severity" : "WARNING"}"#, Some("warn")),
+            (r#"{"msg":"level=error inside json"}"#, None),
+            ("ts=2026 level=info msg=started", Some("info")),
+            ("level=\"debug\" msg=x", Some("debug")),
+            ("xlevel=error", None),
+            ("ERROR connection refused", Some("error")),
+            ("[WARN] disk almost full", Some("warn")),
+            ("2026-11-26T23:00:00Z INFO started", Some("info")),
+            ("2026-11-26 23:00:00,123 ERROR: failed", Some("error")),
+            (
+                "E1126 12:00:00.000000 1 reflector.go] failed",
+                Some("error"),
+            ),
+            ("I1126 12:00:00.000000 1 main.go] ok", Some("info")),
+            ("an error occurred while reading", None),
+            ("GET /index.html 200", None),
+            ("", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse_level(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn documents_carry_every_label_as_a_term() {
+        let s = LogSchema::new();
+        let stream = std::sync::Arc::new(StreamLabels::new(BTreeMap::from([
+            ("namespace".to_string(), "prod".to_string()),
+            ("app".to_string(), "web".to_string()),
+        ])));
+        assert_eq!(stream.terms, vec!["app=web", "namespace=prod"]);
+        let line = PreparedLine {
+            ts_ns: 5,
+            stream,
+            level: Some("error"),
+            message: "boom".into(),
+        };
+        let doc = s.document(&line, 7);
+        use tantivy::schema::Value;
+        let ns = doc
+            .get_all(s.label_fields[1])
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect::<Vec<_>>();
+        assert_eq!(ns, vec!["prod"]);
+    }
+}

@@ -1,0 +1,378 @@
+//! `osprey agent --kubernetes-api URL` names a pod's cgroups from the API
+//! server's pod list for its node, read over TLS with the service
+//! account's token and CA. A small HTTPS server (rustls, a CA made with
+//! rcgen for the test) stands in for the API server: it checks the bearer
+//! token and the node field selector and serves a `PodList`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use osprey_collector::fixture::{CgroupValues, FixtureTree, paths};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const TOKEN: &str = "sa-token-of-osprey-agent";
+const NODE: &str = "node-a";
+
+/// One request the stand-in received: request target and Authorization.
+#[derive(Debug, Clone)]
+struct Seen {
+    target: String,
+    authorization: Option<String>,
+}
+
+/// The stand-in API server: answers `GET /api/v1/pods` with `pod_list`
+/// when the token is right, 401 otherwise, over TLS with a certificate for
+/// 127.0.0.1 signed by the returned CA (PEM).
+struct FakeApiServer {
+    port: u16,
+    ca_pem: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn start_api_server(pod_list: String) -> FakeApiServer {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST))];
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+
+    let tls = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let conn = rustls::ServerConnection::new(Arc::clone(&tls)).unwrap();
+            let mut tls_stream = rustls::StreamOwned::new(conn, stream);
+            // A failed handshake (an agent that does not trust the CA) is
+            // just a closed connection here.
+            let _ = serve_one(&mut tls_stream, &pod_list, &log);
+        }
+    });
+    FakeApiServer {
+        port,
+        ca_pem: ca.pem(),
+        seen,
+    }
+}
+
+fn serve_one(
+    stream: &mut rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
+    pod_list: &str,
+    log: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(&mut *stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut authorization = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(value.trim().to_owned());
+        }
+    }
+    let target = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    log.lock().unwrap().push(Seen {
+        target: target.clone(),
+        authorization: authorization.clone(),
+    });
+    let (status, body) = if authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+        (
+            "401 Unauthorized",
+            r#"{"kind":"Status","code":401}"#.to_owned(),
+        )
+    } else if !target.starts_with("/api/v1/pods?") {
+        (
+            "404 Not Found",
+            r#"{"kind":"Status","code":404}"#.to_owned(),
+        )
+    } else {
+        ("200 OK", pod_list.to_owned())
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()?;
+    stream.conn.send_close_notify();
+    stream.flush()
+}
+
+fn pod_list(uid: &str, container_id: &str) -> String {
+    serde_json::json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": { "resourceVersion": "123" },
+        "items": [{
+            "metadata": {
+                "name": "cart-0",
+                "namespace": "shop",
+                "uid": uid,
+                "labels": { "app": "cart", "tier": "web" }
+            },
+            "spec": { "nodeName": NODE },
+            "status": {
+                "containerStatuses": [{
+                    "name": "cart",
+                    "image": "registry.example/cart:3.1",
+                    "containerID": format!("containerd://{container_id}")
+                }]
+            }
+        }]
+    })
+    .to_string()
+}
+
+/// A containerd pod with no runtime record and no kubelet logs on the
+/// node: only the API server can name it.
+struct Node {
+    tree: FixtureTree,
+    tmp: tempfile::TempDir,
+    uid: String,
+    container_id: String,
+    pod_path: String,
+    container_path: String,
+}
+
+fn node() -> Node {
+    let tree = FixtureTree::v2().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("sys")).unwrap();
+    let uid = paths::pod_uid(21);
+    let container_id = paths::container_id(21);
+    let container_path = paths::kubepods_systemd(
+        paths::Qos::Burstable,
+        &uid,
+        paths::Runtime::Containerd,
+        &container_id,
+    );
+    let pod_path = container_path.rsplit_once('/').unwrap().0.to_owned();
+    tree.add_cgroup(&pod_path, &CgroupValues::sample(20))
+        .unwrap();
+    tree.add_cgroup(&container_path, &CgroupValues::sample(21))
+        .unwrap();
+    Node {
+        tree,
+        tmp,
+        uid,
+        container_id,
+        pod_path,
+        container_path,
+    }
+}
+
+fn service_account(dir: &Path, token: &str, ca_pem: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca_pem).unwrap();
+}
+
+/// `osprey agent --once` on the node with the API server at `port`;
+/// returns (stdout, stderr).
+fn run_agent(node: &Node, port: u16, sa_dir: &Path) -> (String, String) {
+    let t = node.tmp.path();
+    let out = osprey()
+        .args(["agent", "--once", "--format", "prometheus"])
+        .args(["--container-label", "app"])
+        .args(["--node-name", NODE])
+        .arg("--kubernetes-api")
+        .arg(format!("https://127.0.0.1:{port}"))
+        .arg("--kubernetes-service-account-dir")
+        .arg(sa_dir)
+        .arg("--cgroup-root")
+        .arg(node.tree.root())
+        .arg("--sys-root")
+        .arg(t.join("sys"))
+        .arg("--docker-root")
+        .arg(t.join("docker"))
+        .arg("--pod-log-root")
+        .arg(t.join("no-pods"))
+        .arg("--container-log-root")
+        .arg(t.join("no-containers"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running osprey");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "the agent must not fail on metadata: {stderr}"
+    );
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn pods_are_named_and_labelled_from_the_api_server() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, TOKEN, &api.ca_pem);
+
+    let (text, stderr) = run_agent(&node, api.port, &sa);
+
+    let container = [
+        ("id", node.container_path.as_str()),
+        ("namespace", "shop"),
+        ("pod", "cart-0"),
+        ("container", "cart"),
+        ("image", "registry.example/cart:3.1"),
+        // The pod's labels, on its containers too.
+        ("container_label_app", "cart"),
+    ];
+    assert!(
+        metric_value(&text, "container_memory_usage_bytes", &container).is_some(),
+        "the container is named from the API server's pod list:\n{text}\n{stderr}"
+    );
+    let pod = [
+        ("id", node.pod_path.as_str()),
+        ("namespace", "shop"),
+        ("pod", "cart-0"),
+        ("container_label_app", "cart"),
+    ];
+    assert!(
+        metric_value(&text, "container_memory_usage_bytes", &pod).is_some(),
+        "the pod cgroup carries the pod's labels:\n{text}"
+    );
+
+    let seen = api.seen.lock().unwrap().clone();
+    // Both cgroups were resolved from one list: the source is rate-limited.
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let target = &seen[0].target;
+    assert!(target.starts_with("/api/v1/pods?"), "{target}");
+    assert!(
+        target.contains("fieldSelector=spec.nodeName%3Dnode-a"),
+        "only this node's pods are listed: {target}"
+    );
+    assert!(target.contains("resourceVersion=0"), "{target}");
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[test]
+fn a_refused_token_is_logged_once_and_the_agent_goes_on() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, "a-stale-token", &api.ca_pem);
+
+    let (text, stderr) = run_agent(&node, api.port, &sa);
+
+    // Still measured, just not named by the API server.
+    assert!(
+        metric_value(
+            &text,
+            "container_memory_usage_bytes",
+            &[("id", node.container_path.as_str()), ("pod", "")]
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert_eq!(api.seen.lock().unwrap().len(), 1);
+    assert_eq!(
+        stderr.matches("pod list unavailable").count(),
+        1,
+        "one warning: {stderr}"
+    );
+    assert!(stderr.contains("401"), "{stderr}");
+}
+
+#[test]
+fn an_api_server_outside_the_service_account_ca_is_not_trusted() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    // The right token, but a CA that did not sign the server's certificate.
+    let other = start_api_server(String::new());
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, TOKEN, &other.ca_pem);
+
+    let (text, stderr) = run_agent(&node, api.port, &sa);
+
+    assert!(
+        metric_value(
+            &text,
+            "container_memory_usage_bytes",
+            &[("id", node.container_path.as_str()), ("pod", "")]
+        )
+        .is_some(),
+        "{text}"
+    );
+    // The handshake failed before any request (and token) was sent.
+    assert!(api.seen.lock().unwrap().is_empty());
+    assert!(stderr.contains("pod list unavailable"), "{stderr}");
+}
+
+#[test]
+fn failed_pod_list_fetches_are_counted_in_the_agents_metrics() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, "a-stale-token", &api.ca_pem);
+    let logs = artifact_dir("agent_kube_api");
+    let t = node.tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let agent = AgentProcess::start(
+        &[
+            "--interval",
+            "1s",
+            "--node-name",
+            NODE,
+            "--kubernetes-api",
+            &format!("https://127.0.0.1:{}", api.port),
+            "--kubernetes-service-account-dir",
+            &s(&sa),
+            "--cgroup-root",
+            &s(node.tree.root()),
+            "--sys-root",
+            &s(&t.join("sys")),
+            "--docker-root",
+            &s(&t.join("docker")),
+            "--pod-log-root",
+            &s(&t.join("no-pods")),
+            "--container-log-root",
+            &s(&t.join("no-containers")),
+            "--data-dir",
+            &s(&t.join("data")),
+        ],
+        &logs,
+    );
+    let errors = metric_value(
+        &agent.metrics(),
+        "osprey_agent_read_errors_total",
+        &[("reason", "metadata")],
+    );
+    assert!(
+        errors.is_some_and(|n| n >= 1.0),
+        "metadata failures are counted: {errors:?}"
+    );
+    assert!(!api.seen.lock().unwrap().is_empty());
+}
