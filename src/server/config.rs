@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub users: Vec<super::session::UserConfig>,
     /// Log indexing and retention (`[server.logs]`).
     pub logs: LogsConfig,
+    /// Alerting: rules, channels, routing (`[server.alerting]`).
+    pub alerting: osprey_alerts::config::AlertingConfig,
     /// Forwarding to external remote-write and Loki endpoints
     /// (`[[server.forward.remote_write]]`, `[[server.forward.loki]]`); see
     /// [`super::forward::ForwardConfig`].
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             dashboard: Default::default(),
             users: Vec::new(),
             logs: LogsConfig::default(),
+            alerting: osprey_alerts::config::AlertingConfig::default(),
             forward: super::forward::ForwardConfig::default(),
         }
     }

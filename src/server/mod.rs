@@ -5,11 +5,13 @@
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
+//! - [`alerting`]: rules, notifications and their API;
 //! - [`forward`]: forwarding series and log streams to external
 //!   remote-write and Loki endpoints;
 //! - [`crate::heapster`]: the Heapster-compatible API;
 //! - [`crate::logs`]: log push, search, histogram, tail and Loki queries.
 
+pub mod alerting;
 pub mod auth;
 pub mod chart_query;
 pub mod config;
@@ -76,6 +78,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             axum::routing::get(chart_query::query_range),
         )
         .merge(crate::logs::api::routes())
+        .merge(alerting::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -107,18 +110,37 @@ pub async fn run(
         })?;
     let state = ServerState::open(config)?;
     let maintenance = state.spawn_maintenance();
+    // One shutdown signal for the HTTP server and the alerting loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let alerting = state
+        .alerting
+        .clone()
+        .map(|a| tokio::spawn(a.run(stopped(stop_rx.clone()))));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
     let logs = state.logs.clone();
+    let http_stopped = stopped(stop_rx.clone());
     let shutdown = async move {
-        shutdown.await;
+        http_stopped.await;
         // Live tails never end by themselves; graceful shutdown waits for
         // open responses.
         logs.close_tails();
     };
-    axum::serve(listener, router(state.clone()))
+    let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServerError::Serve)?;
+        .map_err(ServerError::Serve);
+    if let Some(a) = alerting {
+        // The loop saw the same signal; it persists its state and returns.
+        let _ = a.await;
+    }
+    served?;
     maintenance.abort();
     state.forward.shutdown().await;
     let logs = state.logs.clone();

@@ -86,6 +86,9 @@ pub struct ServerState {
     pub sessions: super::session::Sessions,
     /// The log store (`<data_dir>/logs`).
     pub logs: Arc<LogStore>,
+    /// The alerting service (`None` when disabled); its loop is started
+    /// by [`super::run`].
+    pub alerting: Option<Arc<osprey_alerts::service::Alerting>>,
     /// Forwarding targets (none by default).
     pub forward: super::forward::Forwarders,
 }
@@ -128,14 +131,17 @@ impl ServerState {
         )
         .map_err(ServerError::Config)?;
         let sessions = super::session::Sessions::new(&config.users)?;
+        let storage = Arc::new(storage);
+        let alerting = super::alerting::open(&config, storage.clone())?;
         Ok(Arc::new(Self {
             config,
-            storage: Arc::new(storage),
+            storage,
             tokens,
             metrics,
             dashboards,
             sessions,
             logs: Arc::new(logs),
+            alerting,
             forward,
         }))
     }
