@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub logs: LogsConfig,
     /// Alerting: rules, channels, routing (`[server.alerting]`).
     pub alerting: osprey_alerts::config::AlertingConfig,
+    /// Forwarding to external remote-write and Loki endpoints
+    /// (`[[server.forward.remote_write]]`, `[[server.forward.loki]]`); see
+    /// [`super::forward::ForwardConfig`].
+    pub forward: super::forward::ForwardConfig,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +65,7 @@ impl Default for ServerConfig {
             users: Vec::new(),
             logs: LogsConfig::default(),
             alerting: osprey_alerts::config::AlertingConfig::default(),
+            forward: super::forward::ForwardConfig::default(),
         }
     }
 }

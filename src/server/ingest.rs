@@ -21,6 +21,7 @@ use osprey_collector::ship::remote_write::{self, WriteRequest};
 
 use super::ServerState;
 use super::error::ApiError;
+use super::forward::ForwardError;
 use crate::storage::{Labels, Sample, SeriesSamples};
 
 /// The ingest routes.
@@ -97,12 +98,28 @@ async fn write(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
             return e.into_response();
         }
     };
-    let storage = state.storage.clone();
-    let report = match tokio::task::spawn_blocking(move || storage.append(&batch)).await {
+    // Stored, then queued for every forwarding target that selects it, and
+    // only then acknowledged (see `forward`).
+    let task_state = state.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        task_state
+            .forward
+            .store_and_forward(&task_state.storage, &batch)
+    });
+    let report = match stored.await {
         Ok(Ok(report)) => report,
+        Ok(Err(e @ ForwardError::Queue { .. })) => {
+            outcome("error");
+            return ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "unavailable",
+                message: format!("{e}; the samples are stored, retry the request"),
+            }
+            .into_response();
+        }
         Ok(Err(e)) => {
             outcome("error");
-            return ApiError::internal(format!("storing the samples failed: {e}")).into_response();
+            return ApiError::internal(e.to_string()).into_response();
         }
         Err(e) => {
             outcome("error");

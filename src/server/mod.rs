@@ -6,6 +6,8 @@
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
 //! - [`alerting`]: rules, notifications and their API;
+//! - [`forward`]: forwarding series and log streams to external
+//!   remote-write and Loki endpoints;
 //! - [`crate::heapster`]: the Heapster-compatible API;
 //! - [`crate::logs`]: log push, search, histogram, tail and Loki queries.
 
@@ -15,6 +17,7 @@ pub mod chart_query;
 pub mod config;
 pub mod dashboards;
 pub mod error;
+pub mod forward;
 pub mod health;
 pub mod info;
 pub mod ingest;
@@ -139,6 +142,7 @@ pub async fn run(
     }
     served?;
     maintenance.abort();
+    state.forward.shutdown().await;
     let logs = state.logs.clone();
     match tokio::task::spawn_blocking(move || logs.shutdown()).await {
         Ok(()) => tracing::info!("log index committed and closed"),

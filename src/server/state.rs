@@ -89,11 +89,14 @@ pub struct ServerState {
     /// The alerting service (`None` when disabled); its loop is started
     /// by [`super::run`].
     pub alerting: Option<Arc<osprey_alerts::service::Alerting>>,
+    /// Forwarding targets (none by default).
+    pub forward: super::forward::Forwarders,
 }
 
 impl ServerState {
-    /// Resolves tokens and opens the storage under `<data_dir>/tsdb` and
-    /// the log store under `<data_dir>/logs`.
+    /// Resolves tokens, opens the storage under `<data_dir>/tsdb` and the
+    /// log store under `<data_dir>/logs`, and starts the forwarding targets
+    /// (which needs a tokio runtime when any is configured).
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         let tokens = resolve_tokens(&config)?;
         validate_query_limits(&config.query)?;
@@ -105,6 +108,8 @@ impl ServerState {
                 dir: dir.clone(),
                 source,
             })?;
+        let forward = super::forward::Forwarders::start(&config.forward, &config.data_dir)
+            .map_err(ServerError::Config)?;
         let metrics = ServerMetrics::new();
         let logs_dir = config.data_dir.join("logs");
         let logs =
@@ -137,6 +142,7 @@ impl ServerState {
             sessions,
             logs: Arc::new(logs),
             alerting,
+            forward,
         }))
     }
 

@@ -34,10 +34,22 @@
 //! - **Power loss.** Spill files are not fsynced: recent ones may be lost
 //!   or truncated. A corrupt or truncated file is skipped with a warning
 //!   and counted, never delivered and never a panic.
+//! - **Durable enqueue.** [`ShipperHandle::enqueue_durable`] (used by the
+//!   server's forwarding) writes the batch straight to `spill_dir` and
+//!   fsyncs file and directory before returning, so a caller can
+//!   acknowledge its own sender knowing the batch survives kill -9 and
+//!   power loss; it fails rather than drop when the file cannot be written.
+//!
+//! [`Payload`] chooses what the bodies are: remote-write (the default) or
+//! Loki push JSON, which changes only the headers and how waiting batches
+//! are merged.
 
 pub mod queue;
 pub mod remote_write;
 pub mod sender;
 
 pub use remote_write::{Label, Sample, TimeSeries};
-pub use sender::{RemoteWriteConfig, ShipError, Shipper, ShipperHandle, ShipperStats};
+pub use sender::{
+    EnqueueError, Payload, RemoteWriteConfig, ShipError, Shipper, ShipperFeed, ShipperHandle,
+    ShipperStats, encode_batch,
+};

@@ -22,6 +22,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use tracing::{error, info, warn};
 
@@ -52,6 +53,9 @@ pub struct Batch {
     pub samples: u64,
     /// The remote-write body (protobuf, snappy block).
     pub body: Vec<u8>,
+    /// When it was queued (after a restart: its spill file's mtime); the
+    /// oldest one's age is the queue's lag.
+    pub enqueued: SystemTime,
 }
 
 /// Counters and sizes of a [`Queue`].
@@ -69,6 +73,8 @@ pub struct QueueStats {
     pub dropped_samples: u64,
     /// Spill files found corrupt or truncated, and skipped.
     pub corrupt_files: u64,
+    /// When the oldest waiting batch was queued; `None` when empty.
+    pub oldest_enqueued: Option<SystemTime>,
 }
 
 /// The queue could not be opened.
@@ -85,7 +91,11 @@ pub struct QueueError {
 /// One step of a [`Queue::peek`]: a batch at hand, or a file to read.
 enum Planned {
     Memory(Batch),
-    Disk { seq: u64, path: PathBuf },
+    Disk {
+        seq: u64,
+        path: PathBuf,
+        enqueued: SystemTime,
+    },
 }
 
 /// Locks a mutex, tolerating poison: the queue is consistent between
@@ -102,6 +112,7 @@ struct SpillFile {
     seq: u64,
     samples: u64,
     file_bytes: u64,
+    enqueued: SystemTime,
 }
 
 /// The bounded FIFO. The shipper shares it behind a [`Mutex`].
@@ -167,12 +178,13 @@ impl Queue {
         for (seq, path) in found {
             self.next_seq = self.next_seq.max(seq + 1);
             match read_header(&path) {
-                Ok((header, file_bytes)) if header.seq == seq => {
+                Ok((header, file_bytes, enqueued)) if header.seq == seq => {
                     self.disk_bytes += file_bytes;
                     self.disk.push_back(SpillFile {
                         seq,
                         samples: header.samples,
                         file_bytes,
+                        enqueued,
                     });
                 }
                 Ok(_) => self.discard_corrupt(&path, "its header names another batch"),
@@ -203,7 +215,12 @@ impl Queue {
         self.next_seq += 1;
         let dropped_before = self.stats.dropped_batches;
         self.memory_bytes += body.len() as u64;
-        self.memory.push_back(Batch { seq, samples, body });
+        self.memory.push_back(Batch {
+            seq,
+            samples,
+            body,
+            enqueued: SystemTime::now(),
+        });
         while self.memory_bytes > self.config.memory_bytes {
             let Some(oldest) = self.memory.pop_front() else {
                 break;
@@ -215,6 +232,65 @@ impl Queue {
             self.end_drop_burst();
         }
         seq
+    }
+
+    /// Appends a batch straight to disk and makes it durable (file and
+    /// directory fsynced) before returning its `seq`: once this returns, a
+    /// crash or power loss cannot lose the batch. Batches in memory are
+    /// spilled first so disk stays older than memory. The disk bound still
+    /// applies: past it the *oldest* batches are dropped and counted.
+    ///
+    /// Fails without a spill directory, or when the file cannot be written
+    /// or synced; then the batch is not queued and the caller must not
+    /// acknowledge it.
+    pub fn push_durable(&mut self, body: Vec<u8>, samples: u64) -> io::Result<u64> {
+        let Some(dir) = self.config.spill_dir.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a durable queue needs a spill directory",
+            ));
+        };
+        while let Some(batch) = self.memory.pop_front() {
+            self.memory_bytes -= batch.body.len() as u64;
+            self.spill(batch);
+        }
+        let batch = Batch {
+            seq: self.next_seq,
+            samples,
+            body,
+            enqueued: SystemTime::now(),
+        };
+        let file_bytes = (HEADER_LEN + batch.body.len()) as u64;
+        if file_bytes > self.config.disk_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a batch of {file_bytes} bytes is larger than the whole queue bound of {} bytes",
+                    self.config.disk_bytes
+                ),
+            ));
+        }
+        write_file(&dir, &batch, true)?;
+        self.next_seq += 1;
+        let dropped_before = self.stats.dropped_batches;
+        while self.disk_bytes + file_bytes > self.config.disk_bytes {
+            let Some(oldest) = self.disk.pop_front() else {
+                break;
+            };
+            self.remove_spill_file(&oldest);
+            self.drop_batches(1, oldest.samples, "the disk bound is reached");
+        }
+        if self.stats.dropped_batches == dropped_before {
+            self.end_drop_burst();
+        }
+        self.disk_bytes += file_bytes;
+        self.disk.push_back(SpillFile {
+            seq: batch.seq,
+            samples: batch.samples,
+            file_bytes,
+            enqueued: batch.enqueued,
+        });
+        Ok(batch.seq)
     }
 
     /// Moves `batch` to disk, dropping the oldest spilled batches to stay
@@ -244,13 +320,14 @@ impl Queue {
             self.remove_spill_file(&oldest);
             self.drop_batches(1, oldest.samples, "the disk bound is reached");
         }
-        match write_file(&dir, &batch) {
+        match write_file(&dir, &batch, false) {
             Ok(()) => {
                 self.disk_bytes += file_bytes;
                 self.disk.push_back(SpillFile {
                     seq: batch.seq,
                     samples: batch.samples,
                     file_bytes,
+                    enqueued: batch.enqueued,
                 });
             }
             Err(e) => {
@@ -326,7 +403,11 @@ impl Queue {
             for planned in plan {
                 match planned {
                     Planned::Memory(batch) => out.push(batch),
-                    Planned::Disk { seq, path } => match read_file(&path, seq) {
+                    Planned::Disk {
+                        seq,
+                        path,
+                        enqueued,
+                    } => match read_file(&path, seq, enqueued) {
                         Ok(batch) => out.push(batch),
                         Err(e) => {
                             // Either the file is bad, or the batch was
@@ -364,6 +445,7 @@ impl Queue {
                 plan.push(Planned::Disk {
                     seq: file.seq,
                     path: file_path(dir, file.seq),
+                    enqueued: file.enqueued,
                 });
             }
         }
@@ -431,6 +513,11 @@ impl Queue {
             batches: (self.disk.len() + self.memory.len()) as u64,
             memory_bytes: self.memory_bytes,
             disk_bytes: self.disk_bytes,
+            oldest_enqueued: self
+                .disk
+                .front()
+                .map(|f| f.enqueued)
+                .or_else(|| self.memory.front().map(|b| b.enqueued)),
             ..self.stats
         }
     }
@@ -468,7 +555,10 @@ fn checksum(header: &[u8], body: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-fn write_file(dir: &Path, batch: &Batch) -> io::Result<()> {
+/// Writes `batch` to a temporary name and renames it into place; with
+/// `sync`, the file is fsynced before the rename and the directory after,
+/// so the batch survives a power loss once this returns.
+fn write_file(dir: &Path, batch: &Batch, sync: bool) -> io::Result<()> {
     let body_len = u32::try_from(batch.body.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "batch larger than 4 GiB"))?;
     let header = header_bytes(batch.seq, batch.samples, body_len);
@@ -479,11 +569,15 @@ fn write_file(dir: &Path, batch: &Batch) -> io::Result<()> {
     let written = file
         .write_all(&header)
         .and_then(|()| file.write_all(&crc.to_le_bytes()))
-        .and_then(|()| file.write_all(&batch.body));
+        .and_then(|()| file.write_all(&batch.body))
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
     drop(file);
     if let Err(e) = written.and_then(|()| fs::rename(&temp, &path)) {
         let _ = fs::remove_file(&temp);
         return Err(e);
+    }
+    if sync {
+        fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }
@@ -492,10 +586,13 @@ fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-/// Reads and checks the header; returns it with the file's size.
-fn read_header(path: &Path) -> io::Result<(Header, u64)> {
+/// Reads and checks the header; returns it with the file's size and
+/// modification time (when the batch was queued).
+fn read_header(path: &Path) -> io::Result<(Header, u64, SystemTime)> {
     let mut file = fs::File::open(path)?;
-    let file_bytes = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let file_bytes = meta.len();
+    let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
     let mut raw = [0u8; HEADER_LEN];
     file.read_exact(&mut raw)
         .map_err(|_| corrupt("file is shorter than its header"))?;
@@ -503,7 +600,7 @@ fn read_header(path: &Path) -> io::Result<(Header, u64)> {
     if file_bytes != (HEADER_LEN as u64) + u64::from(header.body_len) {
         return Err(corrupt("file is truncated or has trailing bytes"));
     }
-    Ok((header, file_bytes))
+    Ok((header, file_bytes, modified))
 }
 
 fn parse_header(raw: &[u8; HEADER_LEN]) -> io::Result<Header> {
@@ -520,7 +617,7 @@ fn parse_header(raw: &[u8; HEADER_LEN]) -> io::Result<Header> {
     })
 }
 
-fn read_file(path: &Path, seq: u64) -> io::Result<Batch> {
+fn read_file(path: &Path, seq: u64, enqueued: SystemTime) -> io::Result<Batch> {
     let raw = fs::read(path)?;
     let header_raw: &[u8; HEADER_LEN] = raw
         .get(..HEADER_LEN)
@@ -538,6 +635,7 @@ fn read_file(path: &Path, seq: u64) -> io::Result<Batch> {
         seq,
         samples: header.samples,
         body: body.to_vec(),
+        enqueued,
     })
 }
 
@@ -762,6 +860,43 @@ mod tests {
         assert_eq!(seen, [1, 2]);
         assert_eq!(queue.stats().corrupt_files, 1);
         assert_eq!(queue.stats().disk_bytes, 0);
+    }
+
+    #[test]
+    fn durable_pushes_survive_a_crash_and_keep_their_order_and_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = HEADER_LEN as u64 + 100;
+        let queue = Shared::open(config(dir.path(), 1 << 20, 3 * file));
+        // A batch pushed the ordinary way first, in memory: it must stay
+        // ahead of the durable ones.
+        queue.push(body(0), 1);
+        for n in 1..3 {
+            lock(&queue.0).push_durable(body(n), 2).unwrap();
+        }
+        assert_eq!(spill_files(dir.path()), 3);
+        assert!(queue.stats().oldest_enqueued.is_some());
+        // A crash: no persist, the queue is simply gone.
+        drop(queue);
+        let reopened = Shared::open(config(dir.path(), 1 << 20, 3 * file));
+        assert_eq!(reopened.stats().batches, 3);
+        // Past the bound the oldest is dropped and counted.
+        lock(&reopened.0).push_durable(body(3), 2).unwrap();
+        assert_eq!(reopened.stats().dropped_batches, 1);
+        assert_eq!(reopened.stats().dropped_samples, 1);
+        let seen: Vec<u8> = std::iter::from_fn(|| pop(&reopened))
+            .map(|b| b.body[0])
+            .collect();
+        assert_eq!(seen, [1, 2, 3]);
+        assert_eq!(reopened.stats().oldest_enqueued, None);
+        // Larger than the whole bound, or no directory: refused, not queued.
+        assert!(lock(&reopened.0).push_durable(vec![0; 1000], 1).is_err());
+        let memory_only = Shared::open(QueueConfig {
+            memory_bytes: 1 << 20,
+            disk_bytes: 1 << 20,
+            spill_dir: None,
+        });
+        assert!(lock(&memory_only.0).push_durable(body(0), 1).is_err());
+        assert!(memory_only.is_empty());
     }
 
     #[test]

@@ -87,6 +87,12 @@ pub struct RemoteWriteConfig {
     /// left (e.g. `"5s"`).
     #[serde(with = "humantime_serde")]
     pub shutdown_flush_timeout: Duration,
+    /// How long to wait after a batch arrives in an empty queue before
+    /// sending, so batches arriving meanwhile go in the same request
+    /// (merged up to `catch_up_max_samples`). `0s` (the default) sends at
+    /// once.
+    #[serde(with = "humantime_serde")]
+    pub batch_wait: Duration,
 }
 
 impl Default for RemoteWriteConfig {
@@ -103,6 +109,7 @@ impl Default for RemoteWriteConfig {
             max_backoff: Duration::from_secs(10),
             catch_up_max_samples: 100_000,
             shutdown_flush_timeout: Duration::from_secs(5),
+            batch_wait: Duration::ZERO,
         }
     }
 }
@@ -124,6 +131,7 @@ impl fmt::Debug for RemoteWriteConfig {
             .field("max_backoff", &self.max_backoff)
             .field("catch_up_max_samples", &self.catch_up_max_samples)
             .field("shutdown_flush_timeout", &self.shutdown_flush_timeout)
+            .field("batch_wait", &self.batch_wait)
             .finish()
     }
 }
@@ -151,6 +159,9 @@ pub enum ShipError {
     /// The token cannot go in an HTTP header.
     #[error("the remote_write bearer token contains characters not allowed in an HTTP header")]
     InvalidToken,
+    /// The `User-Agent` cannot go in an HTTP header.
+    #[error("the User-Agent {0:?} contains characters not allowed in an HTTP header")]
+    InvalidUserAgent(String),
     /// The HTTP client cannot be built.
     #[error("cannot build the remote_write HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -194,6 +205,9 @@ pub struct ShipperStats {
     pub queue_disk_bytes: u64,
     /// When the receiver last accepted a request.
     pub last_success: Option<SystemTime>,
+    /// When the oldest waiting batch was queued (`None` when the queue is
+    /// empty): `now - oldest_queued` is how far delivery lags behind.
+    pub oldest_queued: Option<SystemTime>,
     /// The last failure, if any since the last success.
     pub last_error: Option<String>,
 }
@@ -233,6 +247,31 @@ struct Shared {
 #[derive(Debug)]
 pub struct Shipper;
 
+/// What the queued bodies are, which decides the request headers and how
+/// consecutive batches are merged into one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Payload {
+    /// Prometheus remote-write 1.0: snappy-compressed protobuf
+    /// `WriteRequest`s, sent with the spec's headers.
+    #[default]
+    RemoteWrite,
+    /// Loki push API JSON bodies `{"streams":[…]}`, sent as
+    /// `application/json`. Merging concatenates the `streams` arrays.
+    LokiJson,
+}
+
+/// Why a batch could not be queued durably; it was not queued and must not
+/// be acknowledged to whoever sent it.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// The batch cannot be encoded.
+    #[error("cannot encode the batch: {0}")]
+    Encode(String),
+    /// The queue file cannot be written or synced.
+    #[error("cannot write the batch to the queue directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// The collector's side of a running shipper.
 #[derive(Debug)]
 pub struct ShipperHandle {
@@ -249,6 +288,18 @@ impl Shipper {
     /// without [`ShipperHandle::shutdown`] stops the task without a flush;
     /// it still persists the in-memory queue if the runtime lets it finish.
     pub fn spawn(config: RemoteWriteConfig) -> Result<ShipperHandle, ShipError> {
+        Self::spawn_with(config, Payload::RemoteWrite, AGENT)
+    }
+
+    /// Like [`Shipper::spawn`], for bodies of kind `payload`, sent with
+    /// `User-Agent: user_agent`.
+    pub fn spawn_with(
+        config: RemoteWriteConfig,
+        payload: Payload,
+        user_agent: &str,
+    ) -> Result<ShipperHandle, ShipError> {
+        let user_agent = HeaderValue::from_str(user_agent)
+            .map_err(|_| ShipError::InvalidUserAgent(user_agent.to_string()))?;
         let url = reqwest::Url::parse(&config.url).map_err(|e| ShipError::InvalidUrl {
             url: config.url.clone(),
             reason: e.to_string(),
@@ -306,6 +357,8 @@ impl Shipper {
             stop: stop_rx,
             deadline: None,
             unmerged_through: None,
+            payload,
+            user_agent,
         };
         let task = tokio::spawn(delivery.run());
         Ok(ShipperHandle { shared, stop, task })
@@ -362,6 +415,7 @@ impl Shared {
             queue_memory_bytes: queue.memory_bytes,
             queue_disk_bytes: queue.disk_bytes,
             last_success,
+            oldest_queued: queue.oldest_enqueued,
             last_error,
         }
     }
@@ -393,6 +447,10 @@ struct Delivery {
     /// After a merged request was rejected, send batches up to this `seq`
     /// one by one to find the bad one.
     unmerged_through: Option<u64>,
+    /// What the bodies are.
+    payload: Payload,
+    /// `User-Agent` of every request.
+    user_agent: HeaderValue,
 }
 
 impl Delivery {
@@ -408,9 +466,13 @@ impl Delivery {
                     break;
                 }
                 let mut stop = self.stop.clone();
-                tokio::select! {
-                    () = self.shared.wake.notified() => {}
-                    _ = stop.wait_for(|stop| *stop) => {}
+                let woken = tokio::select! {
+                    () = self.shared.wake.notified() => true,
+                    _ = stop.wait_for(|stop| *stop) => false,
+                };
+                if woken && !self.config.batch_wait.is_zero() {
+                    // Let more batches arrive so they share one request.
+                    let _ = self.sleep(self.config.batch_wait).await;
                 }
                 continue;
             }
@@ -473,7 +535,7 @@ impl Delivery {
         let first = batches[0].seq;
         let last = batches[batches.len() - 1].seq;
         let samples: u64 = batches.iter().map(|b| b.samples).sum();
-        let body = match merge(&batches) {
+        let body = match merge(&batches, self.payload) {
             Some(body) => body,
             None => {
                 // Cannot happen for bodies we encoded; send them singly.
@@ -566,14 +628,18 @@ impl Delivery {
         let mut request = self
             .client
             .post(self.url.clone())
-            .header(CONTENT_ENCODING, remote_write::CONTENT_ENCODING)
-            .header(CONTENT_TYPE, remote_write::CONTENT_TYPE)
-            .header(
-                "X-Prometheus-Remote-Write-Version",
-                remote_write::PROTOCOL_VERSION,
-            )
-            .header(USER_AGENT, AGENT)
+            .header(USER_AGENT, self.user_agent.clone())
             .body(body);
+        request = match self.payload {
+            Payload::RemoteWrite => request
+                .header(CONTENT_ENCODING, remote_write::CONTENT_ENCODING)
+                .header(CONTENT_TYPE, remote_write::CONTENT_TYPE)
+                .header(
+                    "X-Prometheus-Remote-Write-Version",
+                    remote_write::PROTOCOL_VERSION,
+                ),
+            Payload::LokiJson => request.header(CONTENT_TYPE, "application/json"),
+        };
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
@@ -641,9 +707,22 @@ async fn stop_deadline(
 /// One request body for consecutive batches: protobuf concatenates repeated
 /// fields, so the decompressed bodies joined are one `WriteRequest` holding
 /// every series in order.
-fn merge(batches: &[Batch]) -> Option<Vec<u8>> {
+///
+/// Loki JSON bodies are merged by concatenating their `streams` arrays.
+fn merge(batches: &[Batch], payload: Payload) -> Option<Vec<u8>> {
     if let [single] = batches {
         return Some(single.body.clone());
+    }
+    if payload == Payload::LokiJson {
+        let mut streams = Vec::new();
+        for batch in batches {
+            let mut push: serde_json::Value = serde_json::from_slice(&batch.body).ok()?;
+            match push.get_mut("streams")?.take() {
+                serde_json::Value::Array(more) => streams.extend(more),
+                _ => return None,
+            }
+        }
+        return serde_json::to_vec(&serde_json::json!({ "streams": streams })).ok();
     }
     let mut protobuf = Vec::new();
     for batch in batches {
@@ -749,9 +828,14 @@ mod tests {
                 seq: ts as u64,
                 samples: 1,
                 body: remote_write::encode_snappy(&request).unwrap(),
+                enqueued: SystemTime::now(),
             }
         };
-        let merged = merge(&[one("x", 1), one("y", 2), one("x", 3)]).unwrap();
+        let merged = merge(
+            &[one("x", 1), one("y", 2), one("x", 3)],
+            Payload::RemoteWrite,
+        )
+        .unwrap();
         let request = remote_write::decode_snappy(&merged, 1 << 20).unwrap();
         let got: Vec<(&str, i64)> = request
             .timeseries
@@ -789,6 +873,67 @@ impl ShipperFeed {
     pub fn stats(&self) -> ShipperStats {
         self.shared.stats()
     }
+
+    /// Like [`ShipperHandle::enqueue_durable`].
+    pub fn enqueue_durable(&self, series: Vec<TimeSeries>) -> Result<u64, EnqueueError> {
+        let (body, samples) = encode(series)?;
+        push_durable(&self.shared, body, samples)
+    }
+
+    /// Like [`ShipperHandle::enqueue_body_durable`].
+    pub fn enqueue_body_durable(&self, body: Vec<u8>, items: u64) -> Result<u64, EnqueueError> {
+        push_durable(&self.shared, body, items)
+    }
+}
+
+impl ShipperHandle {
+    /// Encodes `series` and writes it to the queue directory, fsynced,
+    /// before returning the number of samples queued (0 for empty input):
+    /// once it returns `Ok`, the batch is delivered even across a crash of
+    /// the process or the machine (at least once). Blocking file I/O: call
+    /// it from a blocking context. Needs `spill_dir`.
+    pub fn enqueue_durable(&self, series: Vec<TimeSeries>) -> Result<u64, EnqueueError> {
+        self.feed().enqueue_durable(series)
+    }
+
+    /// Like [`ShipperHandle::enqueue_durable`] for a body already encoded
+    /// as the shipper's [`Payload`] says, holding `items` samples or log
+    /// lines.
+    pub fn enqueue_body_durable(&self, body: Vec<u8>, items: u64) -> Result<u64, EnqueueError> {
+        self.feed().enqueue_body_durable(body, items)
+    }
+}
+
+/// Encodes `series` as one remote-write body (labels normalised as
+/// [`ShipperHandle::enqueue`] does); returns it with its sample count, for
+/// [`ShipperHandle::enqueue_body_durable`]. Lets a caller encode outside
+/// whatever lock orders its enqueues.
+pub fn encode_batch(series: Vec<TimeSeries>) -> Result<(Vec<u8>, u64), EnqueueError> {
+    encode(series)
+}
+
+fn encode(mut series: Vec<TimeSeries>) -> Result<(Vec<u8>, u64), EnqueueError> {
+    let mut samples = 0u64;
+    for one in &mut series {
+        one.normalize_labels();
+        samples += one.samples.len() as u64;
+    }
+    let request = WriteRequest {
+        timeseries: series,
+        metadata: Vec::new(),
+    };
+    let body =
+        remote_write::encode_snappy(&request).map_err(|e| EnqueueError::Encode(e.to_string()))?;
+    Ok((body, samples))
+}
+
+fn push_durable(shared: &Shared, body: Vec<u8>, items: u64) -> Result<u64, EnqueueError> {
+    if items == 0 {
+        return Ok(0);
+    }
+    lock(&shared.queue).push_durable(body, items)?;
+    shared.wake.notify_one();
+    Ok(items)
 }
 
 fn enqueue_on(shared: &Shared, mut series: Vec<TimeSeries>) {
