@@ -41,8 +41,10 @@ fn every_documented_endpoint_answers() {
             .unwrap();
             let status = resp.status().as_u16();
             let body = resp.text().unwrap();
-            assert_ne!(
-                status, 404,
+            // A 404 about the missing item is an answer; the router's
+            // fallback ("no endpoint …") means the path is not served.
+            assert!(
+                status != 404 || (path.contains("{id}") && !body.contains("no endpoint")),
                 "{method} {concrete} is documented but not served: {body}"
             );
             assert!(status < 500, "{method} {concrete}: {status} {body}");

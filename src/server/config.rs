@@ -39,6 +39,8 @@ pub struct ServerConfig {
     /// People who log in to the dashboard with a name and password
     /// (`[[server.users]]`); tokens work too.
     pub users: Vec<super::session::UserConfig>,
+    /// Alerting: rules, channels, routing (`[server.alerting]`).
+    pub alerting: osprey_alerts::config::AlertingConfig,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             query: crate::promql::QueryLimits::default(),
             dashboard: Default::default(),
             users: Vec::new(),
+            alerting: osprey_alerts::config::AlertingConfig::default(),
         }
     }
 }

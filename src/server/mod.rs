@@ -5,8 +5,10 @@
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
 //! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
+//! - [`alerting`]: rules, notifications and their API;
 //! - [`crate::heapster`]: the Heapster-compatible API.
 
+pub mod alerting;
 pub mod auth;
 pub mod chart_query;
 pub mod config;
@@ -71,6 +73,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/api/v1/dashboard/query_range",
             axum::routing::get(chart_query::query_range),
         )
+        .merge(alerting::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -102,11 +105,29 @@ pub async fn run(
         })?;
     let state = ServerState::open(config)?;
     let maintenance = state.spawn_maintenance();
+    // One shutdown signal for the HTTP server and the alerting loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let alerting = state
+        .alerting
+        .clone()
+        .map(|a| tokio::spawn(a.run(stopped(stop_rx.clone()))));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx))
         .await
-        .map_err(ServerError::Serve)?;
+        .map_err(ServerError::Serve);
+    if let Some(a) = alerting {
+        // The loop saw the same signal; it persists its state and returns.
+        let _ = a.await;
+    }
+    served?;
     maintenance.abort();
     let storage = state.storage.clone();
     let flushed = tokio::task::spawn_blocking(move || storage.sync()).await;

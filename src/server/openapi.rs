@@ -233,6 +233,120 @@ const OPS: &[Op] = &[
         summary: "Heapster model: one metric for several pods at once.",
         auth: "read",
     },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/rules",
+        summary: "Alert rules with their state, health, last evaluation and alerts.",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/alerting/rules",
+        summary: "Create a rule (JSON: name, condition{kind: threshold|rate_of_change|absence|group_aggregate|baseline|host_comparison|promql, …}, for, keep_firing_for, labels, annotations, channels). 201; 400 names the problem.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/rules/{id}",
+        summary: "One rule with its state.",
+        auth: "read",
+    },
+    Op {
+        method: "put",
+        path: "/api/v1/alerting/rules/{id}",
+        summary: "Replace a rule created through the API (rules from rule files are read-only).",
+        auth: "admin",
+    },
+    Op {
+        method: "delete",
+        path: "/api/v1/alerting/rules/{id}",
+        summary: "Delete a rule; its firing alerts resolve (and are notified as resolved).",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/channels",
+        summary: "Notification channels (email, webhook, alertmanager); secrets redacted.",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/alerting/channels",
+        summary: "Create a channel. 201; 400 names the problem.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/channels/{id}",
+        summary: "One channel.",
+        auth: "read",
+    },
+    Op {
+        method: "put",
+        path: "/api/v1/alerting/channels/{id}",
+        summary: "Replace a channel created through the API.",
+        auth: "admin",
+    },
+    Op {
+        method: "delete",
+        path: "/api/v1/alerting/channels/{id}",
+        summary: "Delete a channel no rule names.",
+        auth: "admin",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/alerting/channels/{id}/test",
+        summary: "Send a test notification now; answers {delivered, attempts, error}.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/silences",
+        summary: "Silences with their state (pending, active, expired).",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/alerting/silences",
+        summary: "Create a silence (matchers, starts_at, ends_at, created_by, comment). 201.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/silences/{id}",
+        summary: "One silence.",
+        auth: "read",
+    },
+    Op {
+        method: "put",
+        path: "/api/v1/alerting/silences/{id}",
+        summary: "Change a silence.",
+        auth: "admin",
+    },
+    Op {
+        method: "delete",
+        path: "/api/v1/alerting/silences/{id}",
+        summary: "Expire a silence now.",
+        auth: "admin",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerting/history",
+        summary: "Alert state changes and notification deliveries/failures, newest first (rule, since, limit).",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/rules",
+        summary: "Prometheus-compatible rule groups with their alerts.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/alerts",
+        summary: "Prometheus-compatible list of pending and firing alerts.",
+        auth: "read",
+    },
 ];
 
 /// The document.
@@ -262,7 +376,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Osprey", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Container monitoring: ingestion, Heapster-compatible model, Prometheus-compatible queries." },
+                  "description": "Container monitoring: ingestion, Heapster-compatible model, Prometheus-compatible queries, alerting." },
         "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
         "paths": paths,
     })

@@ -83,6 +83,9 @@ pub struct ServerState {
     pub dashboards: super::dashboards::DashboardStore,
     /// Users from the configuration and their login sessions.
     pub sessions: super::session::Sessions,
+    /// The alerting service (`None` when disabled); its loop is started
+    /// by [`super::run`].
+    pub alerting: Option<Arc<osprey_alerts::service::Alerting>>,
 }
 
 impl ServerState {
@@ -110,13 +113,16 @@ impl ServerState {
         )
         .map_err(ServerError::Config)?;
         let sessions = super::session::Sessions::new(&config.users)?;
+        let storage = Arc::new(storage);
+        let alerting = super::alerting::open(&config, storage.clone())?;
         Ok(Arc::new(Self {
             config,
-            storage: Arc::new(storage),
+            storage,
             tokens,
             metrics: ServerMetrics::new(),
             dashboards,
             sessions,
+            alerting,
         }))
     }
 

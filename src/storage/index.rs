@@ -6,7 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::labels::{Label, Labels};
-use super::matcher::Matcher;
+use super::matcher::{MatchOp, Matcher};
 
 /// Position of a series inside one index (the head or one block).
 pub type SeriesRef = u32;
@@ -256,10 +256,31 @@ impl InvertedIndex {
 
     /// Series matching all matchers, sorted by ref. An empty matcher list selects everything.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
-        let mut result: Option<Vec<SeriesRef>> = None;
-        // Matchers that reject the empty string can only match series carrying the label:
-        // intersect their postings first, they are the selective ones.
-        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+        // `name="value"` reads its one postings list directly (no pass over
+        // every value of the label, no copy); the shortest list goes first,
+        // so a selective label (`pod="x"`) makes the intersection cheap.
+        let is_exact = |m: &Matcher| m.op == MatchOp::Equal && !m.value.is_empty();
+        let mut exact: Vec<&[SeriesRef]> = Vec::new();
+        for m in matchers.iter().filter(|m| is_exact(m)) {
+            match self.postings_of(&m.name, &m.value) {
+                Some(p) => exact.push(p),
+                None => return Vec::new(),
+            }
+        }
+        exact.sort_by_key(|p| p.len());
+        let mut result: Option<Vec<SeriesRef>> = exact.split_first().map(|(first, rest)| {
+            rest.iter()
+                .fold(first.to_vec(), |acc, p| intersect(&acc, p))
+        });
+        if result.as_ref().is_some_and(|r| r.is_empty()) {
+            return Vec::new();
+        }
+        // Other matchers that reject the empty string can only match series carrying the
+        // label: intersect their postings next, they are the selective ones.
+        for m in matchers
+            .iter()
+            .filter(|m| !m.matches_empty() && !is_exact(m))
+        {
             let set = self.union_where(&m.name, |v| m.matches(v));
             result = Some(match result {
                 None => set,
@@ -279,6 +300,13 @@ impl InvertedIndex {
             }
         }
         result
+    }
+
+    /// The postings list of `name="value"`, if any series has it.
+    fn postings_of(&self, name: &str, value: &str) -> Option<&[SeriesRef]> {
+        let n = self.symbols.get(name)?;
+        let v = self.symbols.get(value)?;
+        self.postings.get(&n)?.get(&v).map(Vec::as_slice)
     }
 
     fn union_where(&self, name: &str, pred: impl Fn(&str) -> bool) -> Vec<SeriesRef> {
@@ -336,6 +364,15 @@ impl InvertedIndex {
 }
 
 fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+    // A short list against a long one: binary search the long one.
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.len() * 16 < long.len() {
+        return short
+            .iter()
+            .copied()
+            .filter(|x| long.binary_search(x).is_ok())
+            .collect();
+    }
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
