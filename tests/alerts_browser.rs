@@ -1,0 +1,86 @@
+//! The alerting pages in real headless Chromium (Debian's `chromium`,
+//! driven by playwright-core from `tests/browser`) against a live
+//! `osprey server` holding data pushed by remote write: a plateau over the
+//! threshold two hours ago and another in the last minutes. The browser
+//! steps are in `tests/browser/alerts.mjs`; screenshots go to the test's
+//! artefact directory. A missing Chromium or playwright-core fails the
+//! test: `.ci/run` installs both.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const MIN: i64 = 60_000;
+
+#[test]
+fn alert_pages_in_chromium() {
+    let chromium = std::env::var("OSPREY_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is missing at {chromium}: `apt-get install chromium` (.ci/run does it)"
+    );
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci` in {} (.ci/run does it)",
+        browser.display()
+    );
+    let dir = artifact_dir("alerts-browser");
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+
+    // Three hours of `load` every 30 s: pod `busy` is 90 during 40 minutes
+    // from two hours ago and in the last 10 minutes, 10 otherwise; pod
+    // `idle` is always 10 (outside the rule's scope anyway).
+    let now = now_ms();
+    let plateau = (now - 120 * MIN) - (now - 120 * MIN).rem_euclid(MIN);
+    let plateau_end = plateau + 40 * MIN;
+    let times: Vec<i64> = (0..=360).map(|i| now - 180 * MIN + i * 30_000).collect();
+    let busy: Vec<(i64, f64)> = times
+        .iter()
+        .map(|&t| {
+            let hot = (plateau..plateau_end).contains(&t) || t >= now - 10 * MIN;
+            (t, if hot { 90.0 } else { 10.0 })
+        })
+        .collect();
+    let idle: Vec<(i64, f64)> = times.iter().map(|&t| (t, 10.0)).collect();
+    let (status, body) = post_write(
+        &server.base,
+        remote_write_body(&[
+            ("load", &[("pod", "busy")], &busy),
+            ("load", &[("pod", "idle")], &idle),
+        ]),
+        None,
+    );
+    assert!(status < 300, "remote write: {status} {body}");
+
+    let out = Command::new("node")
+        .arg(browser.join("alerts.mjs"))
+        .args([
+            server.base.as_str(),
+            dir.to_str().unwrap(),
+            &plateau.to_string(),
+            &plateau_end.to_string(),
+        ])
+        .current_dir(&browser)
+        .output()
+        .expect("node runs (install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::write(dir.join("alerts.mjs.log"), format!("{stdout}\n{stderr}")).unwrap();
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser run failed (screenshots in {}):\n{stdout}\n{stderr}",
+        dir.display()
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    for shot in ["preview", "policies", "silences", "history"] {
+        assert!(
+            dir.join(format!("{shot}.png")).exists(),
+            "screenshot {shot}"
+        );
+    }
+}
