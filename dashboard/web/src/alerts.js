@@ -250,7 +250,7 @@ async function ruleForm(main, page, who, id) {
 
   const err = errorBox('rule-error');
   const chartBox = el('div', { class: 'pbody chartbox', id: 'preview-chart' });
-  const summary = el('p', { class: 'muted', id: 'preview-summary' }, 'Preview: press “Preview” to replay the rule over the last hours.');
+  const summary = el('p', { class: 'muted', id: 'preview-summary' }, admin ? 'Preview: press “Preview” to replay the rule over the last hours.' : 'The preview is for editors (admin role).');
   const preview = el('div', { class: 'panel', id: 'preview' }, el('div', { class: 'ptitle' }, 'Preview'), summary, chartBox);
   let chart = null;
   page.onDispose(() => { if (chart) chart.destroy(); });
@@ -350,7 +350,7 @@ async function ruleForm(main, page, who, id) {
     el('h3', {}, '6. Channels'),
     chanBox,
     err,
-    el('div', { class: 'toolbar' }, field('Preview range', f.range), previewBtn, readOnly ? null : save, readOnly ? null : del),
+    el('div', { class: 'toolbar' }, admin ? field('Preview range', f.range) : null, admin ? previewBtn : null, readOnly ? null : save, readOnly ? null : del),
   );
   if (readOnly) {
     for (const x of form.querySelectorAll('input, select, textarea')) if (x.name !== 'range') x.disabled = true;
@@ -361,7 +361,8 @@ async function ruleForm(main, page, who, id) {
     existing && existing.origin !== 'api' ? el('p', { class: 'muted' }, `From ${existing.origin} (read-only here).`) : null,
     el('div', { class: 'rulecols' }, form, preview),
   );
-  if (existing) await runPreview();
+  // The preview needs the admin role (it accompanies editing).
+  if (existing && admin) await runPreview();
 }
 
 // ---- history -------------------------------------------------------------
