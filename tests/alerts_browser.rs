@@ -1,6 +1,7 @@
 //! The alerting pages in real headless Chromium (Debian's `chromium`,
 //! driven by playwright-core from `tests/browser`) against a live
-//! `osprey server` holding data pushed by remote write: a plateau over the
+//! `osprey server` (an admin and a read token) holding data pushed by
+//! remote write: a plateau over the
 //! threshold two hours ago and another in the last minutes. The browser
 //! steps are in `tests/browser/alerts.mjs`; screenshots go to the test's
 //! artefact directory. A missing Chromium or playwright-core fails the
@@ -29,7 +30,20 @@ fn alert_pages_in_chromium() {
         browser.display()
     );
     let dir = artifact_dir("alerts-browser");
-    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    let (admin, reader) = (
+        "admin-token-0123456789abcdef",
+        "read-token-0123456789abcdef",
+    );
+    let config = dir.join("osprey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[server.tokens]]\nname = \"ops\"\ntoken = {admin:?}\nrole = \"admin\"\n\n\
+             [[server.tokens]]\nname = \"viewer\"\ntoken = {reader:?}\nrole = \"read\"\n"
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&dir.join("data"), Some(&config), &dir);
 
     // Three hours of `load` every 30 s: pod `busy` is 90 during 40 minutes
     // from two hours ago and in the last 10 minutes, 10 otherwise; pod
@@ -52,7 +66,7 @@ fn alert_pages_in_chromium() {
             ("load", &[("pod", "busy")], &busy),
             ("load", &[("pod", "idle")], &idle),
         ]),
-        None,
+        Some(admin),
     );
     assert!(status < 300, "remote write: {status} {body}");
 
@@ -63,6 +77,8 @@ fn alert_pages_in_chromium() {
             dir.to_str().unwrap(),
             &plateau.to_string(),
             &plateau_end.to_string(),
+            admin,
+            reader,
         ])
         .current_dir(&browser)
         .output()
@@ -77,7 +93,7 @@ fn alert_pages_in_chromium() {
         dir.display()
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in ["preview", "policies", "silences", "history"] {
+    for shot in ["preview", "policies", "silences", "history", "viewer"] {
         assert!(
             dir.join(format!("{shot}.png")).exists(),
             "screenshot {shot}"

@@ -4,13 +4,21 @@
 // over the data's plateau, the rule is saved and shows in the overview with
 // the state the engine gave it, a silence is created and expired, and the
 // history lists the rule's transition. Fails on any console error.
-// Usage: node alerts.mjs <base-url> <artifact-dir> <plateau-start-ms> <plateau-end-ms>
+// Then a viewer (read token) sees the pages without any edit control.
+// Usage: node alerts.mjs <base-url> <artifact-dir> <plateau-start-ms> <plateau-end-ms> <admin-token> <read-token>
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { launch, waitReady } from './chromium.mjs';
 
-const [base, artifacts, plateauStart, plateauEnd] = process.argv.slice(2);
+const [base, artifacts, plateauStart, plateauEnd, adminToken, readToken] = process.argv.slice(2);
+
+async function login(token, next) {
+  await page.goto(`${base}/#/login?next=${encodeURIComponent(next)}`);
+  await page.fill('#login-token', token);
+  await page.click('#login-submit');
+  await page.waitForFunction((n) => location.hash === n && document.body.dataset.ready === 'true', next);
+}
 const { page, errors, close } = await launch();
 const shot = (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
 let step = 'start';
@@ -20,7 +28,7 @@ const STEP_MS = 60000; // the engine's default interval: the preview's evaluatio
 
 try {
   step = 'overview (empty)';
-  await page.goto(`${base}/#/alerts`);
+  await login(adminToken, '#/alerts');
   await waitReady(page);
   await page.locator('#rules-table').waitFor();
   assert.match(await page.locator('#rules-table').textContent(), /Nothing reported yet/);
@@ -130,6 +138,31 @@ try {
   await page.locator('#history-table tbody tr', { hasText: 'pending' }).first().waitFor();
   await shot('history');
   check('the history lists the rule\'s transitions');
+
+  step = 'viewer';
+  await page.click('#logout');
+  await page.locator('#login-token').waitFor();
+  await login(readToken, '#/alerts');
+  await waitReady(page);
+  assert.match(await page.locator('#who').textContent(), /\(viewer\)/);
+  await page.locator('#rules-table tbody tr td[data-col="name"] a').waitFor();
+  const controls = '#new-rule, #save-rule, #delete-rule, #preview-rule, #create-silence, #create-channel, button.expire, button.test, button.danger';
+  assert.equal(await page.locator(controls).count(), 0, 'no edit controls in the overview');
+  await page.click('#rules-table tbody tr td[data-col="name"] a');
+  await page.locator('#rule-form').waitFor();
+  await waitReady(page);
+  assert.equal(await page.locator(controls).count(), 0, 'no edit controls in the rule form');
+  assert.ok(await page.locator('#f-threshold').isDisabled(), 'the viewer\'s form is read-only');
+  for (const sub of ['silences', 'channels', 'history']) {
+    await page.goto(`${base}/#/alerts/${sub}`);
+    await waitReady(page);
+    assert.equal(await page.locator(controls).count(), 0, `no edit controls on ${sub}`);
+  }
+  await page.goto(`${base}/#/alerts/channels`);
+  await waitReady(page);
+  await page.locator('#channels-table tr[data-key="ops-hook"]').waitFor();
+  await shot('viewer');
+  check('a viewer sees the alert pages without edit controls');
 
   assert.deepEqual(errors, [], 'no console errors');
   check('no console errors');

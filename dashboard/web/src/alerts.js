@@ -34,6 +34,11 @@ function tabs(current) {
   }, name)));
 }
 
+/** Replaces `main`'s content, skipping absent parts (a viewer's forms). */
+function show(main, ...parts) {
+  main.replaceChildren(...parts.filter((p) => p !== null && p !== undefined));
+}
+
 function errorBox(id) {
   return el('p', { class: 'error', id, hidden: 'hidden' });
 }
@@ -52,7 +57,7 @@ export async function alertsPage(main, page, who, rest, params) {
     case 'history': return historyPage(main, page, params);
     case 'silences': return silencesPage(main, page, who);
     case 'channels': return channelsPage(main, page, who);
-    default: main.replaceChildren(el('p', { class: 'error' }, `No alerting page ${sub}.`));
+    default: show(main, el('p', { class: 'error' }, `No alerting page ${sub}.`));
   }
   return undefined;
 }
@@ -90,7 +95,7 @@ async function policiesPage(main, page, who, params) {
   const filter = searchBox((v) => table.setFilter(v), 'Filter rules…');
   filter.id = 'rule-filter';
   if (params && params.get('q')) filter.value = params.get('q');
-  main.replaceChildren(
+  show(main,
     tabs(''),
     el('div', { class: 'toolbar' }, el('h2', {}, 'Alert policies'), filter,
       isAdmin(who) ? el('a', { class: 'button', id: 'new-rule', href: '#/alerts/new' }, 'New rule') : null),
@@ -355,7 +360,7 @@ async function ruleForm(main, page, who, id) {
   if (readOnly) {
     for (const x of form.querySelectorAll('input, select, textarea')) if (x.name !== 'range') x.disabled = true;
   }
-  main.replaceChildren(
+  show(main,
     tabs(''),
     el('h2', {}, existing ? `Rule ${existing.name}` : 'New rule'),
     existing && existing.origin !== 'api' ? el('p', { class: 'muted' }, `From ${existing.origin} (read-only here).`) : null,
@@ -382,7 +387,7 @@ async function historyPage(main, page, params) {
     labels: h.labels ? labelText(h.labels) : h.group_key,
   }));
   const box = el('div', { id: 'history' });
-  main.replaceChildren(tabs('history'),
+  show(main, tabs('history'),
     el('div', { class: 'toolbar' }, el('h2', {}, rule ? `History of ${rule}` : 'Alert history'),
       searchBox((v) => t.setFilter(v), 'Filter…')),
     box);
@@ -407,7 +412,7 @@ async function silencesPage(main, page, who) {
   const create = el('button', { id: 'create-silence', type: 'button', class: 'primary' }, 'Silence');
   const form = admin ? el('form', { class: 'inline', id: 'silence-form', onsubmit: (e) => e.preventDefault() },
     field('Matchers', matchers), field('For (hours)', hours), field('Comment', comment), create, err) : null;
-  main.replaceChildren(tabs('silences'), el('h2', {}, 'Silences'), form, box);
+  show(main, tabs('silences'), el('h2', {}, 'Silences'), form, box);
   let table = null;
   async function load() {
     const rows = (await api(`${BASE}/silences`, { signal: page.signal })).data.map((s) => ({ ...s, key: s.id }));
@@ -477,7 +482,7 @@ async function channelsPage(main, page, who) {
       await load();
     } catch (e) { showError(err, e); }
   };
-  main.replaceChildren(tabs('channels'), el('h2', {}, 'Notification channels'),
+  show(main, tabs('channels'), el('h2', {}, 'Notification channels'),
     admin ? el('form', { class: 'inline', id: 'channel-form', onsubmit: (e) => e.preventDefault() },
       field('Name', name), field('Type', type), field('Settings (JSON)', settings), create, err) : null,
     result, box);
