@@ -256,3 +256,115 @@ async fn bad_input_is_a_400_naming_the_field_and_readers_may_not_preview() {
     let (s, v) = preview(&st, rule(end), READ).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 }
+
+/// Five nodes (the detector's default minimum group) every minute for six
+/// hours: `a`..`c` and `e` near 10, `d` at 50.
+fn load_peers(st: &ServerState, end: i64) {
+    let batch: Vec<SeriesSamples> = [
+        ("a", 10.0),
+        ("b", 11.0),
+        ("c", 12.0),
+        ("d", 50.0),
+        ("e", 10.5),
+    ]
+    .iter()
+    .map(|(node, v)| SeriesSamples {
+        labels: Labels::from_pairs([("__name__", "mem"), ("node", node), ("cluster", "x")]),
+        samples: (0..=360)
+            .map(|i| Sample {
+                t: end - 6 * HOUR + i * MIN,
+                // A small wobble so the robust scale is not the floor.
+                v: v + (i % 3) as f64 * 0.1,
+            })
+            .collect(),
+    })
+    .collect();
+    st.storage.append(&batch).unwrap();
+}
+
+#[tokio::test]
+async fn host_comparison_answers_the_peers_band_and_baseline_its_learned_band() {
+    let (_d, st) = state();
+    let end = end_of_data();
+    load_peers(&st, end);
+    let base = |condition: Value| {
+        json!({"name": "Odd", "condition": condition, "range": "6h",
+               "end": (end / 1000).to_string(), "step": "5m"})
+    };
+    let (s, v) = preview(
+        &st,
+        base(json!({"kind": "host_comparison", "query": "mem", "group_by": ["cluster"]})),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let sim = &v["data"]["simulation"];
+    assert_eq!(sim["threshold"], Value::Null);
+    let bands = sim["bands"].as_array().unwrap();
+    assert_eq!(bands.len(), 1, "one group: {bands:?}");
+    assert_eq!(bands[0]["labels"], json!({"cluster": "x"}));
+    let mut drawn = 0;
+    for i in 0..bands[0]["t"].as_array().unwrap().len() {
+        let (lo, c, hi) = (
+            &bands[0]["lo"][i],
+            &bands[0]["centre"][i],
+            &bands[0]["hi"][i],
+        );
+        if c.is_null() {
+            continue;
+        }
+        drawn += 1;
+        let (lo, c, hi) = (
+            lo.as_f64().unwrap(),
+            c.as_f64().unwrap(),
+            hi.as_f64().unwrap(),
+        );
+        // The median of 10, 10.5, 11, 12, 50 (plus wobble), and a band that
+        // keeps the three close peers and leaves `d` outside.
+        assert!((10.9..=11.3).contains(&c), "centre {c}");
+        assert!(lo < 10.0 && hi > 12.0 && hi < 50.0, "band {lo}..{hi}");
+    }
+    assert!(
+        drawn > 60,
+        "the band is drawn over the range: {drawn} points"
+    );
+    // `d` is the one that would have fired.
+    let firing: Vec<&Value> = sim["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "firing")
+        .collect();
+    assert!(!firing.is_empty(), "{sim}");
+    assert!(
+        firing.iter().all(|i| i["labels"]["node"] == "d"),
+        "{firing:?}"
+    );
+
+    let (s, v) = preview(
+        &st,
+        base(json!({"kind": "baseline", "query": "mem{node=\"a\"}",
+                    "detector": {"season": "none"}, "step": "1m"})),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let bands = v["data"]["simulation"]["bands"].as_array().unwrap();
+    assert_eq!(bands.len(), 1, "{bands:?}");
+    let n = bands[0]["t"].as_array().unwrap().len();
+    let warm: Vec<usize> = (0..n)
+        .filter(|&i| !bands[0]["centre"][i].is_null())
+        .collect();
+    assert!(!warm.is_empty(), "the baseline warms up: {}", bands[0]);
+    for i in warm {
+        let (lo, c, hi) = (
+            bands[0]["lo"][i].as_f64().unwrap(),
+            bands[0]["centre"][i].as_f64().unwrap(),
+            bands[0]["hi"][i].as_f64().unwrap(),
+        );
+        assert!(
+            lo <= c && c <= hi && (9.0..=11.0).contains(&c),
+            "{lo} {c} {hi}"
+        );
+    }
+}

@@ -11,8 +11,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::alert::AlertState;
+use crate::detect::host_comparison::peer_band;
 use crate::engine::{Engine, EngineConfig};
 use crate::labels::LabelSet;
+use crate::matcher::matches_all;
+use crate::rule::host_comparison::HostComparisonCondition;
 use crate::rule::{Condition, EvalContext, RuleError, RuleSpec};
 use crate::source::{Source, SourceError};
 
@@ -35,7 +38,8 @@ pub struct Interval {
     pub open: bool,
 }
 
-/// A member's learned band (baseline rules), one point per evaluation.
+/// A member's learned band (baseline rules) or a group's peer band (host
+/// comparison rules: `labels` are the group's), one point per evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BandSeries {
     /// The member's instance labels.
@@ -59,7 +63,7 @@ pub struct Simulation {
     pub evaluations: usize,
     /// The threshold line, for kinds that have one.
     pub threshold: Option<f64>,
-    /// Learned bands (baseline rules).
+    /// Learned bands (baseline rules) or peer bands (host comparison).
     pub bands: Vec<BandSeries>,
     /// Pending and firing intervals, by start.
     pub intervals: Vec<Interval>,
@@ -174,6 +178,13 @@ pub fn simulate(
         });
     }
     intervals.sort_by(|a, b| (a.start_ms, &a.labels).cmp(&(b.start_ms, &b.labels)));
+    if let Condition::HostComparison(c) = &spec.condition {
+        bands = peer_bands(c, source, start_ms, end_ms, step_ms)
+            .map_err(RuleError::Source)?
+            .into_iter()
+            .map(|b| (b.labels.clone(), b))
+            .collect();
+    }
     Ok(Simulation {
         step_ms,
         evaluations,
@@ -183,6 +194,67 @@ pub fn simulate(
         failed_evaluations: failed,
         first_error,
     })
+}
+
+/// The peers' centre and band of each group of a host comparison rule at
+/// every step: the members' latest values within the detector's lookback,
+/// as the detector sees them at its instants.
+fn peer_bands(
+    c: &HostComparisonCondition,
+    source: &dyn Source,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> Result<Vec<BandSeries>, SourceError> {
+    let d = &c.detector;
+    let data_step = (c.step.as_millis() as i64).max((end_ms - start_ms) / 11_000 + 1);
+    let series = source.range(&c.query, start_ms - d.lookback_ms, end_ms, data_step)?;
+    let mut groups: BTreeMap<LabelSet, Vec<Vec<(i64, f64)>>> = BTreeMap::new();
+    for s in series {
+        if !matches_all(&c.scope, &s.labels) {
+            continue;
+        }
+        let key: LabelSet = c
+            .group_by
+            .iter()
+            .filter_map(|b| s.labels.get(b).map(|v| (b.clone(), v.clone())))
+            .collect();
+        groups.entry(key).or_default().push(s.points);
+    }
+    let mut out = Vec::new();
+    for (labels, members) in groups {
+        let mut b = BandSeries {
+            labels,
+            t: Vec::new(),
+            lo: Vec::new(),
+            centre: Vec::new(),
+            hi: Vec::new(),
+        };
+        let mut cursors = vec![0usize; members.len()];
+        let mut t = start_ms;
+        while t <= end_ms {
+            let mut values = Vec::with_capacity(members.len());
+            for (m, cur) in members.iter().zip(cursors.iter_mut()) {
+                while *cur < m.len() && m[*cur].0 <= t {
+                    *cur += 1;
+                }
+                if *cur > 0 {
+                    let (ts, v) = m[*cur - 1];
+                    if t - ts <= d.lookback_ms.max(data_step) && v.is_finite() {
+                        values.push(v);
+                    }
+                }
+            }
+            let band = peer_band(&values, d);
+            b.t.push(t);
+            b.lo.push(band.map(|x| x.0));
+            b.centre.push(band.map(|x| x.1));
+            b.hi.push(band.map(|x| x.2));
+            t += step_ms;
+        }
+        out.push(b);
+    }
+    Ok(out)
 }
 
 fn state_name(s: AlertState) -> &'static str {
