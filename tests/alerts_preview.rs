@@ -304,12 +304,9 @@ async fn host_comparison_answers_the_peers_band_and_baseline_its_learned_band() 
     assert_eq!(bands.len(), 1, "one group: {bands:?}");
     assert_eq!(bands[0]["labels"], json!({"cluster": "x"}));
     let mut drawn = 0;
-    for i in 0..bands[0]["t"].as_array().unwrap().len() {
-        let (lo, c, hi) = (
-            &bands[0]["lo"][i],
-            &bands[0]["centre"][i],
-            &bands[0]["hi"][i],
-        );
+    let edges = |k: &str| bands[0][k].as_array().unwrap().clone();
+    let (los, centres, his) = (edges("lo"), edges("centre"), edges("hi"));
+    for ((lo, c), hi) in los.iter().zip(&centres).zip(&his) {
         if c.is_null() {
             continue;
         }
