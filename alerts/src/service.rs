@@ -194,7 +194,8 @@ impl Alerting {
             runtime.nflog,
             config.external_url.clone(),
         );
-        dispatcher.update(engine.alerts(), now);
+        let retired = runtime.retired;
+        dispatcher.update(engine.alerts().chain(retired.iter()), now);
         let history = HistoryLog::open(dir, config.history_max_bytes)?;
         let http = reqwest::Client::builder()
             .timeout(config.retry.timeout)
@@ -208,7 +209,7 @@ impl Alerting {
                 defs,
                 file_rules,
                 config_channels,
-                retired: Vec::new(),
+                retired,
                 dirty: false,
             }),
             source,
@@ -239,6 +240,7 @@ impl Alerting {
         let state = RuntimeState {
             alerts: core.engine.snapshot(),
             nflog: core.dispatcher.nflog(),
+            retired: core.retired.clone(),
         };
         if let Err(e) = self.store.save(STATE, &state) {
             tracing::error!(error = %e, "cannot persist the alert state");

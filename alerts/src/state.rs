@@ -67,6 +67,10 @@ pub struct RuntimeState {
     pub alerts: Vec<(LabelSet, Alert)>,
     /// The notification log.
     pub nflog: Vec<NflogEntry>,
+    /// Resolved alerts of deleted rules whose resolved notice may still
+    /// be due.
+    #[serde(default)]
+    pub retired: Vec<Alert>,
 }
 
 /// The alerting data directory.

@@ -189,8 +189,14 @@ pub fn humanize(v: f64) -> String {
         (1e-9, "n")
     };
     let x = v / div;
-    let s = format!("{x:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
+    // Go's %.4g: four significant digits, trailing zeros dropped.
+    let digits = (3 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
     format!("{s}{suffix}")
 }
 

@@ -556,7 +556,8 @@ fn baseline_learns_a_series_and_flags_a_spike() {
     let r = rule(json!({
         "id": "b", "name": "LatencyUnusual", "interval": "60s",
         "condition": {"kind": "baseline", "query": "lat", "step": "60s", "history": "3h",
-                      "detector": {"season": "none", "warmup_points": 30, "sensitivity": 4.0}}
+                      "detector": {"season": "none", "warmup_points": 30, "sensitivity": 4.0,
+                                   "hysteresis": {"exit_points": 5}}}
     }));
     let mut e = engine(vec![r], no_damping());
     let ts = run(
