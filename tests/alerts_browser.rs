@@ -1,7 +1,8 @@
 //! The alerting pages in real headless Chromium (Debian's `chromium`,
 //! driven by playwright-core from `tests/browser`) against a live
 //! `osprey server` (an admin and a read token) holding data pushed by
-//! remote write: a plateau over the
+//! remote write, and a real webhook receiver for the channel's test
+//! notification: a plateau over the
 //! threshold two hours ago and another in the last minutes. The browser
 //! steps are in `tests/browser/alerts.mjs`; screenshots go to the test's
 //! artefact directory. A missing Chromium or playwright-core fails the
@@ -11,10 +12,42 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 
 const MIN: i64 = 60_000;
+
+/// A real HTTP webhook receiver (axum on its own thread): every body
+/// posted to `/hook`, answered 200.
+fn start_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let hits: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let state = hits.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |body: axum::body::Bytes| async move {
+                    state
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap_or_default());
+                    axum::http::StatusCode::OK
+                }),
+            );
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    (url, hits)
+}
 
 #[test]
 fn alert_pages_in_chromium() {
@@ -30,6 +63,7 @@ fn alert_pages_in_chromium() {
         browser.display()
     );
     let dir = artifact_dir("alerts-browser");
+    let (hook, hits) = start_receiver();
     let (admin, reader) = (
         "admin-token-0123456789abcdef",
         "read-token-0123456789abcdef",
@@ -79,6 +113,7 @@ fn alert_pages_in_chromium() {
             &plateau_end.to_string(),
             admin,
             reader,
+            &hook,
         ])
         .current_dir(&browser)
         .output()
@@ -93,6 +128,14 @@ fn alert_pages_in_chromium() {
         dir.display()
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    // The "Test" button's notification reached the receiver, in
+    // Alertmanager's webhook format.
+    let hits = hits.lock().unwrap();
+    assert!(
+        hits.iter().any(|h| h["version"] == "4"
+            && h["alerts"][0]["labels"]["alertname"] == "OspreyTestNotification"),
+        "{hits:?}"
+    );
     for shot in ["preview", "policies", "silences", "history", "viewer"] {
         assert!(
             dir.join(format!("{shot}.png")).exists(),

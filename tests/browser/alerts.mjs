@@ -5,13 +5,13 @@
 // the state the engine gave it, a silence is created and expired, and the
 // history lists the rule's transition. Fails on any console error.
 // Then a viewer (read token) sees the pages without any edit control.
-// Usage: node alerts.mjs <base-url> <artifact-dir> <plateau-start-ms> <plateau-end-ms> <admin-token> <read-token>
+// Usage: node alerts.mjs <base-url> <artifact-dir> <plateau-start-ms> <plateau-end-ms> <admin-token> <read-token> <webhook-url>
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { launch, waitReady } from './chromium.mjs';
 
-const [base, artifacts, plateauStart, plateauEnd, adminToken, readToken] = process.argv.slice(2);
+const [base, artifacts, plateauStart, plateauEnd, adminToken, readToken, hookUrl] = process.argv.slice(2);
 
 async function login(token, next) {
   await page.goto(`${base}/#/login?next=${encodeURIComponent(next)}`);
@@ -39,10 +39,13 @@ try {
   await page.goto(`${base}/#/alerts/channels`);
   await waitReady(page);
   await page.fill('#f-c-name', 'ops-hook');
-  await page.fill('#c-settings', JSON.stringify({ url: 'http://127.0.0.1:9/hook' }));
+  await page.fill('#c-settings', JSON.stringify({ url: hookUrl }));
   await page.click('#create-channel');
   await page.locator('#channels-table tr[data-key="ops-hook"]').waitFor();
-  check('a webhook channel is created through its form');
+  await page.click('#channels-table tr[data-key="ops-hook"] button.test');
+  await page.waitForFunction(() => /delivered|failed/.test(document.getElementById('test-result').textContent), null, { timeout: 30000 });
+  assert.match(await page.locator('#test-result').textContent(), /Test to ops-hook delivered/);
+  check('a webhook channel is created through its form and its test notification is delivered');
 
   step = 'form';
   await page.goto(`${base}/#/alerts/new`);
