@@ -7,6 +7,7 @@
 import { api, qs } from './api.js';
 import { drawChart } from './chart.js';
 import { el, sortableTable, searchBox } from './table.js';
+import { parseMatchers } from './matchers.js';
 
 const BASE = '/api/v1/alerting';
 const KINDS = [
@@ -127,21 +128,6 @@ function input(name, value, attrs = {}) {
   const i = el('input', { name, id: `f-${name}`, ...attrs });
   if (value !== undefined && value !== null) i.value = String(value);
   return i;
-}
-
-/** Splits `a="x", b=~"y.*"` (commas or new lines) into matcher strings. */
-export function parseMatchers(text) {
-  const out = [];
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|\n|$)/y;
-  let s = text.trim();
-  while (s.length) {
-    re.lastIndex = 0;
-    const m = re.exec(s);
-    if (!m) throw new Error(`scope: cannot read a matcher at ${JSON.stringify(s.slice(0, 30))} (write label="value")`);
-    out.push(`${m[1]}${m[2]}"${m[3]}"`);
-    s = s.slice(re.lastIndex).trim();
-  }
-  return out;
 }
 
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -438,7 +424,7 @@ async function silencesPage(main, page, who) {
   create.onclick = async () => {
     showError(err, null);
     try {
-      const m = parseMatchers(matchers.value);
+      const m = parseMatchers(matchers.value, 'matchers');
       const h = num('hours', hours.value);
       const body = {
         matchers: m,
