@@ -152,6 +152,25 @@ async fn fired_intervals_are_where_the_data_stays_over_the_threshold_longer_than
     assert!(t.len() <= 401, "{} buckets for 400 pixels", t.len());
     let series = chart["series"].as_array().unwrap();
     assert_eq!(series.len(), 2);
+    // A scope keeps only its members, in the chart as in the intervals.
+    let mut scoped = rule(end);
+    scoped["condition"]["scope"] = json!(["pod=\"spike\""]);
+    let (s, v) = preview(&st, scoped, ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&Value> = v["data"]["chart"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["metric"]["pod"])
+        .collect();
+    assert_eq!(names, vec!["spike"]);
+    let pods: Vec<&Value> = v["data"]["simulation"]["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["labels"]["pod"])
+        .collect();
+    assert_eq!(pods, vec!["spike"]);
     for s in series {
         assert_eq!(s["stats"]["max"], 100.0);
         assert_eq!(s["stats"]["min"], 10.0);
@@ -336,6 +355,30 @@ async fn host_comparison_answers_the_peers_band_and_baseline_its_learned_band() 
     assert!(
         firing.iter().all(|i| i["labels"]["node"] == "d"),
         "{firing:?}"
+    );
+
+    // A group aggregate charts the aggregate its threshold applies to.
+    let (s, v) = preview(
+        &st,
+        base(
+            json!({"kind": "group_aggregate", "query": "mem", "aggregation": "avg",
+                    "by": ["cluster"], "op": "above", "threshold": 15}),
+        ),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let series = v["data"]["chart"]["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0]["metric"], json!({"cluster": "x"}));
+    let avg = series[0]["stats"]["avg"].as_f64().unwrap();
+    assert!((18.7..18.9).contains(&avg), "the mean of the five: {avg}");
+    let intervals = v["data"]["simulation"]["intervals"].as_array().unwrap();
+    assert!(
+        intervals
+            .iter()
+            .any(|i| i["state"] == "firing" && i["open"] == true),
+        "{intervals:?}"
     );
 
     let (s, v) = preview(

@@ -12,7 +12,7 @@
 //! ```json
 //! {"status":"success","data":{
 //!   "start":…, "end":…,
-//!   "chart": { … as GET /api/v1/dashboard/query_range … },  // the rule's query
+//!   "chart": { … as GET /api/v1/dashboard/query_range … },  // the rule's query, its scope's members
 //!   "simulation": {"step_ms":60000,"evaluations":361,"threshold":80,
 //!     "bands":[{"labels":{…},"t":[…],"lo":[…],"centre":[…],"hi":[…]}],
 //!     "intervals":[{"labels":{…},"state":"firing","start_ms":…,"end_ms":…,"open":false}],
@@ -27,7 +27,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use osprey_alerts::rule::RuleSpec;
+use osprey_alerts::labels::LabelSet;
+use osprey_alerts::matcher::{Matcher, matches_all};
+use osprey_alerts::rule::{Condition, RuleSpec};
 use serde_json::{Value, json};
 
 use super::api::{api_error, service};
@@ -114,6 +116,30 @@ fn window(obj: &mut serde_json::Map<String, Value>, now: i64) -> Result<Window, 
     })
 }
 
+/// What the preview charts: the rule's query and the scope its members are
+/// filtered by. A group aggregate without a scope charts the aggregate the
+/// threshold applies to (`avg by (node) (query)`); with a scope (which
+/// PromQL cannot take around an arbitrary expression) its members.
+fn chart_of(c: &Condition) -> (String, &[Matcher]) {
+    let q = c.chart_query().to_string();
+    match c {
+        Condition::Threshold(x) => (q, &x.scope),
+        Condition::RateOfChange(x) => (q, &x.scope),
+        Condition::Absence(x) => (q, &x.scope),
+        Condition::GroupAggregate(x) if x.scope.is_empty() => {
+            let agg = serde_json::to_value(x.aggregation)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "avg".into());
+            (format!("{agg} by ({}) ({q})", x.by.join(", ")), &[])
+        }
+        Condition::GroupAggregate(x) => (q, &x.scope),
+        Condition::Baseline(x) => (q, &x.scope),
+        Condition::HostComparison(x) => (q, &x.scope),
+        Condition::Promql(_) => (q, &[]),
+    }
+}
+
 /// `POST /api/v1/alerting/rules/preview`: see the module documentation.
 pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Response, ApiError> {
     let alerting = service(&s)?.clone();
@@ -141,15 +167,25 @@ pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Resp
             .await
             .map_err(|e| ApiError::internal(format!("preview task failed: {e}")))?
             .map_err(api_error)?;
+    let (query, scope) = chart_of(&spec.condition);
     let chart = ChartQuery {
-        query: spec.condition.chart_query().to_string(),
+        query,
         start: w.start,
         end: w.end,
         step: CHART_STEP_MS.max((w.end - w.start) / 11_000 + 1),
         width: w.width,
         legend: None,
     };
-    let series = chart.evaluate(&s).await?;
+    let mut series = chart.evaluate(&s).await?;
+    // The members the rule watches, as the engine filters them.
+    series.retain(|x| {
+        let labels: LabelSet = x
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        matches_all(scope, &labels)
+    });
     Ok(Json(json!({"status": "success", "data": {
         "start": w.start,
         "end": w.end,
