@@ -85,7 +85,11 @@ fn alert_pages_in_chromium() {
     let now = now_ms();
     let plateau = (now - 120 * MIN) - (now - 120 * MIN).rem_euclid(MIN);
     let plateau_end = plateau + 40 * MIN;
-    let times: Vec<i64> = (0..=360).map(|i| now - 180 * MIN + i * 30_000).collect();
+    // On the 30 s grid, so that the plateau's first and last samples are
+    // exactly at its edges (the preview's evaluations then see them within
+    // one step).
+    let first = (now - 180 * MIN) - (now - 180 * MIN).rem_euclid(30_000);
+    let times: Vec<i64> = (0..=360).map(|i| first + i * 30_000).collect();
     let busy: Vec<(i64, f64)> = times
         .iter()
         .map(|&t| {
