@@ -7,6 +7,7 @@
 //! | [`engine`] | evaluation on intervals; pending → firing → resolved; flap damping |
 //! | [`alert`] | an alert instance and its state |
 //! | [`notify`] | routing, grouping, dedup, retries; e-mail, webhook, Alertmanager |
+//! | [`preview`] | a rule replayed over history (the rule form's preview) |
 //! | [`silence`] | silences |
 //! | [`state`] | what is persisted in the data directory, and how |
 //! | [`service`] | the running whole the server embeds |
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod labels;
 pub mod matcher;
 pub mod notify;
+pub mod preview;
 pub mod rule;
 pub mod service;
 pub mod silence;

@@ -487,6 +487,31 @@ impl Alerting {
             .ok_or_else(|| ServiceError::NotFound(format!("no rule {id:?}")))
     }
 
+    /// Replays `spec` over `[start_ms, end_ms]` (see [`crate::preview`]),
+    /// every `step_ms` or the rule's interval; nothing is stored. The rule
+    /// is checked as [`Alerting::create_rule`] checks it. Blocks on
+    /// queries: call it from a blocking thread.
+    pub fn preview(
+        &self,
+        spec: &RuleSpec,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: Option<i64>,
+    ) -> Result<crate::preview::Simulation, ServiceError> {
+        self.check_rule(spec, &self.core())?;
+        let config = EngineConfig {
+            default_interval: self.config.evaluation_interval,
+            resolved_retention: self.config.resolved_retention,
+            flap: self.config.flap.clone(),
+            external_url: self.config.external_url.clone(),
+            external_labels: self.config.external_labels.clone(),
+        };
+        let step = step_ms
+            .unwrap_or_else(|| crate::preview::preview_step(spec, &config, start_ms, end_ms));
+        crate::preview::simulate(spec, self.source.as_ref(), config, start_ms, end_ms, step)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
+    }
+
     fn check_rule(&self, spec: &RuleSpec, core: &Core) -> Result<(), ServiceError> {
         spec.validate(Some(self.source.as_ref()))
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;

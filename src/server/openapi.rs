@@ -288,6 +288,12 @@ const OPS: &[Op] = &[
         auth: "admin",
     },
     Op {
+        method: "post",
+        path: "/api/v1/alerting/rules/preview",
+        summary: "A rule (as POST /api/v1/alerting/rules takes it, plus optional range, end, step, width) replayed over history without saving: its query's chart (as /api/v1/dashboard/query_range), the threshold or learned band, and the intervals it would have been pending or firing (the engine's state machine at every step). 400 names the field at fault.",
+        auth: "admin",
+    },
+    Op {
         method: "get",
         path: "/api/v1/alerting/rules/{id}",
         summary: "One rule with its state.",

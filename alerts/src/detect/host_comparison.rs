@@ -106,6 +106,35 @@ pub struct Comparison<K> {
     pub outliers: Vec<Outlier<K>>,
 }
 
+/// The group's robust centre (median) and the scales below and above it
+/// (double MAD as σ, floored) of one instant's values (reordered).
+fn peer_scale(
+    values: &mut [f64],
+    cfg: &HostComparisonConfig,
+    scratch: &mut Vec<f64>,
+) -> (f64, f64, f64) {
+    let m = median(values).expect("non-empty");
+    let (lo, hi) = double_mad(values, m, scratch);
+    let floor = (cfg.rel_floor * m.abs()).max(cfg.abs_floor);
+    (
+        m,
+        (MAD_TO_SIGMA * lo).max(floor),
+        (MAD_TO_SIGMA * hi).max(floor),
+    )
+}
+
+/// The peers' band at one instant: `(lo, centre, hi)`, where a member's
+/// score reaches the sensitivity; `None` with fewer than `min_group`
+/// values (what the preview draws for host comparison rules).
+pub fn peer_band(values: &[f64], cfg: &HostComparisonConfig) -> Option<(f64, f64, f64)> {
+    if values.len() < cfg.min_group.max(1) {
+        return None;
+    }
+    let mut v = values.to_vec();
+    let (m, lo, hi) = peer_scale(&mut v, cfg, &mut Vec::with_capacity(values.len()));
+    Some((m - cfg.sensitivity * lo, m, m + cfg.sensitivity * hi))
+}
+
 /// The members of `members` that are outliers over the window ending at the newest sample.
 /// Shorthand for [`compare`]`(..).outliers`.
 pub fn outliers<K: Clone>(
@@ -184,11 +213,7 @@ fn compare_with<K: Clone>(
         evaluated += 1;
         scratch.clear();
         scratch.extend(values.iter().map(|v| v.1));
-        let m = median(&mut scratch).expect("non-empty");
-        let (lo, hi) = double_mad(&scratch, m, &mut scratch2);
-        let floor = (cfg.rel_floor * m.abs()).max(cfg.abs_floor);
-        let sigma_lo = (MAD_TO_SIGMA * lo).max(floor);
-        let sigma_hi = (MAD_TO_SIGMA * hi).max(floor);
+        let (m, sigma_lo, sigma_hi) = peer_scale(&mut scratch, cfg, &mut scratch2);
         scores.clear();
         scores.extend(values.iter().map(|&(i, v)| {
             let z = if v >= m {

@@ -10,6 +10,7 @@ import { overviewPage, nodePage, namespacePage, podPage, containerPage } from '.
 import { dashboardsPage, dashboardPage } from './dashboard.js';
 import { logsPage } from './logs.js';
 import { loginPage } from './login.js';
+import { alertsPage } from './alerts.js';
 
 const main = document.getElementById('main');
 let page = null;
@@ -66,6 +67,7 @@ async function route() {
       case 'd': await dashboardPage(main, current, who, rest[0], params); break;
       case 'new': await dashboardPage(main, current, who, null, params); break;
       case 'logs': await logsPage(main, current, params); break;
+      case 'alerts': await alertsPage(main, current, who, rest, params); break;
       default: main.replaceChildren(el('p', { class: 'error' }, `No page ${location.hash}.`));
     }
     if (current === page) {

@@ -61,12 +61,57 @@ function thresholdsPlugin(thresholds) {
   };
 }
 
+/**
+ * Shaded time regions ([{from, to, color}], ms) and bands ([{t, lo, hi}],
+ * ms and values), drawn under the series (the alert preview's fired
+ * intervals and learned bands).
+ */
+function regionsPlugin(regions = [], bands = []) {
+  return {
+    hooks: {
+      drawAxes: [(u) => {
+        const { ctx, bbox } = u;
+        ctx.save();
+        for (const r of regions) {
+          const a = Math.max(bbox.left, u.valToPos(r.from / 1000, 'x', true));
+          const b = Math.min(bbox.left + bbox.width, u.valToPos(r.to / 1000, 'x', true));
+          if (!(b > a - 1)) continue;
+          ctx.fillStyle = r.color || 'rgba(224,47,68,0.2)';
+          ctx.fillRect(a, bbox.top, Math.max(1, b - a), bbox.height);
+        }
+        ctx.fillStyle = 'rgba(50,116,217,0.15)';
+        for (const band of bands) {
+          // One polygon per run of points that have both edges.
+          let run = [];
+          const flush = () => {
+            if (run.length > 1) {
+              ctx.beginPath();
+              run.forEach(([x, lo], i) => (i ? ctx.lineTo(x, lo) : ctx.moveTo(x, lo)));
+              for (let i = run.length - 1; i >= 0; i--) ctx.lineTo(run[i][0], run[i][2]);
+              ctx.closePath();
+              ctx.fill();
+            }
+            run = [];
+          };
+          band.t.forEach((t, i) => {
+            if (band.lo[i] === null || band.hi[i] === null) { flush(); return; }
+            run.push([u.valToPos(t / 1000, 'x', true), u.valToPos(band.lo[i], 'y', true), u.valToPos(band.hi[i], 'y', true)]);
+          });
+          flush();
+        }
+        ctx.restore();
+      }],
+    },
+  };
+}
+
 const LEGEND_CALCS = { min: 'Min', max: 'Max', mean: 'Avg', avg: 'Avg', lastNotNull: 'Last', last: 'Last' };
 
 /**
  * Draws a chart into `el` (replacing its content). Options: unit, min, max,
  * decimals, thresholds [{value,color}], legend ('table' | 'list' | 'hidden'),
- * calcs (['min','max','mean','lastNotNull']), start/end (ms) for the x axis.
+ * calcs (['min','max','mean','lastNotNull']), start/end (ms) for the x axis,
+ * regions [{from,to,color}] (ms) shaded and bands [{t,lo,hi}] filled under the series.
  * Returns {uplot, destroy()}.
  */
 export function drawChart(el, results, opts = {}) {
@@ -117,7 +162,10 @@ export function drawChart(el, results, opts = {}) {
       spanGaps: false,
       points: { show: false },
     }))],
-    plugins: opts.thresholds && opts.thresholds.length ? [thresholdsPlugin(opts.thresholds)] : [],
+    plugins: [
+      ...(opts.thresholds && opts.thresholds.length ? [thresholdsPlugin(opts.thresholds)] : []),
+      ...((opts.regions && opts.regions.length) || (opts.bands && opts.bands.length) ? [regionsPlugin(opts.regions, opts.bands)] : []),
+    ],
     hooks: {
       setSelect: [(uu) => {
         if (uu.select.width < 4) return;

@@ -21,7 +21,7 @@ use crate::promql::api::parse_time;
 use crate::server::ServerState;
 use crate::server::error::ApiError;
 
-fn service(state: &ServerState) -> Result<&Arc<Alerting>, ApiError> {
+pub(crate) fn service(state: &ServerState) -> Result<&Arc<Alerting>, ApiError> {
     state.alerting.as_ref().ok_or_else(|| ApiError {
         status: StatusCode::NOT_FOUND,
         kind: "not_found",
@@ -29,7 +29,7 @@ fn service(state: &ServerState) -> Result<&Arc<Alerting>, ApiError> {
     })
 }
 
-fn api_error(e: ServiceError) -> ApiError {
+pub(crate) fn api_error(e: ServiceError) -> ApiError {
     let (status, kind) = match &e {
         ServiceError::Invalid(_) | ServiceError::ReadOnly(_) => {
             (StatusCode::BAD_REQUEST, "bad_data")

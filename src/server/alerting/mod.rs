@@ -1,12 +1,13 @@
 //! Alerting in the server: the [`osprey_alerts`] service wired to the
 //! server's storage (rules query through [`source::PromqlSource`]), the
 //! dashboard's chart renderer for e-mails ([`chart::DashboardRenderer`]),
-//! and the HTTP API ([`api`]). Configured by `[server.alerting]`
+//! and the HTTP API ([`api`], the rule form's [`preview`]). Configured by `[server.alerting]`
 //! ([`osprey_alerts::config::AlertingConfig`]); state is kept under
 //! `<data_dir>/alerting`.
 
 pub mod api;
 pub mod chart;
+pub mod preview;
 pub mod source;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<Arc<ServerState>> {
             "/api/v1/alerting/rules",
             get(api::list_rules).post(api::create_rule),
         )
+        .route("/api/v1/alerting/rules/preview", post(preview::preview))
         .route(
             "/api/v1/alerting/rules/{id}",
             get(api::get_rule)
