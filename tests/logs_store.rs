@@ -306,8 +306,9 @@ fn retention_deletes_whole_old_partitions() {
     let now = now_ns();
     let mut cfg = config();
     cfg.retention = Duration::from_secs(2 * 3600);
-    cfg.maintain_interval = Duration::from_millis(100);
-    let store = open(dir.path(), cfg);
+    // No retention pass yet: both partitions must exist before it runs.
+    cfg.maintain_interval = Duration::from_secs(3600);
+    let store = open(dir.path(), cfg.clone());
     let old = Model {
         ts: now - 5 * HOUR,
         ns: "prod".into(),
@@ -324,6 +325,11 @@ fn retention_deletes_whole_old_partitions() {
         .unwrap();
     let dirs = store.partition_dirs();
     assert_eq!(dirs.len(), 2);
+    store.shutdown();
+    drop(store);
+    // Reopened with a short maintenance interval, retention runs.
+    cfg.maintain_interval = Duration::from_millis(100);
+    let store = open(dir.path(), cfg);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while dirs[0].exists() {
         assert!(
