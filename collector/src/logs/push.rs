@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use prost::Message;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use serde::{Deserialize, Serialize};
 
 use super::batch::Batch;
+use crate::ship::sender::error_chain;
 
 /// The header carrying `<source-id>/<sequence>` for exactly-once delivery.
 pub const BATCH_HEADER: &str = "X-Osprey-Batch";
@@ -24,7 +25,6 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// `Content-Type` of a protobuf push (the body is a snappy block).
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 const AGENT: &str = concat!("osprey-agent/", env!("CARGO_PKG_VERSION"));
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 const MAX_LOGGED_BODY: usize = 1024;
 
 /// Which body the agent sends.
@@ -272,12 +272,7 @@ impl PushClient {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let retry_after = crate::ship::sender::retry_after(response.headers());
         let answer = response.bytes().unwrap_or_default();
         if status.is_success() {
             return Outcome::Accepted;
@@ -326,17 +321,6 @@ pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
     half + Duration::from_nanos(fastrand::u64(
         0..=half.as_nanos().min(u128::from(u64::MAX)) as u64,
     ))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

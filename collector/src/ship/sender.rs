@@ -657,12 +657,7 @@ impl Delivery {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+        let retry_after = retry_after(response.headers());
         // Read the answer to the end so the connection can be reused.
         let answer = response.bytes().await.unwrap_or_default();
         if status.is_success() {
@@ -744,9 +739,19 @@ fn backoff(attempt: u32, config: &RemoteWriteConfig) -> Duration {
     half + Duration::from_nanos(jitter_nanos)
 }
 
+/// A receiver's `Retry-After` in seconds, capped (a misbehaving receiver
+/// cannot park the sender for hours). Shared by every pushing client.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
 /// `error: cause: cause`, since reqwest's top-level message hides the cause
-/// (connection refused, timeout).
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// (connection refused, timeout). Shared by every pushing client.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
