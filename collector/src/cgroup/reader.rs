@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::v1::{self, BLKIO_FILE_SETS, SpecDirs};
@@ -55,18 +56,27 @@ struct HeldFile {
     /// Missing at open time is an error (it is part of every cgroup of the
     /// controller), and failing later means the cgroup is gone.
     required: bool,
-    path: PathBuf,
+    /// The controller directory, shared by the files in it: a full path
+    /// per file was most of a reader's memory at thousands of cgroups.
+    dir: Arc<Path>,
     /// Held open for per-tick reads; `None` for the slow files, opened when
     /// due (every few seconds), so that thousands of cgroups fit under the
     /// open-file limit.
     file: Option<File>,
 }
 
-/// A v1 blkio file set: operations and bytes.
+/// A v1 blkio file set: operations and bytes, held open.
 #[derive(Debug)]
 struct BlkioPair {
     serviced: (PathBuf, File),
     service_bytes: (PathBuf, File),
+}
+
+impl HeldFile {
+    /// The file's path, for opening it when due and for error messages.
+    fn path(&self) -> PathBuf {
+        self.dir.join(self.kind.file_name())
+    }
 }
 
 /// The v1 blkio sources of a cgroup. cAdvisor takes the first file set in
@@ -79,7 +89,9 @@ struct BlkioPair {
 /// empty while the cgroup lives.
 #[derive(Debug, Default)]
 struct BlkioV1 {
-    candidates: Vec<(PathBuf, PathBuf)>,
+    /// The blkio directory and the file sets not yet seen with data.
+    dir: Option<Arc<Path>>,
+    candidates: Vec<(&'static str, &'static str)>,
     chosen: Option<BlkioPair>,
     next_probe: Option<Instant>,
 }
@@ -117,7 +129,7 @@ pub struct CgroupReader {
     usage_from_stat: bool,
     /// A directory of the cgroup; whether it still exists tells a removed
     /// cgroup from a file the kernel hid.
-    primary_dir: PathBuf,
+    primary_dir: Arc<Path>,
     spec_v1: SpecDirs,
     /// Slow-moving figures (peak usage, limit hits, OOM counts, v1 kernel
     /// memory) are re-read at most this often; zero reads them every tick.
@@ -144,6 +156,30 @@ struct SlowFigures {
 }
 
 impl StatFile {
+    /// The file's name in its controller directory.
+    fn file_name(self) -> &'static str {
+        match self {
+            StatFile::V1CpuacctUsage => "cpuacct.usage",
+            StatFile::V1CpuacctStat => "cpuacct.stat",
+            StatFile::V1CpuStat | StatFile::V2CpuStat => "cpu.stat",
+            StatFile::V1MemoryUsage => "memory.usage_in_bytes",
+            StatFile::V1MemoryMaxUsage => "memory.max_usage_in_bytes",
+            StatFile::V1MemoryFailcnt => "memory.failcnt",
+            StatFile::V1MemoryStat | StatFile::V2MemoryStat => "memory.stat",
+            StatFile::V1KmemUsage => "memory.kmem.usage_in_bytes",
+            StatFile::V1OomControl => "memory.oom_control",
+            StatFile::PidsCurrent => "pids.current",
+            StatFile::V2MemoryCurrent => "memory.current",
+            StatFile::V2MemoryPeak => "memory.peak",
+            StatFile::V2SwapCurrent => "memory.swap.current",
+            StatFile::V2MemoryEvents => "memory.events",
+            StatFile::V2IoStat => "io.stat",
+            StatFile::V2CpuPressure => "cpu.pressure",
+            StatFile::V2MemoryPressure => "memory.pressure",
+            StatFile::V2IoPressure => "io.pressure",
+        }
+    }
+
     /// Files whose figures move slowly or rarely (a high-water mark, event
     /// counters, v1 kernel memory) or only refine another one (v1's
     /// user/system split of the CPU total, which `cpuacct.usage` gives every
@@ -195,7 +231,7 @@ impl CgroupReader {
             use_hierarchy: true,
             user_hz: v1::user_hz(),
             usage_from_stat: false,
-            primary_dir: PathBuf::new(),
+            primary_dir: Arc::from(Path::new("")),
             spec_v1: SpecDirs::default(),
             cgroup,
         };
@@ -209,13 +245,13 @@ impl CgroupReader {
     fn open_v1(&mut self, layout: &CgroupLayout) -> Result<(), ReadError> {
         let is_root = self.cgroup == "/";
         let mut any_mounted = false;
-        let mut dir_of = |controller: &str| -> Option<PathBuf> {
+        let mut dir_of = |controller: &str| -> Option<Arc<Path>> {
             let dir = layout.v1_dir(controller, &self.cgroup)?;
             any_mounted = true;
             // A cgroup may exist in some hierarchies only (systemd creates
             // service cgroups in `memory` only with MemoryAccounting=yes);
             // cAdvisor skips controllers without a directory likewise.
-            dir.is_dir().then_some(dir)
+            dir.is_dir().then(|| Arc::from(dir))
         };
         let cpuacct = dir_of("cpuacct");
         let cpu = dir_of("cpu");
@@ -270,11 +306,11 @@ impl CgroupReader {
         }
         if let Some(dir) = &blkio {
             for (serviced, bytes) in BLKIO_FILE_SETS {
-                let (s, b) = (dir.join(serviced), dir.join(bytes));
-                if s.exists() && b.exists() {
-                    self.blkio.candidates.push((s, b));
+                if dir.join(serviced).exists() && dir.join(bytes).exists() {
+                    self.blkio.candidates.push((serviced, bytes));
                 }
             }
+            self.blkio.dir = Some(dir.clone());
         }
         if let Some(dir) = &pids {
             // `pids.max` is a limit: read with the spec, not every tick.
@@ -285,9 +321,12 @@ impl CgroupReader {
     }
 
     fn open_v2(&mut self, layout: &CgroupLayout) -> Result<(), ReadError> {
-        let dir = layout.v2_dir(&self.cgroup).ok_or(ReadError::NotMounted {
-            what: "the unified (v2) hierarchy",
-        })?;
+        let dir: Arc<Path> = layout
+            .v2_dir(&self.cgroup)
+            .ok_or(ReadError::NotMounted {
+                what: "the unified (v2) hierarchy",
+            })?
+            .into();
         if !dir.is_dir() {
             return Err(self.vanished());
         }
@@ -313,17 +352,18 @@ impl CgroupReader {
     /// exists.
     fn hold(
         &mut self,
-        dir: &Path,
+        dir: &Arc<Path>,
         name: &str,
         kind: StatFile,
         required: bool,
     ) -> Result<bool, ReadError> {
+        debug_assert_eq!(name, kind.file_name());
         match self.open_optional(dir, name)? {
-            Some((path, file)) => {
+            Some((_, file)) => {
                 self.files.push(HeldFile {
                     kind,
                     required,
-                    path,
+                    dir: dir.clone(),
                     file: (self.hold_slow_files || !kind.is_slow()).then_some(file),
                 });
                 Ok(true)
@@ -393,7 +433,7 @@ impl CgroupReader {
                     && !f.kind.is_slow()
                     && (self.read_cfs || f.kind != StatFile::V1CpuStat)
             })
-            .map(|f| f.path.clone())
+            .map(HeldFile::path)
             .collect();
         if let Some(pair) = &self.blkio.chosen {
             out.push(pair.serviced.0.clone());
@@ -443,7 +483,7 @@ impl CgroupReader {
             }
             let read = match &held.file {
                 Some(file) => read_text(file, buf),
-                None => File::open(&held.path)
+                None => File::open(held.path())
                     .map_err(ReadFailure::Io)
                     .and_then(|file| read_text(&file, buf)),
             };
@@ -460,12 +500,12 @@ impl CgroupReader {
                 }
                 Err(ReadFailure::Io(source)) => {
                     return Err(ReadError::Io {
-                        path: held.path.clone(),
+                        path: held.path(),
                         source,
                     });
                 }
                 Err(ReadFailure::NotText) => {
-                    return Err(ReadError::parse(&held.path, ParseError::NotText));
+                    return Err(ReadError::parse(&held.path(), ParseError::NotText));
                 }
             };
             apply(
@@ -477,7 +517,7 @@ impl CgroupReader {
                 &mut pids,
                 &mut pressure,
             )
-            .map_err(|e| ReadError::parse(&held.path, e))?;
+            .map_err(|e| ReadError::parse(&held.path(), e))?;
         }
         for index in gone_optional.into_iter().rev() {
             self.files.remove(index);
@@ -530,28 +570,31 @@ impl CgroupReader {
                 .map_err(|e| ReadError::parse(&pair.service_bytes.0, e));
         }
         let now = Instant::now();
+        let Some(dir) = &self.blkio.dir else {
+            return Ok(());
+        };
         if self.blkio.candidates.is_empty() || self.blkio.next_probe.is_some_and(|t| now < t) {
             return Ok(());
         }
         self.blkio.next_probe = Some(now + BLKIO_PROBE_INTERVAL);
-        for (serviced_path, bytes_path) in &self.blkio.candidates {
-            let open = |p: &PathBuf| match File::open(p) {
-                Ok(f) => Ok((p.clone(), f)),
+        for (serviced_name, bytes_name) in &self.blkio.candidates {
+            let open = |name: &str| match File::open(dir.join(name)) {
+                Ok(f) => Ok((dir.join(name), f)),
                 Err(e) if is_gone(&e) => Err(ReadError::Vanished {
                     cgroup: self.cgroup.clone(),
                 }),
                 Err(source) => Err(ReadError::Io {
-                    path: p.clone(),
+                    path: dir.join(name),
                     source,
                 }),
             };
-            let serviced = open(serviced_path)?;
+            let serviced = open(serviced_name)?;
             if !v1::blkio_has_data(read_blkio_file(&serviced, buf, &self.cgroup)?) {
                 continue;
             }
             let pair = BlkioPair {
                 serviced,
-                service_bytes: open(bytes_path)?,
+                service_bytes: open(bytes_name)?,
             };
             self.blkio.chosen = Some(pair);
             self.blkio.candidates.clear();

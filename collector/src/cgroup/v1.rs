@@ -212,11 +212,11 @@ pub const BLKIO_FILE_SETS: [(&str, &str); 4] = [
 #[derive(Debug, Clone, Default)]
 pub struct SpecDirs {
     /// The `cpu` controller directory.
-    pub cpu: Option<std::path::PathBuf>,
+    pub cpu: Option<std::sync::Arc<std::path::Path>>,
     /// The `memory` controller directory.
-    pub memory: Option<std::path::PathBuf>,
+    pub memory: Option<std::sync::Arc<std::path::Path>>,
     /// The `pids` controller directory.
-    pub pids: Option<std::path::PathBuf>,
+    pub pids: Option<std::sync::Arc<std::path::Path>>,
 }
 
 /// Reads the limits of a v1 cgroup: `cpu.shares`, `cpu.cfs_period_us`,

@@ -1,6 +1,7 @@
 //! The name of a cgroup: its path relative to the hierarchy root.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A cgroup's path relative to its hierarchy root: `/` for the root,
 /// `/system.slice/ssh.service`, `/docker/<id>`. It is cAdvisor's container
@@ -8,14 +9,15 @@ use std::fmt;
 /// hierarchy and in the unified one.
 ///
 /// Always starts with `/`, never ends with one (except the root) and has
-/// no empty components.
+/// no empty components. Cloning shares the text: the same path sits in
+/// the discovery sets, the inotify watch table and the tracked readers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CgroupPath(String);
+pub struct CgroupPath(Arc<str>);
 
 impl CgroupPath {
     /// The root cgroup `/`.
     pub fn root() -> Self {
-        Self("/".to_owned())
+        Self(Arc::from("/"))
     }
 
     /// Normalises `path` (`a/b/`, `//a//b` → `/a/b`).
@@ -28,7 +30,7 @@ impl CgroupPath {
         if out.is_empty() {
             out.push('/');
         }
-        Self(out)
+        Self(out.into())
     }
 
     /// The path as a string.
@@ -38,15 +40,15 @@ impl CgroupPath {
 
     /// Whether this is the root cgroup.
     pub fn is_root(&self) -> bool {
-        self.0 == "/"
+        &*self.0 == "/"
     }
 
     /// The child cgroup called `name` (one path component).
     pub fn join(&self, name: &str) -> Self {
         if self.is_root() {
-            Self(format!("/{name}"))
+            Self(format!("/{name}").into())
         } else {
-            Self(format!("{}/{name}", self.0))
+            Self(format!("{}/{name}", self.0).into())
         }
     }
 
@@ -59,7 +61,7 @@ impl CgroupPath {
     pub fn starts_with(&self, ancestor: &CgroupPath) -> bool {
         ancestor.is_root()
             || self.0 == ancestor.0
-            || (self.0.starts_with(&ancestor.0) && self.0.as_bytes()[ancestor.0.len()] == b'/')
+            || (self.0.starts_with(&*ancestor.0) && self.0.as_bytes()[ancestor.0.len()] == b'/')
     }
 }
 

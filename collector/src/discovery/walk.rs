@@ -81,8 +81,12 @@ where
     before_listing(&start_dir, start)?;
     let entries = fs::read_dir(&start_dir)?;
     out.insert(start.clone());
-    let mut stack = vec![(start.clone(), entries, start_depth(start))];
-    while let Some((path, entries, depth)) = stack.pop() {
+    // Directories waiting to be listed, not their open handles: a
+    // directory handle carries a 32 KiB buffer, and a level with a
+    // thousand pods would otherwise hold a thousand of them at once.
+    let mut pending: Vec<(CgroupPath, std::path::PathBuf, usize)> = Vec::new();
+    let mut listing = Some((start.clone(), entries, start_depth(start)));
+    while let Some((path, entries, depth)) = listing.take() {
         for entry in entries {
             let Ok(entry) = entry else { continue };
             // `DirEntry::file_type` does not follow symlinks.
@@ -107,12 +111,16 @@ where
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
+            pending.push((child, dir, depth + 1));
+        }
+        while let Some((child, dir, depth)) = pending.pop() {
             match fs::read_dir(&dir) {
                 Ok(grandchildren) => {
                     out.insert(child.clone());
-                    stack.push((child, grandchildren, depth + 1));
+                    listing = Some((child, grandchildren, depth));
+                    break;
                 }
-                // Removed between readdir and here: it is gone, not an error.
+                // Removed since it was seen: it is gone, not an error.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     tracing::debug!(cgroup = %child, error = %e, "cannot list cgroup; reporting it without children");
