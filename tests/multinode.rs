@@ -475,6 +475,16 @@ fn nodes_on_a_private_network_report_alert_when_cut_off_or_killed_and_resume_wit
             "{}'s cgroups",
             n.name
         );
+        let free = get_json(&format!(
+            "{}/api/v1/model/nodes/{}/freecontainers/",
+            api.base, n.name
+        ));
+        assert_eq!(
+            free,
+            serde_json::json!([n.cgroup.path.trim_start_matches('/')]),
+            "{}'s Heapster system containers",
+            n.name
+        );
     }
     // Logs of every node arrive, labelled with their node.
     let t0 = now_ms() - 120_000;
