@@ -17,6 +17,12 @@
 //! receiver = "ops-mail"
 //! group_by = ["alertname", "namespace"]
 //! group_wait = "30s"
+//!
+//! # Rules of any kind, in the API's form (read-only through the API).
+//! [[server.alerting.rules]]
+//! name = "NodeSilent"
+//! for = "1m"
+//! condition = { kind = "absence", query = "machine_cpu_cores", duration = "2m" }
 //! ```
 
 use std::path::PathBuf;
@@ -28,6 +34,7 @@ use crate::engine::FlapConfig;
 use crate::labels::LabelSet;
 use crate::notify::route::Route;
 use crate::notify::{ChannelSpec, RetryConfig};
+use crate::rule::RuleSpec;
 
 /// Everything alerting can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +59,11 @@ pub struct AlertingConfig {
     pub external_labels: LabelSet,
     /// Prometheus rule files loaded at start (read-only through the API).
     pub rule_files: Vec<PathBuf>,
+    /// Rules defined here (`[[server.alerting.rules]]`), in the form the
+    /// API takes (any condition kind, e.g. `absence` or `host_comparison`,
+    /// which Prometheus rule files cannot express); read-only through the
+    /// API. An empty `id` is derived from the name.
+    pub rules: Vec<RuleSpec>,
     /// Channels defined here (read-only through the API); more can be
     /// created through the API.
     pub channels: Vec<ChannelSpec>,
@@ -80,6 +92,7 @@ impl Default for AlertingConfig {
             dashboard_url: String::new(),
             external_labels: LabelSet::new(),
             rule_files: Vec::new(),
+            rules: Vec::new(),
             channels: Vec::new(),
             route: Route::default(),
             retry: RetryConfig::default(),

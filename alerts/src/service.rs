@@ -146,6 +146,9 @@ impl Alerting {
         for f in &config.rule_files {
             file_rules.extend(load_rule_file(f).map_err(|e| ServiceError::Invalid(e.to_string()))?);
         }
+        for r in &config.rules {
+            file_rules.push(config_rule(r, source.as_ref())?);
+        }
         let mut ids = HashSet::new();
         for r in file_rules.iter().chain(defs.rules.iter()) {
             if !ids.insert(r.id.clone()) {
@@ -163,6 +166,19 @@ impl Alerting {
             c.origin = "config".into();
             c.validate()
                 .map_err(|e| ServiceError::Invalid(format!("channel {:?}: {e}", c.id)))?;
+        }
+        for r in file_rules.iter().filter(|r| r.origin == CONFIG_ORIGIN) {
+            if let Some(ch) = r.channels.iter().find(|ch| {
+                !config_channels
+                    .iter()
+                    .chain(defs.channels.iter())
+                    .any(|c| &c.id == *ch)
+            }) {
+                return Err(ServiceError::Invalid(format!(
+                    "rule {:?} of the configuration: `channels`: there is no channel {ch:?}",
+                    r.id
+                )));
+            }
         }
         config
             .route
@@ -549,9 +565,10 @@ impl Alerting {
     /// Replaces a rule made through the API.
     pub fn update_rule(&self, id: &str, mut spec: RuleSpec) -> Result<RuleSpec, ServiceError> {
         let mut core = self.core();
-        if core.file_rules.iter().any(|r| r.id == id) {
+        if let Some(r) = core.file_rules.iter().find(|r| r.id == id) {
             return Err(ServiceError::ReadOnly(format!(
-                "rule {id:?} comes from a rule file; edit the file"
+                "rule {id:?} comes from {}; edit it there",
+                read_only_origin(r)
             )));
         }
         let Some(pos) = core.defs.rules.iter().position(|r| r.id == id) else {
@@ -577,9 +594,10 @@ impl Alerting {
     /// Deletes a rule made through the API; its firing alerts resolve.
     pub fn delete_rule(&self, id: &str) -> Result<(), ServiceError> {
         let mut core = self.core();
-        if core.file_rules.iter().any(|r| r.id == id) {
+        if let Some(r) = core.file_rules.iter().find(|r| r.id == id) {
             return Err(ServiceError::ReadOnly(format!(
-                "rule {id:?} comes from a rule file; edit the file"
+                "rule {id:?} comes from {}; edit it there",
+                read_only_origin(r)
             )));
         }
         let Some(pos) = core.defs.rules.iter().position(|r| r.id == id) else {
@@ -968,6 +986,32 @@ fn redact(c: &ChannelSpec) -> ChannelSpec {
         ChannelKind::Alertmanager(_) => {}
     }
     c
+}
+
+/// `origin` of the rules defined in `[[server.alerting.rules]]`.
+const CONFIG_ORIGIN: &str = "config";
+
+/// A rule of `[[server.alerting.rules]]`, checked as the API checks one,
+/// with its id derived from the name when empty.
+fn config_rule(spec: &RuleSpec, source: &dyn Source) -> Result<RuleSpec, ServiceError> {
+    let mut r = spec.clone();
+    r.origin = CONFIG_ORIGIN.into();
+    if r.id.is_empty() {
+        r.id = slug(&r.name);
+    }
+    r.validate(Some(source)).map_err(|e| {
+        ServiceError::Invalid(format!("rule {:?} of the configuration: {e}", r.name))
+    })?;
+    Ok(r)
+}
+
+/// Where a read-only rule is defined, for messages.
+fn read_only_origin(r: &RuleSpec) -> String {
+    if r.origin == CONFIG_ORIGIN {
+        "the configuration ([[server.alerting.rules]])".into()
+    } else {
+        format!("the rule file {}", r.origin)
+    }
 }
 
 fn slug(name: &str) -> String {
