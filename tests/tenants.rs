@@ -285,7 +285,7 @@ fn check_promql(w: &World) {
     for q in [
         "{__name__=~\".+\", namespace=~\".*\"}",
         "{namespace=~\".+\"}",
-        "{namespace!=\"a\"}",
+        "{__name__=~\".+\", namespace!=\"a\"}",
         "{namespace=~\"a|b|aa\"}",
         "{__name__=~\".+\"}",
         "tenant_probe or machine_cpu_cores",
@@ -297,7 +297,7 @@ fn check_promql(w: &World) {
         assert!(got.iter().all(|n| n == "a"), "range {q}: {got:?}");
     }
     assert_eq!(
-        result_namespaces(&w.instant(A_READ, "{namespace!=\"a\"}")).len(),
+        result_namespaces(&w.instant(A_READ, "{__name__=~\".+\", namespace!=\"a\"}")).len(),
         0
     );
     assert_eq!(result_namespaces(&w.instant(A_READ, "tenant_probe")), ["a"]);
@@ -343,7 +343,13 @@ fn check_promql(w: &World) {
     assert_eq!(values(A_READ, &[]), ["a"]);
     assert_eq!(values(B_READ, &[]), ["b"]);
     assert_eq!(values(ADMIN, &[]), ["a", "aa", "b"]);
-    assert_eq!(values(A_READ, &[("match[]", "{namespace=~\".*\"}")]), ["a"]);
+    assert_eq!(
+        values(
+            A_READ,
+            &[("match[]", "{__name__=~\".+\", namespace=~\".*\"}")]
+        ),
+        ["a"]
+    );
     let pods = strings(&ok_as(&w.base, A_READ, "/api/v1/label/pod/values", &[])["data"]);
     assert_eq!(pods, ["web-a"]);
     let uuids = strings(&ok_as(&w.base, A_READ, "/api/v1/label/system_uuid/values", &[])["data"]);
@@ -627,7 +633,7 @@ fn check_dashboards(w: &World) {
         &json!({"title": "Ops", "uid": "ops"}),
     );
     assert_eq!(s, 200, "{v}");
-    let panel = json!({"id": 1, "type": "timeseries", "title": "Memory",
+    let panel = json!({"id": 1, "type": "timeseries", "title": "Memory", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 8},
         "targets": [{"expr": "container_memory_working_set_bytes", "legendFormat": "{{namespace}}/{{pod}}"}]});
     // A read token may not save; a tenant admin may, and owns the result.
     let board = json!({"title": "Team A", "uid": "team-a", "panels": [panel]});
@@ -717,7 +723,7 @@ fn check_dashboards(w: &World) {
         chart(ADMIN, "container_memory_working_set_bytes"),
         ["a", "b"]
     );
-    assert!(chart(A_READ, "{namespace!=\"a\"}").is_empty());
+    assert!(chart(A_READ, "{__name__=~\".+\", namespace!=\"a\"}").is_empty());
     assert!(
         chart(
             B_READ,
@@ -886,7 +892,7 @@ fn check_alerts(w: &World) {
             .map(|s| s["id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids(A_READ), [a_silence.clone()]);
+    assert_eq!(ids(A_READ), [a_silence.as_str()]);
     assert!(ids(B_READ).is_empty());
     assert_eq!(ids(ADMIN).len(), 2);
     let one = format!("{path}/{a_silence}");
