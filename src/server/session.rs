@@ -12,9 +12,9 @@
 //! - `POST /api/v1/logout` ends the session of the cookie;
 //! - `GET /api/v1/whoami` (public, so that the dashboard learns it must
 //!   log in without provoking a 401) →
-//!   `{"status":"success","data":{"user","role","namespaces","auth":bool}}`;
-//!   `user` and `role` are null when the server needs a login and the
-//!   caller has none; `namespaces` is null unless the caller is a tenant.
+//!   `{"status":"success","data":{"user","role","auth":bool}}` (plus
+//!   `namespaces` for a tenant); `user` and `role` are null when the
+//!   server needs a login and the caller has none.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -260,9 +260,11 @@ async fn login(
         "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
     );
-    let mut resp =
-        Json(json!({"status": "success", "data": {"user": user, "role": role, "namespaces": namespaces}}))
-            .into_response();
+    let mut data = json!({"user": user, "role": role});
+    if let Some(ns) = namespaces {
+        data["namespaces"] = json!(ns);
+    }
+    let mut resp = Json(json!({"status": "success", "data": data})).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("ASCII cookie"),
@@ -306,16 +308,20 @@ async fn whoami(
         })
     };
     let (user, role, namespaces) = match who {
-        Some(w) => (json!(w.name), json!(w.role), json!(w.scope.namespaces())),
-        None => (
-            serde_json::Value::Null,
-            serde_json::Value::Null,
-            serde_json::Value::Null,
+        Some(w) => (
+            json!(w.name),
+            json!(w.role),
+            w.scope.namespaces().map(<[String]>::to_vec),
         ),
+        None => (serde_json::Value::Null, serde_json::Value::Null, None),
     };
-    Json(
-        json!({"status": "success", "data": {"user": user, "role": role, "namespaces": namespaces, "auth": auth}}),
-    )
+    let mut data = json!({"user": user, "role": role, "auth": auth});
+    // Only tenants are told their namespaces; the answer is unchanged for
+    // everyone else.
+    if let Some(ns) = namespaces {
+        data["namespaces"] = json!(ns);
+    }
+    Json(json!({"status": "success", "data": data}))
 }
 
 #[cfg(test)]
