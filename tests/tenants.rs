@@ -994,6 +994,36 @@ fn tenant_tokens_see_only_their_namespaces_through_every_api() {
     check_dashboards(&w);
     check_alerts(&w);
     check_refusals(&w);
+    check_session(&w);
+}
+
+/// A login with A's token gives a session (cookie) with A's scope.
+fn check_session(w: &World) {
     let who = ok_as(&w.base, A_READ, "/api/v1/whoami", &[]);
     assert_eq!(who["data"]["namespaces"], json!(["a"]));
+    let admin = ok_as(&w.base, ADMIN, "/api/v1/whoami", &[]);
+    assert!(admin["data"].get("namespaces").is_none(), "{admin}");
+    let resp = client()
+        .post(format!("{}/api/v1/login", w.base))
+        .json(&json!({"token": A_READ}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let login: Value = resp.json().unwrap();
+    assert_eq!(login["data"]["namespaces"], json!(["a"]));
+    let v: Value = client()
+        .get(format!("{}/api/v1/label/namespace/values", w.base))
+        .header("Cookie", cookie)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["data"], json!(["a"]));
 }
