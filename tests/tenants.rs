@@ -594,6 +594,12 @@ fn check_pushes(w: &World) {
     assert_eq!(s, 403, "{b}");
     let body = json!({"streams": [{"stream": {"node": "n1"}, "values": [[ts, "refused marker"]]}]});
     assert_eq!(loki_push(&w.base, A_WRITE, &body).0, 403);
+    // Also when the outside stream's lines are too old to be kept anyway.
+    let body = json!({"streams": [
+        {"stream": {"namespace": "a"}, "values": [[ts, "refused marker"]]},
+        {"stream": {"namespace": "b"}, "values": [["1000", "ancient"]]},
+    ]});
+    assert_eq!(loki_push(&w.base, A_WRITE, &body).0, 403);
     // A later accepted push commits; the refused lines never show up.
     let body =
         json!({"streams": [{"stream": {"namespace": "a"}, "values": [[ts, "accepted marker"]]}]});

@@ -163,15 +163,14 @@ async fn push_inner(
         .map_err(|m| ApiError::bad_request(format!("{m}; nothing of this request was stored")))?;
     // A tenant pushes its own namespaces only; one stream outside them
     // refuses the whole request, before anything is written.
-    if let Some(line) = decoded.lines.iter().find(|l| {
+    if let Some(stream) = decoded.streams.iter().find(|s| {
         !scope.allows_label(
-            l.stream
-                .labels
+            s.labels
                 .get(crate::server::auth::NAMESPACE_LABEL)
                 .map(String::as_str),
         )
     }) {
-        let ns = line.stream.labels.get(crate::server::auth::NAMESPACE_LABEL);
+        let ns = stream.labels.get(crate::server::auth::NAMESPACE_LABEL);
         return Err(scope.forbidden(match ns {
             Some(ns) => format!("a stream of namespace {ns:?}; nothing of this request was stored"),
             None => "a stream without a namespace label; nothing of this request was stored".into(),
