@@ -502,7 +502,12 @@ fn check_logs(w: &World) {
     assert!(admin_names.contains(&"unit".to_string()), "{admin_names:?}");
     let ns = |token| strings(&w.loki(token, "/loki/api/v1/label/namespace/values", None)["data"]);
     assert_eq!(ns(A_READ), ["a"]);
+    assert_eq!(ns(B_READ), ["b"]);
     assert_eq!(ns(ADMIN), ["a", "b"]);
+    assert!(streams(B_READ, "{namespace=\"a\"}").is_empty());
+    assert_eq!(total(B_READ), 3);
+    let pods = strings(&w.loki(B_READ, "/loki/api/v1/label/pod/values", None)["data"]);
+    assert_eq!(pods, ["web-b"]);
     let jobs = strings(&w.loki(A_READ, "/loki/api/v1/label/job/values", None)["data"]);
     assert_eq!(jobs, ["osprey/containers"]);
 }
@@ -984,6 +989,9 @@ fn check_refusals(w: &World) {
     }
     let body = remote_write_body(&[("x", &[("namespace", "a")], &[(now_ms(), 1.0)])]);
     assert_eq!(post_write(&w.base, body, Some(&tampered)).0, 401);
+    let ts = (now_ms() * 1_000_000).to_string();
+    let body = json!({"streams": [{"stream": {"namespace": "a"}, "values": [[ts, "x"]]}]});
+    assert_eq!(loki_push(&w.base, &tampered, &body).0, 401);
 }
 
 #[test]
