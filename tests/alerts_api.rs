@@ -35,6 +35,7 @@ fn state(tokens: bool) -> (tempfile::TempDir, Arc<ServerState>) {
                 token: Some(t.into()),
                 token_file: None,
                 role,
+                namespaces: None,
             });
         }
     }

@@ -31,6 +31,7 @@ fn state() -> (tempfile::TempDir, Arc<ServerState>) {
             token: Some(t.into()),
             token_file: None,
             role,
+            namespaces: None,
         });
     }
     (dir, ServerState::open(config).unwrap())

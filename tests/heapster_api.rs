@@ -850,6 +850,7 @@ async fn the_heapster_api_needs_a_read_token_when_tokens_are_configured() {
         token: Some(secret.into()),
         token_file: None,
         role,
+        namespaces: None,
     };
     let config = ServerConfig {
         data_dir: dir.path().to_path_buf(),

@@ -31,12 +31,14 @@ fn state(tokens: bool) -> (tempfile::TempDir, Arc<ServerState>) {
                 token: Some(READ_TOKEN.into()),
                 token_file: None,
                 role: Role::Read,
+                namespaces: None,
             },
             TokenConfig {
                 name: "agent".into(),
                 token: Some(WRITE_TOKEN.into()),
                 token_file: None,
                 role: Role::Write,
+                namespaces: None,
             },
         ];
     }

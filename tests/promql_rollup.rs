@@ -183,3 +183,31 @@ fn long_ranges_read_far_fewer_samples_from_rollups() {
         "{off_grid}"
     );
 }
+
+#[test]
+fn a_restriction_holds_on_the_rollup_path() {
+    use osprey::promql::engine::instant_query_in;
+    use osprey::promql::limits::Budget;
+    use osprey::storage::Matcher;
+    let (_a, with) = load(true);
+    // Raw samples of one counter over 6 h exceed this limit: an answer
+    // means the rollups were read.
+    let limits = QueryLimits {
+        max_samples: 1000,
+        ..QueryLimits::default()
+    };
+    let q = "max_over_time({__name__=~\"c|g\"}[6h])";
+    let t = T0 + 7 * H;
+    let restrict = Matcher::re("id", "0|2").unwrap();
+    let Value::Vector(v) =
+        instant_query_in(&with, q, t, Budget::start(limits), Some(restrict)).unwrap()
+    else {
+        panic!("a vector")
+    };
+    let ids: Vec<&str> = v.iter().map(|s| s.labels.get("id").unwrap()).collect();
+    assert_eq!(ids, ["0", "2"]);
+    let Value::Vector(all) = instant_query(&with, q, t, limits).unwrap() else {
+        panic!("a vector")
+    };
+    assert_eq!(all.len(), 5, "without the restriction every series answers");
+}

@@ -514,6 +514,19 @@ impl Alerting {
         end_ms: i64,
         step_ms: Option<i64>,
     ) -> Result<crate::preview::Simulation, ServiceError> {
+        self.preview_with(spec, self.source.as_ref(), start_ms, end_ms, step_ms)
+    }
+
+    /// [`Alerting::preview`] reading through `source` instead of the
+    /// service's own (e.g. one limited to what the caller may see).
+    pub fn preview_with(
+        &self,
+        spec: &RuleSpec,
+        source: &dyn Source,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: Option<i64>,
+    ) -> Result<crate::preview::Simulation, ServiceError> {
         self.check_rule(spec, &self.core())?;
         let config = EngineConfig {
             default_interval: self.config.evaluation_interval,
@@ -524,7 +537,7 @@ impl Alerting {
         };
         let step = step_ms
             .unwrap_or_else(|| crate::preview::preview_step(spec, &config, start_ms, end_ms));
-        crate::preview::simulate(spec, self.source.as_ref(), config, start_ms, end_ms, step)
+        crate::preview::simulate(spec, source, config, start_ms, end_ms, step)
             .map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
@@ -855,10 +868,23 @@ impl Alerting {
         since_ms: Option<i64>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, ServiceError> {
+        self.history_where(rule_id, since_ms, limit, |_| true)
+    }
+
+    /// [`Alerting::history`] of the entries `keep` accepts only (the limit
+    /// counts kept entries).
+    pub fn history_where(
+        &self,
+        rule_id: Option<&str>,
+        since_ms: Option<i64>,
+        limit: usize,
+        keep: impl Fn(&HistoryEntry) -> bool,
+    ) -> Result<Vec<HistoryEntry>, ServiceError> {
         let limit = limit.min(self.config.history_limit);
         let log = self.history.lock().unwrap_or_else(|p| p.into_inner());
         Ok(log.read(limit, |e| {
-            since_ms.is_none_or(|s| e.at_ms >= s)
+            keep(e)
+                && since_ms.is_none_or(|s| e.at_ms >= s)
                 && rule_id.is_none_or(|r| match &e.event {
                     HistoryEvent::Transition { rule_id, .. } => rule_id == r,
                     _ => false,

@@ -17,6 +17,7 @@ use super::catalogue::{self, LabelDescriptor, MetricDef, MetricLabels, MetricTyp
 use super::model::{Cgroup, CgroupRole, Entity, Inventory, PRESENCE_METRIC};
 use super::views::{self, Evaluator, Points};
 use crate::server::ServerState;
+use crate::server::auth::Scope;
 use crate::server::error::ApiError;
 use crate::storage::{Matcher, Storage, StorageError};
 
@@ -197,25 +198,82 @@ pub struct Timeseries {
 /// `GET /api/v1/metric-export`.
 pub async fn export(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     if let Err(e) = no_parameters(&q) {
         return e.into_response();
     }
     let storage = state.storage.clone();
-    blocking(move || export_all(&storage, now_ms())).await
+    blocking(move || export_scoped(&storage, now_ms(), &scope)).await
+}
+
+/// Whether a tenant may see an entity: pods, their containers and
+/// namespaces of its scope; never nodes, system containers or the cluster.
+pub fn entity_in_scope(scope: &Scope, entity: &Entity) -> bool {
+    match entity {
+        Entity::Cluster | Entity::Node { .. } | Entity::FreeContainer { .. } => scope.is_all(),
+        Entity::Namespace { namespace }
+        | Entity::Pod { namespace, .. }
+        | Entity::PodContainer { namespace, .. } => scope.allows(namespace),
+    }
+}
+
+/// Refuses (403) a model route outside the scope: node, system-container
+/// and cluster routes for any tenant, namespaced routes of namespaces
+/// outside its list. The answer does not depend on whether the namespace
+/// exists, so a refusal tells nothing about other tenants.
+pub fn check_route(scope: &Scope, route: &ModelRoute) -> Result<(), ApiError> {
+    if scope.is_all() {
+        return Ok(());
+    }
+    let namespace = |ns: &str| {
+        if scope.allows(ns) {
+            Ok(())
+        } else {
+            Err(scope.forbidden(format_args!("namespace {ns:?}")))
+        }
+    };
+    match route {
+        ModelRoute::Namespaces | ModelRoute::AllKeys => Ok(()),
+        ModelRoute::Nodes | ModelRoute::FreeContainers(_) => {
+            Err(scope.forbidden("node-level data"))
+        }
+        ModelRoute::Pods(ns) | ModelRoute::Containers(ns, _) => namespace(ns),
+        ModelRoute::PodList { namespace: ns, .. } => namespace(ns),
+        ModelRoute::MetricNames(e) | ModelRoute::Metric(e, _) => match e {
+            Entity::Cluster => Err(scope.forbidden("cluster-level data")),
+            Entity::Node { .. } | Entity::FreeContainer { .. } => {
+                Err(scope.forbidden("node-level data"))
+            }
+            Entity::Namespace { namespace: ns }
+            | Entity::Pod { namespace: ns, .. }
+            | Entity::PodContainer { namespace: ns, .. } => namespace(ns),
+        },
+    }
 }
 
 /// The `metric-export` answer at time `now`: the latest point of every
 /// exported metric of every node, system container, pod and pod container
 /// that reported within [`EXPORT_WINDOW_MS`].
 pub fn export_all(storage: &Storage, now: i64) -> Result<Vec<Timeseries>, StorageError> {
+    export_scoped(storage, now, &Scope::All)
+}
+
+/// [`export_all`] limited to the entities `scope` may see (a tenant's
+/// pods and their containers).
+pub fn export_scoped(
+    storage: &Storage,
+    now: i64,
+    scope: &Scope,
+) -> Result<Vec<Timeseries>, StorageError> {
     let start = now - EXPORT_WINDOW_MS;
     let inv = Inventory::load(storage, start, now)?;
     let entities: Vec<Entity> = inv
         .entities()
         .into_iter()
         .filter(|e| !matches!(e, Entity::Cluster | Entity::Namespace { .. }))
+        .filter(|e| entity_in_scope(scope, e))
         .collect();
     // Entities are independent: split them over the cores, each share with
     // its own evaluator (and so its own per-metric cache), in order.
@@ -639,6 +697,7 @@ pub fn metric_names(
 /// `GET /api/v1/model/...`.
 pub async fn model(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     uri: Uri,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
@@ -650,11 +709,15 @@ pub async fn model(
         ))
         .into_response();
     };
+    if let Err(e) = check_route(&scope, &route) {
+        return e.into_response();
+    }
     let now = now_ms();
     let storage = state.storage.clone();
     let (start, end) = (now - DEFAULT_WINDOW_MS, now);
-    let list = |f: fn(&Inventory) -> Vec<String>| async move {
-        blocking(move || Ok(f(&Inventory::load(&storage, start, end)?))).await
+    let list_scope = scope.clone();
+    let list = |f: fn(&Inventory, &Scope) -> Vec<String>| async move {
+        blocking(move || Ok(f(&Inventory::load(&storage, start, end)?, &list_scope))).await
     };
     let storage = state.storage.clone();
     match route {
@@ -697,10 +760,24 @@ pub async fn model(
                 ModelRoute::MetricNames(entity) => {
                     blocking(move || metric_names(&storage, &entity, start, end)).await
                 }
-                ModelRoute::Nodes => list(Inventory::nodes).await,
-                ModelRoute::Namespaces => list(Inventory::namespaces).await,
+                ModelRoute::Nodes => list(|inv, _| inv.nodes()).await,
+                ModelRoute::Namespaces => {
+                    list(|inv, scope| {
+                        let mut all = inv.namespaces();
+                        all.retain(|ns| scope.allows(ns));
+                        all
+                    })
+                    .await
+                }
                 ModelRoute::AllKeys => {
-                    list(|inv| inv.entities().iter().map(Entity::key).collect()).await
+                    list(|inv, scope| {
+                        inv.entities()
+                            .iter()
+                            .filter(|e| entity_in_scope(scope, e))
+                            .map(Entity::key)
+                            .collect()
+                    })
+                    .await
                 }
                 ModelRoute::Pods(ns) => {
                     blocking(move || Ok(Inventory::load(&storage, start, end)?.pods(&ns))).await

@@ -16,6 +16,10 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use tantivy::BitSet;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocSet, TERMINATED, Term};
 
 use super::histogram::auto_step_ms;
 use super::logql::LogQuery;
@@ -24,6 +28,7 @@ use super::query::{Cursor, Direction, SearchParams};
 use super::{LogError, LogStore, now_ns};
 use crate::promql::api::{Params, parse_duration, parse_time};
 use crate::server::ServerState;
+use crate::server::auth::Scope;
 use crate::server::error::ApiError;
 
 /// Default page size.
@@ -79,11 +84,12 @@ async fn blocking<T: Send + 'static>(
 
 async fn push(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let metrics = state.logs.metrics().clone();
-    match push_inner(&state, &headers, body).await {
+    match push_inner(&state, &scope, &headers, body).await {
         Ok(()) => {
             metrics.push_requests.with_label_values(&["ok"]).inc();
             StatusCode::NO_CONTENT.into_response()
@@ -102,6 +108,7 @@ async fn push(
 
 async fn push_inner(
     state: &Arc<ServerState>,
+    scope: &Scope,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(), ApiError> {
@@ -154,6 +161,21 @@ async fn push_inner(
         .await
         .map_err(|e| ApiError::internal(format!("decoding panicked: {e}")))?
         .map_err(|m| ApiError::bad_request(format!("{m}; nothing of this request was stored")))?;
+    // A tenant pushes its own namespaces only; one stream outside them
+    // refuses the whole request, before anything is written.
+    if let Some(stream) = decoded.streams.iter().find(|s| {
+        !scope.allows_label(
+            s.labels
+                .get(crate::server::auth::NAMESPACE_LABEL)
+                .map(String::as_str),
+        )
+    }) {
+        let ns = stream.labels.get(crate::server::auth::NAMESPACE_LABEL);
+        return Err(scope.forbidden(match ns {
+            Some(ns) => format!("a stream of namespace {ns:?}; nothing of this request was stored"),
+            None => "a stream without a namespace label; nothing of this request was stored".into(),
+        }));
+    }
     let metrics = state.logs.metrics();
     if decoded.dropped_too_old > 0 {
         metrics
@@ -220,6 +242,7 @@ fn direction(params: &Params) -> Result<Direction, ApiError> {
 
 async fn search(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
@@ -239,7 +262,7 @@ async fn search(
     let store = state.logs.clone();
     let q = params.get("query").unwrap_or("").to_string();
     let page = blocking(move || {
-        let query = store.parse_query(&q)?;
+        let query = store.scoped(store.parse_query(&q)?, &scope);
         store.search(query.as_ref(), &search)
     })
     .await?;
@@ -248,6 +271,7 @@ async fn search(
 
 async fn histogram(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
@@ -266,7 +290,7 @@ async fn histogram(
     let store = state.logs.clone();
     let q = params.get("query").unwrap_or("").to_string();
     let h = blocking(move || {
-        let query = store.parse_query(&q)?;
+        let query = store.scoped(store.parse_query(&q)?, &scope);
         store.histogram(query.as_ref(), start, end, step)
     })
     .await?;
@@ -275,11 +299,13 @@ async fn histogram(
 
 async fn tail(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
     let q = params.get("query").unwrap_or("");
-    let query: Arc<dyn tantivy::query::Query> = Arc::from(state.logs.parse_query(q)?);
+    let query: Arc<dyn tantivy::query::Query> =
+        Arc::from(state.logs.scoped(state.logs.parse_query(q)?, &scope));
     let events = super::tail::events(state.logs.clone(), query);
     Ok(Sse::new(events)
         .keep_alive(
@@ -332,6 +358,7 @@ fn loki_range(params: &Params, default_span_ns: i64) -> Result<(i64, i64), ApiEr
 
 async fn loki_query_range(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
@@ -349,7 +376,7 @@ async fn loki_query_range(
     };
     let store = state.logs.clone();
     let (lines, _) = blocking(move || {
-        let query = logql.to_query(store.schema());
+        let query = store.scoped(logql.to_query(store.schema()), &scope);
         store.search_filtered(
             query.as_ref(),
             &search,
@@ -381,17 +408,19 @@ async fn loki_query_range(
 
 async fn loki_labels(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
     let (start, end) = loki_range(&params, 6 * 3_600 * 1_000_000_000)?;
     let store = state.logs.clone();
-    let names = blocking(move || store.label_terms(start, end, None)).await?;
+    let names = blocking(move || store.label_terms(start, end, None, &scope)).await?;
     Ok(Json(json!({ "status": "success", "data": names })).into_response())
 }
 
 async fn loki_label_values(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -404,27 +433,98 @@ async fn loki_label_values(
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
     let (start, end) = loki_range(&params, 6 * 3_600 * 1_000_000_000)?;
     let store = state.logs.clone();
-    let values = blocking(move || store.label_terms(start, end, Some(&name))).await?;
+    let values = blocking(move || store.label_terms(start, end, Some(&name), &scope)).await?;
     Ok(Json(json!({ "status": "success", "data": values })).into_response())
 }
 
 impl LogStore {
+    /// `query` limited to the lines `scope` may see: those whose stream's
+    /// `namespace` label is one of the scope's (exact terms of the
+    /// `namespace` field; streams without the label never match).
+    pub fn scoped(&self, query: Box<dyn Query>, scope: &Scope) -> Box<dyn Query> {
+        match self.scope_query(scope) {
+            None => query,
+            Some(scope) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Must, scope),
+            ])),
+        }
+    }
+
+    /// The lines of the scope's namespaces; `None` for every line.
+    fn scope_query(&self, scope: &Scope) -> Option<Box<dyn Query>> {
+        let field = self.namespace_field();
+        let terms = scope
+            .namespaces()?
+            .iter()
+            .map(|ns| -> (Occur, Box<dyn Query>) {
+                (
+                    Occur::Should,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, ns),
+                        IndexRecordOption::Basic,
+                    )),
+                )
+            })
+            .collect();
+        Some(Box::new(BooleanQuery::new(terms)))
+    }
+
+    fn namespace_field(&self) -> tantivy::schema::Field {
+        let i = super::schema::LABEL_FIELDS
+            .iter()
+            .position(|f| *f == crate::server::auth::NAMESPACE_LABEL)
+            .expect("namespace is a label field");
+        self.schema().label_fields[i]
+    }
+
     /// Label names (`name` = `None`) or the values of label `name` in the
-    /// partitions overlapping `[start, end)`, sorted and unique.
+    /// partitions overlapping `[start, end)`, sorted and unique; for a
+    /// tenant, only the terms of lines in its namespaces.
     pub fn label_terms(
         &self,
         start_ns: i64,
         end_ns: i64,
         name: Option<&str>,
+        scope: &Scope,
     ) -> Result<Vec<String>, LogError> {
         let mut out = std::collections::BTreeSet::new();
         let prefix = name.map(|n| format!("{n}="));
+        let index_error = |e: std::io::Error| LogError::Index(e.to_string());
         for part in self.partitions(start_ns, end_ns) {
             let searcher = part.reader.searcher();
             for seg in searcher.segment_readers() {
                 let inv = seg
                     .inverted_index(self.schema().labels)
                     .map_err(|e| LogError::Index(e.to_string()))?;
+                // A tenant's documents in this segment: a term counts only
+                // when one of its documents is among them.
+                let visible = match scope.namespaces() {
+                    None => None,
+                    Some(list) => {
+                        let ns_inv = seg
+                            .inverted_index(self.namespace_field())
+                            .map_err(|e| LogError::Index(e.to_string()))?;
+                        let mut bits = BitSet::with_max_value(seg.max_doc().max(1));
+                        for ns in list {
+                            let term = Term::from_field_text(self.namespace_field(), ns);
+                            if let Some(mut p) = ns_inv
+                                .read_postings(&term, IndexRecordOption::Basic)
+                                .map_err(index_error)?
+                            {
+                                let mut d = p.doc();
+                                while d != TERMINATED {
+                                    bits.insert(d);
+                                    d = p.advance();
+                                }
+                            }
+                        }
+                        if bits.len() == 0 {
+                            continue;
+                        }
+                        Some(bits)
+                    }
+                };
                 let dict = inv.terms();
                 let mut builder = dict.range();
                 if let Some(p) = &prefix {
@@ -436,6 +536,18 @@ impl LogStore {
                     .into_stream()
                     .map_err(|e| LogError::Index(e.to_string()))?;
                 while stream.advance() {
+                    if let Some(bits) = &visible {
+                        let mut p = inv
+                            .read_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)
+                            .map_err(index_error)?;
+                        let mut d = p.doc();
+                        while d != TERMINATED && !bits.contains(d) {
+                            d = p.advance();
+                        }
+                        if d == TERMINATED {
+                            continue;
+                        }
+                    }
                     let term = String::from_utf8_lossy(stream.key());
                     match &prefix {
                         Some(p) => {

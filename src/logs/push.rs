@@ -131,6 +131,9 @@ pub struct PushBatch {
     pub dropped_too_old: usize,
     /// Lines cut to the size limit.
     pub truncated: usize,
+    /// Every stream of the request, also those whose lines were all
+    /// dropped (what a tenant's scope is checked against).
+    pub streams: Vec<Arc<StreamLabels>>,
 }
 
 /// The body's encoding, from `Content-Type`.
@@ -169,6 +172,7 @@ pub fn decode(body: &[u8], format: BodyFormat, limits: &PushLimits) -> Result<Pu
             for (i, s) in push.streams.into_iter().enumerate() {
                 let stream =
                     Arc::new(validate_labels(s.stream).map_err(|e| format!("stream {i}: {e}"))?);
+                batch.streams.push(stream.clone());
                 batch.lines.reserve(s.values.len());
                 for (j, e) in s.values.into_iter().enumerate() {
                     let ts: i64 = e.ts.parse().map_err(|_| {
@@ -201,6 +205,7 @@ pub fn decode(body: &[u8], format: BodyFormat, limits: &PushLimits) -> Result<Pu
                     .map_err(|e| format!("stream {i}: labels {:?}: {e}", s.labels))?;
                 let stream =
                     Arc::new(validate_labels(labels).map_err(|e| format!("stream {i}: {e}"))?);
+                batch.streams.push(stream.clone());
                 batch.lines.reserve(s.entries.len());
                 for (j, e) in s.entries.into_iter().enumerate() {
                     let t = e.timestamp.ok_or_else(|| {

@@ -18,6 +18,7 @@ use super::engine::{matcher_groups, parse};
 use super::limits::{Budget, QueryError, QueryLimits};
 use super::value::labels_json;
 use crate::server::ServerState;
+use crate::server::auth::Scope;
 use crate::server::error::ApiError;
 use crate::storage::{Labels, Matcher};
 
@@ -187,6 +188,7 @@ async fn run_blocking<T: Send + 'static>(
 /// `GET|POST /api/v1/query`.
 pub async fn query(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -203,7 +205,7 @@ pub async fn query(
     let limits = limits_for(&state.config.query, &params)?;
     let storage = state.storage.clone();
     let value = run_query(limits, move |budget| {
-        super::engine::instant_query_in(&storage, &q, t, budget)
+        super::engine::instant_query_in(&storage, &q, t, budget, scope.matcher())
     })
     .await?;
     Ok(success_raw(value.to_json_string()))
@@ -212,6 +214,7 @@ pub async fn query(
 /// `GET|POST /api/v1/query_range`.
 pub async fn query_range(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -251,14 +254,21 @@ pub async fn query_range(
     let limits = limits_for(&state.config.query, &params)?;
     let storage = state.storage.clone();
     let value = run_query(limits, move |budget| {
-        super::engine::range_query_in(&storage, &q, start, end, step, budget)
+        super::engine::range_query_in(&storage, &q, start, end, step, budget, scope.matcher())
     })
     .await?;
     Ok(success_raw(value.to_json_string()))
 }
 
-/// The `match[]` selectors of a request, as storage matcher sets.
-fn selectors(params: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+/// The `match[]` selectors of a request, as storage matcher sets, each
+/// with the scope's matcher added. A tenant without `match[]` gets the
+/// scope's matcher alone: label names and values then come from its
+/// series only, never from the whole index.
+fn selectors(
+    params: &Params,
+    required: bool,
+    scope: &Scope,
+) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let raw = params.all("match[]");
     if raw.is_empty() && required {
         return Err(bad_param("match[]", "no match[] parameter provided"));
@@ -276,6 +286,14 @@ fn selectors(params: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiEr
                     format!("{other} is not a series selector"),
                 ));
             }
+        }
+    }
+    if let Some(r) = scope.matcher() {
+        if out.is_empty() {
+            out.push(Vec::new());
+        }
+        for g in &mut out {
+            g.push(r.clone());
         }
     }
     Ok(out)
@@ -319,12 +337,13 @@ fn matching_series(
 /// `GET|POST /api/v1/series`.
 pub async fn series(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &headers, &body);
-    let groups = selectors(&params, true)?;
+    let groups = selectors(&params, true, &scope)?;
     let (start, end) = time_range(&params)?;
     let labels = run_blocking(move || matching_series(&state, &groups, start, end)).await?;
     Ok(success(Json_::Array(
@@ -335,12 +354,13 @@ pub async fn series(
 /// `GET|POST /api/v1/labels`.
 pub async fn labels(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &headers, &body);
-    let groups = selectors(&params, false)?;
+    let groups = selectors(&params, false, &scope)?;
     let (start, end) = time_range(&params)?;
     let names = run_blocking(move || {
         if groups.is_empty() {
@@ -361,6 +381,7 @@ pub async fn labels(
 /// `GET /api/v1/label/{name}/values`.
 pub async fn label_values(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -376,7 +397,7 @@ pub async fn label_values(
         )));
     }
     let params = Params::from_request(raw.as_deref(), &headers, &[]);
-    let groups = selectors(&params, false)?;
+    let groups = selectors(&params, false, &scope)?;
     let (start, end) = time_range(&params)?;
     let values = run_blocking(move || {
         if groups.is_empty() {

@@ -81,18 +81,21 @@ pub fn instant_query(
     t: i64,
     limits: QueryLimits,
 ) -> Result<Value, QueryError> {
-    instant_query_in(storage, query, t, Budget::start(limits))
+    instant_query_in(storage, query, t, Budget::start(limits), None)
 }
 
-/// [`instant_query`] under a given budget (e.g. one that can be canceled).
+/// [`instant_query`] under a given budget (e.g. one that can be canceled),
+/// every selector restricted by `restrict` too (a tenant's
+/// [`crate::server::auth::Scope::matcher`]).
 pub fn instant_query_in(
     storage: &Storage,
     query: &str,
     t: i64,
     budget: Budget,
+    restrict: Option<Matcher>,
 ) -> Result<Value, QueryError> {
     let expr = parse(query)?;
-    let ev = Evaluator::new(storage, &budget, t, t);
+    let ev = Evaluator::new(storage, &budget, t, t).restricted(restrict);
     let steps = Steps {
         start: t,
         end: t,
@@ -127,10 +130,19 @@ pub fn range_query(
     step: i64,
     limits: QueryLimits,
 ) -> Result<Value, QueryError> {
-    range_query_in(storage, query, start, end, step, Budget::start(limits))
+    range_query_in(
+        storage,
+        query,
+        start,
+        end,
+        step,
+        Budget::start(limits),
+        None,
+    )
 }
 
-/// [`range_query`] under a given budget (e.g. one that can be canceled).
+/// [`range_query`] under a given budget (e.g. one that can be canceled),
+/// every selector restricted by `restrict` too.
 pub fn range_query_in(
     storage: &Storage,
     query: &str,
@@ -138,6 +150,7 @@ pub fn range_query_in(
     end: i64,
     step: i64,
     budget: Budget,
+    restrict: Option<Matcher>,
 ) -> Result<Value, QueryError> {
     if step <= 0 {
         return Err(QueryError::BadData(
@@ -164,7 +177,7 @@ pub fn range_query_in(
             )));
         }
     }
-    let ev = Evaluator::new(storage, &budget, start, end);
+    let ev = Evaluator::new(storage, &budget, start, end).restricted(restrict);
     let steps = Steps { start, end, step };
     let mut out: Vec<Series> = match ev.eval(&expr, &steps)? {
         Evaluated::Scalar(v) => vec![Series {
@@ -245,6 +258,9 @@ pub struct Evaluator<'a> {
     pub query_start: i64,
     /// `end()` of the `@` modifier: the query's last evaluation time.
     pub query_end: i64,
+    /// A matcher every selector gets besides its own (a tenant's scope):
+    /// series it rejects are never read.
+    pub restrict: Option<Matcher>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -256,7 +272,26 @@ impl<'a> Evaluator<'a> {
             lookback: budget.limits().lookback.as_millis() as i64,
             query_start,
             query_end,
+            restrict: None,
         }
+    }
+
+    /// The same evaluator with every selector also matching `restrict`.
+    pub fn restricted(mut self, restrict: Option<Matcher>) -> Self {
+        self.restrict = restrict;
+        self
+    }
+
+    /// The storage matcher sets of a selector, each with the restriction
+    /// added: what every read of the storage goes through.
+    pub fn selector_groups(&self, vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, QueryError> {
+        let mut groups = matcher_groups(vs)?;
+        if let Some(r) = &self.restrict {
+            for g in &mut groups {
+                g.push(r.clone());
+            }
+        }
+        Ok(groups)
     }
 
     /// Evaluates `expr` at every step of `steps`.
@@ -362,7 +397,7 @@ impl<'a> Evaluator<'a> {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Series>, QueryError> {
-        let groups = matcher_groups(vs)?;
+        let groups = self.selector_groups(vs)?;
         let mut out: Vec<Series> = Vec::new();
         for matchers in &groups {
             for s in self.storage.select(matchers, mint, maxt)? {

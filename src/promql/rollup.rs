@@ -22,7 +22,7 @@
 
 use promql_parser::parser::{Expr, MatrixSelector};
 
-use super::engine::{Evaluator, Steps, matcher_groups, merge_same_labels, offset_ms};
+use super::engine::{Evaluator, Steps, merge_same_labels, offset_ms};
 use super::functions::{RangeFunction, extrapolate};
 use super::limits::QueryError;
 use super::value::{Evaluated, StepSeries, drop_metric_name};
@@ -63,7 +63,7 @@ pub fn over_rollups(
     };
 
     let mut series: Vec<(Labels, Vec<Bucket>)> = Vec::new();
-    let groups = matcher_groups(&ms.vs)?;
+    let groups = ev.selector_groups(&ms.vs)?;
     let (lo, hi) = (first_end.min(last_end), first_end.max(last_end));
     for matchers in &groups {
         let read = ev

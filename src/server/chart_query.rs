@@ -142,11 +142,16 @@ impl ChartQuery {
 
     /// Evaluates the query on a blocking thread (cancelled if the request
     /// goes away), under the default query limits.
-    pub async fn evaluate(&self, state: &Arc<ServerState>) -> Result<Vec<Series>, ApiError> {
+    pub async fn evaluate(
+        &self,
+        state: &Arc<ServerState>,
+        scope: &crate::server::auth::Scope,
+    ) -> Result<Vec<Series>, ApiError> {
         let storage = state.storage.clone();
+        let restrict = scope.matcher();
         let (q, start, end, step) = (self.query.clone(), self.start, self.end, self.step);
         let value = crate::promql::api::run_query(Default::default(), move |budget| {
-            crate::promql::engine::range_query_in(&storage, &q, start, end, step, budget)
+            crate::promql::engine::range_query_in(&storage, &q, start, end, step, budget, restrict)
         })
         .await?;
         match value {
@@ -307,11 +312,12 @@ pub fn downsample(q: &ChartQuery, series: &[Series]) -> Downsampled {
 /// `GET /api/v1/dashboard/query_range`: see the module documentation.
 pub async fn query_range(
     axum::extract::State(state): axum::extract::State<Arc<ServerState>>,
+    scope: crate::server::auth::Scope,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let params = crate::promql::api::Params::from_request(raw.as_deref(), &Default::default(), &[]);
     let q = ChartQuery::from_params(|k| params.get(k).map(str::to_string), 1000)?;
-    let series = q.evaluate(&state).await?;
+    let series = q.evaluate(&state, &scope).await?;
     let data = downsample(&q, &series);
     Ok(axum::Json(
         serde_json::json!({"status": "success", "data": data}),

@@ -86,6 +86,34 @@ pub struct TokenConfig {
     pub token_file: Option<PathBuf>,
     /// What the token may do.
     pub role: Role,
+    /// Makes it a tenant token: it sees only data whose `namespace` label
+    /// is one of these (reads), may only push such data (writes), and
+    /// with role admin may only change what is scoped to these namespaces
+    /// (see `docs/tenants.md`). Absent: every namespace and cluster-wide
+    /// data. Must not be empty when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
+}
+
+/// Checks a `namespaces` list of a token or user named `who`.
+pub fn validate_namespaces(who: &str, namespaces: Option<&[String]>) -> Result<(), String> {
+    let Some(list) = namespaces else {
+        return Ok(());
+    };
+    if list.is_empty() {
+        return Err(format!(
+            "{who}: `namespaces` is empty; leave it out for access to everything or list at least one namespace"
+        ));
+    }
+    if let Some(bad) = list
+        .iter()
+        .find(|n| n.trim().is_empty() || n.trim() != n.as_str())
+    {
+        return Err(format!(
+            "{who}: namespace {bad:?} is empty or has surrounding spaces"
+        ));
+    }
+    Ok(())
 }
 
 /// What a token may do.

@@ -19,6 +19,17 @@
 //! - `GET /api/v1/dashboards/{uid}/panels/{id}/render` draws the panel's
 //!   queries as an image (parameters of `/api/v1/render` without `query`;
 //!   `var-<name>=<value>` sets variables).
+//!
+//! Tenants (tokens with `namespaces`, see [`super::auth::Scope`]): a
+//! dashboard may carry `"ownerNamespaces": ["a", …]`. A tenant sees (lists,
+//! reads, renders, and with role admin saves or deletes) only dashboards
+//! whose owner namespaces are all in its scope, plus the built-in Pods
+//! dashboard (its queries are scoped like any other); global dashboards
+//! (no owner: the built-in Cluster overview, admins' dashboards) are
+//! invisible to it (404, absent from the list). A tenant's save records
+//! its namespaces as the owner unless the body names a subset of them (a
+//! namespace outside its scope is a 403). Panel queries always run with
+//! the caller's scope, whoever owns the dashboard.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -37,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::ServerState;
+use super::auth::Scope;
 use super::chart_query::{ChartQuery, Downsampled, downsample};
 use super::error::ApiError;
 use super::render::{Look, image_response};
@@ -83,7 +95,49 @@ pub enum StoreError {
     /// The file could not be written.
     #[error("cannot write the dashboard: {0}")]
     Io(#[from] std::io::Error),
+    /// A tenant named namespaces outside its scope.
+    #[error("{0}")]
+    Forbidden(String),
 }
+
+/// The field naming the namespaces a dashboard belongs to.
+pub const OWNER_FIELD: &str = "ownerNamespaces";
+
+/// The owner namespaces of a dashboard (`None`: a global dashboard).
+fn owner_of(d: &Map<String, Value>) -> Result<Option<Vec<String>>, StoreError> {
+    let invalid = |m: &str| {
+        StoreError::Invalid(model::ModelError {
+            field: OWNER_FIELD.into(),
+            message: m.into(),
+        })
+    };
+    match d.get(OWNER_FIELD) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => {
+            let list: Vec<String> = a
+                .iter()
+                .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| invalid("must be a list of namespace names"))?;
+            if list.is_empty() {
+                return Err(invalid("must name at least one namespace (or be left out)"));
+            }
+            Ok(Some(list))
+        }
+        Some(_) => Err(invalid("must be a list of namespace names")),
+    }
+}
+
+/// Whether `scope` may see the dashboard `uid`.
+fn visible(scope: &Scope, uid: &str, d: &Map<String, Value>) -> bool {
+    scope.is_all()
+        || uid == TENANT_BUILTIN
+        || owner_of(d).is_ok_and(|o| o.is_some() && scope.covers(o.as_deref()))
+}
+
+/// The built-in dashboard tenants see: every query in it selects by
+/// namespace and runs with the tenant's scope anyway.
+pub const TENANT_BUILTIN: &str = "osprey-pods";
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -92,6 +146,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             StoreError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         };
         ApiError {
             status,
@@ -231,11 +286,12 @@ impl DashboardStore {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The list, by title.
-    pub fn list(&self) -> Vec<Value> {
+    /// The list of what `scope` may see, by title.
+    pub fn list(&self, scope: &Scope) -> Vec<Value> {
         let entries = self.read();
         let mut out: Vec<Value> = entries
             .iter()
+            .filter(|(uid, e)| visible(scope, uid, &e.dashboard))
             .map(|(uid, e)| {
                 json!({
                     "uid": uid,
@@ -253,10 +309,13 @@ impl DashboardStore {
         out
     }
 
-    /// One dashboard and where it came from.
-    pub fn get(&self, uid: &str) -> Option<(Arc<Map<String, Value>>, Value)> {
+    /// One dashboard and where it came from (`None` also when `scope` may
+    /// not see it).
+    pub fn get(&self, uid: &str, scope: &Scope) -> Option<(Arc<Map<String, Value>>, Value)> {
         let entries = self.read();
-        let e = entries.get(uid)?;
+        let e = entries
+            .get(uid)
+            .filter(|e| visible(scope, uid, &e.dashboard))?;
         let (provisioned, source) = match &e.origin {
             Origin::Stored => (false, Value::Null),
             Origin::BuiltIn => (true, json!("built-in")),
@@ -269,12 +328,14 @@ impl DashboardStore {
     }
 
     /// Saves `body` (checked and normalised). `path_uid` is the uid of a
-    /// PUT; `create` refuses an existing uid unless `overwrite`.
+    /// PUT; `create` refuses an existing uid unless `overwrite`. A tenant
+    /// `scope` owns what it saves and cannot touch what it cannot see.
     pub fn save(
         &self,
         body: Value,
         path_uid: Option<&str>,
         overwrite: bool,
+        scope: &Scope,
     ) -> Result<(String, u64), StoreError> {
         let given_version = body
             .get("dashboard")
@@ -282,6 +343,21 @@ impl DashboardStore {
             .get("version")
             .and_then(Value::as_u64);
         let mut d = model::normalise(body)?;
+        let owner = owner_of(&d)?;
+        if let Some(mine) = scope.namespaces() {
+            match owner {
+                None => {
+                    d.insert(OWNER_FIELD.into(), json!(mine));
+                }
+                Some(o) if !scope.covers(Some(&o)) => {
+                    return Err(StoreError::Forbidden(format!(
+                        "`{OWNER_FIELD}` {o:?} names namespaces outside this token's ({})",
+                        mine.join(", ")
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
         let uid = match (path_uid, d.get("uid").and_then(Value::as_str)) {
             (Some(p), Some(b)) if p != b => {
                 return Err(model::ModelError {
@@ -296,6 +372,17 @@ impl DashboardStore {
         };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let old = entries.get(&uid);
+        if old.is_some_and(|o| !visible(scope, &uid, &o.dashboard)) {
+            // The same answers as for a dashboard that does not exist, or
+            // one the caller may not overwrite: nothing is told about it.
+            return Err(if path_uid.is_some() {
+                StoreError::NotFound(uid)
+            } else {
+                StoreError::Conflict(format!(
+                    "a dashboard with uid {uid:?} exists; choose another uid"
+                ))
+            });
+        }
         if let Some(old) = old {
             if old.origin != Origin::Stored {
                 return Err(StoreError::Conflict(format!(
@@ -331,10 +418,13 @@ impl DashboardStore {
         Ok((uid, version))
     }
 
-    /// Deletes a stored dashboard.
-    pub fn delete(&self, uid: &str) -> Result<(), StoreError> {
+    /// Deletes a stored dashboard `scope` may see.
+    pub fn delete(&self, uid: &str, scope: &Scope) -> Result<(), StoreError> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        match entries.get(uid) {
+        match entries
+            .get(uid)
+            .filter(|e| visible(scope, uid, &e.dashboard))
+        {
             None => return Err(StoreError::NotFound(uid.to_string())),
             Some(e) if e.origin != Origin::Stored => {
                 return Err(StoreError::Conflict(format!(
@@ -398,14 +488,18 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
-async fn list(State(state): State<Arc<ServerState>>) -> Json<Value> {
-    Json(json!({"status": "success", "data": state.dashboards.list()}))
+async fn list(State(state): State<Arc<ServerState>>, scope: Scope) -> Json<Value> {
+    Json(json!({"status": "success", "data": state.dashboards.list(&scope)}))
 }
 
-async fn create(State(state): State<Arc<ServerState>>, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let overwrite = v.get("overwrite").and_then(Value::as_bool).unwrap_or(false);
-    let (uid, version) = state.dashboards.save(v, None, overwrite)?;
+    let (uid, version) = state.dashboards.save(v, None, overwrite, &scope)?;
     Ok((
         StatusCode::OK,
         Json(json!({"status": "success", "data": {"uid": uid, "version": version}})),
@@ -415,11 +509,12 @@ async fn create(State(state): State<Arc<ServerState>>, body: Bytes) -> Result<Re
 
 async fn export(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     UrlPath(uid): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (d, meta) = state
         .dashboards
-        .get(&uid)
+        .get(&uid, &scope)
         .ok_or_else(|| ApiError::from(StoreError::NotFound(uid)))?;
     Ok(Json(
         json!({"status": "success", "data": {"dashboard": *d, "meta": meta}}),
@@ -428,11 +523,12 @@ async fn export(
 
 async fn replace(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     UrlPath(uid): UrlPath<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let v = parse_body(&body)?;
-    let (uid, version) = state.dashboards.save(v, Some(&uid), true)?;
+    let (uid, version) = state.dashboards.save(v, Some(&uid), true, &scope)?;
     Ok(Json(
         json!({"status": "success", "data": {"uid": uid, "version": version}}),
     ))
@@ -440,9 +536,10 @@ async fn replace(
 
 async fn remove(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     UrlPath(uid): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.dashboards.delete(&uid)?;
+    state.dashboards.delete(&uid, &scope)?;
     Ok(Json(json!({"status": "success", "data": {"uid": uid}})))
 }
 
@@ -500,13 +597,14 @@ fn variables(d: &Map<String, Value>, params: &Params) -> Vec<(String, String)> {
 
 async fn render_panel(
     State(state): State<Arc<ServerState>>,
+    scope: Scope,
     UrlPath((uid, id)): UrlPath<(String, u64)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &Default::default(), &[]);
     let (d, _) = state
         .dashboards
-        .get(&uid)
+        .get(&uid, &scope)
         .ok_or_else(|| ApiError::from(StoreError::NotFound(uid.clone())))?;
     let panel = d
         .get("panels")
@@ -583,7 +681,7 @@ async fn render_panel(
             look.width,
         )?;
         q.width = look.width;
-        let series = q.evaluate(&state).await?;
+        let series = q.evaluate(&state, &scope).await?;
         let d = downsample(&q, &series);
         match &mut merged {
             None => merged = Some(d),
@@ -613,20 +711,31 @@ mod tests {
                 json!({"title": "Mine", "custom": {"kept": true}}),
                 None,
                 false,
+                &Scope::All,
             )
             .unwrap();
         assert_eq!(v1, 1);
         let (_, v2) = s
-            .save(json!({"title": "Mine 2", "version": 1}), Some(&uid), true)
+            .save(
+                json!({"title": "Mine 2", "version": 1}),
+                Some(&uid),
+                true,
+                &Scope::All,
+            )
             .unwrap();
         assert_eq!(v2, 2);
         let err = s
-            .save(json!({"title": "stale", "version": 1}), Some(&uid), true)
+            .save(
+                json!({"title": "stale", "version": 1}),
+                Some(&uid),
+                true,
+                &Scope::All,
+            )
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         drop(s);
         let s = store(tmp.path());
-        let (d, meta) = s.get(&uid).unwrap();
+        let (d, meta) = s.get(&uid, &Scope::All).unwrap();
         assert_eq!(d["title"], "Mine 2");
         assert_eq!(d["version"], 2);
         assert_eq!(meta["provisioned"], false);
@@ -636,9 +745,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, vec![format!("{uid}.json")]);
-        s.delete(&uid).unwrap();
-        assert!(s.get(&uid).is_none());
-        assert!(matches!(s.delete(&uid), Err(StoreError::NotFound(_))));
+        s.delete(&uid, &Scope::All).unwrap();
+        assert!(s.get(&uid, &Scope::All).is_none());
+        assert!(matches!(
+            s.delete(&uid, &Scope::All),
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -656,22 +768,32 @@ mod tests {
         )
         .unwrap();
         let titles: Vec<String> = s
-            .list()
+            .list(&Scope::All)
             .iter()
             .map(|d| d["title"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(titles, ["Cluster", "Pods", "Team"]);
-        assert!(s.get("team_board").is_some());
+        assert!(s.get("team_board", &Scope::All).is_some());
         assert!(matches!(
-            s.save(json!({"title": "x"}), Some("osprey-cluster"), true),
+            s.save(
+                json!({"title": "x"}),
+                Some("osprey-cluster"),
+                true,
+                &Scope::All
+            ),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            s.delete("team_board"),
+            s.delete("team_board", &Scope::All),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            s.save(json!({"title": "x", "uid": "osprey-pods"}), None, true),
+            s.save(
+                json!({"title": "x", "uid": "osprey-pods"}),
+                None,
+                true,
+                &Scope::All
+            ),
             Err(StoreError::Conflict(_))
         ));
     }
@@ -680,10 +802,20 @@ mod tests {
     fn import_refuses_existing_uid_without_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
         let s = store(tmp.path());
-        s.save(json!({"title": "a", "uid": "fixed"}), None, false)
-            .unwrap();
+        s.save(
+            json!({"title": "a", "uid": "fixed"}),
+            None,
+            false,
+            &Scope::All,
+        )
+        .unwrap();
         assert!(matches!(
-            s.save(json!({"title": "b", "uid": "fixed"}), None, false),
+            s.save(
+                json!({"title": "b", "uid": "fixed"}),
+                None,
+                false,
+                &Scope::All
+            ),
             Err(StoreError::Conflict(_))
         ));
         let (_, v) = s
@@ -691,9 +823,53 @@ mod tests {
                 json!({"dashboard": {"title": "b", "uid": "fixed"}, "overwrite": true}),
                 None,
                 true,
+                &Scope::All,
             )
             .unwrap();
         assert_eq!(v, 2);
+    }
+
+    #[test]
+    fn tenants_own_what_they_save_and_see_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let a = Scope::Namespaces(vec!["a".into()]);
+        let b = Scope::Namespaces(vec!["b".into()]);
+        let (global, _) = s
+            .save(json!({"title": "Admin's"}), None, false, &Scope::All)
+            .unwrap();
+        let (mine, _) = s.save(json!({"title": "A's"}), None, false, &a).unwrap();
+        assert_eq!(
+            s.get(&mine, &Scope::All).unwrap().0[OWNER_FIELD],
+            json!(["a"])
+        );
+        let titles = |scope: &Scope| -> Vec<String> {
+            s.list(scope)
+                .iter()
+                .map(|d| d["title"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(titles(&a), ["A's", "Pods"]);
+        assert_eq!(titles(&b), ["Pods"]);
+        assert!(s.get(&global, &a).is_none() && s.get("osprey-cluster", &a).is_none());
+        assert!(s.get(&mine, &b).is_none());
+        // B can neither replace, overwrite, nor delete A's dashboard.
+        assert!(matches!(
+            s.save(json!({"title": "x"}), Some(&mine), true, &b),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.save(json!({"title": "x", "uid": mine.clone()}), None, true, &b),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(s.delete(&mine, &b), Err(StoreError::NotFound(_))));
+        // Nor claim another namespace.
+        assert!(matches!(
+            s.save(json!({"title": "x", OWNER_FIELD: ["a"]}), None, false, &b),
+            Err(StoreError::Forbidden(_))
+        ));
+        assert_eq!(s.get(&mine, &a).unwrap().0["title"], "A's");
+        s.delete(&mine, &a).unwrap();
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! nothing new: identical samples are counted as duplicates by the storage.
 //! Samples the storage's ordering rules refuse (out of order, too old,
 //! conflicting) are answered with 400 as Prometheus does, after the valid
-//! rest is stored, so a sender does not retry them forever.
+//! rest is stored, so a sender does not retry them forever. A tenant token
+//! (`namespaces`) may only write series of its namespaces: one series
+//! outside them makes the request a 403 and nothing of it is stored.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use axum::routing::post;
 use osprey_collector::ship::remote_write::{self, WriteRequest};
 
 use super::ServerState;
+use super::auth::Scope;
 use super::error::ApiError;
 use super::forward::ForwardError;
 use crate::storage::{Labels, Sample, SeriesSamples};
@@ -89,7 +92,27 @@ pub fn to_batch(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
     Ok(batch)
 }
 
-async fn write(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Refuses (403) a batch with a series `scope` may not write: a tenant
+/// pushes only series whose `namespace` label is one of its own.
+pub fn check_scope(scope: &Scope, batch: &[SeriesSamples]) -> Result<(), ApiError> {
+    match batch
+        .iter()
+        .find(|s| !scope.allows_label(s.labels.get(super::auth::NAMESPACE_LABEL)))
+    {
+        None => Ok(()),
+        Some(s) => Err(scope.forbidden(format_args!(
+            "series {}; nothing of this request was stored",
+            s.labels
+        ))),
+    }
+}
+
+async fn write(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let outcome = |o: &str| state.metrics.write_requests.with_label_values(&[o]).inc();
     let batch = match decode(&headers, &body, state.config.max_decoded_bytes).and_then(to_batch) {
         Ok(b) => b,
@@ -98,6 +121,10 @@ async fn write(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
             return e.into_response();
         }
     };
+    if let Err(e) = check_scope(&scope, &batch) {
+        outcome("forbidden");
+        return e.into_response();
+    }
     // Stored, then queued for every forwarding target that selects it, and
     // only then acknowledged (see `forward`).
     let task_state = state.clone();

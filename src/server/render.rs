@@ -161,6 +161,7 @@ pub fn image_response(data: &Downsampled, look: &Look) -> Result<Response, ApiEr
 /// `GET /api/v1/render`.
 pub async fn render(
     State(state): State<Arc<ServerState>>,
+    scope: super::auth::Scope,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &Default::default(), &[]);
@@ -169,7 +170,7 @@ pub async fn render(
     // image pixel is close enough and keeps the rule simple.
     let mut q = ChartQuery::from_params(|k| params.get(k).map(str::to_string), look.width)?;
     q.width = look.width;
-    let series = q.evaluate(&state).await?;
+    let series = q.evaluate(&state, &scope).await?;
     let data = downsample(&q, &series);
     // Rendering a large PNG takes milliseconds: off the async threads.
     tokio::task::spawn_blocking(move || image_response(&data, &look))

@@ -12,8 +12,9 @@
 //! - `POST /api/v1/logout` ends the session of the cookie;
 //! - `GET /api/v1/whoami` (public, so that the dashboard learns it must
 //!   log in without provoking a 401) →
-//!   `{"status":"success","data":{"user","role","auth":bool}}`; `user` and
-//!   `role` are null when the server needs a login and the caller has none.
+//!   `{"status":"success","data":{"user","role","auth":bool}}` (plus
+//!   `namespaces` for a tenant); `user` and `role` are null when the
+//!   server needs a login and the caller has none.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ use serde_json::json;
 
 use super::ServerError;
 use super::ServerState;
+use super::auth::{Identity, Scope};
 use super::config::Role;
 use super::error::ApiError;
 
@@ -49,12 +51,14 @@ pub struct UserConfig {
     pub password_hash: String,
     /// `read` (viewer) or `admin` (may edit dashboards).
     pub role: Role,
+    /// Limits the user to these namespaces, as a token's `namespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
 struct Session {
-    user: String,
-    role: Role,
+    who: Identity,
     last_used: Instant,
 }
 
@@ -101,6 +105,11 @@ impl Sessions {
             if u.name.is_empty() {
                 return Err(ServerError::Config(format!("users[{i}] has no name")));
             }
+            super::config::validate_namespaces(
+                &format!("users[{i}] ({})", u.name),
+                u.namespaces.as_deref(),
+            )
+            .map_err(ServerError::Config)?;
             if PasswordHash::new(&u.password_hash).is_err() {
                 return Err(ServerError::Config(format!(
                     "users[{i}] ({}): password_hash is not a PHC string; make one with `osprey hash-password`",
@@ -125,8 +134,8 @@ impl Sessions {
         !self.users.is_empty()
     }
 
-    /// The user and role of a live session secret (refreshing its use).
-    pub fn lookup(&self, secret: &str) -> Option<(String, Role)> {
+    /// Who holds a live session secret (refreshing its use).
+    pub fn lookup(&self, secret: &str) -> Option<Identity> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let s = live.get_mut(secret)?;
         if s.last_used.elapsed() > SESSION_TTL {
@@ -134,18 +143,17 @@ impl Sessions {
             return None;
         }
         s.last_used = Instant::now();
-        Some((s.user.clone(), s.role))
+        Some(s.who.clone())
     }
 
-    fn start(&self, user: String, role: Role) -> Result<String, ApiError> {
+    fn start(&self, who: Identity) -> Result<String, ApiError> {
         let secret = random_secret()?;
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.retain(|_, s| s.last_used.elapsed() <= SESSION_TTL);
         live.insert(
             secret.clone(),
             Session {
-                user,
-                role,
+                who,
                 last_used: Instant::now(),
             },
         );
@@ -202,7 +210,11 @@ async fn login(
             .tokens
             .iter()
             .find(|t| super::auth::same_secret(&t.secret, token.trim()))
-            .map(|t| (t.name.clone(), t.role)),
+            .map(|t| Identity {
+                name: t.name.clone(),
+                role: t.role,
+                scope: t.scope.clone(),
+            }),
         (Some(user), Some(password), None) => {
             let users = state.sessions.users.clone();
             let decoy = state.sessions.decoy_hash.clone();
@@ -211,7 +223,11 @@ async fn login(
                 let found = users.iter().find(|u| u.name == user);
                 let hash = found.map(|u| u.password_hash.as_str()).unwrap_or(&decoy);
                 let ok = verify_password(&password, hash);
-                found.filter(|_| ok).map(|u| (u.name.clone(), u.role))
+                found.filter(|_| ok).map(|u| Identity {
+                    name: u.name.clone(),
+                    role: u.role,
+                    scope: Scope::from_config(u.namespaces.as_deref()),
+                })
             })
             .await
             .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?
@@ -222,7 +238,7 @@ async fn login(
             ));
         }
     };
-    let Some((user, role)) = who else {
+    let Some(who) = who else {
         state
             .metrics
             .auth_refusals
@@ -234,13 +250,21 @@ async fn login(
             message: "the user name and password (or token) do not match".into(),
         });
     };
-    let secret = state.sessions.start(user.clone(), role)?;
+    let (user, role, namespaces) = (
+        who.name.clone(),
+        who.role,
+        who.scope.namespaces().map(<[String]>::to_vec),
+    );
+    let secret = state.sessions.start(who)?;
     let cookie = format!(
         "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
     );
-    let mut resp =
-        Json(json!({"status": "success", "data": {"user": user, "role": role}})).into_response();
+    let mut data = json!({"user": user, "role": role});
+    if let Some(ns) = namespaces {
+        data["namespaces"] = json!(ns);
+    }
+    let mut resp = Json(json!({"status": "success", "data": data})).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("ASCII cookie"),
@@ -277,13 +301,27 @@ async fn whoami(
     let who = if auth {
         super::auth::presented(&headers).and_then(|s| super::auth::identify(&state, &s))
     } else {
-        Some(("anonymous".to_string(), Role::Admin))
+        Some(Identity {
+            name: "anonymous".to_string(),
+            role: Role::Admin,
+            scope: Scope::All,
+        })
     };
-    let (user, role) = match who {
-        Some((u, r)) => (json!(u), json!(r)),
-        None => (serde_json::Value::Null, serde_json::Value::Null),
+    let (user, role, namespaces) = match who {
+        Some(w) => (
+            json!(w.name),
+            json!(w.role),
+            w.scope.namespaces().map(<[String]>::to_vec),
+        ),
+        None => (serde_json::Value::Null, serde_json::Value::Null, None),
     };
-    Json(json!({"status": "success", "data": {"user": user, "role": role, "auth": auth}}))
+    let mut data = json!({"user": user, "role": role, "auth": auth});
+    // Only tenants are told their namespaces; the answer is unchanged for
+    // everyone else.
+    if let Some(ns) = namespaces {
+        data["namespaces"] = json!(ns);
+    }
+    Json(json!({"status": "success", "data": data}))
 }
 
 #[cfg(test)]
@@ -300,11 +338,17 @@ mod tests {
             name: "ann".into(),
             password_hash: h,
             role: Role::Read,
+            namespaces: None,
         }])
         .unwrap();
-        let secret = s.start("ann".into(), Role::Read).unwrap();
+        let ann = Identity {
+            name: "ann".into(),
+            role: Role::Read,
+            scope: Scope::Namespaces(vec!["a".into()]),
+        };
+        let secret = s.start(ann.clone()).unwrap();
         assert_eq!(secret.len(), 64);
-        assert_eq!(s.lookup(&secret), Some(("ann".into(), Role::Read)));
+        assert_eq!(s.lookup(&secret), Some(ann));
         s.end(&secret);
         assert_eq!(s.lookup(&secret), None);
     }
@@ -315,6 +359,7 @@ mod tests {
             name: "bob".into(),
             password_hash: "plain".into(),
             role: Role::Admin,
+            namespaces: None,
         }])
         .err()
         .unwrap();

@@ -19,6 +19,8 @@ pub struct Token {
     pub secret: String,
     /// What it may do.
     pub role: Role,
+    /// Which data it sees and may push.
+    pub scope: super::auth::Scope,
 }
 
 /// The server's self-metrics.
@@ -211,6 +213,11 @@ fn resolve_tokens(config: &ServerConfig) -> Result<Vec<Token>, ServerError> {
                     )));
                 }
             };
+            super::config::validate_namespaces(
+                &format!("token {i} ({})", t.name),
+                t.namespaces.as_deref(),
+            )
+            .map_err(ServerError::Config)?;
             if secret.len() < 16 {
                 return Err(ServerError::Config(format!(
                     "token {i} ({}) is shorter than 16 characters; use a long random secret",
@@ -225,6 +232,7 @@ fn resolve_tokens(config: &ServerConfig) -> Result<Vec<Token>, ServerError> {
                 },
                 secret,
                 role: t.role,
+                scope: super::auth::Scope::from_config(t.namespaces.as_deref()),
             })
         })
         .collect()

@@ -33,8 +33,10 @@ use osprey_alerts::rule::{Condition, RuleSpec};
 use serde_json::{Value, json};
 
 use super::api::{api_error, service};
+use super::source::PromqlSource;
 use crate::promql::api::parse_duration;
 use crate::server::ServerState;
+use crate::server::auth::Scope;
 use crate::server::chart_query::{ChartQuery, MAX_WIDTH, downsample, parse_chart_time};
 use crate::server::error::ApiError;
 
@@ -141,7 +143,12 @@ fn chart_of(c: &Condition) -> (String, &[Matcher]) {
 }
 
 /// `POST /api/v1/alerting/rules/preview`: see the module documentation.
-pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Response, ApiError> {
+/// A tenant's preview (and its chart) reads only its namespaces' series.
+pub async fn preview(
+    State(s): State<Arc<ServerState>>,
+    scope: Scope,
+    b: Bytes,
+) -> Result<Response, ApiError> {
     let alerting = service(&s)?.clone();
     let mut value: Value = serde_json::from_slice(&b)
         .map_err(|e| ApiError::bad_request(format!("invalid preview: {e}")))?;
@@ -162,12 +169,15 @@ pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Resp
     })?;
     let sim_spec = spec.clone();
     let (start, end, step) = (w.start, w.end, w.step);
-    let simulation =
-        tokio::task::spawn_blocking(move || alerting.preview(&sim_spec, start, end, step))
-            .await
-            .map_err(|e| ApiError::internal(format!("preview task failed: {e}")))?
-            .map_err(api_error)?;
-    let (query, scope) = chart_of(&spec.condition);
+    let source =
+        PromqlSource::new(s.storage.clone(), super::RULE_QUERY_TIMEOUT).restricted(scope.matcher());
+    let simulation = tokio::task::spawn_blocking(move || {
+        alerting.preview_with(&sim_spec, &source, start, end, step)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("preview task failed: {e}")))?
+    .map_err(api_error)?;
+    let (query, members) = chart_of(&spec.condition);
     let chart = ChartQuery {
         query,
         start: w.start,
@@ -176,7 +186,7 @@ pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Resp
         width: w.width,
         legend: None,
     };
-    let mut series = chart.evaluate(&s).await?;
+    let mut series = chart.evaluate(&s, &scope).await?;
     // The members the rule watches, as the engine filters them.
     series.retain(|x| {
         let labels: LabelSet = x
@@ -184,7 +194,7 @@ pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Resp
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        matches_all(scope, &labels)
+        matches_all(members, &labels)
     });
     Ok(Json(json!({"status": "success", "data": {
         "start": w.start,

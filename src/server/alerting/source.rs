@@ -8,15 +8,17 @@ use osprey_alerts::labels::LabelSet;
 use osprey_alerts::source::{Sample, SeriesPoints, Source, SourceError};
 use promql_parser::parser::Expr;
 
-use crate::promql::engine::{matcher_groups, parse};
+use crate::promql::engine::{instant_query_in, matcher_groups, parse, range_query_in};
+use crate::promql::limits::Budget;
 use crate::promql::value::is_stale_marker;
-use crate::promql::{QueryError, QueryLimits, Value, instant_query, range_query};
-use crate::storage::{Labels, Storage};
+use crate::promql::{QueryError, QueryLimits, Value};
+use crate::storage::{Labels, Matcher, Storage};
 
 /// Rules read the server's own storage through its PromQL engine.
 pub struct PromqlSource {
     storage: Arc<Storage>,
     limits: QueryLimits,
+    restrict: Option<Matcher>,
 }
 
 impl PromqlSource {
@@ -28,7 +30,15 @@ impl PromqlSource {
                 timeout,
                 ..QueryLimits::default()
             },
+            restrict: None,
         }
+    }
+
+    /// The same source with every selector also matching `restrict` (a
+    /// tenant's scope, for rule previews).
+    pub fn restricted(mut self, restrict: Option<Matcher>) -> Self {
+        self.restrict = restrict;
+        self
     }
 }
 
@@ -48,7 +58,10 @@ fn source_error(e: QueryError) -> SourceError {
 
 impl Source for PromqlSource {
     fn instant(&self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, SourceError> {
-        match instant_query(&self.storage, expr, t_ms, self.limits).map_err(source_error)? {
+        let budget = Budget::start(self.limits);
+        match instant_query_in(&self.storage, expr, t_ms, budget, self.restrict.clone())
+            .map_err(source_error)?
+        {
             Value::Vector(v) => Ok(v
                 .into_iter()
                 .map(|s| Sample {
@@ -74,8 +87,18 @@ impl Source for PromqlSource {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Vec<SeriesPoints>, SourceError> {
-        match range_query(&self.storage, expr, start_ms, end_ms, step_ms, self.limits)
-            .map_err(source_error)?
+        let budget = Budget::start(self.limits);
+        let restrict = self.restrict.clone();
+        match range_query_in(
+            &self.storage,
+            expr,
+            start_ms,
+            end_ms,
+            step_ms,
+            budget,
+            restrict,
+        )
+        .map_err(source_error)?
         {
             Value::Matrix(m) => Ok(m
                 .into_iter()
@@ -103,7 +126,8 @@ impl Source for PromqlSource {
             )));
         };
         let mut out: std::collections::BTreeMap<LabelSet, i64> = Default::default();
-        for matchers in matcher_groups(&vs).map_err(source_error)? {
+        for mut matchers in matcher_groups(&vs).map_err(source_error)? {
+            matchers.extend(self.restrict.clone());
             let set = self
                 .storage
                 .select(&matchers, start_ms, end_ms)
