@@ -451,8 +451,29 @@ fn agent_ships_over_mutual_tls_and_keeps_its_queue_while_it_cannot_trust_the_ser
     let tree = fixture_tree();
     let agent_port = free_port();
     let agent_base = format!("https://127.0.0.1:{agent_port}");
+    // Logs go the same way: a plain file, pushed to the server over HTTPS.
+    let app_log = dir.join("app.log");
+    std::fs::write(
+        &app_log,
+        (0..5)
+            .map(|i| format!("shipped over tls line {i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let agent_toml = dir.join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        format!(
+            "[agent.logs]\nurl = \"{}/loki/api/v1/push\"\ncontainers = false\npoll_interval = \"100ms\"\n\n[[agent.logs.files]]\nname = \"app\"\npaths = [\"{}\"]\n",
+            server.base,
+            app_log.display()
+        ),
+    )
+    .unwrap();
     let agent_args = |server_ca: &Path| -> Vec<String> {
         vec![
+            "--config".into(),
+            arg(&agent_toml),
             "--remote-write".into(),
             format!("{}/api/v1/write", server.base),
             "--server-ca".into(),
@@ -494,6 +515,11 @@ fn agent_ships_over_mutual_tls_and_keeps_its_queue_while_it_cannot_trust_the_ser
             && log.contains("not signed by a CA this agent trusts"),
         "the agent says clearly why it cannot ship:\n{log}"
     );
+    wait_for(WAIT, "the log pusher's TLS error", || {
+        std::fs::read_to_string(dir.join("agent-wrong-ca.log"))
+            .ok()
+            .filter(|l| l.contains("log push TLS handshake failed"))
+    });
     assert_eq!(
         metric("osprey_agent_remote_write_samples_sent_total"),
         Some(0.0)
@@ -540,6 +566,31 @@ fn agent_ships_over_mutual_tls_and_keeps_its_queue_while_it_cannot_trust_the_ser
             .parse::<f64>()
             .unwrap()
             >= 1.0
+    );
+    let lines = wait_for(WAIT, "the spooled log lines at the server", || {
+        let v: Value = reader
+            .get(format!("{}/api/v1/logs/search", server.base))
+            .query(&[
+                ("query", "shipped"),
+                ("start", "0"),
+                ("direction", "forward"),
+            ])
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let lines: Vec<String> = v["data"]["lines"]
+            .as_array()?
+            .iter()
+            .filter_map(|l| l["message"].as_str().map(str::to_owned))
+            .collect();
+        (lines.len() >= 5).then_some(lines)
+    });
+    assert_eq!(
+        lines,
+        (0..5)
+            .map(|i| format!("shipped over tls line {i}"))
+            .collect::<Vec<_>>()
     );
     wait_for(WAIT, "the agent to count sent samples", || {
         metric("osprey_agent_remote_write_samples_sent_total").filter(|n| *n > 0.0)
