@@ -93,8 +93,8 @@ pub struct AgentConfig {
     /// is kept under `<data_dir>/logs`.
     pub logs: Option<crate::logs::LogsConfig>,
     /// Time a client of the agent's API has for the TLS handshake and
-    /// each request head; slower ones (and idle kept-alive connections)
-    /// are disconnected.
+    /// each request head; slower ones are disconnected (see
+    /// [`crate::serve`]).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// TLS: for the agent's own API and for its pushes to the server

@@ -48,9 +48,11 @@ pub struct ServerConfig {
     /// (`[[server.forward.remote_write]]`, `[[server.forward.loki]]`); see
     /// [`super::forward::ForwardConfig`].
     pub forward: super::forward::ForwardConfig,
-    /// Time a client has for the TLS handshake and for each request head
-    /// (e.g. `"10s"`); slower clients — a slowloris trickling its headers —
-    /// and kept-alive connections idle that long are disconnected.
+    /// Time a client has for the TLS handshake, its first request head,
+    /// and each later head from its first byte (e.g. `"10s"`); slower
+    /// clients — a slowloris trickling its headers — are disconnected.
+    /// Kept-alive connections may idle longer between requests (see
+    /// [`osprey_collector::serve`]).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// HTTPS on the listener (`[server.tls]`: `cert_file`, `key_file`,
