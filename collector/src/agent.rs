@@ -41,6 +41,9 @@ pub enum AgentError {
     /// Serving HTTP failed.
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS settings of the agent's API cannot be used.
+    #[error("agent TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running agent's handles, for `osprey up` which also runs a server.
@@ -80,13 +83,19 @@ impl RunningAgent {
 pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     limit_malloc_arenas();
     let mut collector = Collector::new(config.clone())?;
+    let tls = config.tls.client();
     let shipper = match config.remote_write.clone() {
         Some(mut rw) => {
             if rw.spill_dir.is_none() {
                 rw.spill_dir = Some(config.data_dir.join("remote-write-queue"));
             }
             tracing::info!(url = %rw.url, "shipping samples by remote-write");
-            Some(Shipper::spawn(rw)?)
+            Some(Shipper::spawn_with_tls(
+                rw,
+                crate::ship::Payload::RemoteWrite,
+                crate::ship::sender::AGENT,
+                &tls,
+            )?)
         }
         None => None,
     };
@@ -99,7 +108,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         Some(logs_config) => {
             let flush = logs_config.shutdown_flush_timeout;
             let slot = latest.clone();
-            let handle = crate::logs::LogShipper::spawn(
+            let handle = crate::logs::LogShipper::spawn_with_tls(
                 logs_config,
                 crate::logs::LogsContext {
                     node: node.clone(),
@@ -121,6 +130,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
                         Some(snap)
                     }),
                 },
+                &tls,
             )?;
             Some((handle, flush))
         }
@@ -202,6 +212,11 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
+    // Certificate problems stop the start, before anything binds.
+    let tls = match config.tls.listener()? {
+        Some(listener) => Some(listener.server_config()?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| AgentError::Listen {
@@ -209,11 +224,21 @@ pub async fn run(
             source,
         })?;
     let agent = start(config.clone())?;
-    tracing::info!(listen = %config.listen, interval = ?config.interval, "agent running; metrics on /metrics");
-    axum::serve(listener, crate::http::router(agent.state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(AgentError::Serve)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %config.listen, scheme, interval = ?config.interval, "agent running; metrics on /metrics");
+    let options = crate::serve::ServeOptions {
+        header_read_timeout: config.header_read_timeout,
+        tls,
+        ..Default::default()
+    };
+    crate::serve::serve(
+        listener,
+        crate::http::router(agent.state.clone()),
+        options,
+        shutdown,
+    )
+    .await
+    .map_err(AgentError::Serve)?;
     agent.shutdown().await;
     Ok(())
 }

@@ -92,6 +92,77 @@ pub struct AgentConfig {
     /// endpoint (`[agent.logs]`, see [`crate::logs::LogsConfig`]); state
     /// is kept under `<data_dir>/logs`.
     pub logs: Option<crate::logs::LogsConfig>,
+    /// Time a client of the agent's API has for the TLS handshake and
+    /// each request head; slower ones are disconnected (see
+    /// [`crate::serve`]).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// TLS: for the agent's own API and for its pushes to the server
+    /// (`[agent.tls]`, see [`AgentTlsConfig`]).
+    pub tls: AgentTlsConfig,
+}
+
+/// `[agent.tls]`: HTTPS on the agent's API, and how the remote-write
+/// shipper and the log pusher verify the server and identify themselves.
+///
+/// ```toml
+/// [agent.tls]
+/// server_ca = "/etc/osprey/tls/ca.crt"          # verify the server (https:// URLs)
+/// client_cert = "/etc/osprey/tls/agent.crt"     # when the server requires client certificates
+/// client_key = "/etc/osprey/tls/agent.key"
+/// cert_file = "/etc/osprey/tls/node.crt"        # HTTPS on the agent's own API (/metrics …)
+/// key_file = "/etc/osprey/tls/node.key"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentTlsConfig {
+    /// PEM CA the server's certificate must be signed by (`--server-ca`);
+    /// unset: the built-in public roots.
+    pub server_ca: Option<PathBuf>,
+    /// PEM client certificate for servers requiring mutual TLS
+    /// (`--client-cert`); needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// Its PEM private key (`--client-key`).
+    pub client_key: Option<PathBuf>,
+    /// Trust exactly this certificate for the server (see
+    /// [`crate::tls::ClientTls::pinned_server_cert`]); set by `osprey up`.
+    pub pinned_server_cert: Option<PathBuf>,
+    /// PEM certificate chain of the agent's own API (`--tls-cert`): with
+    /// `key_file` set, the API speaks HTTPS only.
+    pub cert_file: Option<PathBuf>,
+    /// Its PEM private key (`--tls-key`).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA that clients of the agent's API must present a certificate
+    /// from (mutual TLS); needs `cert_file`.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl AgentTlsConfig {
+    /// The client side: what the pushes use.
+    pub fn client(&self) -> crate::tls::ClientTls {
+        crate::tls::ClientTls {
+            server_ca: self.server_ca.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            pinned_server_cert: self.pinned_server_cert.clone(),
+        }
+    }
+
+    /// The listener side, `None` for plain HTTP; an error when only half of
+    /// it is given.
+    pub fn listener(&self) -> Result<Option<crate::tls::ListenerTls>, crate::tls::TlsError> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert_file), Some(key_file)) => Ok(Some(crate::tls::ListenerTls {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                client_ca_file: self.client_ca_file.clone(),
+            })),
+            (None, None) if self.client_ca_file.is_none() => Ok(None),
+            _ => Err(crate::tls::TlsError::Config(
+                "HTTPS on the agent's API needs both a certificate and its key: give --tls-cert and --tls-key ([agent.tls] cert_file, key_file), and client_ca_file only with them".into(),
+            )),
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -125,6 +196,8 @@ impl Default for AgentConfig {
             data_dir: PathBuf::from("/var/lib/osprey/agent"),
             remote_write: None,
             logs: None,
+            header_read_timeout: crate::serve::DEFAULT_HEADER_READ_TIMEOUT,
+            tls: AgentTlsConfig::default(),
         }
     }
 }

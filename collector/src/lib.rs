@@ -15,6 +15,8 @@
 //!   [`snapshot::Snapshot`]; [`window`]: recent history;
 //! - [`expose`]: cAdvisor's metric names; [`http`]: the agent's API;
 //! - [`ship`]: delivery of samples by Prometheus remote-write;
+//! - [`serve`]: the HTTP(S) serve loop every listener uses; [`tls`]: its
+//!   certificates and the pushes' server verification;
 //! - [`agent`]: the wiring; [`config`]: its settings;
 //! - [`fixture`]: synthetic cgroup trees for tests and benchmarks.
 
@@ -34,7 +36,9 @@ pub mod metadata;
 pub mod network;
 mod readfile;
 pub mod self_metrics;
+pub mod serve;
 pub mod ship;
 pub mod snapshot;
 pub mod stats;
+pub mod tls;
 pub mod window;

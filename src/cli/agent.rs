@@ -99,6 +99,17 @@ pub struct AgentArgs {
     /// File holding the bearer token.
     #[arg(long, env = "OSPREY_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// PEM CA that the server's certificate (https:// URLs) must be signed
+    /// by [default: the built-in public roots].
+    #[arg(long, env = "OSPREY_SERVER_CA", value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+    /// PEM client certificate for a server requiring mutual TLS (needs
+    /// --client-key).
+    #[arg(long, env = "OSPREY_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "OSPREY_CLIENT_KEY", value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -162,6 +173,15 @@ impl AgentArgs {
         if let Some(url) = &self.logs_url {
             c.logs.get_or_insert_with(Default::default).url = url.clone();
         }
+        if self.server_ca.is_some() {
+            c.tls.server_ca = self.server_ca.clone();
+        }
+        if self.client_cert.is_some() {
+            c.tls.client_cert = self.client_cert.clone();
+        }
+        if self.client_key.is_some() {
+            c.tls.client_key = self.client_key.clone();
+        }
         c
     }
 }
@@ -180,6 +200,9 @@ pub struct AgentCommand {
     /// The agent's options.
     #[command(flatten)]
     pub agent: AgentArgs,
+    /// HTTPS on the agent's API.
+    #[command(flatten)]
+    pub tls: super::tls::ListenerTlsArgs,
     /// Print the effective configuration (file, environment and flags
     /// merged) as TOML and exit.
     #[arg(long)]
@@ -193,15 +216,24 @@ pub struct AgentCommand {
 }
 
 /// Merges the file, environment and flags into the agent's configuration.
-pub fn agent_config(file: AgentConfig, cmd: &AgentCommand) -> AgentConfig {
+pub fn agent_config(file: AgentConfig, cmd: &AgentCommand) -> anyhow::Result<AgentConfig> {
     let mut c = cmd.agent.apply(file);
+    let listener = cmd.tls.apply(c.tls.listener()?)?;
+    set_listener_tls(&mut c, listener);
     if let Some(l) = cmd.listen {
         c.listen = l;
     }
     if let Some(d) = &cmd.data_dir {
         c.data_dir = d.clone();
     }
-    c
+    Ok(c)
+}
+
+/// Sets (or clears) HTTPS on the agent's API.
+pub fn set_listener_tls(c: &mut AgentConfig, tls: Option<osprey_collector::tls::ListenerTls>) {
+    c.tls.cert_file = tls.as_ref().map(|t| t.cert_file.clone());
+    c.tls.key_file = tls.as_ref().map(|t| t.key_file.clone());
+    c.tls.client_ca_file = tls.and_then(|t| t.client_ca_file);
 }
 
 /// Prints the effective configuration as TOML.
@@ -215,7 +247,7 @@ pub fn print_config<T: serde::Serialize>(config: &T) -> anyhow::Result<ExitCode>
 
 /// Runs `osprey agent`.
 pub fn run(file: ConfigFile, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
-    let config = agent_config(file.agent, &cmd);
+    let config = agent_config(file.agent, &cmd)?;
     let args = &cmd;
     if args.print_config {
         #[derive(serde::Serialize)]

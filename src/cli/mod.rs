@@ -5,6 +5,7 @@ pub mod config;
 pub mod logging;
 pub mod logs;
 pub mod server;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,6 +12,7 @@ use osprey_collector::ship::RemoteWriteConfig;
 
 use super::agent::{AgentArgs, print_config, runtime, shutdown_signal};
 use super::config::ConfigFile;
+use super::tls::ListenerTlsArgs;
 
 /// Options of `osprey server`; each overrides the `[server]` table of the
 /// config file (tokens and storage settings live only there).
@@ -23,6 +24,9 @@ pub struct ServerCommand {
     /// Where the server keeps its data [default: /var/lib/osprey/server].
     #[arg(long, env = "OSPREY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// HTTPS on the API and dashboard.
+    #[command(flatten)]
+    pub tls: ListenerTlsArgs,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -43,6 +47,9 @@ pub struct UpCommand {
     /// `/api/v1/containers`) [default: 127.0.0.1:9101].
     #[arg(long, env = "OSPREY_AGENT_LISTEN", value_name = "ADDR")]
     pub agent_listen: Option<SocketAddr>,
+    /// HTTPS on the API and dashboard, and on the agent's API.
+    #[command(flatten)]
+    pub tls: ListenerTlsArgs,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -55,7 +62,8 @@ fn server_config(
     file: ServerConfig,
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
-) -> ServerConfig {
+    tls: &ListenerTlsArgs,
+) -> anyhow::Result<ServerConfig> {
     let mut c = file;
     if let Some(l) = listen {
         c.listen = l;
@@ -63,12 +71,13 @@ fn server_config(
     if let Some(d) = data_dir {
         c.data_dir = d;
     }
-    c
+    c.tls = tls.apply(c.tls.take())?;
+    Ok(c)
 }
 
 /// Runs `osprey server`.
 pub fn run_server(file: ConfigFile, cmd: ServerCommand) -> anyhow::Result<ExitCode> {
-    let config = server_config(file.server, cmd.listen, cmd.data_dir);
+    let config = server_config(file.server, cmd.listen, cmd.data_dir, &cmd.tls)?;
     if cmd.print_config {
         #[derive(serde::Serialize)]
         struct Effective<'a> {
@@ -99,7 +108,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
     if server_file.data_dir == ServerConfig::default().data_dir {
         server_file.data_dir = up_data_dir();
     }
-    let server = server_config(server_file, cmd.listen, cmd.data_dir.clone());
+    let server = server_config(server_file, cmd.listen, cmd.data_dir.clone(), &cmd.tls)?;
     let mut agent_file = file.agent;
     if agent_file.data_dir == AgentConfig::default().data_dir {
         agent_file.data_dir = server.data_dir.join("agent");
@@ -108,6 +117,33 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
     if let Some(l) = cmd.agent_listen {
         agent.listen = l;
     }
+    // Every listener of `up` speaks the server's TLS unless `[agent.tls]`
+    // gives the agent's API its own certificate.
+    if agent.tls.cert_file.is_none() && server.tls.is_some() {
+        super::agent::set_listener_tls(&mut agent, server.tls.clone());
+    }
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // The agent reaches its own server on loopback, a name the server's
+    // certificate need not carry: it trusts exactly that certificate.
+    let own_server_tls = |agent: &mut AgentConfig| -> anyhow::Result<()> {
+        let Some(tls) = &server.tls else {
+            return Ok(());
+        };
+        agent.tls.pinned_server_cert = Some(tls.cert_file.clone());
+        if let Some(ca) = &tls.client_ca_file
+            && (agent.tls.client_cert.is_none() || agent.tls.client_key.is_none())
+        {
+            anyhow::bail!(
+                "the server requires client certificates (--tls-client-ca {}), so the agent of `osprey up` needs one too: give --client-cert and --client-key (a certificate signed by that CA)",
+                ca.display()
+            );
+        }
+        Ok(())
+    };
     if agent.remote_write.is_none() {
         let token = server.tokens.iter().find(|t| {
             matches!(
@@ -115,8 +151,9 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
                 osprey::server::config::Role::Write | osprey::server::config::Role::Admin
             )
         });
+        own_server_tls(&mut agent)?;
         agent.remote_write = Some(RemoteWriteConfig {
-            url: format!("http://{}/api/v1/write", loopback(server.listen)),
+            url: format!("{scheme}://{}/api/v1/write", loopback(server.listen)),
             bearer_token: token.and_then(|t| t.token.clone()),
             bearer_token_file: token.and_then(|t| t.token_file.clone()),
             ..RemoteWriteConfig::default()
@@ -124,6 +161,13 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
     }
     // Logs, when `[agent.logs]` is present, go to the same server unless
     // a receiver is named.
+    if agent
+        .logs
+        .as_ref()
+        .is_some_and(|logs| logs.url.trim().is_empty())
+    {
+        own_server_tls(&mut agent)?;
+    }
     if let Some(logs) = agent.logs.as_mut()
         && logs.url.trim().is_empty()
     {
@@ -133,7 +177,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
                 osprey::server::config::Role::Write | osprey::server::config::Role::Admin
             )
         });
-        logs.url = format!("http://{}/loki/api/v1/push", loopback(server.listen));
+        logs.url = format!("{scheme}://{}/loki/api/v1/push", loopback(server.listen));
         if logs.bearer_token.is_none() && logs.bearer_token_file.is_none() {
             logs.bearer_token = token.and_then(|t| t.token.clone());
             logs.bearer_token_file = token.and_then(|t| t.token_file.clone());
@@ -158,7 +202,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
         };
         let server_task = tokio::spawn(osprey::server::run(server.clone(), wait(stop_rx.clone())));
         // Let the server bind before the agent starts shipping to it.
-        let url = format!("http://{}/readyz", loopback(server.listen));
+        let url = format!("{scheme}://{}/readyz", loopback(server.listen));
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(loopback(server.listen)).await.is_ok() {
                 break;
@@ -166,7 +210,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         eprintln!(
-            "osprey up: running on this node\n  dashboard:       http://{0}/\n  API (OpenAPI):   http://{0}/api/openapi.json\n  PromQL:          http://{0}/api/v1/query\n  Heapster model:  http://{0}/api/v1/model/\n  log search:      http://{0}/api/v1/logs/search (Loki push: http://{0}/loki/api/v1/push)\n  agent metrics:   http://{1}/metrics\n  data directory:  {2}\n  (ready check: {url})",
+            "osprey up: running on this node\n  dashboard:       {scheme}://{0}/\n  API (OpenAPI):   {scheme}://{0}/api/openapi.json\n  PromQL:          {scheme}://{0}/api/v1/query\n  Heapster model:  {scheme}://{0}/api/v1/model/\n  log search:      {scheme}://{0}/api/v1/logs/search (Loki push: {scheme}://{0}/loki/api/v1/push)\n  agent metrics:   {scheme}://{1}/metrics\n  data directory:  {2}\n  (ready check: {url})",
             server.listen,
             agent.listen,
             server.data_dir.display()

@@ -48,6 +48,16 @@ pub struct ServerConfig {
     /// (`[[server.forward.remote_write]]`, `[[server.forward.loki]]`); see
     /// [`super::forward::ForwardConfig`].
     pub forward: super::forward::ForwardConfig,
+    /// Time a client has for the TLS handshake, its first request head,
+    /// and each later head from its first byte (e.g. `"10s"`); slower
+    /// clients — a slowloris trickling its headers — are disconnected.
+    /// Kept-alive connections may idle longer between requests (see
+    /// [`osprey_collector::serve`]).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// HTTPS on the listener (`[server.tls]`: `cert_file`, `key_file`,
+    /// optional `client_ca_file` for mutual TLS). Unset: plain HTTP.
+    pub tls: Option<osprey_collector::tls::ListenerTls>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +76,8 @@ impl Default for ServerConfig {
             logs: LogsConfig::default(),
             alerting: osprey_alerts::config::AlertingConfig::default(),
             forward: super::forward::ForwardConfig::default(),
+            header_read_timeout: osprey_collector::serve::DEFAULT_HEADER_READ_TIMEOUT,
+            tls: None,
         }
     }
 }

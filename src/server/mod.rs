@@ -62,6 +62,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS certificate, key or client CA cannot be used.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] osprey_collector::tls::TlsError),
 }
 
 /// Every route of the server, with authentication applied.
@@ -102,6 +105,16 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if config.header_read_timeout.is_zero() {
+        return Err(ServerError::Config(
+            "header_read_timeout must be more than 0 (e.g. \"10s\")".into(),
+        ));
+    }
+    // Certificate problems stop the start before anything binds or opens.
+    let tls = match &config.tls {
+        Some(tls) => Some(tls.server_config()?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen {
@@ -123,7 +136,12 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    tracing::info!(listen = %state.config.listen, data_dir = %state.config.data_dir.display(), "server running");
+    let scheme = match &state.config.tls {
+        Some(t) if t.client_ca_file.is_some() => "https (client certificates required)",
+        Some(_) => "https",
+        None => "http",
+    };
+    tracing::info!(listen = %state.config.listen, scheme, data_dir = %state.config.data_dir.display(), "server running");
     let logs = state.logs.clone();
     let http_stopped = stopped(stop_rx.clone());
     let shutdown = async move {
@@ -132,8 +150,12 @@ pub async fn run(
         // open responses.
         logs.close_tails();
     };
-    let served = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
+    let options = osprey_collector::serve::ServeOptions {
+        header_read_timeout: state.config.header_read_timeout,
+        tls,
+        ..Default::default()
+    };
+    let served = osprey_collector::serve::serve(listener, router(state.clone()), options, shutdown)
         .await
         .map_err(ServerError::Serve);
     if let Some(a) = alerting {

@@ -121,6 +121,17 @@ impl LogShipper {
     /// Loads the state under `<data_dir>/logs` and starts the tailer and
     /// sender threads.
     pub fn spawn(config: LogsConfig, ctx: LogsContext) -> Result<LogShipperHandle, LogsError> {
+        Self::spawn_with_tls(config, ctx, &crate::tls::ClientTls::default())
+    }
+
+    /// Like [`LogShipper::spawn`], verifying an `https://` receiver (and
+    /// presenting a client certificate) as `tls` says; its files are read
+    /// here, so a bad setting fails the start.
+    pub fn spawn_with_tls(
+        config: LogsConfig,
+        ctx: LogsContext,
+        tls: &crate::tls::ClientTls,
+    ) -> Result<LogShipperHandle, LogsError> {
         if config.url.trim().is_empty() {
             return Err(LogsError::Config(
                 "`url` is required (e.g. http://osprey-server:9090/loki/api/v1/push)".into(),
@@ -128,12 +139,15 @@ impl LogShipper {
         }
         let url = reqwest::Url::parse(&config.url)
             .map_err(|e| LogsError::Config(format!("invalid url {:?}: {e}", config.url)))?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(LogsError::Config(format!(
-                "invalid url {}: only http:// is supported (this build has no TLS)",
+                "invalid url {}: only http:// and https:// are supported",
                 config.url
             )));
         }
+        let tls = tls
+            .rustls_config()
+            .map_err(|e| LogsError::Config(format!("TLS: {e}")))?;
         let token = match &config.bearer_token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
@@ -258,6 +272,7 @@ impl LogShipper {
         };
         let send_loop = SendLoop {
             config,
+            tls,
             token,
             source_id: source_id.clone(),
             spool,
@@ -472,6 +487,7 @@ impl TailLoop {
 
 struct SendLoop {
     config: LogsConfig,
+    tls: Option<rustls::ClientConfig>,
     token: Option<String>,
     source_id: String,
     spool: Spool,
@@ -489,6 +505,7 @@ impl SendLoop {
             self.config.format,
             self.config.timeout,
             self.source_id.clone(),
+            self.tls.take(),
         ) {
             Ok(c) => c,
             Err(e) => {
@@ -564,11 +581,19 @@ impl SendLoop {
                     tracing::error!(seq = entry.seq, status, answer = %body, lines = entry.lines, "the receiver refused a log batch; dropped");
                     return true;
                 }
-                Outcome::Retry { error, retry_after } => {
+                Outcome::Retry {
+                    error,
+                    retry_after,
+                    tls_hint,
+                } => {
                     LogStats::add(&self.stats.failed_attempts, 1);
                     if !warned {
                         warned = true;
-                        tracing::warn!(error, url = %self.config.url, "log push failed; retrying with backoff, reading pauses when the spool is full");
+                        if let Some(hint) = tls_hint {
+                            tracing::error!(error, hint, url = %self.config.url, "log push TLS handshake failed; batches stay spooled and are retried with backoff");
+                        } else {
+                            tracing::warn!(error, url = %self.config.url, "log push failed; retrying with backoff, reading pauses when the spool is full");
+                        }
                     }
                     let delay = retry_after.unwrap_or_else(|| {
                         push::backoff(attempt, self.config.min_backoff, self.config.max_backoff)

@@ -188,6 +188,8 @@ pub enum Outcome {
         error: String,
         /// A 429's or 503's `Retry-After`.
         retry_after: Option<Duration>,
+        /// What to do, when the request failed in the TLS handshake.
+        tls_hint: Option<&'static str>,
     },
     /// 400, 413 and other 4xx: this body will never be taken.
     Rejected {
@@ -217,11 +219,12 @@ impl PushClient {
         format: PushFormat,
         timeout: Duration,
         source_id: String,
+        tls: Option<rustls::ClientConfig>,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("invalid logs url {url:?}: {e}"))?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
-                "invalid logs url {url}: only http:// receivers are supported (this build has no TLS); put a TLS-terminating proxy in front"
+                "invalid logs url {url}: only http:// and https:// receivers are supported"
             ));
         }
         let authorization = token
@@ -236,11 +239,10 @@ impl PushClient {
                 v.set_sensitive(true);
                 v
             });
-        let client = reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = crate::tls::client::blocking_client(tls, |b| {
+            b.timeout(timeout).connect_timeout(timeout)
+        })
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             client,
             url,
@@ -268,6 +270,7 @@ impl PushClient {
                 return Outcome::Retry {
                     error: error_chain(&e),
                     retry_after: None,
+                    tls_hint: crate::tls::client::failure_hint(&e),
                 };
             }
         };
@@ -300,6 +303,7 @@ impl PushClient {
                 } else {
                     None
                 },
+                tls_hint: None,
             }
         } else {
             Outcome::Rejected {

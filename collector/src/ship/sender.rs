@@ -35,9 +35,10 @@ use tracing::{debug, error, warn};
 
 use super::queue::{Batch, Queue, QueueConfig, lock};
 use super::remote_write::{self, TimeSeries, WriteRequest};
+use crate::tls::ClientTls;
 
 /// The `User-Agent` of every request.
-const AGENT: &str = concat!("osprey-agent/", env!("CARGO_PKG_VERSION"));
+pub(crate) const AGENT: &str = concat!("osprey-agent/", env!("CARGO_PKG_VERSION"));
 /// Longest wait a receiver's `Retry-After` can impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// How much of a receiver's error answer is logged.
@@ -168,6 +169,9 @@ pub enum ShipError {
     /// The queue directory is unusable.
     #[error(transparent)]
     Queue(#[from] super::queue::QueueError),
+    /// The TLS settings cannot be used.
+    #[error("remote_write TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Counters of a shipper, for the agent's own `/metrics` (suggested names:
@@ -298,19 +302,32 @@ impl Shipper {
         payload: Payload,
         user_agent: &str,
     ) -> Result<ShipperHandle, ShipError> {
+        Self::spawn_with_tls(config, payload, user_agent, &ClientTls::default())
+    }
+
+    /// Like [`Shipper::spawn_with`], verifying an `https://` receiver (and
+    /// presenting a client certificate) as `tls` says. The files are read
+    /// here, so a bad setting fails the start with an error naming the
+    /// file.
+    pub fn spawn_with_tls(
+        config: RemoteWriteConfig,
+        payload: Payload,
+        user_agent: &str,
+        tls: &ClientTls,
+    ) -> Result<ShipperHandle, ShipError> {
         let user_agent = HeaderValue::from_str(user_agent)
             .map_err(|_| ShipError::InvalidUserAgent(user_agent.to_string()))?;
         let url = reqwest::Url::parse(&config.url).map_err(|e| ShipError::InvalidUrl {
             url: config.url.clone(),
             reason: e.to_string(),
         })?;
-        if url.scheme() != "http" {
-            // reqwest is built without TLS to keep the agent lean.
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(ShipError::InvalidUrl {
                 url: config.url.clone(),
-                reason: "only http:// receivers are supported (this build has no TLS); put a TLS-terminating proxy in front".into(),
+                reason: "only http:// and https:// receivers are supported".into(),
             });
         }
+        let tls = tls.rustls_config()?;
         let token = match &config.bearer_token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
@@ -332,11 +349,10 @@ impl Shipper {
                 v.set_sensitive(true);
                 v
             });
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(ShipError::Client)?;
+        let client = crate::tls::client::async_client(tls, |b| {
+            b.timeout(config.timeout).connect_timeout(config.timeout)
+        })
+        .map_err(ShipError::Client)?;
         let queue = Queue::open(QueueConfig {
             memory_bytes: config.memory_bytes,
             disk_bytes: config.disk_bytes,
@@ -429,6 +445,8 @@ enum Outcome {
     Retry {
         error: String,
         retry_after: Option<Duration>,
+        /// What to do, when the request failed in the TLS handshake.
+        tls_hint: Option<&'static str>,
     },
     /// A 4xx other than 429: the receiver will never take this body.
     Rejected { status: StatusCode, body: String },
@@ -590,8 +608,16 @@ impl Delivery {
                     lock(&self.shared.queue).ack(last);
                     return;
                 }
-                Outcome::Retry { error, retry_after } => {
-                    if attempt == 0 {
+                Outcome::Retry {
+                    error,
+                    retry_after,
+                    tls_hint,
+                } => {
+                    if let (0, Some(hint)) = (attempt, tls_hint) {
+                        // Not a passing outage: nothing arrives until the
+                        // TLS settings change, so say so loudly.
+                        error!(error, hint, url = %self.url, "remote-write TLS handshake failed; batches stay queued and are retried with backoff");
+                    } else if attempt == 0 {
                         warn!(error, url = %self.url, "remote-write request failed; retrying with backoff, batches queue meanwhile");
                     } else {
                         debug!(error, attempt, "remote-write retry failed");
@@ -653,6 +679,7 @@ impl Delivery {
                 return Outcome::Retry {
                     error: error_chain(&e),
                     retry_after: None,
+                    tls_hint: crate::tls::client::failure_hint(&e),
                 };
             }
         };
@@ -674,6 +701,7 @@ impl Delivery {
                 } else {
                     None
                 },
+                tls_hint: None,
             }
         } else {
             Outcome::Rejected { status, body: text }
@@ -808,7 +836,7 @@ mod tests {
 
     #[test]
     fn spawn_refuses_urls_it_cannot_serve() {
-        for url in ["not a url", "https://receiver/api/v1/write"] {
+        for url in ["not a url", "ftp://receiver/api/v1/write"] {
             let config = RemoteWriteConfig {
                 url: url.into(),
                 ..RemoteWriteConfig::default()
