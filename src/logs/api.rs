@@ -46,6 +46,8 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/api/v1/logs/histogram", get(histogram))
         .route("/api/v1/logs/tail", get(tail))
         .route("/loki/api/v1/query_range", get(loki_query_range))
+        .route("/loki/api/v1/query", get(loki_query))
+        .route("/loki/api/v1/series", get(loki_series).post(loki_series))
         .route("/loki/api/v1/labels", get(loki_labels))
         .route("/loki/api/v1/label/{name}/values", get(loki_label_values))
 }
@@ -170,6 +172,11 @@ async fn push_inner(
     if decoded.lines.is_empty() {
         return Ok(());
     }
+    // The streams to forward, taken before the store consumes the lines.
+    let forwarded = state
+        .forward
+        .forwards_logs()
+        .then(|| group_by_stream(&decoded.lines));
     let outcome = state.logs.push(decoded.lines, batch).await?;
     if outcome.duplicate > 0 {
         metrics
@@ -177,7 +184,48 @@ async fn push_inner(
             .with_label_values(&["duplicate"])
             .inc_by(outcome.duplicate as u64);
     }
+    // Queued for the forwarding targets after the commit and before the
+    // answer, also when the batch was a duplicate: a crash between the
+    // commit and this point is repaired by forwarding the sender's retry
+    // (at least once towards the target).
+    if let Some(streams) = forwarded {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.forward.forward_logs(&streams))
+            .await
+            .map_err(|e| ApiError::internal(format!("forwarding panicked: {e}")))?
+            .map_err(|e| ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "unavailable",
+                message: format!("{e}; the lines are stored, retry to forward them"),
+            })?;
+    }
     Ok(())
+}
+
+/// One forwardable stream per distinct label set of a push, entries in
+/// request order.
+fn group_by_stream(
+    lines: &[super::schema::PreparedLine],
+) -> Vec<crate::server::forward::LogStream> {
+    let mut streams: Vec<crate::server::forward::LogStream> = Vec::new();
+    let mut index: std::collections::HashMap<&BTreeMap<String, String>, usize> =
+        std::collections::HashMap::new();
+    for line in lines {
+        let i = *index.entry(&line.stream.labels).or_insert_with(|| {
+            streams.push(crate::server::forward::LogStream {
+                labels: line
+                    .stream
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                entries: Vec::new(),
+            });
+            streams.len() - 1
+        });
+        streams[i].entries.push((line.ts_ns, line.message.clone()));
+    }
+    streams
 }
 
 /// `start`/`end` in milliseconds: the last hour by default.
@@ -335,17 +383,53 @@ async fn loki_query_range(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let logql = log_query(&params)?;
+    let (start_ns, end_ns) = loki_range(&params, 3_600 * 1_000_000_000)?;
+    loki_streams(&state, logql, &params, start_ns, end_ns).await
+}
+
+/// How far back an instant log query looks from its `time`.
+pub const INSTANT_LOOKBACK_NS: i64 = 3_600 * 1_000_000_000;
+
+/// `GET /loki/api/v1/query`: a log query at an instant — the lines of the
+/// hour ending at `time` (inclusive; default now), `limit` of them,
+/// newest first unless `direction=forward`, in Loki's `streams` result.
+async fn loki_query(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let logql = log_query(&params)?;
+    let time = match params.get("time") {
+        Some(t) => loki_time(t).map_err(|m| bad_param("time", m))?,
+        None => now_ns(),
+    };
+    let start_ns = time.saturating_sub(INSTANT_LOOKBACK_NS);
+    loki_streams(&state, logql, &params, start_ns, time.saturating_add(1)).await
+}
+
+fn log_query(params: &Params) -> Result<LogQuery, ApiError> {
     let q = params
         .get("query")
         .ok_or_else(|| bad_param("query", "missing"))?;
-    let logql = LogQuery::parse(q).map_err(|m| bad_param("query", m))?;
-    let (start_ns, end_ns) = loki_range(&params, 3_600 * 1_000_000_000)?;
+    LogQuery::parse(q).map_err(|m| bad_param("query", m))
+}
+
+/// The lines of `logql` in `[start_ns, end_ns)` as Loki's `streams`
+/// result.
+async fn loki_streams(
+    state: &Arc<ServerState>,
+    logql: LogQuery,
+    params: &Params,
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Response, ApiError> {
     let search = SearchParams {
         start_ns,
         end_ns,
-        limit: limit(&params)?,
+        limit: limit(params)?,
         cursor: None,
-        direction: direction(&params)?,
+        direction: direction(params)?,
     };
     let store = state.logs.clone();
     let (lines, _) = blocking(move || {
@@ -379,6 +463,40 @@ async fn loki_query_range(
     .into_response())
 }
 
+/// `GET|POST /loki/api/v1/series`: the label sets of the streams that a
+/// `match[]` selector (any of them; none = every stream) selects, in the
+/// partitions overlapping `start`–`end` (default the last 6 h).
+async fn loki_series(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &headers, &body);
+    let mut selectors = Vec::new();
+    for m in params.all("match[]") {
+        let q = LogQuery::parse(m).map_err(|e| bad_param("match[]", e))?;
+        if !q.filters.is_empty() {
+            return Err(bad_param(
+                "match[]",
+                format!("{m:?}: a series selector takes no line filters"),
+            ));
+        }
+        selectors.push(q);
+    }
+    if selectors.is_empty() {
+        // Every stream: `{}` is not a valid selector, so match all here.
+        selectors.push(LogQuery {
+            matchers: Vec::new(),
+            filters: Vec::new(),
+        });
+    }
+    let (start, end) = loki_range(&params, 6 * 3_600 * 1_000_000_000)?;
+    let store = state.logs.clone();
+    let series = blocking(move || store.series(start, end, &selectors)).await?;
+    Ok(Json(json!({ "status": "success", "data": series })).into_response())
+}
+
 async fn loki_labels(
     State(state): State<Arc<ServerState>>,
     RawQuery(raw): RawQuery,
@@ -409,8 +527,9 @@ async fn loki_label_values(
 }
 
 impl LogStore {
-    /// Label names (`name` = `None`) or the values of label `name` in the
-    /// partitions overlapping `[start, end)`, sorted and unique.
+    /// Label names (`name` = `None`) or the values of label `name` of the
+    /// streams in the partitions overlapping `[start, end)`, sorted and
+    /// unique.
     pub fn label_terms(
         &self,
         start_ns: i64,
@@ -418,37 +537,37 @@ impl LogStore {
         name: Option<&str>,
     ) -> Result<Vec<String>, LogError> {
         let mut out = std::collections::BTreeSet::new();
-        let prefix = name.map(|n| format!("{n}="));
         for part in self.partitions(start_ns, end_ns) {
-            let searcher = part.reader.searcher();
-            for seg in searcher.segment_readers() {
-                let inv = seg
-                    .inverted_index(self.schema().labels)
-                    .map_err(|e| LogError::Index(e.to_string()))?;
-                let dict = inv.terms();
-                let mut builder = dict.range();
-                if let Some(p) = &prefix {
-                    let mut upper = p.as_bytes().to_vec();
-                    *upper.last_mut().expect("non-empty") += 1;
-                    builder = builder.ge(p.as_bytes()).lt(upper);
-                }
-                let mut stream = builder
-                    .into_stream()
-                    .map_err(|e| LogError::Index(e.to_string()))?;
-                while stream.advance() {
-                    let term = String::from_utf8_lossy(stream.key());
-                    match &prefix {
-                        Some(p) => {
-                            if let Some(v) = term.strip_prefix(p.as_str()) {
-                                out.insert(v.to_string());
-                            }
-                        }
-                        None => {
-                            if let Some((k, _)) = term.split_once('=') {
-                                out.insert(k.to_string());
-                            }
+            let table = part.streams.read().expect("stream table lock");
+            for (_, labels) in table.iter() {
+                match name {
+                    Some(n) => {
+                        if let Some(v) = labels.get(n) {
+                            out.insert(v.clone());
                         }
                     }
+                    None => out.extend(labels.keys().cloned()),
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The label sets of the streams in the partitions overlapping
+    /// `[start, end)` that any of `selectors` selects, sorted and unique
+    /// (Loki's series API).
+    pub fn series(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        selectors: &[LogQuery],
+    ) -> Result<Vec<BTreeMap<String, String>>, LogError> {
+        let mut out = std::collections::BTreeSet::new();
+        for part in self.partitions(start_ns, end_ns) {
+            let table = part.streams.read().expect("stream table lock");
+            for (_, labels) in table.iter() {
+                if selectors.iter().any(|s| s.selects(labels)) {
+                    out.insert((**labels).clone());
                 }
             }
         }
