@@ -7,7 +7,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -173,6 +172,9 @@ pub struct TopLines {
     after: Option<Key>,
     direction: Direction,
     ids: Option<(u64, u64)>,
+    /// The `limit`-th best key found in segments searched before: a hit
+    /// must beat it.
+    floor: Option<Key>,
 }
 
 /// The hits of one partition and the searcher that holds them.
@@ -288,6 +290,7 @@ impl TopLinesSegment {
             after,
             direction,
             ids,
+            floor,
         } = self.parent;
         if ts < start || ts >= end {
             return;
@@ -299,7 +302,7 @@ impl TopLinesSegment {
             return;
         }
         let k = key(direction, ts, id);
-        if after.is_some_and(|a| k >= a) {
+        if after.is_some_and(|a| k >= a) || floor.is_some_and(|f| k <= f) {
             return;
         }
         if self.heap.len() < limit {
@@ -311,6 +314,49 @@ impl TopLinesSegment {
             self.heap.push(Reverse((k, ts, id, doc)));
         }
     }
+}
+
+/// Runs `collector` over the segments most likely to hold the first hits
+/// first (newest first for a backward search) and skips a segment whose
+/// best possible key cannot beat the `limit`-th hit found so far: lines
+/// arrive roughly in time order, so recent results come from the newest
+/// segments and older segments are not searched at all.
+fn top_lines(
+    searcher: &tantivy::Searcher,
+    query: &dyn Query,
+    collector: TopLines,
+) -> tantivy::Result<Vec<Hit>> {
+    let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+    let mut segments: Vec<(Key, SegmentOrdinal)> = Vec::new();
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        if reader.max_doc() == 0 {
+            continue;
+        }
+        let ff = reader.fast_fields();
+        let ts = ff.i64("timestamp")?.first_or_default_col(0);
+        let id = ff.u64("id")?.first_or_default_col(0);
+        let best = match collector.direction {
+            Direction::Backward => key(Direction::Backward, ts.max_value(), id.max_value()),
+            Direction::Forward => key(Direction::Forward, ts.min_value(), id.min_value()),
+            Direction::Arrival => key(Direction::Arrival, 0, id.min_value()),
+        };
+        segments.push((best, ord as SegmentOrdinal));
+    }
+    segments.sort_unstable_by_key(|(best, _)| Reverse(*best));
+    let mut kept: Vec<Hit> = Vec::new();
+    for (best, ord) in segments {
+        let floor = (kept.len() == collector.limit).then(|| kept[kept.len() - 1].key);
+        if floor.is_some_and(|f| best <= f) {
+            // Nor can any later segment (sorted by their best key).
+            break;
+        }
+        let c = TopLines { floor, ..collector };
+        let hits = c.collect_segment(weight.as_ref(), ord, searcher.segment_reader(ord))?;
+        kept.extend(hits);
+        kept.sort_unstable_by_key(|h| Reverse(h.key));
+        kept.truncate(collector.limit);
+    }
+    Ok(kept)
 }
 
 /// Runs `weight` over the segment's live documents (without scores), a
@@ -331,31 +377,6 @@ pub fn for_each_alive(
         }
         None => weight.for_each_no_score(reader, f),
     }
-}
-
-/// Restricts `query` to `[start, end)` on the timestamp fast field
-/// unless the range covers the whole partition.
-fn in_range(
-    schema: &LogSchema,
-    query: &dyn Query,
-    part: &Partition,
-    start_ns: i64,
-    end_ns: i64,
-) -> Box<dyn Query> {
-    let query = bind(schema, query, part);
-    if start_ns <= part.span.start_ns && end_ns >= part.span.end_ns {
-        return query;
-    }
-    Box::new(BooleanQuery::new(vec![
-        (Occur::Must, query),
-        (
-            Occur::Must,
-            Box::new(RangeQuery::new(
-                Bound::Included(Term::from_field_i64(schema.timestamp, start_ns)),
-                Bound::Excluded(Term::from_field_i64(schema.timestamp, end_ns)),
-            )),
-        ),
-    ]))
 }
 
 /// Whether a stream (its labels) is kept.
@@ -583,7 +604,9 @@ impl LogStore {
                 break;
             }
             let searcher = part.reader.searcher();
-            let q = in_range(self.schema(), query, &part, start, end);
+            // The collector keeps to [start, end) itself (and skips
+            // segments outside it), so the query needs no range clause.
+            let q = bind(self.schema(), query, &part);
             let collector = TopLines {
                 start_ns: start,
                 end_ns: end,
@@ -591,9 +614,9 @@ impl LogStore {
                 after,
                 direction: params.direction,
                 ids: ids.map(|(_, lo, hi)| (lo, hi)),
+                floor: None,
             };
-            let hits = searcher
-                .search(&q, &collector)
+            let hits = top_lines(&searcher, q.as_ref(), collector)
                 .map_err(|e| LogError::Index(e.to_string()))?;
             need -= hits.len();
             out.push((part, searcher, hits));
