@@ -2,7 +2,11 @@
 //! stream selectors, Loki's JSON push body, retries on 503 with order kept,
 //! batches that survive a crash (the forwarder dropped without shutdown)
 //! and resume on the next start, and 400 answers dropped and counted.
+//! End to end: lines pushed to a real `osprey server`'s
+//! `/loki/api/v1/push` reach the target while it is down for a while and
+//! the server is killed (SIGKILL) and restarted in between.
 
+mod common;
 mod forward_receiver;
 
 use std::time::{Duration, Instant};
@@ -180,4 +184,163 @@ fn bad_selectors_and_names_are_refused_at_start() {
     };
     let err = Forwarders::start(&shared_dir, dir.path()).unwrap_err();
     assert!(err.contains("its own"), "{err}");
+}
+
+/// Every `(stream, line)` a receiver accepted, in arrival order; streams
+/// named `namespace/pod`.
+fn accepted_lines(received: &[forward_receiver::Received]) -> Vec<(String, i64, String)> {
+    received
+        .iter()
+        .filter(|r| r.status == 204)
+        .flat_map(|r| {
+            let push: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let mut out = Vec::new();
+            for s in push["streams"].as_array().unwrap() {
+                let name = format!(
+                    "{}/{}",
+                    s["stream"]["namespace"].as_str().unwrap(),
+                    s["stream"]["pod"].as_str().unwrap()
+                );
+                for v in s["values"].as_array().unwrap() {
+                    out.push((
+                        name.clone(),
+                        v[0].as_str().unwrap().parse().unwrap(),
+                        v[1].as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Pushes one request of `per_stream` lines to each of three streams
+/// (two selected by `{namespace="prod"}`) through the server's Loki push
+/// endpoint; returns the lines of the selected streams.
+fn push_round(base: &str, round: usize, per_stream: usize) -> Vec<(String, i64, String)> {
+    let t0 = common::now_ms() * 1_000_000;
+    let mut streams = Vec::new();
+    let mut selected = Vec::new();
+    for (ns, pod) in [("prod", "api"), ("prod", "web"), ("dev", "api")] {
+        let values: Vec<(i64, String)> = (0..per_stream)
+            .map(|i| {
+                (
+                    t0 + i as i64,
+                    format!("{ns}/{pod} round {round:03} line {i:03}"),
+                )
+            })
+            .collect();
+        if ns == "prod" {
+            selected.extend(
+                values
+                    .iter()
+                    .map(|(t, l)| (format!("{ns}/{pod}"), *t, l.clone())),
+            );
+        }
+        streams.push(serde_json::json!({
+            "stream": {"namespace": ns, "pod": pod, "container": "c"},
+            "values": values.iter().map(|(t, l)| [t.to_string(), l.clone()]).collect::<Vec<_>>(),
+        }));
+    }
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({ "streams": streams }).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204, "{}", resp.text().unwrap());
+    selected
+}
+
+fn server_metric(server: &common::ServerProcess, name: &str) -> f64 {
+    common::metric_value(&server.metrics(), name, &[("target", "loki")]).unwrap_or(-1.0)
+}
+
+#[test]
+fn lines_pushed_to_the_server_reach_loki_across_an_outage_and_a_server_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = common::artifact_dir("forward_loki_e2e");
+    let port = common::free_port();
+    let receiver = Receiver::start_on(port, 204);
+    let config = dir.path().join("osprey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[server.forward.loki]]\nname = \"loki\"\nurl = \"http://127.0.0.1:{port}/loki/api/v1/push\"\n\
+             selectors = ['{{namespace=\"prod\"}}']\nmin_backoff = \"50ms\"\nmax_backoff = \"300ms\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut server = common::ServerProcess::start(&data, Some(&config), &logs);
+    let mut want = Vec::new();
+    let mut round = 0;
+    for _ in 0..3 {
+        want.extend(push_round(&server.base, round, 20));
+        round += 1;
+    }
+    wait_for("the first rounds at the target", || {
+        (accepted_lines(&receiver.received()).len() == want.len()).then_some(())
+    });
+    let mut arrived = receiver.received();
+
+    // The target goes away (connection refused): pushes are still
+    // acknowledged, queued on disk, and the lag grows.
+    drop(receiver);
+    for _ in 0..5 {
+        want.extend(push_round(&server.base, round, 20));
+        round += 1;
+    }
+    wait_for("a lag while the target is down", || {
+        (server_metric(&server, "osprey_forward_lag_seconds") > 0.0).then_some(())
+    });
+    assert!(server_metric(&server, "osprey_forward_queue_batches") >= 5.0);
+
+    // The server is killed and started again while the target is down.
+    server.guard.child.kill().unwrap();
+    server.guard.child.wait().unwrap();
+    let server_port = server.port;
+    drop(server);
+    let server = common::ServerProcess::start_on(server_port, &data, Some(&config), &logs);
+    assert!(
+        server_metric(&server, "osprey_forward_queue_batches") >= 5.0,
+        "the queue survived the kill"
+    );
+    for _ in 0..3 {
+        want.extend(push_round(&server.base, round, 20));
+        round += 1;
+    }
+
+    // The target returns where it was.
+    let receiver = Receiver::start_on(port, 204);
+    wait_for("every line at the target", || {
+        (accepted_lines(&receiver.received()).len() >= want.len() - accepted_lines(&arrived).len())
+            .then_some(())
+    });
+    wait_for("the lag back to 0", || {
+        (server_metric(&server, "osprey_forward_lag_seconds") == 0.0
+            && server_metric(&server, "osprey_forward_queue_batches") == 0.0)
+            .then_some(())
+    });
+    arrived.extend(receiver.received());
+    let got = accepted_lines(&arrived);
+    assert!(
+        got.iter().all(|(s, _, _)| s.starts_with("prod/")),
+        "only selected streams are forwarded"
+    );
+    // Every line once, and per stream in the order pushed.
+    for stream in ["prod/api", "prod/web"] {
+        let sent: Vec<&(String, i64, String)> = want.iter().filter(|l| l.0 == stream).collect();
+        let came: Vec<&(String, i64, String)> = got.iter().filter(|l| l.0 == stream).collect();
+        assert_eq!(
+            came, sent,
+            "{stream}: lines lost, duplicated or out of order"
+        );
+    }
+    rt_free_shutdown(server);
+}
+
+/// Stops the server with SIGTERM (its queue is empty).
+fn rt_free_shutdown(mut server: common::ServerProcess) {
+    server.guard.terminate(Duration::from_secs(10));
 }

@@ -295,6 +295,139 @@ fn push_search_histogram_loki_and_errors() {
     let (_, v) = api(base, "/loki/api/v1/label/pod/values", &[]);
     assert_eq!(v["data"], json!(["api-2", "web-1", "web-2"]));
 
+    // Instant query: the lines up to `time` (inclusive), newest first by
+    // default, `limit` of them, in Loki's streams shape.
+    let at = (t + 3000).to_string();
+    let (status, v) = api(
+        base,
+        "/loki/api/v1/query",
+        &[
+            ("query", r#"{container="app"}"#),
+            ("time", &at),
+            ("limit", "2"),
+        ],
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["data"]["resultType"], "streams");
+    let values = |v: &Value| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                assert!(s["stream"].is_object(), "{s}");
+                s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        assert_eq!(e.as_array().unwrap().len(), 2, "{e}");
+                        (
+                            e[0].as_str().unwrap().to_string(),
+                            e[1].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        values(&v),
+        vec![
+            (
+                (t + 2000).to_string(),
+                "{\"level\":\"warn\",\"msg\":\"slow request\"}".to_string()
+            ),
+            (
+                (t + 3000).to_string(),
+                "ERROR connection refused by upstream".to_string()
+            ),
+        ]
+    );
+    let (_, v) = api(
+        base,
+        "/loki/api/v1/query",
+        &[
+            ("query", r#"{container="app"} |= "connection""#),
+            ("time", &at),
+            ("direction", "forward"),
+            ("limit", "1"),
+        ],
+    );
+    assert_eq!(
+        values(&v),
+        vec![(
+            t.to_string(),
+            "ERROR dial tcp 10.0.0.1:5432: connection refused".to_string()
+        )]
+    );
+    let (s, v) = api(
+        base,
+        "/loki/api/v1/query",
+        &[("query", r#"count_over_time({a="b"}[5m])"#)],
+    );
+    error_of(s, &v, 400, "metric queries");
+    let (s, v) = api(
+        base,
+        "/loki/api/v1/query",
+        &[("query", r#"{a="b"}"#), ("time", "soon")],
+    );
+    error_of(s, &v, 400, "time");
+
+    // Series: the label sets of the selected streams.
+    let (status, v) = api(
+        base,
+        "/loki/api/v1/series",
+        &[("match[]", r#"{namespace="prod"}"#)],
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["data"],
+        json!([
+            {"container": "app", "namespace": "prod", "node": "n1", "pod": "web-1", "stream": "stdout"},
+            {"container": "app", "namespace": "prod", "pod": "web-2", "stream": "stdout"}
+        ])
+    );
+    let (_, v) = api(
+        base,
+        "/loki/api/v1/series",
+        &[
+            ("match[]", r#"{pod=~"web-2|api-2"}"#),
+            ("match[]", r#"{node="n1"}"#),
+        ],
+    );
+    assert_eq!(v["data"].as_array().unwrap().len(), 3, "{v}");
+    let (_, v) = api(base, "/loki/api/v1/series", &[]);
+    assert_eq!(v["data"].as_array().unwrap().len(), 3, "{v}");
+    let form = reqwest::blocking::Client::new()
+        .post(format!("{base}/loki/api/v1/series"))
+        .form(&[("match[]", r#"{namespace="dev"}"#)])
+        .send()
+        .unwrap();
+    let v: Value = form.json().unwrap();
+    assert_eq!(v["data"][0]["pod"], "api-2", "{v}");
+    let (s, v) = api(
+        base,
+        "/loki/api/v1/series",
+        &[("match[]", r#"{namespace="prod"} |= "x""#)],
+    );
+    error_of(s, &v, 400, "line filters");
+    let (s, v) = api(base, "/loki/api/v1/series", &[("match[]", "up")]);
+    error_of(s, &v, 400, "match[]");
+
+    // Label filters in query strings go through the stream table.
+    assert_eq!(messages(base, "labels:\"pod=web-2\"").len(), 2);
+    assert_eq!(messages(base, "NOT namespace:prod").len(), 2);
+    let (s, v) = api(
+        base,
+        "/api/v1/logs/search",
+        &[("query", "namespace:[a TO z]")],
+    );
+    error_of(s, &v, 400, "namespace");
+
     // Bad queries and parameters: 400 naming the problem.
     let (s, v) = api(base, "/api/v1/logs/search", &[("query", "(unclosed")]);
     error_of(s, &v, 400, "cannot parse the query");

@@ -16,15 +16,12 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tantivy::BitSet;
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::IndexRecordOption;
-use tantivy::{DocSet, TERMINATED, Term};
+use tantivy::query::{BooleanQuery, Occur, Query};
 
 use super::histogram::auto_step_ms;
 use super::logql::LogQuery;
 use super::push::{BodyFormat, PushLimits, decode, parse_batch_header};
-use super::query::{Cursor, Direction, SearchParams};
+use super::query::{Cursor, Direction, SearchParams, StreamFilter};
 use super::{LogError, LogStore, now_ns};
 use crate::promql::api::{Params, parse_duration, parse_time};
 use crate::server::ServerState;
@@ -51,6 +48,8 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/api/v1/logs/histogram", get(histogram))
         .route("/api/v1/logs/tail", get(tail))
         .route("/loki/api/v1/query_range", get(loki_query_range))
+        .route("/loki/api/v1/query", get(loki_query))
+        .route("/loki/api/v1/series", get(loki_series).post(loki_series))
         .route("/loki/api/v1/labels", get(loki_labels))
         .route("/loki/api/v1/label/{name}/values", get(loki_label_values))
 }
@@ -192,6 +191,11 @@ async fn push_inner(
     if decoded.lines.is_empty() {
         return Ok(());
     }
+    // The streams to forward, taken before the store consumes the lines.
+    let forwarded = state
+        .forward
+        .forwards_logs()
+        .then(|| group_by_stream(&decoded.lines));
     let outcome = state.logs.push(decoded.lines, batch).await?;
     if outcome.duplicate > 0 {
         metrics
@@ -199,7 +203,48 @@ async fn push_inner(
             .with_label_values(&["duplicate"])
             .inc_by(outcome.duplicate as u64);
     }
+    // Queued for the forwarding targets after the commit and before the
+    // answer, also when the batch was a duplicate: a crash between the
+    // commit and this point is repaired by forwarding the sender's retry
+    // (at least once towards the target).
+    if let Some(streams) = forwarded {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.forward.forward_logs(&streams))
+            .await
+            .map_err(|e| ApiError::internal(format!("forwarding panicked: {e}")))?
+            .map_err(|e| ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "unavailable",
+                message: format!("{e}; the lines are stored, retry to forward them"),
+            })?;
+    }
     Ok(())
+}
+
+/// One forwardable stream per distinct label set of a push, entries in
+/// request order.
+fn group_by_stream(
+    lines: &[super::schema::PreparedLine],
+) -> Vec<crate::server::forward::LogStream> {
+    let mut streams: Vec<crate::server::forward::LogStream> = Vec::new();
+    let mut index: std::collections::HashMap<&BTreeMap<String, String>, usize> =
+        std::collections::HashMap::new();
+    for line in lines {
+        let i = *index.entry(&line.stream.labels).or_insert_with(|| {
+            streams.push(crate::server::forward::LogStream {
+                labels: line
+                    .stream
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                entries: Vec::new(),
+            });
+            streams.len() - 1
+        });
+        streams[i].entries.push((line.ts_ns, line.message.clone()));
+    }
+    streams
 }
 
 /// `start`/`end` in milliseconds: the last hour by default.
@@ -362,19 +407,58 @@ async fn loki_query_range(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let logql = log_query(&params)?;
+    let (start_ns, end_ns) = loki_range(&params, 3_600 * 1_000_000_000)?;
+    loki_streams(&state, &scope, logql, &params, start_ns, end_ns).await
+}
+
+/// How far back an instant log query looks from its `time`.
+pub const INSTANT_LOOKBACK_NS: i64 = 3_600 * 1_000_000_000;
+
+/// `GET /loki/api/v1/query`: a log query at an instant — the lines of the
+/// hour ending at `time` (inclusive; default now), `limit` of them,
+/// newest first unless `direction=forward`, in Loki's `streams` result.
+async fn loki_query(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let logql = log_query(&params)?;
+    let time = match params.get("time") {
+        Some(t) => loki_time(t).map_err(|m| bad_param("time", m))?,
+        None => now_ns(),
+    };
+    let start_ns = time.saturating_sub(INSTANT_LOOKBACK_NS);
+    loki_streams(&state, &scope, logql, &params, start_ns, time.saturating_add(1)).await
+}
+
+fn log_query(params: &Params) -> Result<LogQuery, ApiError> {
     let q = params
         .get("query")
         .ok_or_else(|| bad_param("query", "missing"))?;
-    let logql = LogQuery::parse(q).map_err(|m| bad_param("query", m))?;
-    let (start_ns, end_ns) = loki_range(&params, 3_600 * 1_000_000_000)?;
+    LogQuery::parse(q).map_err(|m| bad_param("query", m))
+}
+
+/// The lines of `logql` in `[start_ns, end_ns)` as Loki's `streams`
+/// result.
+async fn loki_streams(
+    state: &Arc<ServerState>,
+    scope: &Scope,
+    logql: LogQuery,
+    params: &Params,
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Response, ApiError> {
     let search = SearchParams {
         start_ns,
         end_ns,
-        limit: limit(&params)?,
+        limit: limit(params)?,
         cursor: None,
-        direction: direction(&params)?,
+        direction: direction(params)?,
     };
     let store = state.logs.clone();
+    let scope = scope.clone();
     let (lines, _) = blocking(move || {
         let query = store.scoped(logql.to_query(store.schema()), &scope);
         store.search_filtered(
@@ -404,6 +488,41 @@ async fn loki_query_range(
         "data": { "resultType": "streams", "result": result, "stats": {} }
     }))
     .into_response())
+}
+
+/// `GET|POST /loki/api/v1/series`: the label sets of the streams that a
+/// `match[]` selector (any of them; none = every stream) selects, in the
+/// partitions overlapping `start`–`end` (default the last 6 h).
+async fn loki_series(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &headers, &body);
+    let mut selectors = Vec::new();
+    for m in params.all("match[]") {
+        let q = LogQuery::parse(m).map_err(|e| bad_param("match[]", e))?;
+        if !q.filters.is_empty() {
+            return Err(bad_param(
+                "match[]",
+                format!("{m:?}: a series selector takes no line filters"),
+            ));
+        }
+        selectors.push(q);
+    }
+    if selectors.is_empty() {
+        // Every stream: `{}` is not a valid selector, so match all here.
+        selectors.push(LogQuery {
+            matchers: Vec::new(),
+            filters: Vec::new(),
+        });
+    }
+    let (start, end) = loki_range(&params, 6 * 3_600 * 1_000_000_000)?;
+    let store = state.logs.clone();
+    let series = blocking(move || store.series(start, end, &selectors, &scope)).await?;
+    Ok(Json(json!({ "status": "success", "data": series })).into_response())
 }
 
 async fn loki_labels(
@@ -438,49 +557,30 @@ async fn loki_label_values(
 }
 
 impl LogStore {
-    /// `query` limited to the lines `scope` may see: those whose stream's
-    /// `namespace` label is one of the scope's (exact terms of the
-    /// `namespace` field; streams without the label never match).
+    /// `query` limited to the lines `scope` may see: those of streams
+    /// whose `namespace` label is one of the scope's (streams without the
+    /// label never match). Bound per partition like any stream filter.
     pub fn scoped(&self, query: Box<dyn Query>, scope: &Scope) -> Box<dyn Query> {
-        match self.scope_query(scope) {
+        match scope.namespaces() {
             None => query,
-            Some(scope) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, query),
-                (Occur::Must, scope),
-            ])),
+            Some(list) => {
+                let list = list.to_vec();
+                let filter = StreamFilter::new(format!("tenant scope {list:?}"), move |labels| {
+                    labels
+                        .get(crate::server::auth::NAMESPACE_LABEL)
+                        .is_some_and(|ns| list.iter().any(|n| n == ns))
+                });
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, query),
+                    (Occur::Must, Box::new(filter)),
+                ]))
+            }
         }
     }
 
-    /// The lines of the scope's namespaces; `None` for every line.
-    fn scope_query(&self, scope: &Scope) -> Option<Box<dyn Query>> {
-        let field = self.namespace_field();
-        let terms = scope
-            .namespaces()?
-            .iter()
-            .map(|ns| -> (Occur, Box<dyn Query>) {
-                (
-                    Occur::Should,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(field, ns),
-                        IndexRecordOption::Basic,
-                    )),
-                )
-            })
-            .collect();
-        Some(Box::new(BooleanQuery::new(terms)))
-    }
-
-    fn namespace_field(&self) -> tantivy::schema::Field {
-        let i = super::schema::LABEL_FIELDS
-            .iter()
-            .position(|f| *f == crate::server::auth::NAMESPACE_LABEL)
-            .expect("namespace is a label field");
-        self.schema().label_fields[i]
-    }
-
-    /// Label names (`name` = `None`) or the values of label `name` in the
-    /// partitions overlapping `[start, end)`, sorted and unique; for a
-    /// tenant, only the terms of lines in its namespaces.
+    /// Label names (`name` = `None`) or the values of label `name` of the
+    /// streams in the partitions overlapping `[start, end)`, sorted and
+    /// unique; for a tenant, only of the streams in its namespaces.
     pub fn label_terms(
         &self,
         start_ns: i64,
@@ -489,83 +589,55 @@ impl LogStore {
         scope: &Scope,
     ) -> Result<Vec<String>, LogError> {
         let mut out = std::collections::BTreeSet::new();
-        let prefix = name.map(|n| format!("{n}="));
-        let index_error = |e: std::io::Error| LogError::Index(e.to_string());
         for part in self.partitions(start_ns, end_ns) {
-            let searcher = part.reader.searcher();
-            for seg in searcher.segment_readers() {
-                let inv = seg
-                    .inverted_index(self.schema().labels)
-                    .map_err(|e| LogError::Index(e.to_string()))?;
-                // A tenant's documents in this segment: a term counts only
-                // when one of its documents is among them.
-                let visible = match scope.namespaces() {
-                    None => None,
-                    Some(list) => {
-                        let ns_inv = seg
-                            .inverted_index(self.namespace_field())
-                            .map_err(|e| LogError::Index(e.to_string()))?;
-                        let mut bits = BitSet::with_max_value(seg.max_doc().max(1));
-                        for ns in list {
-                            let term = Term::from_field_text(self.namespace_field(), ns);
-                            if let Some(mut p) = ns_inv
-                                .read_postings(&term, IndexRecordOption::Basic)
-                                .map_err(index_error)?
-                            {
-                                let mut d = p.doc();
-                                while d != TERMINATED {
-                                    bits.insert(d);
-                                    d = p.advance();
-                                }
-                            }
-                        }
-                        if bits.len() == 0 {
-                            continue;
-                        }
-                        Some(bits)
-                    }
-                };
-                let dict = inv.terms();
-                let mut builder = dict.range();
-                if let Some(p) = &prefix {
-                    let mut upper = p.as_bytes().to_vec();
-                    *upper.last_mut().expect("non-empty") += 1;
-                    builder = builder.ge(p.as_bytes()).lt(upper);
+            let table = part.streams.read().expect("stream table lock");
+            for (_, labels) in table.iter() {
+                if !in_scope(scope, labels) {
+                    continue;
                 }
-                let mut stream = builder
-                    .into_stream()
-                    .map_err(|e| LogError::Index(e.to_string()))?;
-                while stream.advance() {
-                    if let Some(bits) = &visible {
-                        let mut p = inv
-                            .read_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)
-                            .map_err(index_error)?;
-                        let mut d = p.doc();
-                        while d != TERMINATED && !bits.contains(d) {
-                            d = p.advance();
-                        }
-                        if d == TERMINATED {
-                            continue;
+                match name {
+                    Some(n) => {
+                        if let Some(v) = labels.get(n) {
+                            out.insert(v.clone());
                         }
                     }
-                    let term = String::from_utf8_lossy(stream.key());
-                    match &prefix {
-                        Some(p) => {
-                            if let Some(v) = term.strip_prefix(p.as_str()) {
-                                out.insert(v.to_string());
-                            }
-                        }
-                        None => {
-                            if let Some((k, _)) = term.split_once('=') {
-                                out.insert(k.to_string());
-                            }
-                        }
-                    }
+                    None => out.extend(labels.keys().cloned()),
                 }
             }
         }
         Ok(out.into_iter().collect())
     }
+
+    /// The label sets of the streams in the partitions overlapping
+    /// `[start, end)` that any of `selectors` selects, sorted and unique
+    /// (Loki's series API); for a tenant, only streams in its namespaces.
+    pub fn series(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        selectors: &[LogQuery],
+        scope: &Scope,
+    ) -> Result<Vec<BTreeMap<String, String>>, LogError> {
+        let mut out = std::collections::BTreeSet::new();
+        for part in self.partitions(start_ns, end_ns) {
+            let table = part.streams.read().expect("stream table lock");
+            for (_, labels) in table.iter() {
+                if in_scope(scope, labels) && selectors.iter().any(|s| s.selects(labels)) {
+                    out.insert((**labels).clone());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// Whether a stream with `labels` is visible to `scope`.
+fn in_scope(scope: &Scope, labels: &BTreeMap<String, String>) -> bool {
+    scope.allows_label(
+        labels
+            .get(crate::server::auth::NAMESPACE_LABEL)
+            .map(String::as_str),
+    )
 }
 
 #[cfg(test)]

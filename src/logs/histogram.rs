@@ -200,13 +200,14 @@ impl LogStore {
         let mut counts = vec![0u64; n as usize];
         for part in self.partitions(start_ns, end_ns) {
             let searcher = part.reader.searcher();
+            let bound = super::query::bind(self.schema(), query, &part);
             let q = if collector.all
                 || (start_ns <= part.span.start_ns && end_ns >= part.span.end_ns)
             {
-                query.box_clone()
+                bound
             } else {
                 Box::new(tantivy::query::BooleanQuery::new(vec![
-                    (tantivy::query::Occur::Must, query.box_clone()),
+                    (tantivy::query::Occur::Must, bound),
                     (
                         tantivy::query::Occur::Must,
                         Box::new(tantivy::query::RangeQuery::new(

@@ -2,16 +2,17 @@
 //! a stream selector `{name="v", name2=~"re", name3!="v", name4!~"re"}`
 //! followed by line filters `|= "text"`, `!= "text"`, `|~ "re"`, `!~ "re"`.
 //!
-//! The selector becomes a tantivy query over the `labels` terms (regexes
-//! are anchored, as in Loki). Line filters are applied to each candidate's
+//! The selector is matched against each partition's stream table (regexes
+//! are anchored, as in Loki) and becomes a set of stream ids. Line filters are applied to each candidate's
 //! message exactly as Loki does (case-sensitive substrings, unanchored
 //! regexes); a `|=` needle's inner whole words also narrow the candidates
 //! through the message index first, since they must appear as tokens.
 
 use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 
+use super::query::StreamFilter;
 use super::schema::LogSchema;
 
 /// A label matcher's operator.
@@ -140,57 +141,45 @@ impl LogQuery {
         self.filters.iter().all(|f| f.passes(line))
     }
 
-    /// The tantivy query selecting the candidates: the selector, and the
-    /// inner words of `|=` needles.
+    /// Whether a stream with `labels` matches the selector (as Loki: a
+    /// missing label is the empty value, regexes are anchored).
+    pub fn selects(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.compiled().selects(labels)
+    }
+
+    /// The selector as a stream filter (resolved per partition through its
+    /// stream table).
+    pub fn stream_filter(&self) -> StreamFilter {
+        let sel = self.compiled();
+        StreamFilter::new(format!("{:?}", self.matchers), move |l| sel.selects(l))
+    }
+
+    fn compiled(&self) -> Selector {
+        Selector(
+            self.matchers
+                .iter()
+                .map(|m| {
+                    let re = match m.op {
+                        MatchOp::Re | MatchOp::NotRe => {
+                            // Validated in parse().
+                            regex::Regex::new(&format!("^(?:{})$", m.value)).ok()
+                        }
+                        _ => None,
+                    };
+                    (m.clone(), re)
+                })
+                .collect(),
+        )
+    }
+
+    /// The tantivy query selecting the candidates: the selector (a stream
+    /// filter), and the inner words of `|=` needles.
     pub fn to_query(&self, schema: &LogSchema) -> Box<dyn Query> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut positive = false;
-        for m in &self.matchers {
-            let label_re = |re: &str| -> Box<dyn Query> {
-                let pattern = format!("{}=(?:{re})", regex_escape(&m.name));
-                match RegexQuery::from_pattern(&pattern, schema.labels) {
-                    Ok(q) => Box::new(q),
-                    // Validated in parse() with the regex crate; tantivy's
-                    // engine may still refuse a construct it lacks.
-                    Err(_) => Box::new(tantivy::query::EmptyQuery),
-                }
-            };
-            let term = |v: &str| -> Box<dyn Query> {
-                Box::new(TermQuery::new(
-                    Term::from_field_text(schema.labels, &format!("{}={v}", m.name)),
-                    IndexRecordOption::Basic,
-                ))
-            };
-            match m.op {
-                // `name=""` matches streams without the label.
-                MatchOp::Eq if m.value.is_empty() => clauses.push((Occur::MustNot, label_re(".+"))),
-                MatchOp::Eq => {
-                    positive = true;
-                    clauses.push((Occur::Must, term(&m.value)))
-                }
-                MatchOp::Ne => clauses.push((Occur::MustNot, term(&m.value))),
-                MatchOp::Re if regex_matches_empty(&m.value) => {
-                    // Matches absent labels too: only exclude present
-                    // values that do not match.
-                    clauses.push((
-                        Occur::MustNot,
-                        Box::new(BooleanQuery::new(vec![
-                            (Occur::Must, label_re(".*")),
-                            (Occur::MustNot, label_re(&m.value)),
-                        ])),
-                    ))
-                }
-                MatchOp::Re => {
-                    positive = true;
-                    clauses.push((Occur::Must, label_re(&m.value)))
-                }
-                MatchOp::NotRe => clauses.push((Occur::MustNot, label_re(&m.value))),
-            }
-        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(self.stream_filter()))];
         for f in &self.filters {
             if let LineFilter::Contains(needle) = f {
                 for word in inner_words(needle) {
-                    positive = true;
                     clauses.push((
                         Occur::Must,
                         Box::new(TermQuery::new(
@@ -201,10 +190,25 @@ impl LogQuery {
                 }
             }
         }
-        if !positive {
-            clauses.push((Occur::Must, Box::new(AllQuery)));
-        }
         Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+/// A selector with its regexes compiled.
+#[derive(Debug, Clone)]
+struct Selector(Vec<(Matcher, Option<regex::Regex>)>);
+
+impl Selector {
+    fn selects(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|(m, re)| {
+            let v = labels.get(&m.name).map_or("", String::as_str);
+            match m.op {
+                MatchOp::Eq => v == m.value,
+                MatchOp::Ne => v != m.value,
+                MatchOp::Re => re.as_ref().is_some_and(|r| r.is_match(v)),
+                MatchOp::NotRe => re.as_ref().is_none_or(|r| !r.is_match(v)),
+            }
+        })
     }
 }
 
@@ -227,10 +231,6 @@ fn regex_matches_empty(re: &str) -> bool {
     regex::Regex::new(&format!("^(?:{re})$"))
         .map(|r| r.is_match(""))
         .unwrap_or(false)
-}
-
-fn regex_escape(s: &str) -> String {
-    regex::escape(s)
 }
 
 /// A small hand-written lexer for selectors and filters (shared with the

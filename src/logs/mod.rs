@@ -3,6 +3,7 @@
 //!
 //! - [`schema`]: fields and how a line becomes a document (level parsing);
 //! - [`partition`]: one index per time span, retention by directory;
+//! - [`streams`]: each partition's stream table (a line stores a stream id);
 //! - [`writer`]: the indexing thread, group commit, ingest checkpoint;
 //! - [`push`]: decoding and validating Loki push requests;
 //! - [`query`]: query strings, time ranges, newest-first cursor paging;
@@ -18,6 +19,7 @@ pub mod partition;
 pub mod push;
 pub mod query;
 pub mod schema;
+pub mod streams;
 pub mod tail;
 pub mod writer;
 

@@ -4,7 +4,9 @@
 //!
 //! Each partition records its exact span in `partition.json` (written
 //! before the index), so a change of the configured length never makes
-//! spans overlap or lines land in the wrong place.
+//! spans overlap or lines land in the wrong place, and the format of its
+//! contents ([`FORMAT`]): a partition of another format is refused with
+//! an error saying what to do, never misread.
 
 use std::path::{Path, PathBuf};
 
@@ -15,11 +17,31 @@ use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
 
 use super::LogError;
 use super::schema::LogSchema;
+use super::streams::StreamTable;
 
 /// The span file's name.
 const SPAN_FILE: &str = "partition.json";
 
+/// The partition format this version writes and reads: 2 = lines carry a
+/// stream id, labels are in the stream table (`streams.jsonl`). Format 1
+/// (no `format` key) stored every line's labels in the index.
+pub const FORMAT: u32 = 2;
+
 /// What `partition.json` holds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct SpanFile {
+    #[serde(flatten)]
+    span: Span,
+    /// Absent in format 1.
+    #[serde(default = "format_1")]
+    format: u32,
+}
+
+fn format_1() -> u32 {
+    1
+}
+
+/// The time span of a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     /// First nanosecond of the partition.
@@ -50,6 +72,8 @@ pub struct Partition {
     pub index: Index,
     /// The reader searches use.
     pub reader: IndexReader,
+    /// Its streams (written by the indexing thread only).
+    pub streams: std::sync::RwLock<StreamTable>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -87,7 +111,11 @@ impl Partition {
             // Written (and synced) before the index exists, so every index
             // directory has a span.
             let tmp = dir.join(format!("{SPAN_FILE}.tmp"));
-            let json = serde_json::to_vec(&span).expect("serialisable");
+            let json = serde_json::to_vec(&SpanFile {
+                span,
+                format: FORMAT,
+            })
+            .expect("serialisable");
             write_synced(&tmp, &json).map_err(|e| LogError::io(&tmp, e))?;
             std::fs::rename(&tmp, &span_path).map_err(|e| LogError::io(&span_path, e))?;
             sync_dir(&dir).map_err(|e| LogError::io(&dir, e))?;
@@ -100,10 +128,21 @@ impl Partition {
     /// file exists: a crash between the two).
     pub fn open(dir: &Path, schema: &LogSchema, compressor: Compressor) -> Result<Self, LogError> {
         let span_path = dir.join(SPAN_FILE);
-        let span: Span = serde_json::from_slice(
+        let file: SpanFile = serde_json::from_slice(
             &std::fs::read(&span_path).map_err(|e| LogError::io(&span_path, e))?,
         )
         .map_err(|e| LogError::Corrupt(format!("{}: {e}", span_path.display())))?;
+        if file.format != FORMAT {
+            return Err(LogError::Corrupt(format!(
+                "the log partition {} is in format {} (written by another version of Osprey); \
+                 this version reads format {FORMAT} only (lines refer to a stream table instead of \
+                 carrying their labels) and does not convert it: move the directory out of the \
+                 logs directory (or delete it) and start again",
+                dir.display(),
+                file.format
+            )));
+        }
+        let span = file.span;
         let mmap = MmapDirectory::open(dir)
             .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
         let index = Index::builder()
@@ -125,11 +164,13 @@ impl Partition {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
+        let streams = std::sync::RwLock::new(StreamTable::open(dir)?);
         Ok(Self {
             span,
             dir: dir.to_path_buf(),
             index,
             reader,
+            streams,
         })
     }
 
@@ -221,5 +262,32 @@ mod tests {
                 end_ns: DAY
             }
         );
+    }
+
+    #[test]
+    fn a_partition_of_the_previous_format_is_refused_with_what_to_do() {
+        let root = tempfile::tempdir().unwrap();
+        let schema = LogSchema::new();
+        let span = Span {
+            start_ns: 0,
+            end_ns: DAY,
+        };
+        let p = Partition::create(root.path(), span, &schema, Compressor::None).unwrap();
+        assert_eq!(p.span, span);
+        let dir = p.dir.clone();
+        drop(p);
+        let reopened = Partition::open(&dir, &schema, Compressor::None).unwrap();
+        assert_eq!(reopened.span, span);
+        drop(reopened);
+        // Format 1 wrote the span alone.
+        std::fs::write(
+            dir.join(SPAN_FILE),
+            r#"{"start_ns":0,"end_ns":86400000000000}"#,
+        )
+        .unwrap();
+        let e = Partition::open(&dir, &schema, Compressor::None).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("format 1") && e.contains("format 2"), "{e}");
+        assert!(e.contains("move the directory"), "{e}");
     }
 }

@@ -7,13 +7,15 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::ColumnValues;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
+    TermQuery, TermSetQuery, Weight,
+};
 use tantivy::schema::Value;
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, Term};
@@ -154,6 +156,8 @@ pub struct Hit {
     pub ts: i64,
     /// Id.
     pub id: u64,
+    /// The line's stream in its partition's stream table.
+    pub stream_id: u64,
     /// Document.
     pub addr: DocAddress,
 }
@@ -168,6 +172,9 @@ pub struct TopLines {
     after: Option<Key>,
     direction: Direction,
     ids: Option<(u64, u64)>,
+    /// The `limit`-th best key found in segments searched before: a hit
+    /// must beat it.
+    floor: Option<Key>,
 }
 
 /// The hits of one partition and the searcher that holds them.
@@ -177,6 +184,7 @@ type PartitionHits = (Arc<Partition>, tantivy::Searcher, Vec<Hit>);
 pub struct TopLinesSegment {
     ts: Arc<dyn ColumnValues<i64>>,
     id: Arc<dyn ColumnValues<u64>>,
+    stream_id: Arc<dyn ColumnValues<u64>>,
     segment: SegmentOrdinal,
     parent: TopLines,
     heap: BinaryHeap<Reverse<(Key, i64, u64, DocId)>>,
@@ -196,6 +204,7 @@ impl Collector for TopLines {
         Ok(TopLinesSegment {
             ts: ff.i64("timestamp")?.first_or_default_col(0),
             id: ff.u64("id")?.first_or_default_col(0),
+            stream_id: ff.u64("stream_id")?.first_or_default_col(0),
             segment,
             parent: *self,
             heap: BinaryHeap::with_capacity(self.limit.min(1 << 16) + 1),
@@ -257,12 +266,14 @@ impl SegmentCollector for TopLinesSegment {
 
     fn harvest(self) -> Vec<Hit> {
         let segment = self.segment;
+        let streams = &self.stream_id;
         self.heap
             .into_iter()
             .map(|Reverse((key, ts, id, doc))| Hit {
                 key,
                 ts,
                 id,
+                stream_id: streams.get_val(doc),
                 addr: DocAddress::new(segment, doc),
             })
             .collect()
@@ -279,6 +290,7 @@ impl TopLinesSegment {
             after,
             direction,
             ids,
+            floor,
         } = self.parent;
         if ts < start || ts >= end {
             return;
@@ -290,7 +302,7 @@ impl TopLinesSegment {
             return;
         }
         let k = key(direction, ts, id);
-        if after.is_some_and(|a| k >= a) {
+        if after.is_some_and(|a| k >= a) || floor.is_some_and(|f| k <= f) {
             return;
         }
         if self.heap.len() < limit {
@@ -302,6 +314,49 @@ impl TopLinesSegment {
             self.heap.push(Reverse((k, ts, id, doc)));
         }
     }
+}
+
+/// Runs `collector` over the segments most likely to hold the first hits
+/// first (newest first for a backward search) and skips a segment whose
+/// best possible key cannot beat the `limit`-th hit found so far: lines
+/// arrive roughly in time order, so recent results come from the newest
+/// segments and older segments are not searched at all.
+fn top_lines(
+    searcher: &tantivy::Searcher,
+    query: &dyn Query,
+    collector: TopLines,
+) -> tantivy::Result<Vec<Hit>> {
+    let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+    let mut segments: Vec<(Key, SegmentOrdinal)> = Vec::new();
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        if reader.max_doc() == 0 {
+            continue;
+        }
+        let ff = reader.fast_fields();
+        let ts = ff.i64("timestamp")?.first_or_default_col(0);
+        let id = ff.u64("id")?.first_or_default_col(0);
+        let best = match collector.direction {
+            Direction::Backward => key(Direction::Backward, ts.max_value(), id.max_value()),
+            Direction::Forward => key(Direction::Forward, ts.min_value(), id.min_value()),
+            Direction::Arrival => key(Direction::Arrival, 0, id.min_value()),
+        };
+        segments.push((best, ord as SegmentOrdinal));
+    }
+    segments.sort_unstable_by_key(|(best, _)| Reverse(*best));
+    let mut kept: Vec<Hit> = Vec::new();
+    for (best, ord) in segments {
+        let floor = (kept.len() == collector.limit).then(|| kept[kept.len() - 1].key);
+        if floor.is_some_and(|f| best <= f) {
+            // Nor can any later segment (sorted by their best key).
+            break;
+        }
+        let c = TopLines { floor, ..collector };
+        let hits = c.collect_segment(weight.as_ref(), ord, searcher.segment_reader(ord))?;
+        kept.extend(hits);
+        kept.sort_unstable_by_key(|h| Reverse(h.key));
+        kept.truncate(collector.limit);
+    }
+    Ok(kept)
 }
 
 /// Runs `weight` over the segment's live documents (without scores), a
@@ -324,28 +379,133 @@ pub fn for_each_alive(
     }
 }
 
-/// Restricts `query` to `[start, end)` on the timestamp fast field
-/// unless the range covers the whole partition.
-fn in_range(
-    schema: &LogSchema,
-    query: &dyn Query,
-    part: &Partition,
-    start_ns: i64,
-    end_ns: i64,
-) -> Box<dyn Query> {
-    if start_ns <= part.span.start_ns && end_ns >= part.span.end_ns {
-        return query.box_clone();
+/// Whether a stream (its labels) is kept.
+pub type StreamPredicate = dyn Fn(&BTreeMap<String, String>) -> bool + Send + Sync;
+
+/// A filter on stream labels (`namespace:prod`, a LogQL selector): which
+/// streams it keeps is decided per partition, from its stream table, and
+/// becomes a set of stream ids ([`bind`]). It cannot run unbound.
+#[derive(Clone)]
+pub struct StreamFilter {
+    keep: Arc<StreamPredicate>,
+    what: String,
+}
+
+impl std::fmt::Debug for StreamFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamFilter({})", self.what)
     }
-    Box::new(BooleanQuery::new(vec![
-        (Occur::Must, query.box_clone()),
-        (
-            Occur::Must,
-            Box::new(RangeQuery::new(
-                Bound::Included(Term::from_field_i64(schema.timestamp, start_ns)),
-                Bound::Excluded(Term::from_field_i64(schema.timestamp, end_ns)),
-            )),
-        ),
-    ]))
+}
+
+impl StreamFilter {
+    /// Keeps the streams `keep` accepts; `what` describes it (debugging).
+    pub fn new(
+        what: impl Into<String>,
+        keep: impl Fn(&BTreeMap<String, String>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            keep: Arc::new(keep),
+            what: what.into(),
+        }
+    }
+
+    /// Keeps the streams whose label `name` is `value` (`""`: absent).
+    pub fn label_is(name: &str, value: &str) -> Self {
+        let (n, v) = (name.to_string(), value.to_string());
+        Self::new(format!("{name}={value:?}"), move |l| {
+            l.get(&n).map_or("", String::as_str) == v
+        })
+    }
+
+    /// Whether the stream with `labels` is kept.
+    pub fn keeps(&self, labels: &BTreeMap<String, String>) -> bool {
+        (self.keep)(labels)
+    }
+}
+
+impl Query for StreamFilter {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Err(tantivy::TantivyError::InternalError(format!(
+            "{self:?} was not bound to a partition"
+        )))
+    }
+}
+
+/// `query` for one partition: its stream filters replaced by the ids of
+/// the partition's streams they keep.
+pub fn bind(schema: &LogSchema, query: &dyn Query, part: &Partition) -> Box<dyn Query> {
+    if let Some(f) = query.downcast_ref::<StreamFilter>() {
+        let ids = part
+            .streams
+            .read()
+            .expect("stream table lock")
+            .select(&*f.keep);
+        if ids.is_empty() {
+            return Box::new(EmptyQuery);
+        }
+        return Box::new(TermSetQuery::new(
+            ids.into_iter()
+                .map(|id| Term::from_field_u64(schema.stream_id, id)),
+        ));
+    }
+    if let Some(b) = query.downcast_ref::<BooleanQuery>() {
+        return Box::new(BooleanQuery::new(
+            b.clauses()
+                .iter()
+                .map(|(o, c)| (*o, bind(schema, c.as_ref(), part)))
+                .collect(),
+        ));
+    }
+    query.box_clone()
+}
+
+/// Turns the parser's terms on label fields (`namespace:prod`,
+/// `labels:"app=web"`) into stream filters; other query forms on label
+/// fields (ranges, phrases of several terms) are refused.
+fn label_filters(schema: &LogSchema, q: Box<dyn Query>) -> Result<Box<dyn Query>, LogError> {
+    if let Some(b) = q.downcast_ref::<BooleanQuery>() {
+        let clauses = b
+            .clauses()
+            .iter()
+            .map(|(o, c)| Ok((*o, label_filters(schema, c.box_clone())?)))
+            .collect::<Result<Vec<_>, LogError>>()?;
+        return Ok(Box::new(BooleanQuery::new(clauses)));
+    }
+    if let Some(t) = q.downcast_ref::<TermQuery>() {
+        let term = t.term();
+        let field = term.field();
+        let value = || term.value().as_str().unwrap_or("").to_string();
+        if let Some(name) = schema.label_field_name(field) {
+            return Ok(Box::new(StreamFilter::label_is(name, &value())));
+        }
+        if field == schema.labels {
+            let v = value();
+            let Some((name, value)) = v.split_once('=') else {
+                return Err(LogError::BadQuery(format!(
+                    "labels:{v:?} must be labels:\"name=value\""
+                )));
+            };
+            return Ok(Box::new(StreamFilter::label_is(name, value)));
+        }
+        return Ok(q);
+    }
+    let mut bad = q
+        .downcast_ref::<RangeQuery>()
+        .map(|r| r.field())
+        .filter(|f| schema.label_field_name(*f).is_some() || *f == schema.labels)
+        .map(|f| schema.schema.get_field_name(f).to_string());
+    q.query_terms(&mut |term, _| {
+        let f = term.field();
+        if schema.label_field_name(f).is_some() || f == schema.labels {
+            bad = Some(schema.schema.get_field_name(f).to_string());
+        }
+    });
+    match bad {
+        Some(f) => Err(LogError::BadQuery(format!(
+            "field {f:?} takes exact values only ({f}:value)"
+        ))),
+        None => Ok(q),
+    }
 }
 
 /// tantivy's boolean query with only `MustNot` clauses matches nothing
@@ -396,7 +556,7 @@ impl LogStore {
             ))
         })?;
         // Field names the parser accepted but that are not searchable
-        // text (timestamp, id, labels_json) would silently match nothing.
+        // text (timestamp, id, stream_id) would silently match nothing.
         let mut bad = None;
         parsed.query_terms(&mut |term, _| {
             let f = term.field();
@@ -410,7 +570,7 @@ impl LogStore {
                 LABEL_FIELDS.join(", ")
             )));
         }
-        Ok(complete_negations(parsed))
+        Ok(complete_negations(label_filters(schema, parsed)?))
     }
 
     /// The hits of `query` in order, at most `limit`, with the searchers
@@ -444,7 +604,9 @@ impl LogStore {
                 break;
             }
             let searcher = part.reader.searcher();
-            let q = in_range(self.schema(), query, &part, start, end);
+            // The collector keeps to [start, end) itself (and skips
+            // segments outside it), so the query needs no range clause.
+            let q = bind(self.schema(), query, &part);
             let collector = TopLines {
                 start_ns: start,
                 end_ns: end,
@@ -452,9 +614,9 @@ impl LogStore {
                 after,
                 direction: params.direction,
                 ids: ids.map(|(_, lo, hi)| (lo, hi)),
+                floor: None,
             };
-            let hits = searcher
-                .search(&q, &collector)
+            let hits = top_lines(&searcher, q.as_ref(), collector)
                 .map_err(|e| LogError::Index(e.to_string()))?;
             need -= hits.len();
             out.push((part, searcher, hits));
@@ -469,13 +631,13 @@ impl LogStore {
         let found = self.hits(query, &probe, None)?;
         let mut lines = Vec::with_capacity(params.limit);
         let mut more = false;
-        'outer: for (_, searcher, hits) in &found {
+        'outer: for (part, searcher, hits) in &found {
             for hit in hits {
                 if lines.len() == params.limit {
                     more = true;
                     break 'outer;
                 }
-                lines.push(self.load(searcher, hit)?);
+                lines.push(self.load(part, searcher, hit)?);
             }
         }
         let next_cursor = if more {
@@ -514,15 +676,20 @@ impl LogStore {
             Some((partition_start_ns, first_id, last_id)),
         )?;
         let mut lines = Vec::new();
-        for (_, searcher, hits) in &found {
+        for (part, searcher, hits) in &found {
             for hit in hits {
-                lines.push(self.load(searcher, hit)?);
+                lines.push(self.load(part, searcher, hit)?);
             }
         }
         Ok(lines)
     }
 
-    fn load(&self, searcher: &tantivy::Searcher, hit: &Hit) -> Result<LogLine, LogError> {
+    fn load(
+        &self,
+        part: &Partition,
+        searcher: &tantivy::Searcher,
+        hit: &Hit,
+    ) -> Result<LogLine, LogError> {
         let s = self.schema();
         let doc: tantivy::TantivyDocument = searcher
             .doc(hit.addr)
@@ -532,9 +699,19 @@ impl LogStore {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
         };
-        let labels: BTreeMap<String, String> = text(s.labels_json)
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default();
+        let labels: BTreeMap<String, String> = part
+            .streams
+            .read()
+            .expect("stream table lock")
+            .labels(hit.stream_id)
+            .map(|l| (**l).clone())
+            .ok_or_else(|| {
+                LogError::Corrupt(format!(
+                    "{}: line of stream {} that the stream table lacks",
+                    part.dir.display(),
+                    hit.stream_id
+                ))
+            })?;
         let label = |name: &str| labels.get(name).cloned();
         Ok(LogLine {
             ts: format_ts(hit.ts),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 
 /// Stream labels that also get a field of their own, so queries can say
@@ -14,6 +14,11 @@ use tantivy::schema::{
 pub const LABEL_FIELDS: [&str; 5] = ["node", "namespace", "pod", "container", "stream"];
 
 /// The fields of a log partition.
+///
+/// Stream labels are not stored or indexed per line: a line carries its
+/// stream's id (see [`super::streams`]), and the label fields below exist
+/// only so that the query parser accepts `namespace:prod`; such terms are
+/// turned into stream id sets before a search (see [`super::query`]).
 #[derive(Debug, Clone)]
 pub struct LogSchema {
     /// The schema itself.
@@ -24,16 +29,18 @@ pub struct LogSchema {
     /// Order of arrival within the partition (fast field): the tie-break
     /// for equal timestamps, so paging is total and stable.
     pub id: Field,
-    /// `node`, `namespace`, `pod`, `container`, `stream`: raw terms, in
-    /// the order of [`LABEL_FIELDS`].
+    /// The line's stream in the partition's stream table (indexed: label
+    /// filters; fast: the labels of a hit).
+    pub stream_id: Field,
+    /// `node`, `namespace`, `pod`, `container`, `stream`, in the order of
+    /// [`LABEL_FIELDS`]: query syntax only, never populated.
     pub label_fields: [Field; 5],
     /// The level parsed from the line (`error`, `warn` …), raw term,
     /// stored.
     pub level: Field,
-    /// Every stream label as a `name=value` raw term (Loki selectors).
+    /// `labels:"name=value"` in query strings: query syntax only, never
+    /// populated.
     pub labels: Field,
-    /// The stream labels as a stored JSON object.
-    pub labels_json: Field,
     /// The line, full text with positions (phrases), stored.
     pub message: Field,
 }
@@ -50,10 +57,10 @@ impl LogSchema {
         let mut b = Schema::builder();
         let timestamp = b.add_i64_field("timestamp", FAST);
         let id = b.add_u64_field("id", FAST);
+        let stream_id = b.add_u64_field("stream_id", FAST | INDEXED);
         let label_fields = LABEL_FIELDS.map(|name| b.add_text_field(name, STRING));
         let level = b.add_text_field("level", STRING | STORED);
         let labels = b.add_text_field("labels", STRING);
-        let labels_json = b.add_text_field("labels_json", STORED);
         let message = b.add_text_field(
             "message",
             TextOptions::default()
@@ -68,10 +75,10 @@ impl LogSchema {
             schema: b.build(),
             timestamp,
             id,
+            stream_id,
             label_fields,
             level,
             labels,
-            labels_json,
             message,
         }
     }
@@ -86,24 +93,24 @@ impl LogSchema {
         f
     }
 
-    /// The document of one line.
-    pub fn document(&self, line: &PreparedLine, id: u64) -> TantivyDocument {
+    /// The label name a query field stands for (`None` for `labels`,
+    /// whose terms are `name=value`).
+    pub fn label_field_name(&self, field: Field) -> Option<&'static str> {
+        self.label_fields
+            .iter()
+            .position(|f| *f == field)
+            .map(|i| LABEL_FIELDS[i])
+    }
+
+    /// The document of one line of stream `stream_id`.
+    pub fn document(&self, line: &PreparedLine, id: u64, stream_id: u64) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_i64(self.timestamp, line.ts_ns);
         doc.add_u64(self.id, id);
-        let labels = &line.stream.labels;
-        for (name, field) in LABEL_FIELDS.iter().zip(self.label_fields) {
-            if let Some(v) = labels.get(*name) {
-                doc.add_text(field, v);
-            }
-        }
+        doc.add_u64(self.stream_id, stream_id);
         if let Some(level) = line.level {
             doc.add_text(self.level, level);
         }
-        for term in &line.stream.terms {
-            doc.add_text(self.labels, term);
-        }
-        doc.add_text(self.labels_json, &line.stream.json);
         doc.add_text(self.message, &line.message);
         doc
     }
@@ -115,22 +122,15 @@ impl LogSchema {
 pub struct StreamLabels {
     /// Name → value.
     pub labels: BTreeMap<String, String>,
-    /// `name=value` terms.
-    pub terms: Vec<String>,
-    /// The labels as a JSON object.
+    /// The labels as a JSON object: the stream's key in the stream table.
     pub json: String,
 }
 
 impl StreamLabels {
-    /// Derives the term and JSON forms.
+    /// Derives the JSON form.
     pub fn new(labels: BTreeMap<String, String>) -> Self {
-        let terms = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let json = serde_json::to_string(&labels).expect("string map serialises");
-        Self {
-            labels,
-            terms,
-            json,
-        }
+        Self { labels, json }
     }
 }
 
@@ -281,25 +281,23 @@ mod tests {
     }
 
     #[test]
-    fn documents_carry_every_label_as_a_term() {
+    fn documents_carry_the_stream_id_not_the_labels() {
         let s = LogSchema::new();
         let stream = std::sync::Arc::new(StreamLabels::new(BTreeMap::from([
             ("namespace".to_string(), "prod".to_string()),
             ("app".to_string(), "web".to_string()),
         ])));
-        assert_eq!(stream.terms, vec!["app=web", "namespace=prod"]);
+        assert_eq!(stream.json, r#"{"app":"web","namespace":"prod"}"#);
         let line = PreparedLine {
             ts_ns: 5,
             stream,
             level: Some("error"),
             message: "boom".into(),
         };
-        let doc = s.document(&line, 7);
+        let doc = s.document(&line, 7, 3);
         use tantivy::schema::Value;
-        let ns = doc
-            .get_all(s.label_fields[1])
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect::<Vec<_>>();
-        assert_eq!(ns, vec!["prod"]);
+        assert_eq!(doc.get_first(s.stream_id).and_then(|v| v.as_u64()), Some(3));
+        assert!(doc.get_first(s.label_fields[1]).is_none());
+        assert_eq!(s.label_field_name(s.label_fields[1]), Some("namespace"));
     }
 }

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tantivy::{IndexWriter, TantivyDocument};
 
-use super::partition::{Partition, span_for};
-use super::schema::PreparedLine;
+use super::partition::{Partition, Span, span_for};
+use super::schema::{PreparedLine, StreamLabels};
+use super::streams::write_records;
 use super::{CommitEvent, LogError, Shared, now_ns};
 
 /// A writer's memory budget may not go below tantivy's minimum.
@@ -202,30 +203,60 @@ fn writer_for<'a>(
     Ok(w)
 }
 
-/// Adds one job's lines; returns its outcome and the partitions touched.
+/// Adds one job's lines (moving them into the documents); returns its
+/// outcome and the partitions touched.
 fn add_job(
     shared: &Shared,
     writers: &mut BTreeMap<i64, PartWriter>,
-    job: &Job,
+    job: &mut Job,
     touched: &mut BTreeMap<i64, (u64, u64)>,
 ) -> Result<PushOutcome, LogError> {
     let mut outcome = PushOutcome::default();
     let mut job_parts = BTreeSet::new();
-    for line in &job.lines {
-        let part = partition_for(shared, line.ts_ns)?;
-        let w = writer_for(shared, writers, &part)?;
-        let key = part.span.start_ns;
-        if let Some((source, seq)) = &job.batch
-            && w.ckpt.sources.get(source).is_some_and(|done| done >= seq)
-        {
+    // Per-line work is kept to the document itself: the partition, its
+    // writer, the duplicate verdict and the stream id are looked up when
+    // they change (lines of a push come stream by stream, mostly in one
+    // partition), not for every line.
+    let mut cur: Option<(Span, bool)> = None;
+    let mut last_stream: Option<(*const StreamLabels, i64, u64)> = None;
+    for line in std::mem::take(&mut job.lines) {
+        let (span, duplicate) = match cur {
+            Some((span, dup)) if span.contains(line.ts_ns) => (span, dup),
+            _ => {
+                let part = partition_for(shared, line.ts_ns)?;
+                let w = writer_for(shared, writers, &part)?;
+                let dup = job.batch.as_ref().is_some_and(|(source, seq)| {
+                    w.ckpt.sources.get(source).is_some_and(|done| done >= seq)
+                });
+                cur = Some((part.span, dup));
+                (part.span, dup)
+            }
+        };
+        if duplicate {
             outcome.duplicate += 1;
             continue;
         }
+        let key = span.start_ns;
+        let w = writers.get_mut(&key).expect("writer opened");
         job_parts.insert(key);
+        let ptr = Arc::as_ptr(&line.stream);
+        let stream_id = match last_stream {
+            Some((p, k, id)) if p == ptr && k == key => id,
+            _ => {
+                let id = w
+                    .part
+                    .streams
+                    .write()
+                    .expect("stream table lock")
+                    .id_for(&line.stream);
+                last_stream = Some((ptr, key, id));
+                id
+            }
+        };
         let id = w.ckpt.next_id;
         w.ckpt.next_id += 1;
         w.writer
-            .add_document(shared.schema.document(line, id))
+            .add_document(shared.schema.document(&line, id, stream_id))
             .map_err(|e| LogError::Index(e.to_string()))?;
         let range = touched.entry(key).or_insert((id, id));
         range.1 = id;
@@ -252,9 +283,9 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>, job: Job) {
+    fn add(&mut self, shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>, mut job: Job) {
         if self.failure.is_none() {
-            match add_job(shared, writers, &job, &mut self.touched) {
+            match add_job(shared, writers, &mut job, &mut self.touched) {
                 Ok(o) => self.outcomes.push(o),
                 Err(e) => self.failure = Some(e),
             }
@@ -273,6 +304,28 @@ fn commit_group(shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>, group:
     if failure.is_none() {
         for (key, _) in touched.iter() {
             let w = writers.get_mut(key).expect("writer exists");
+            // The streams of the lines about to be committed reach the
+            // disk first (outside the table's lock: searches keep going).
+            let records = w
+                .part
+                .streams
+                .read()
+                .expect("stream table lock")
+                .unpersisted();
+            if let Some((path, buf, first, count)) = records {
+                match write_records(&path, &buf, first) {
+                    Ok(()) => w
+                        .part
+                        .streams
+                        .write()
+                        .expect("stream table lock")
+                        .persisted(count),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
             let payload = serde_json::to_string(&w.ckpt).expect("serialisable");
             let result = w.writer.prepare_commit().and_then(|mut prepared| {
                 prepared.set_payload(&payload);

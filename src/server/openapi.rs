@@ -265,6 +265,24 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/loki/api/v1/query",
+        summary: "Loki instant log query (query, time = end of the hour looked back, inclusive; limit, direction): the matching lines as Loki's streams result. Metric queries are refused with 400.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
+        path: "/loki/api/v1/series",
+        summary: "Loki series: label sets of the log streams any match[] stream selector selects (none: every stream) in the partitions overlapping start–end (default the last 6 h).",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/loki/api/v1/series",
+        summary: "Loki series with the parameters in a form body.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
         path: "/loki/api/v1/labels",
         summary: "Loki: log stream label names.",
         auth: "read",

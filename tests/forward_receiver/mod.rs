@@ -46,6 +46,12 @@ pub struct Receiver {
 impl Receiver {
     /// Starts answering every POST with `status`.
     pub fn start(status: u16) -> Self {
+        Self::start_on(0, status)
+    }
+
+    /// The same on a chosen port (0: any), to bring a target back where it
+    /// was after an outage.
+    pub fn start_on(port: u16, status: u16) -> Self {
         let shared = Arc::new(Shared {
             status: AtomicU16::new(status),
             retry_after: Mutex::new(None),
@@ -60,7 +66,9 @@ impl Receiver {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = axum::Router::new()
                     .fallback(axum::routing::post(record))

@@ -164,6 +164,14 @@ impl Tailer {
     /// as rotated.
     pub fn discover(&mut self, now: Instant) {
         let found = discover::discover(&self.opts.roots);
+        self.apply_listing(&found, now);
+    }
+
+    /// Acts on one listing of the roots. The files may have changed since
+    /// it was taken (a rotation in between): what is opened is checked
+    /// against the listed key, and a checkpointed file that could not be
+    /// opened under its listed path is looked for where rotation moved it.
+    fn apply_listing(&mut self, found: &[Discovered], now: Instant) {
         let present: HashMap<FileKey, &Discovered> = found.iter().map(|d| (d.key, d)).collect();
         // Files no longer under their path: rotated or deleted.
         for (key, f) in &mut self.files {
@@ -183,7 +191,7 @@ impl Tailer {
             }
         }
         let first = std::mem::take(&mut self.first_discovery);
-        for d in &found {
+        for d in found {
             if self.files.contains_key(&d.key) {
                 continue;
             }
@@ -197,43 +205,92 @@ impl Tailer {
             } else {
                 self.pick_up_missed_rotations(d, old, now)
             };
-            self.open(d, restored, first, after, now);
+            if !self.open(d, restored.clone(), first, after, now)
+                && let Some(state) = restored
+            {
+                // Rotated away between the listing and the open: its
+                // position must not be forgotten (the file would be read
+                // again from its start, or not at all, once found under
+                // its rotated name). Look for it below, as for a file
+                // rotated while the agent was down.
+                self.restored.insert(state.key, state);
+            }
         }
         // Checkpointed files not found under their path: rotated while the
-        // agent was down. Find them next to it and read them to their end.
-        let leftovers: Vec<FileState> = self.restored.drain().map(|(_, s)| s).collect();
-        for state in leftovers {
-            let successor = found.iter().find(|d| d.path == state.path);
-            let located =
-                successor.and_then(|s| find_by_key(&state.path, state.key).map(|p| (s, p)));
-            match located {
-                Some((successor, rotated_path)) => {
-                    let d = Discovered {
-                        path: state.path.clone(),
-                        key: state.key,
-                        origin: successor.origin.clone(),
-                    };
-                    let key = state.key;
-                    if self.open_at(&d, &rotated_path, Some(state), false, None, now) {
-                        if let Some(f) = self.files.get_mut(&key) {
-                            f.rotated = Some(now);
-                        }
-                        if let Some(s) = self.files.get_mut(&successor.key) {
-                            s.after = Some(key);
-                        }
-                        LogStats::add(&self.stats.rotations, 1);
-                    }
-                }
-                None => self.finished.push(FileState {
+        // agent was down. Find them next to it and read them to their end,
+        // then the files rotated after them, then the file now at the path.
+        // (One at a time: a leftover may be opened as another's rotated
+        // sibling, with its checkpoint.)
+        while let Some(next) = self.restored.keys().next().copied() {
+            let state = self.restored.remove(&next).expect("key listed");
+            let origin = found
+                .iter()
+                .find(|d| d.path == state.path)
+                .map(|d| d.origin.clone());
+            let successor = found
+                .iter()
+                .find(|d| d.path == state.path && d.key != state.key)
+                .map(|d| d.key);
+            let located = origin.and_then(|o| find_by_key(&state.path, state.key).map(|p| (o, p)));
+            let Some((origin, rotated_path)) = located else {
+                self.finished.push(FileState {
                     finished: true,
                     ..state
-                }),
+                });
+                continue;
+            };
+            let d = Discovered {
+                path: state.path.clone(),
+                key: state.key,
+                origin,
+            };
+            let key = state.key;
+            let since = std::fs::metadata(&rotated_path)
+                .and_then(|m| m.modified())
+                .ok();
+            if !self.open_at(&d, &rotated_path, Some(state), false, None, now) {
+                continue;
+            }
+            if let Some(f) = self.files.get_mut(&key) {
+                f.rotated = Some(now);
+            }
+            LogStats::add(&self.stats.rotations, 1);
+            // Files rotated away after it while the agent was down were
+            // written after its last byte.
+            let last = match since {
+                Some(since) => self.open_rotated_siblings(&d, since, Some(key), now),
+                None => Some(key),
+            };
+            // The file now at the path (and the files already chained
+            // before it) waits for these: the chain's head gets them.
+            if let Some(s) = successor {
+                let head = self.chain_head(s);
+                if Some(head) != last
+                    && head != key
+                    && let Some(f) = self.files.get_mut(&head)
+                {
+                    f.after = last;
+                }
             }
         }
         self.stats.files_open.store(
             self.files.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+
+    /// The first file of the chain of files `key` waits for (through
+    /// `after`), that is the oldest file still waited on.
+    fn chain_head(&self, key: FileKey) -> FileKey {
+        let mut head = key;
+        // Bounded: a chain is a few rotations long; never loop on a cycle.
+        for _ in 0..64 {
+            match self.files.get(&head).and_then(|f| f.after) {
+                Some(a) if a != key && self.files.contains_key(&a) => head = a,
+                _ => break,
+            }
+        }
+        head
     }
 
     fn open(
@@ -243,9 +300,9 @@ impl Tailer {
         first: bool,
         after: Option<FileKey>,
         now: Instant,
-    ) {
+    ) -> bool {
         let path = d.path.clone();
-        self.open_at(d, &path, restored, first, after, now);
+        self.open_at(d, &path, restored, first, after, now)
     }
 
     fn open_at(
@@ -329,8 +386,23 @@ impl Tailer {
             },
             None => self.started,
         };
+        self.open_rotated_siblings(d, since, old, now)
+    }
+
+    /// Opens the siblings `<name>.*` of `d`'s path written after `since`
+    /// that are not followed (rotated names of files never seen, or of
+    /// checkpointed files), oldest first, each to be read after the one
+    /// before, the first after `first_after`. Returns the last of the
+    /// chain.
+    fn open_rotated_siblings(
+        &mut self,
+        d: &Discovered,
+        since: SystemTime,
+        first_after: Option<FileKey>,
+        now: Instant,
+    ) -> Option<FileKey> {
         let (Some(dir), Some(name)) = (d.path.parent(), d.path.file_name()) else {
-            return old;
+            return first_after;
         };
         let prefix = format!("{}.", name.to_string_lossy());
         let mut missed: Vec<(SystemTime, FileKey, PathBuf)> = std::fs::read_dir(dir)
@@ -348,20 +420,24 @@ impl Tailer {
                 let mtime = m.modified().ok()?;
                 (m.is_file()
                     && mtime > since
+                    && key != d.key
                     && !self.files.contains_key(&key)
                     && !self.gone.contains_key(&key))
                 .then(|| (mtime, key, e.path()))
             })
             .collect();
         missed.sort();
-        let mut last = old;
+        let mut last = first_after;
         for (_, key, path) in missed {
             let sibling = Discovered {
                 path: d.path.clone(),
                 key,
                 origin: d.origin.clone(),
             };
-            if self.open_at(&sibling, &path, None, false, last, now) {
+            // A checkpointed file found under its rotated name resumes at
+            // its checkpoint, never from its start.
+            let restored = self.restored.remove(&key);
+            if self.open_at(&sibling, &path, restored, false, last, now) {
                 if let Some(f) = self.files.get_mut(&key) {
                     f.rotated = Some(now);
                 }
@@ -923,5 +999,147 @@ mod tests {
         let mut got = lines(&batch);
         got.sort();
         assert_eq!(got, ["appended", "fresh"]);
+    }
+
+    /// A tailer over `dir/*.log` resuming from `restored`, reading at most
+    /// `read_chunk` bytes per file per poll.
+    fn resumed(dir: &Path, restored: Vec<FileState>, read_chunk: usize) -> Tailer {
+        let (mut t, _) = tailer(dir, 1000);
+        t = Tailer::new(t.opts.clone(), restored, false, t.stats.clone());
+        t.opts.read_chunk = read_chunk;
+        t
+    }
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    /// Polls until nothing more comes.
+    fn drain(t: &mut Tailer, batch: &mut Batch) {
+        let mut idle = 0;
+        for _ in 0..10_000 {
+            if t.poll(batch, Instant::now(), usize::MAX) == 0 {
+                idle += 1;
+                if idle == 3 {
+                    return;
+                }
+            } else {
+                idle = 0;
+            }
+        }
+        panic!("the tailer kept reading");
+    }
+
+    /// File modification times come from a coarse clock: make the next
+    /// write's time later than anything before.
+    fn tick() {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+
+    fn numbered(prefix: &str, n: std::ops::Range<usize>) -> (String, Vec<String>) {
+        let lines: Vec<String> = n.map(|i| format!("{prefix}{i:03}")).collect();
+        (lines.iter().map(|l| format!("{l}\n")).collect(), lines)
+    }
+
+    /// The race behind an out-of-order (in fact re-read) stretch seen in
+    /// the kill -9 test: after a restart, the listing names the
+    /// checkpointed file under its path, the writer rotates before the
+    /// file is opened, so the open finds another inode and fails. The
+    /// checkpoint of that file used to be consumed anyway: once found under
+    /// its rotated name, it was read again from its start (duplicates,
+    /// behind newer lines) or not at all.
+    #[test]
+    fn a_checkpointed_file_rotated_between_listing_and_open_resumes_at_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        append(&path, "a000\na001\n");
+        let (mut t1, _) = tailer(dir.path(), 1000);
+        t1.discover(Instant::now());
+        let mut batch = Batch::default();
+        drain(&mut t1, &mut batch);
+        assert_eq!(lines(&batch), ["a000", "a001"]);
+        let checkpoint = t1.take_delta();
+        drop(t1); // the agent is killed
+
+        let mut t2 = resumed(dir.path(), checkpoint, 256 << 10);
+        tick();
+        append(&path, "a002\n");
+        let listing = discover::discover(&t2.opts.roots);
+        // Rotation between the listing and the open.
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        append(&path, "b000\n");
+        t2.apply_listing(&listing, Instant::now());
+        t2.discover(Instant::now());
+        let mut batch = Batch::default();
+        drain(&mut t2, &mut batch);
+        assert_eq!(lines(&batch), ["a002", "b000"]);
+    }
+
+    /// After a restart, the checkpointed file A was rotated while the agent
+    /// was down, then B was rotated away too after the tailer started but
+    /// before its first listing, and C is at the path. C waited on A only
+    /// (B's wait was overwritten), so B was read alongside A's rest.
+    #[test]
+    fn files_rotated_around_a_restart_are_read_in_rotation_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        append(&path, "a000\n");
+        let (mut t1, _) = tailer(dir.path(), 1000);
+        t1.discover(Instant::now());
+        let mut batch = Batch::default();
+        drain(&mut t1, &mut batch);
+        let checkpoint = t1.take_delta();
+        drop(t1);
+
+        let (rest_a, mut want) = numbered("a", 1..60);
+        append(&path, &rest_a);
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        // The agent starts again (small reads: A takes many polls).
+        let mut t2 = resumed(dir.path(), checkpoint, 16);
+        tick();
+        let (b, b_lines) = numbered("b", 0..20);
+        append(&path, &b);
+        std::fs::rename(&path, dir.path().join("a.log.2")).unwrap();
+        append(&path, "c000\n");
+        t2.discover(Instant::now());
+        let mut batch = Batch::default();
+        drain(&mut t2, &mut batch);
+        want.extend(b_lines);
+        want.push("c000".into());
+        assert_eq!(lines(&batch), want);
+    }
+
+    /// Two rotations while the agent was down: the file rotated after the
+    /// checkpointed one, never seen, is read between it and the current
+    /// file (it used to be lost).
+    #[test]
+    fn a_file_rotated_and_replaced_while_the_agent_was_down_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        append(&path, "a000\n");
+        let (mut t1, _) = tailer(dir.path(), 1000);
+        t1.discover(Instant::now());
+        let mut batch = Batch::default();
+        drain(&mut t1, &mut batch);
+        let checkpoint = t1.take_delta();
+        drop(t1);
+
+        append(&path, "a001\n");
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        tick();
+        append(&path, "b000\nb001\n");
+        std::fs::rename(&path, dir.path().join("a.log.2")).unwrap();
+        append(&path, "c000\n");
+        let mut t2 = resumed(dir.path(), checkpoint, 4);
+        t2.discover(Instant::now());
+        let mut batch = Batch::default();
+        drain(&mut t2, &mut batch);
+        assert_eq!(lines(&batch), ["a001", "b000", "b001", "c000"]);
     }
 }
