@@ -19,6 +19,34 @@ use osprey_alerts::detect::nab::{self, FileScore};
 use osprey_alerts::detect::synth::{self, GroupKind, Kind, SynthConfig};
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// The system allocator, counting the bytes currently allocated: the per-series state figure
+/// is measured, not estimated (it includes every allocation and its rounding by the caller's
+/// sizes, not the allocator's own overhead).
+struct CountingAlloc;
+
+static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn live_bytes() -> usize {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// Detection tolerance after a labelled window ends.
 const TOLERANCE_MS: i64 = 30 * 60_000;
 
@@ -449,6 +477,9 @@ fn config_from_env() -> BaselineConfig {
         use osprey_alerts::detect::baseline::Season;
         bc.season = [Season::None, Season::Daily, Season::Weekly, Season::Auto][v as usize];
     }
+    if let Some(v) = var("EXTREME") {
+        bc.extreme_horizon = v as u32;
+    }
     if let Some(v) = var("EXIT") {
         bc.hysteresis.exit_points = v as u32;
     }
@@ -565,6 +596,43 @@ fn main() {
         }
         return;
     }
+    if std::env::var("DETECT_EVAL").as_deref() == Ok("fps") {
+        for f in &files {
+            let mut det = BaselineDetector::new(bc.clone()).expect("valid");
+            let p = nab::probationary_rows(f.samples.len());
+            let mut was = false;
+            for (i, &(t, v)) in f.samples.iter().enumerate() {
+                let thr = det.baseline().threshold();
+                let sthr = det.baseline().sustained_threshold();
+                let z = det.baseline().score(t, v).unwrap_or(0.0);
+                let zs = det.baseline().sustained_score(t, v).unwrap_or(0.0);
+                let seasonal = det.baseline().band(t).is_some_and(|b| b.seasonal);
+                let now = det.observe(t, v).is_anomalous();
+                if now && !was && i >= p {
+                    let inw = f.windows.iter().find(|w| w.first <= i && i <= w.last);
+                    let next = f
+                        .windows
+                        .iter()
+                        .find(|w| w.first > i)
+                        .map(|w| w.first as i64 - i as i64);
+                    println!(
+                        "{}/{} row {i} ({:.2}) {} z/thr {:.2} zs/sthr {:.2} thr {:.1} sthr {:.1} seasonal {seasonal} next window in {:?}",
+                        f.category,
+                        f.name,
+                        i as f64 / f.samples.len() as f64,
+                        if inw.is_some() { "TP" } else { "FP" },
+                        z / thr,
+                        zs / sthr,
+                        thr,
+                        sthr,
+                        next
+                    );
+                }
+                was = now;
+            }
+        }
+        return;
+    }
     if std::env::var("DETECT_EVAL").as_deref() == Ok("files") {
         for f in &files {
             let det = nab_detections(f, NabDetector::Baseline(&bc));
@@ -662,6 +730,7 @@ fn cost(
     hc: &HostComparisonConfig,
 ) {
     let history_end = cfg.history_end_ms();
+    let before = live_bytes();
     let mut detectors: Vec<(BaselineDetector, &[Sample])> = series
         .iter()
         .map(|s| {
@@ -670,9 +739,15 @@ fn cost(
             (d, &s.samples[cut..])
         })
         .collect();
-    let state_bytes: usize = detectors
+    // The detectors' heap plus their inline size (the vector holds them inline).
+    let heap_bytes = live_bytes() - before;
+    let json_bytes: usize = detectors
         .iter()
         .map(|(d, _)| serde_json::to_vec(d).expect("json").len())
+        .sum();
+    let memory_bytes: usize = detectors
+        .iter()
+        .map(|(d, _)| d.baseline().state_bytes())
         .sum();
     let started = thread_cpu_s();
     let mut samples = 0usize;
@@ -710,8 +785,17 @@ fn cost(
         per_sample * 1e9
     );
     println!(
+        "| baseline state in memory (`Baseline::state_bytes`), season `{:?}` | {:.1} KiB per series |",
+        bc.season,
+        memory_bytes as f64 / detectors.len() as f64 / 1024.0
+    );
+    println!(
+        "| baseline state in memory, measured (allocator count + inline size) | {:.1} KiB per series |",
+        (heap_bytes as f64 / detectors.len() as f64) / 1024.0
+    );
+    println!(
         "| baseline state, serde JSON after 4 days of 1-minute history | {:.1} KiB per series |",
-        state_bytes as f64 / detectors.len() as f64 / 1024.0
+        json_bytes as f64 / detectors.len() as f64 / 1024.0
     );
     println!(
         "| `HostComparisonDetector::observe`, 8 members, 15-minute window of 1-minute samples | {:.1} µs per evaluation |",
