@@ -154,9 +154,10 @@ pub struct BaselineConfig {
     pub sustained_half_life: u32,
     /// Consensus with a second, simpler detector: a point score beyond the threshold only counts
     /// when the sample's residual (value − expected) is also outside the range of the residuals
-    /// of the last `extreme_horizon` points — a *new* extreme, not the series' usual burst. Until
-    /// that much history is known the point score alone decides. The sustained score is not
-    /// gated (a drift is judged by its persistence). 0 turns the gate off.
+    /// of the last `extreme_horizon` points — a *new* extreme, not the series' usual burst —
+    /// and a sustained score beyond its threshold only when it is outside the range of the
+    /// sustained scores of that horizon. Until a whole horizon is known the scores alone decide.
+    /// 0 turns the gate off.
     pub extreme_horizon: u32,
     /// Entry and exit rules of the anomalous state.
     pub hysteresis: Hysteresis,
@@ -545,6 +546,9 @@ pub struct Baseline {
     /// Range of the recent residuals, for the new-extreme gate.
     #[serde(default)]
     range: RangeTracker,
+    /// Range of the recent sustained scores, for the same gate on the sustained channel.
+    #[serde(default)]
+    sustained_range: RangeTracker,
 }
 
 /// Scores of one learned sample.
@@ -554,6 +558,8 @@ struct StepScores {
     sustained: Option<f64>,
     /// Whether the residual is a new extreme (`None`: gate off or not enough history).
     new_extreme: Option<bool>,
+    /// Whether the sustained score is a new extreme of its own recent range.
+    sustained_new_extreme: Option<bool>,
 }
 
 impl Baseline {
@@ -586,6 +592,7 @@ impl Baseline {
             sustained: 0.0,
             sustained_tail: TailTracker::new(),
             range: RangeTracker::default(),
+            sustained_range: RangeTracker::default(),
         })
     }
 
@@ -622,7 +629,7 @@ impl Baseline {
             + self.weekly.heap_bytes()
             + self.pass.as_ref().map_or(0, |p| p.values.capacity() * 4)
             + (self.tail.counts.capacity() + self.sustained_tail.counts.capacity()) * 4
-            + self.range.done.capacity() * 8
+            + (self.range.done.capacity() + self.sustained_range.done.capacity()) * 8
     }
 
     /// Whether the warm-up is over (bands and scores are available).
@@ -721,17 +728,21 @@ impl Baseline {
             };
             self.tail.add(z.abs().min(cap), memory, q);
             let horizon = self.cfg.extreme_horizon;
-            let residual = value - e.centre;
-            let new_extreme = (horizon > 0)
-                .then(|| self.range.is_new_extreme(residual))
-                .flatten();
+            let (mut new_extreme, mut sustained_new_extreme) = (None, None);
             if horizon > 0 {
+                let residual = value - e.centre;
+                new_extreme = self.range.is_new_extreme(residual);
                 self.range.add(residual, horizon);
+                if let Some(zs) = zs {
+                    sustained_new_extreme = self.sustained_range.is_new_extreme(zs);
+                    self.sustained_range.add(zs, horizon);
+                }
             }
             Some(StepScores {
                 point: z,
                 sustained: zs,
                 new_extreme,
+                sustained_new_extreme,
             })
         } else {
             None
@@ -1094,9 +1105,11 @@ impl BaselineDetector {
         };
         // Entry: the point score, if the residual is also a new extreme (the consensus of two
         // detectors: heavy-tailed series burst beyond a calibrated tail several times a day,
-        // but rarely beyond everything of the last days), or the sustained score.
+        // but rarely beyond everything of the last days), or the sustained score, if it too is
+        // beyond its recent range (a slow swing the series makes every few days is not news).
         let hit = (scores.new_extreme != Some(false) && cfg.direction.exceeds(score, threshold))
-            || cfg.direction.exceeds(sustained, sustained_threshold);
+            || (scores.sustained_new_extreme != Some(false)
+                && cfg.direction.exceeds(sustained, sustained_threshold));
         let mask = if h.enter_window >= 64 {
             u64::MAX
         } else {
