@@ -425,3 +425,48 @@ fn state_is_small() {
         assert!(b.state_bytes() < most, "{season:?}: {}", b.state_bytes());
     }
 }
+
+#[test]
+fn usual_slow_swings_are_not_new_extremes() {
+    // A plateau of about +2 scales for 100 points every 600 (each a little lower than the one
+    // before): no point crosses the band, the sustained score crosses its threshold on every
+    // plateau. With the gate only the first ones (before a whole horizon is known) and a plateau
+    // twice as high alarm.
+    let cfg = BaselineConfig {
+        season: Season::None,
+        tail_factor: 0.0,
+        level_half_life: 5_000,
+        extreme_horizon: 1_200,
+        ..BaselineConfig::default()
+    };
+    let mut rng = fastrand::Rng::with_seed(14);
+    let s: Vec<Sample> = (0..7_000)
+        .map(|i| {
+            let k = i / 600;
+            let plateau = match (i % 600 >= 500, k) {
+                (false, _) => 0.0,
+                (true, 10) => 3.5,
+                (true, k) => 2.0 - 0.1 * k as f64,
+            };
+            (i * STEP, 100.0 + 0.2 * gaussian(&mut rng) + plateau)
+        })
+        .collect();
+    let late = |cfg: BaselineConfig| {
+        let mut d = BaselineDetector::new(cfg).unwrap();
+        onsets(&mut d, &s)
+            .into_iter()
+            .filter(|t| *t >= 2_000 * STEP)
+            .collect::<Vec<_>>()
+    };
+    let gated = late(cfg.clone());
+    assert_eq!(gated.len(), 1, "{gated:?}");
+    assert!(
+        gated[0] >= 6_500 * STEP && gated[0] < 6_600 * STEP,
+        "{gated:?}"
+    );
+    let plain = late(BaselineConfig {
+        extreme_horizon: 0,
+        ..cfg
+    });
+    assert!(plain.len() >= 8, "{plain:?}");
+}
