@@ -308,13 +308,20 @@ fn weekly_pattern_is_learned_by_auto_seasons() {
         (band.centre - weekly(saturday_noon)).abs() < 5.0,
         "{band:?}"
     );
-    // Time-of-day slots alone flag every weekend.
+    // Time-of-day slots alone expect a weekday on Saturday, and flag the weekend unless the
+    // new-extreme gate has seen weekends in its horizon before.
     let daily = BaselineConfig {
         season: Season::Daily,
+        extreme_horizon: 0,
         ..BaselineConfig::default()
     };
     let mut d = BaselineDetector::from_history(&s[..cut], daily).unwrap();
     assert!(!onsets(&mut d, &s[cut..]).is_empty());
+    let band = d.baseline().band(saturday_noon).unwrap();
+    assert!(
+        (band.centre - weekly(saturday_noon)).abs() > 20.0,
+        "{band:?}"
+    );
 }
 
 #[test]
@@ -323,4 +330,143 @@ fn detector_state_can_move_between_threads() {
     send_sync::<BaselineDetector>();
     send_sync::<Baseline>();
     send_sync::<osprey_alerts::detect::host_comparison::HostComparisonDetector<String>>();
+}
+
+/// A Student-t variate with 3 degrees of freedom (heavy tails).
+fn student_t3(rng: &mut fastrand::Rng) -> f64 {
+    let chi2: f64 = (0..3).map(|_| gaussian(rng).powi(2)).sum();
+    gaussian(rng) / (chi2 / 3.0).sqrt()
+}
+
+#[test]
+fn usual_bursts_are_not_new_extremes() {
+    // A flat series with a burst of about +40 every 400 points (each a little smaller than the
+    // one before): the point score crosses the band on every burst, but once a burst has been
+    // seen within the horizon, a similar one is not a new extreme. A burst twice as large is.
+    let cfg = BaselineConfig {
+        season: Season::None,
+        tail_factor: 0.0,
+        extreme_horizon: 1_000,
+        ..BaselineConfig::default()
+    };
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut s: Vec<Sample> = (0..6_000)
+        .map(|i| {
+            let burst = if i % 400 == 399 {
+                40.0 - i as f64 / 1_000.0
+            } else {
+                0.0
+            };
+            (i * STEP, 100.0 + 0.1 * gaussian(&mut rng) + burst)
+        })
+        .collect();
+    s[5_555].1 += 80.0;
+    let mut gated = BaselineDetector::new(cfg.clone()).unwrap();
+    let on = onsets(&mut gated, &s);
+    // Before a whole horizon is known every burst alarms; afterwards only the big one.
+    assert!(on.iter().any(|t| *t < 1_000 * STEP), "{on:?}");
+    let late: Vec<i64> = on.iter().copied().filter(|t| *t >= 2_000 * STEP).collect();
+    assert_eq!(late, vec![5_555 * STEP]);
+    // Without the gate every burst is an alarm.
+    let mut plain = BaselineDetector::new(BaselineConfig {
+        extreme_horizon: 0,
+        ..cfg
+    })
+    .unwrap();
+    let late = onsets(&mut plain, &s)
+        .into_iter()
+        .filter(|t| *t >= 2_000 * STEP)
+        .count();
+    assert!(late >= 9, "{late}");
+}
+
+#[test]
+fn rare_tail_quantiles_are_extrapolated() {
+    // The same heavy-tailed noise: a pager-grade quantile (1 in 100 000) is far beyond the
+    // 0.998 one, which the histogram holds directly; on Gaussian noise both stay near the
+    // sensitivity.
+    let learn = |q: f64, heavy: bool| {
+        let mut rng = fastrand::Rng::with_seed(12);
+        let s: Vec<Sample> = (0..20_000)
+            .map(|i| {
+                let e = if heavy {
+                    student_t3(&mut rng)
+                } else {
+                    gaussian(&mut rng)
+                };
+                (i * STEP, 1000.0 + 10.0 * e)
+            })
+            .collect();
+        let cfg = BaselineConfig {
+            season: Season::None,
+            tail_quantile: q,
+            ..BaselineConfig::default()
+        };
+        Baseline::learn(&s, cfg).unwrap().threshold()
+    };
+    let (direct, pager) = (learn(0.998, true), learn(0.99999, true));
+    assert!(direct > 5.0, "{direct}");
+    assert!(pager > 2.0 * direct, "{pager} vs {direct}");
+    let (direct, pager) = (learn(0.998, false), learn(0.99999, false));
+    assert_eq!(direct, 5.0);
+    assert!(pager < 8.0, "{pager}");
+}
+
+#[test]
+fn state_is_small() {
+    let s = series(8, 1.0, 13, daily);
+    for (season, most) in [(Season::Daily, 4 * 1024), (Season::Auto, 20 * 1024)] {
+        let cfg = BaselineConfig {
+            season,
+            ..BaselineConfig::default()
+        };
+        let b = Baseline::learn(&s, cfg).unwrap();
+        assert!(b.band(8 * DAY).unwrap().seasonal);
+        assert!(b.state_bytes() < most, "{season:?}: {}", b.state_bytes());
+    }
+}
+
+#[test]
+fn usual_slow_swings_are_not_new_extremes() {
+    // A plateau of about +2 scales for 100 points every 600 (each a little lower than the one
+    // before): no point crosses the band, the sustained score crosses its threshold on every
+    // plateau. With the gate only the first ones (before a whole horizon is known) and a plateau
+    // twice as high alarm.
+    let cfg = BaselineConfig {
+        season: Season::None,
+        tail_factor: 0.0,
+        level_half_life: 5_000,
+        extreme_horizon: 1_200,
+        ..BaselineConfig::default()
+    };
+    let mut rng = fastrand::Rng::with_seed(14);
+    let s: Vec<Sample> = (0..7_000)
+        .map(|i| {
+            let k = i / 600;
+            let plateau = match (i % 600 >= 500, k) {
+                (false, _) => 0.0,
+                (true, 10) => 3.5,
+                (true, k) => 2.0 - 0.1 * k as f64,
+            };
+            (i * STEP, 100.0 + 0.2 * gaussian(&mut rng) + plateau)
+        })
+        .collect();
+    let late = |cfg: BaselineConfig| {
+        let mut d = BaselineDetector::new(cfg).unwrap();
+        onsets(&mut d, &s)
+            .into_iter()
+            .filter(|t| *t >= 2_000 * STEP)
+            .collect::<Vec<_>>()
+    };
+    let gated = late(cfg.clone());
+    assert_eq!(gated.len(), 1, "{gated:?}");
+    assert!(
+        gated[0] >= 6_500 * STEP && gated[0] < 6_600 * STEP,
+        "{gated:?}"
+    );
+    let plain = late(BaselineConfig {
+        extreme_horizon: 0,
+        ..cfg
+    });
+    assert!(plain.len() >= 8, "{plain:?}");
 }

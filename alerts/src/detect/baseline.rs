@@ -29,7 +29,6 @@
 //! The calibration restarts when the seasonal slots take over (the scores change meaning).
 //! [`BaselineDetector`] adds the warm-up verdict and hysteresis on top.
 
-use std::collections::VecDeque;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +152,13 @@ pub struct BaselineConfig {
     /// moderate deviations that persist (a missing daily peak, a slow drift) which no single
     /// point shows. 0 turns it off.
     pub sustained_half_life: u32,
+    /// Consensus with a second, simpler detector: a point score beyond the threshold only counts
+    /// when the sample's residual (value − expected) is also outside the range of the residuals
+    /// of the last `extreme_horizon` points — a *new* extreme, not the series' usual burst —
+    /// and a sustained score beyond its threshold only when it is outside the range of the
+    /// sustained scores of that horizon. Until a whole horizon is known the scores alone decide.
+    /// 0 turns the gate off.
+    pub extreme_horizon: u32,
     /// Entry and exit rules of the anomalous state.
     pub hysteresis: Hysteresis,
 }
@@ -170,10 +176,11 @@ impl Default for BaselineConfig {
             level_half_life: 30,
             rel_floor: 0.01,
             abs_floor: 1e-9,
-            tail_quantile: 0.999,
+            tail_quantile: 0.998,
             tail_factor: 1.0,
             tail_memory: 10_000,
             sustained_half_life: 48,
+            extreme_horizon: 3_000,
             hysteresis: Hysteresis::default(),
         }
     }
@@ -228,6 +235,9 @@ impl BaselineConfig {
         if self.tail_memory < 100 {
             return err("tail_memory must be at least 100 points");
         }
+        if self.extreme_horizon != 0 && self.extreme_horizon < RANGE_BUCKETS as u32 {
+            return err("extreme_horizon must be 0 (off) or at least 32 points");
+        }
         let h = &self.hysteresis;
         if h.enter_window == 0 || h.enter_window > 64 {
             return err("hysteresis.enter_window must be between 1 and 64");
@@ -262,11 +272,14 @@ pub struct Band {
 const TAIL_BUCKETS: usize = 64;
 const TAIL_PER_DECADE: f64 = 16.0;
 const TAIL_LOWEST: f64 = 0.1;
+/// Fewest remembered scores above a tail quantile for the histogram to give it directly.
+const TAIL_DIRECT_MIN: f64 = 5.0;
 
 /// A log-bucketed histogram of past absolute scores, for tail quantiles.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct TailTracker {
-    counts: Vec<f64>,
+    /// Scores per bucket (f32: halving keeps them small, and the state halves).
+    counts: Vec<f32>,
     total: f64,
     /// The configured quantile, recomputed on every added score.
     quantile: f64,
@@ -294,18 +307,36 @@ impl TailTracker {
             self.counts.iter_mut().for_each(|c| *c /= 2.0);
             self.total /= 2.0;
         }
-        self.quantile = self.compute_quantile(q);
+        self.quantile = self.compute_quantile(q, memory);
     }
 
-    /// Upper edge of the bucket holding the `q` quantile (0 with no scores yet). The walk starts
-    /// at the top, where a high quantile is, so it is short.
-    fn compute_quantile(&self, q: f64) -> f64 {
+    /// The `q` quantile of the remembered scores (0 with no scores yet). Read off the histogram
+    /// when a memory of `memory` scores can hold it (`1 − q ≥ 1/memory`); a rarer quantile (a
+    /// pager-grade 0.99999) is extrapolated along a Pareto tail through the quantiles exceeded
+    /// by [`TAIL_DIRECT_MIN`] and by ten times as many of the remembered scores: the log of the
+    /// quantile is linear in the log of the exceedance probability. That is right for
+    /// power-law tails (Student-t, bursty counts) and errs high for light ones, where the
+    /// `sensitivity` floor rules anyway.
+    fn compute_quantile(&self, q: f64, memory: u32) -> f64 {
         if self.total == 0.0 {
             return 0.0;
         }
-        let mut above = (1.0 - q) * self.total;
+        let p = 1.0 - q;
+        let pb = TAIL_DIRECT_MIN / self.total;
+        let pa = 10.0 * pb;
+        if p * f64::from(memory) >= 1.0 || pa >= 0.5 {
+            return self.histogram_quantile(p);
+        }
+        let (qa, qb) = (self.histogram_quantile(pa), self.histogram_quantile(pb));
+        qb * (qb / qa).powf((pb / p).log10())
+    }
+
+    /// Upper edge of the bucket holding the quantile exceeded with probability `p`. The walk
+    /// starts at the top, where a high quantile is, so it is short.
+    fn histogram_quantile(&self, p: f64) -> f64 {
+        let mut above = p * self.total;
         for (b, c) in self.counts.iter().enumerate().rev() {
-            above -= c;
+            above -= f64::from(*c);
             if above < 0.0 {
                 return TAIL_LOWEST * 10f64.powf((b + 1) as f64 / TAIL_PER_DECADE);
             }
@@ -314,39 +345,154 @@ impl TailTracker {
     }
 }
 
-/// Summary of one slot pass.
+/// Buckets of the residual range tracker.
+const RANGE_BUCKETS: usize = 32;
+
+/// Minimum and maximum of the residuals of the last `horizon` points, kept as the extremes of
+/// [`RANGE_BUCKETS`] consecutive runs of points (so the horizon is exact to one bucket, in
+/// 256 bytes whatever its length).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct SlotHistory {
-    /// Median of each remembered pass, oldest first.
-    medians: VecDeque<f32>,
-    /// Noise scale of each remembered pass (median absolute successive difference / √2).
-    mads: VecDeque<f32>,
-    /// `(reference, spread)` once enough passes are known, refreshed when a pass is added.
-    summary: Option<(f64, f64)>,
+struct RangeTracker {
+    /// `(min, max)` of each completed bucket, a ring of at most [`RANGE_BUCKETS`].
+    done: Vec<(f32, f32)>,
+    /// Next ring position to overwrite once the ring is full.
+    head: u8,
+    /// `(min, max)` over `done` (refreshed when a bucket completes).
+    done_range: (f32, f32),
+    /// `(min, max)` of the bucket being filled, and its number of points.
+    current: (f32, f32),
+    filled: u32,
 }
 
-impl SlotHistory {
-    /// `(reference, spread)` once `required` passes are known.
-    fn compute_summary(&self, required: usize) -> Option<(f64, f64)> {
-        let n = self.medians.len();
-        if n < required {
+impl RangeTracker {
+    /// Whether `x` lies outside every residual of the horizon; `None` until a whole horizon has
+    /// been seen (then nobody can tell a usual burst from a new one).
+    fn is_new_extreme(&self, x: f64) -> Option<bool> {
+        if self.done.len() < RANGE_BUCKETS {
             return None;
         }
+        let (mut lo, mut hi) = self.done_range;
+        if self.filled > 0 {
+            lo = lo.min(self.current.0);
+            hi = hi.max(self.current.1);
+        }
+        Some(x > f64::from(hi) || x < f64::from(lo))
+    }
+
+    fn add(&mut self, x: f64, horizon: u32) {
+        let per_bucket = horizon.div_ceil(RANGE_BUCKETS as u32).max(1);
+        let x = x as f32;
+        self.current = if self.filled == 0 {
+            (x, x)
+        } else {
+            (self.current.0.min(x), self.current.1.max(x))
+        };
+        self.filled += 1;
+        if self.filled >= per_bucket {
+            if self.done.len() < RANGE_BUCKETS {
+                self.done.push(self.current);
+            } else {
+                self.done[usize::from(self.head)] = self.current;
+                self.head = ((usize::from(self.head) + 1) % RANGE_BUCKETS) as u8;
+            }
+            self.filled = 0;
+            self.done_range = self
+                .done
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(a, b)| {
+                    (lo.min(a), hi.max(b))
+                });
+        }
+    }
+}
+
+/// The passes remembered for every slot of one season, in flat arrays: no allocation per slot,
+/// 8 bytes per remembered pass plus 10 per slot (a `VecDeque` per slot cost about 4 times that).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct SlotSet {
+    /// Passes remembered per slot ([`BaselineConfig::seasons_kept`]).
+    kept: u8,
+    /// Median of each remembered pass; slot `j` owns `j × kept ..(j + 1) × kept`, a ring.
+    medians: Vec<f32>,
+    /// Noise scale of each remembered pass (median absolute successive difference / √2),
+    /// same layout.
+    noise: Vec<f32>,
+    /// Passes remembered per slot (at most `kept`).
+    count: Vec<u8>,
+    /// Ring position the next pass of each slot is written to.
+    next: Vec<u8>,
+    /// `(reference, spread)` per slot, refreshed when a pass is added; meaningful once the slot
+    /// has [`BaselineConfig::seasons_required`] passes.
+    summary: Vec<(f32, f32)>,
+}
+
+impl SlotSet {
+    fn new(slots: usize, kept: u32) -> SlotSet {
+        let kept = kept.min(MAX_SEASONS_KEPT) as u8;
+        let cells = slots * usize::from(kept);
+        SlotSet {
+            kept,
+            medians: vec![0.0; cells],
+            noise: vec![0.0; cells],
+            count: vec![0; slots],
+            next: vec![0; slots],
+            summary: vec![(0.0, 0.0); slots],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count.is_empty()
+    }
+
+    /// `(reference, spread)` of slot `j` once it has `required` passes.
+    fn summary(&self, j: usize, required: u32) -> Option<(f64, f64)> {
+        (u32::from(self.count[j]) >= required)
+            .then(|| (f64::from(self.summary[j].0), f64::from(self.summary[j].1)))
+    }
+
+    /// Remembers one pass of slot `j` (forgetting its oldest when `kept` are known).
+    fn push(&mut self, j: usize, median_value: f64, noise: f64) {
+        let kept = usize::from(self.kept);
+        let at = j * kept + usize::from(self.next[j]);
+        // Kept as f32: 7 significant digits are plenty for a band, and the state halves.
+        self.medians[at] = median_value as f32;
+        self.noise[at] = noise as f32;
+        self.next[j] = ((usize::from(self.next[j]) + 1) % kept) as u8;
+        self.count[j] = (self.count[j] + 1).min(self.kept);
+        let n = usize::from(self.count[j]);
+        // The ring is filled from its start, so the first `n` cells are the remembered passes.
+        let meds = &self.medians[j * kept..j * kept + n];
+        let noises = &self.noise[j * kept..j * kept + n];
         let mut buf = [0.0; MAX_SEASONS_KEPT as usize];
-        let meds = &mut buf[..n];
-        for (d, s) in meds.iter_mut().zip(&self.medians) {
+        let b = &mut buf[..n];
+        for (d, s) in b.iter_mut().zip(meds) {
             *d = f64::from(*s);
         }
-        let reference = median(meds)?;
-        for (d, s) in meds.iter_mut().zip(&self.medians) {
+        let reference = median(b).unwrap_or(0.0);
+        for (d, s) in b.iter_mut().zip(meds) {
             *d = (f64::from(*s) - reference).abs();
         }
-        let between = median(meds)?;
-        for (d, s) in meds.iter_mut().zip(&self.mads) {
+        let between = median(b).unwrap_or(0.0);
+        for (d, s) in b.iter_mut().zip(noises) {
             *d = f64::from(*s);
         }
-        let within = median(meds)?;
-        Some((reference, MAD_TO_SIGMA * within.hypot(between)))
+        let within = median(b).unwrap_or(0.0);
+        self.summary[j] = (
+            reference as f32,
+            (MAD_TO_SIGMA * within.hypot(between)) as f32,
+        );
+    }
+
+    /// Heap bytes held.
+    fn heap_bytes(&self) -> usize {
+        (self.medians.capacity() + self.noise.capacity()) * 4
+            + self.count.capacity()
+            + self.next.capacity()
+            + self.summary.capacity() * 8
     }
 }
 
@@ -355,7 +501,7 @@ impl SlotHistory {
 struct Pass {
     /// Absolute slot number (`t_ms / slot_ms`).
     index: i64,
-    values: Vec<f64>,
+    values: Vec<f32>,
     /// Every `stride`-th value is kept (grows when the pass is decimated).
     stride: u32,
     seen: u32,
@@ -374,9 +520,9 @@ struct Expectation {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     cfg: BaselineConfig,
-    slots: Vec<SlotHistory>,
+    slots: SlotSet,
     /// Time-of-week slots learned alongside the daily ones ([`Season::Auto`] only).
-    weekly: Vec<SlotHistory>,
+    weekly: SlotSet,
     /// Whether the weekly slots are the ones in use ([`Season::Auto`]).
     weekly_active: bool,
     /// Exponentially weighted mean absolute error of the daily and the weekly references.
@@ -397,6 +543,23 @@ pub struct Baseline {
     /// Exponentially weighted mean of the clipped scores (the sustained-deviation channel).
     sustained: f64,
     sustained_tail: TailTracker,
+    /// Range of the recent residuals, for the new-extreme gate.
+    #[serde(default)]
+    range: RangeTracker,
+    /// Range of the recent sustained scores, for the same gate on the sustained channel.
+    #[serde(default)]
+    sustained_range: RangeTracker,
+}
+
+/// Scores of one learned sample.
+#[derive(Clone, Copy, Debug)]
+struct StepScores {
+    point: f64,
+    sustained: Option<f64>,
+    /// Whether the residual is a new extreme (`None`: gate off or not enough history).
+    new_extreme: Option<bool>,
+    /// Whether the sustained score is a new extreme of its own recent range.
+    sustained_new_extreme: Option<bool>,
 }
 
 impl Baseline {
@@ -404,12 +567,12 @@ impl Baseline {
     pub fn new(cfg: BaselineConfig) -> Result<Baseline, ConfigError> {
         cfg.validate()?;
         let slots = match cfg.season.length_ms() {
-            Some(season) => vec![SlotHistory::default(); (season / cfg.slot_ms) as usize],
-            None => Vec::new(),
+            Some(season) => SlotSet::new((season / cfg.slot_ms) as usize, cfg.seasons_kept),
+            None => SlotSet::default(),
         };
         let weekly = match cfg.season {
-            Season::Auto => vec![SlotHistory::default(); (WEEK_MS / cfg.slot_ms) as usize],
-            _ => Vec::new(),
+            Season::Auto => SlotSet::new((WEEK_MS / cfg.slot_ms) as usize, cfg.seasons_kept),
+            _ => SlotSet::default(),
         };
         Ok(Baseline {
             cfg,
@@ -428,6 +591,8 @@ impl Baseline {
             tail: TailTracker::new(),
             sustained: 0.0,
             sustained_tail: TailTracker::new(),
+            range: RangeTracker::default(),
+            sustained_range: RangeTracker::default(),
         })
     }
 
@@ -454,6 +619,17 @@ impl Baseline {
     /// Timestamp of the last sample learned.
     pub fn last_ms(&self) -> Option<i64> {
         self.last_ms
+    }
+
+    /// Bytes this baseline occupies in memory (the struct and what it owns on the heap): the
+    /// per-series cost of a baseline rule.
+    pub fn state_bytes(&self) -> usize {
+        std::mem::size_of::<Baseline>()
+            + self.slots.heap_bytes()
+            + self.weekly.heap_bytes()
+            + self.pass.as_ref().map_or(0, |p| p.values.capacity() * 4)
+            + (self.tail.counts.capacity() + self.sustained_tail.counts.capacity()) * 4
+            + (self.range.done.capacity() + self.sustained_range.done.capacity()) * 8
     }
 
     /// Whether the warm-up is over (bands and scores are available).
@@ -524,7 +700,7 @@ impl Baseline {
     /// Learns one sample and returns its point and sustained scores as they were before it was
     /// learned (`None` when ignored or warming up). When the detector is `anomalous`, the scores
     /// enter the tail calibration capped at the thresholds.
-    fn step(&mut self, t_ms: i64, value: f64, anomalous: bool) -> Option<(f64, Option<f64>)> {
+    fn step(&mut self, t_ms: i64, value: f64, anomalous: bool) -> Option<StepScores> {
         if !value.is_finite() || self.last_ms.is_some_and(|last| t_ms <= last) {
             return None;
         }
@@ -551,7 +727,23 @@ impl Baseline {
                 f64::INFINITY
             };
             self.tail.add(z.abs().min(cap), memory, q);
-            Some((z, zs))
+            let horizon = self.cfg.extreme_horizon;
+            let (mut new_extreme, mut sustained_new_extreme) = (None, None);
+            if horizon > 0 {
+                let residual = value - e.centre;
+                new_extreme = self.range.is_new_extreme(residual);
+                self.range.add(residual, horizon);
+                if let Some(zs) = zs {
+                    sustained_new_extreme = self.sustained_range.is_new_extreme(zs);
+                    self.sustained_range.add(zs, horizon);
+                }
+            }
+            Some(StepScores {
+                point: z,
+                sustained: zs,
+                new_extreme,
+                sustained_new_extreme,
+            })
         } else {
             None
         };
@@ -592,10 +784,10 @@ impl Baseline {
         if self.weekly.is_empty() {
             return;
         }
-        let slot_ms = self.cfg.slot_ms;
+        let (slot_ms, required) = (self.cfg.slot_ms, self.cfg.seasons_required);
         let (Some(daily), Some(weekly)) = (
-            reference_in(&self.slots, DAY_MS, slot_ms, t_ms),
-            reference_in(&self.weekly, WEEK_MS, slot_ms, t_ms),
+            reference_in(&self.slots, DAY_MS, slot_ms, required, t_ms),
+            reference_in(&self.weekly, WEEK_MS, slot_ms, required, t_ms),
         ) else {
             return;
         };
@@ -680,12 +872,19 @@ impl Baseline {
     /// centres; `None` without seasons or before the slots have enough passes.
     fn reference(&self, t_ms: i64) -> Option<(f64, f64)> {
         if self.weekly_active {
-            return reference_in(&self.weekly, WEEK_MS, self.cfg.slot_ms, t_ms);
+            return reference_in(
+                &self.weekly,
+                WEEK_MS,
+                self.cfg.slot_ms,
+                self.cfg.seasons_required,
+                t_ms,
+            );
         }
         reference_in(
             &self.slots,
             self.cfg.season.length_ms()?,
             self.cfg.slot_ms,
+            self.cfg.seasons_required,
             t_ms,
         )
     }
@@ -707,7 +906,7 @@ impl Baseline {
         });
         pass.seen += 1;
         if pass.seen.is_multiple_of(pass.stride) {
-            pass.values.push(value);
+            pass.values.push(value as f32);
             if pass.values.len() >= MAX_VALUES_PER_PASS {
                 let mut i = 0;
                 pass.values.retain(|_| {
@@ -725,30 +924,19 @@ impl Baseline {
         let mut diffs: Vec<f64> = pass
             .values
             .windows(2)
-            .map(|w| (w[1] - w[0]).abs() / std::f64::consts::SQRT_2)
+            .map(|w| f64::from((w[1] - w[0]).abs()) / std::f64::consts::SQRT_2)
             .collect();
         let spread = median(&mut diffs).unwrap_or(0.0);
-        let Some(m) = median(&mut pass.values) else {
+        let mut values: Vec<f64> = pass.values.drain(..).map(f64::from).collect();
+        let Some(m) = median(&mut values) else {
             return;
         };
-        let (kept, required) = (
-            self.cfg.seasons_kept as usize,
-            self.cfg.seasons_required as usize,
-        );
         for slots in [&mut self.slots, &mut self.weekly] {
             if slots.is_empty() {
                 continue;
             }
-            let n = slots.len() as i64;
-            let slot = &mut slots[pass.index.rem_euclid(n) as usize];
-            // Kept as f32: 7 significant digits are plenty for a band, and the state halves.
-            slot.medians.push_back(m as f32);
-            slot.mads.push_back(spread as f32);
-            while slot.medians.len() > kept {
-                slot.medians.pop_front();
-                slot.mads.pop_front();
-            }
-            slot.summary = slot.compute_summary(required);
+            let j = pass.index.rem_euclid(slots.len() as i64) as usize;
+            slots.push(j, m, spread);
         }
     }
 }
@@ -756,9 +944,10 @@ impl Baseline {
 /// Seasonal `(reference, spread)` at `t_ms` from `slots` cut from a season of `season_ms`,
 /// interpolated between the two nearest learned slot centres.
 fn reference_in(
-    slots: &[SlotHistory],
+    slots: &SlotSet,
     season_ms: i64,
     slot_ms: i64,
+    required: u32,
     t_ms: i64,
 ) -> Option<(f64, f64)> {
     if slots.is_empty() {
@@ -773,7 +962,7 @@ fn reference_in(
     let find = |start: i64, step: i64| {
         (0..MAX_SLOT_SEARCH).find_map(|k| {
             let j = (start + step * k).rem_euclid(n) as usize;
-            slots[j].summary.map(|s| (k as f64, s))
+            slots.summary(j, required).map(|s| (k as f64, s))
         })
     };
     let left = floor as i64;
@@ -785,7 +974,11 @@ fn reference_in(
             // A step between the two slots (a square wave, the start of a weekend) is not
             // interpolated: the nearer slot holds. A step is a change much larger than the
             // changes on either side and than the slots' spreads.
-            let outer = |j: i64| slots[j.rem_euclid(n) as usize].summary.map(|s| s.0);
+            let outer = |j: i64| {
+                slots
+                    .summary(j.rem_euclid(n) as usize, required)
+                    .map(|s| s.0)
+            };
             let jl = left - kl as i64;
             let jr = left + 1 + kr as i64;
             let change = (b.0 - a.0).abs();
@@ -897,11 +1090,11 @@ impl BaselineDetector {
         // While anomalous, scores enter the tail calibration capped at the threshold: anomalies
         // do not teach the band that they are normal.
         let anomalous = self.anomalous_since.is_some();
-        let Some((score, sustained)) = self.baseline.step(t_ms, value, anomalous) else {
+        let Some(scores) = self.baseline.step(t_ms, value, anomalous) else {
             self.last = Verdict::WarmingUp;
             return self.last;
         };
-        let sustained = sustained.unwrap_or(0.0);
+        let (score, sustained) = (scores.point, scores.sustained.unwrap_or(0.0));
         let cfg = &self.baseline.cfg;
         let h = cfg.hysteresis;
         let beyond = |ratio: f64| {
@@ -910,7 +1103,13 @@ impl BaselineDetector {
                     .direction
                     .exceeds(sustained, ratio * sustained_threshold)
         };
-        let hit = beyond(1.0);
+        // Entry: the point score, if the residual is also a new extreme (the consensus of two
+        // detectors: heavy-tailed series burst beyond a calibrated tail several times a day,
+        // but rarely beyond everything of the last days), or the sustained score, if it too is
+        // beyond its recent range (a slow swing the series makes every few days is not news).
+        let hit = (scores.new_extreme != Some(false) && cfg.direction.exceeds(score, threshold))
+            || (scores.sustained_new_extreme != Some(false)
+                && cfg.direction.exceeds(sustained, sustained_threshold));
         let mask = if h.enter_window >= 64 {
             u64::MAX
         } else {

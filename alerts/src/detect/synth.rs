@@ -121,6 +121,8 @@ pub struct LabelledSeries {
     pub samples: Vec<Sample>,
     /// Labelled anomaly windows `[start, end]` (ms, inclusive).
     pub windows: Vec<(i64, i64)>,
+    /// Whether the noise is heavy-tailed (Student-t, 3 degrees of freedom) rather than Gaussian.
+    pub heavy_tailed: bool,
 }
 
 /// What happens in a group.
@@ -283,6 +285,7 @@ pub fn series(cfg: &SynthConfig) -> Vec<LabelledSeries> {
             kind,
             samples,
             windows: window.into_iter().collect(),
+            heavy_tailed: p.heavy_tailed,
         });
     }
     out
