@@ -5,6 +5,11 @@
 //! remote-write before measuring). Needs `/usr/bin/chromium` and
 //! `npm ci` in `tests/browser` (as the browser test does).
 //!
+//! Each page is measured with the chart answers as JSON (`wire=json` in
+//! the page URL) and in the binary format the dashboard uses, in the same
+//! run; besides the time to all charts drawn it prints when the last API
+//! answer arrived (`net`) and the main thread's long tasks (`longtask`).
+//!
 //! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`;
 //! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring).
 
@@ -288,7 +293,12 @@ fn main() {
     );
     let (ms, bytes) = time(&panel);
     println!(
-        "server: one panel's chart query (50 series, 6 h, 640 px): {ms:.1} ms, {} KiB",
+        "server: one panel's chart query (50 series, 6 h, 640 px), JSON: {ms:.1} ms, {} KiB",
+        bytes / 1024
+    );
+    let (ms, bytes) = time(&format!("{panel}&format=binary"));
+    println!(
+        "server: the same, format=binary: {ms:.1} ms, {} KiB",
         bytes / 1024
     );
     let nodes = format!(
@@ -303,10 +313,15 @@ fn main() {
         std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(600)));
         return;
     }
+    // Each page twice, in turns: with the chart answers as JSON
+    // (`wire=json`, the format before the binary one) and as sent by
+    // default (binary), so that the two compare under the same load.
     let out = Command::new("node")
         .arg(browser.join("bench.mjs"))
         .arg(runs.to_string())
+        .arg(format!("{base}/#/?from=now-1h&to=now&wire=json"))
         .arg(format!("{base}/#/?from=now-1h&to=now"))
+        .arg(format!("{base}/#/d/bench?from=now-6h&to=now&wire=json"))
         .arg(format!("{base}/#/d/bench?from=now-6h&to=now"))
         .current_dir(&browser)
         .output()
@@ -319,15 +334,21 @@ fn main() {
     );
     println!("navigation → all charts drawn, Chromium {runs} runs after one warm-up (ms):");
     println!(
-        "{:<34} {:>8} {:>7} {:>7}  runs",
-        "page", "median", "panels", "series"
+        "{:<44} {:>7} {:>7} {:>8} {:>7} {:>7}  runs",
+        "page", "median", "net", "longtask", "panels", "series"
     );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("bench.mjs prints JSON");
-        let name = if v["url"].as_str().unwrap().contains("/d/bench") {
-            "dashboard 12 × 50 series × 6 h"
+        let url = v["url"].as_str().unwrap();
+        let wire = if url.contains("wire=json") {
+            "JSON"
         } else {
-            "overview (10 nodes, 500 containers)"
+            "binary"
+        };
+        let name = if url.contains("/d/bench") {
+            format!("dashboard 12 × 50 series × 6 h, {wire}")
+        } else {
+            format!("overview (10 nodes, 500 containers), {wire}")
         };
         let runs: Vec<String> = v["runs_ms"]
             .as_array()
@@ -336,8 +357,10 @@ fn main() {
             .map(|x| format!("{:.0}", x.as_f64().unwrap()))
             .collect();
         println!(
-            "{name:<34} {:>8.0} {:>7} {:>7}  {}",
+            "{name:<44} {:>7.0} {:>7.0} {:>8.0} {:>7} {:>7}  {}",
             v["median_ms"].as_f64().unwrap(),
+            v["net_ms"].as_f64().unwrap(),
+            v["main_ms"].as_f64().unwrap(),
             v["panels"],
             v["series"],
             runs.join(" ")

@@ -175,6 +175,7 @@ pub async fn preview(State(s): State<Arc<ServerState>>, b: Bytes) -> Result<Resp
         step: CHART_STEP_MS.max((w.end - w.start) / 11_000 + 1),
         width: w.width,
         legend: None,
+        format: Default::default(),
     };
     let mut series = chart.evaluate(&s).await?;
     // The members the rule watches, as the engine filters them.
