@@ -247,5 +247,9 @@ fn chart_query_binary_format_holds_the_json_answer_as_f32() {
     assert_eq!(floats[(2 * flat + 1) * n + 33], 90.0, "the spike's bucket");
     let (status, _, body) = fetch(&format!("{url}&format=csv"));
     assert_eq!(status, 400);
-    assert!(String::from_utf8_lossy(&body).contains("\"format\""));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("\"format\""),
+        "{v}"
+    );
 }
