@@ -11,6 +11,7 @@
 //! answer arrived (`net`) and the main thread's long tasks (`longtask`).
 //!
 //! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`;
+//! `OSPREY_BENCH_NODES=1` loads one node's 50 containers only;
 //! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring).
 
 use std::path::Path;
@@ -21,7 +22,9 @@ use osprey_collector::ship::remote_write::{
     Label, Sample, TimeSeries, WriteRequest, encode_snappy,
 };
 
-const NODES: usize = 10;
+/// Nodes loaded (`OSPREY_BENCH_NODES` lowers it: the dashboard's panels
+/// are then all on the nodes there are, each still 50 series).
+const NODES_DEFAULT: usize = 10;
 const PER_NODE: usize = 50;
 const STEP_MS: i64 = 10_000;
 const HOURS: i64 = 6;
@@ -135,6 +138,14 @@ fn node_batch(node: usize, t0: i64, k0: i64, k1: i64) -> WriteRequest {
     }
 }
 
+fn nodes() -> usize {
+    std::env::var("OSPREY_BENCH_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| (1..=NODES_DEFAULT).contains(n))
+        .unwrap_or(NODES_DEFAULT)
+}
+
 fn dashboard_json() -> serde_json::Value {
     let queries = [
         (
@@ -161,7 +172,7 @@ fn dashboard_json() -> serde_json::Value {
     let panels: Vec<serde_json::Value> = (0..12)
         .map(|i| {
             let (title, q, unit) = queries[i % 4];
-            let node = format!("node-{}", i % NODES);
+            let node = format!("node-{}", i % nodes());
             serde_json::json!({
                 "id": i + 1, "type": "timeseries", "title": format!("{title} of {node}"),
                 "gridPos": {"x": (i % 2) * 12, "y": (i / 2) * 8, "w": 12, "h": 8},
@@ -227,11 +238,11 @@ fn main() {
         .unwrap();
     let loading = Instant::now();
     let mut samples = 0usize;
-    let per_request = 360;
+    let per_request = 120;
     let mut k = 0;
     while k < steps {
         let k1 = (k + per_request).min(steps);
-        for node in 0..NODES {
+        for node in 0..nodes() {
             let req = node_batch(node, t0, k, k1);
             samples += req
                 .timeseries
@@ -253,10 +264,10 @@ fn main() {
         }
         k = k1;
     }
-    let series = NODES * ((PER_NODE + 1) * METRICS.len() + 2);
+    let series = nodes() * ((PER_NODE + 1) * METRICS.len() + 2);
     println!(
         "loaded {samples} samples in {series} series ({} containers, {HOURS} h at {} s) in {:.1} s",
-        NODES * PER_NODE,
+        nodes() * PER_NODE,
         STEP_MS / 1000,
         loading.elapsed().as_secs_f64()
     );
@@ -348,7 +359,7 @@ fn main() {
         let name = if url.contains("/d/bench") {
             format!("dashboard 12 × 50 series × 6 h, {wire}")
         } else {
-            format!("overview (10 nodes, 500 containers), {wire}")
+            format!("overview ({} nodes, {} containers), {wire}", nodes(), nodes() * PER_NODE)
         };
         let runs: Vec<String> = v["runs_ms"]
             .as_array()
