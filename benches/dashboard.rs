@@ -359,7 +359,11 @@ fn main() {
         let name = if url.contains("/d/bench") {
             format!("dashboard 12 × 50 series × 6 h, {wire}")
         } else {
-            format!("overview ({} nodes, {} containers), {wire}", nodes(), nodes() * PER_NODE)
+            format!(
+                "overview ({} nodes, {} containers), {wire}",
+                nodes(),
+                nodes() * PER_NODE
+            )
         };
         let runs: Vec<String> = v["runs_ms"]
             .as_array()

@@ -248,8 +248,5 @@ fn chart_query_binary_format_holds_the_json_answer_as_f32() {
     let (status, _, body) = fetch(&format!("{url}&format=csv"));
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(
-        v["error"].as_str().unwrap().contains("\"format\""),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap().contains("\"format\""), "{v}");
 }
