@@ -138,7 +138,7 @@ fn node_batch(node: usize, t0: i64, k0: i64, k1: i64) -> WriteRequest {
     }
 }
 
-fn nodes() -> usize {
+fn node_count() -> usize {
     std::env::var("OSPREY_BENCH_NODES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -172,7 +172,7 @@ fn dashboard_json() -> serde_json::Value {
     let panels: Vec<serde_json::Value> = (0..12)
         .map(|i| {
             let (title, q, unit) = queries[i % 4];
-            let node = format!("node-{}", i % nodes());
+            let node = format!("node-{}", i % node_count());
             serde_json::json!({
                 "id": i + 1, "type": "timeseries", "title": format!("{title} of {node}"),
                 "gridPos": {"x": (i % 2) * 12, "y": (i / 2) * 8, "w": 12, "h": 8},
@@ -242,7 +242,7 @@ fn main() {
     let mut k = 0;
     while k < steps {
         let k1 = (k + per_request).min(steps);
-        for node in 0..nodes() {
+        for node in 0..node_count() {
             let req = node_batch(node, t0, k, k1);
             samples += req
                 .timeseries
@@ -264,10 +264,10 @@ fn main() {
         }
         k = k1;
     }
-    let series = nodes() * ((PER_NODE + 1) * METRICS.len() + 2);
+    let series = node_count() * ((PER_NODE + 1) * METRICS.len() + 2);
     println!(
         "loaded {samples} samples in {series} series ({} containers, {HOURS} h at {} s) in {:.1} s",
-        nodes() * PER_NODE,
+        node_count() * PER_NODE,
         STEP_MS / 1000,
         loading.elapsed().as_secs_f64()
     );
@@ -361,8 +361,8 @@ fn main() {
         } else {
             format!(
                 "overview ({} nodes, {} containers), {wire}",
-                nodes(),
-                nodes() * PER_NODE
+                node_count(),
+                node_count() * PER_NODE
             )
         };
         let runs: Vec<String> = v["runs_ms"]
