@@ -5,7 +5,13 @@
 //! remote-write before measuring). Needs `/usr/bin/chromium` and
 //! `npm ci` in `tests/browser` (as the browser test does).
 //!
+//! Each page is measured with the chart answers as JSON (`wire=json` in
+//! the page URL) and in the binary format the dashboard uses, in the same
+//! run; besides the time to all charts drawn it prints when the last API
+//! answer arrived (`net`) and the main thread's long tasks (`longtask`).
+//!
 //! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`;
+//! `OSPREY_BENCH_NODES=1` loads one node's 50 containers only;
 //! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring).
 
 use std::path::Path;
@@ -16,7 +22,9 @@ use osprey_collector::ship::remote_write::{
     Label, Sample, TimeSeries, WriteRequest, encode_snappy,
 };
 
-const NODES: usize = 10;
+/// Nodes loaded (`OSPREY_BENCH_NODES` lowers it: the dashboard's panels
+/// are then all on the nodes there are, each still 50 series).
+const NODES_DEFAULT: usize = 10;
 const PER_NODE: usize = 50;
 const STEP_MS: i64 = 10_000;
 const HOURS: i64 = 6;
@@ -130,6 +138,14 @@ fn node_batch(node: usize, t0: i64, k0: i64, k1: i64) -> WriteRequest {
     }
 }
 
+fn node_count() -> usize {
+    std::env::var("OSPREY_BENCH_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| (1..=NODES_DEFAULT).contains(n))
+        .unwrap_or(NODES_DEFAULT)
+}
+
 fn dashboard_json() -> serde_json::Value {
     let queries = [
         (
@@ -156,7 +172,7 @@ fn dashboard_json() -> serde_json::Value {
     let panels: Vec<serde_json::Value> = (0..12)
         .map(|i| {
             let (title, q, unit) = queries[i % 4];
-            let node = format!("node-{}", i % NODES);
+            let node = format!("node-{}", i % node_count());
             serde_json::json!({
                 "id": i + 1, "type": "timeseries", "title": format!("{title} of {node}"),
                 "gridPos": {"x": (i % 2) * 12, "y": (i / 2) * 8, "w": 12, "h": 8},
@@ -222,11 +238,11 @@ fn main() {
         .unwrap();
     let loading = Instant::now();
     let mut samples = 0usize;
-    let per_request = 360;
+    let per_request = 120;
     let mut k = 0;
     while k < steps {
         let k1 = (k + per_request).min(steps);
-        for node in 0..NODES {
+        for node in 0..node_count() {
             let req = node_batch(node, t0, k, k1);
             samples += req
                 .timeseries
@@ -248,10 +264,10 @@ fn main() {
         }
         k = k1;
     }
-    let series = NODES * ((PER_NODE + 1) * METRICS.len() + 2);
+    let series = node_count() * ((PER_NODE + 1) * METRICS.len() + 2);
     println!(
         "loaded {samples} samples in {series} series ({} containers, {HOURS} h at {} s) in {:.1} s",
-        NODES * PER_NODE,
+        node_count() * PER_NODE,
         STEP_MS / 1000,
         loading.elapsed().as_secs_f64()
     );
@@ -288,7 +304,12 @@ fn main() {
     );
     let (ms, bytes) = time(&panel);
     println!(
-        "server: one panel's chart query (50 series, 6 h, 640 px): {ms:.1} ms, {} KiB",
+        "server: one panel's chart query (50 series, 6 h, 640 px), JSON: {ms:.1} ms, {} KiB",
+        bytes / 1024
+    );
+    let (ms, bytes) = time(&format!("{panel}&format=binary"));
+    println!(
+        "server: the same, format=binary: {ms:.1} ms, {} KiB",
         bytes / 1024
     );
     let nodes = format!(
@@ -303,10 +324,15 @@ fn main() {
         std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(600)));
         return;
     }
+    // Each page twice, in turns: with the chart answers as JSON
+    // (`wire=json`, the format before the binary one) and as sent by
+    // default (binary), so that the two compare under the same load.
     let out = Command::new("node")
         .arg(browser.join("bench.mjs"))
         .arg(runs.to_string())
+        .arg(format!("{base}/#/?from=now-1h&to=now&wire=json"))
         .arg(format!("{base}/#/?from=now-1h&to=now"))
+        .arg(format!("{base}/#/d/bench?from=now-6h&to=now&wire=json"))
         .arg(format!("{base}/#/d/bench?from=now-6h&to=now"))
         .current_dir(&browser)
         .output()
@@ -319,15 +345,25 @@ fn main() {
     );
     println!("navigation → all charts drawn, Chromium {runs} runs after one warm-up (ms):");
     println!(
-        "{:<34} {:>8} {:>7} {:>7}  runs",
-        "page", "median", "panels", "series"
+        "{:<44} {:>7} {:>7} {:>8} {:>7} {:>7}  runs",
+        "page", "median", "net", "longtask", "panels", "series"
     );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("bench.mjs prints JSON");
-        let name = if v["url"].as_str().unwrap().contains("/d/bench") {
-            "dashboard 12 × 50 series × 6 h"
+        let url = v["url"].as_str().unwrap();
+        let wire = if url.contains("wire=json") {
+            "JSON"
         } else {
-            "overview (10 nodes, 500 containers)"
+            "binary"
+        };
+        let name = if url.contains("/d/bench") {
+            format!("dashboard 12 × 50 series × 6 h, {wire}")
+        } else {
+            format!(
+                "overview ({} nodes, {} containers), {wire}",
+                node_count(),
+                node_count() * PER_NODE
+            )
         };
         let runs: Vec<String> = v["runs_ms"]
             .as_array()
@@ -336,8 +372,10 @@ fn main() {
             .map(|x| format!("{:.0}", x.as_f64().unwrap()))
             .collect();
         println!(
-            "{name:<34} {:>8.0} {:>7} {:>7}  {}",
+            "{name:<44} {:>7.0} {:>7.0} {:>8.0} {:>7} {:>7}  {}",
             v["median_ms"].as_f64().unwrap(),
+            v["net_ms"].as_f64().unwrap(),
+            v["main_ms"].as_f64().unwrap(),
             v["panels"],
             v["series"],
             runs.join(" ")

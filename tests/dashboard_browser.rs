@@ -73,7 +73,10 @@ fn dashboard_end_to_end_in_chromium() {
         .args(["--agent-listen", &format!("127.0.0.1:{agent_port}")])
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--interval", "1s", "--node-name", "e2e-node"]);
+        .args(["--interval", "1s", "--node-name", "e2e-node"])
+        // Loopback: the machine may have no other address (the detection
+        // of the default route's address is unit-tested in the collector).
+        .args(["--node-address", "127.0.0.42"]);
     let _up = ChildGuard::spawn(cmd, "up", &dir);
     let base = format!("http://127.0.0.1:{port}");
     wait_for(Duration::from_secs(60), "osprey up to be ready", || {
@@ -98,7 +101,13 @@ fn dashboard_end_to_end_in_chromium() {
     run_node(
         &browser,
         "e2e.mjs",
-        &[base.as_str(), dir.to_str().unwrap(), "e2e-node", &cg.path],
+        &[
+            base.as_str(),
+            dir.to_str().unwrap(),
+            "e2e-node",
+            &cg.path,
+            "127.0.0.42",
+        ],
         &dir,
     );
     for shot in [
@@ -158,6 +167,66 @@ fn login_and_roles_in_chromium() {
         &dir,
     );
     for shot in ["login", "viewer"] {
+        assert!(
+            dir.join(format!("{shot}.png")).exists(),
+            "screenshot {shot}"
+        );
+    }
+}
+
+/// POSTs Loki push JSON; the server answers 204 once the lines are
+/// searchable.
+fn loki_push(base: &str, body: serde_json::Value) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}/loki/api/v1/push"))
+        .json(&body)
+        .send()
+        .expect("server answers");
+    assert_eq!(resp.status().as_u16(), 204, "{}", resp.text().unwrap());
+}
+
+#[test]
+fn log_lines_and_drag_to_place_panels_in_chromium() {
+    let browser = browser_tools();
+    let dir = artifact_dir("dashboard-browser-logs-layout");
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    let ns = |ms_ago: i64| ((now_ms() - ms_ago) as i128 * 1_000_000).to_string();
+    let shop = serde_json::json!({"namespace": "shop", "pod": "cart-7d9", "container": "app",
+        "node": "n1", "stream": "stdout"});
+    loki_push(
+        &server.base,
+        serde_json::json!({"streams": [
+            {"stream": shop, "values": [
+                [ns(120_000), "GET /cart 200 12ms"],
+                [ns(60_000), "level=error msg=\"payment gateway timeout\" order=1234"]]},
+            {"stream": {"namespace": "auth", "pod": "login-1", "container": "app", "node": "n1"},
+             "values": [[ns(90_000), "user alice logged in"]]}]}),
+    );
+    let text = |id: u32, title: &str, x: u32| {
+        serde_json::json!({"id": id, "type": "text", "title": title,
+            "gridPos": {"x": x, "y": 10, "w": 12, "h": 4},
+            "options": {"content": format!("**{title}**"), "mode": "markdown"}})
+    };
+    let dashboard = serde_json::json!({
+        "uid": "logs-layout", "title": "Logs and layout", "time": {"from": "now-1h", "to": "now"},
+        "panels": [
+            {"id": 1, "type": "logs", "title": "Recent shop logs",
+             "gridPos": {"x": 0, "y": 0, "w": 24, "h": 10}, "options": {"query": "namespace:shop"}},
+            text(2, "Left", 0),
+            text(3, "Right", 12)]});
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/dashboards", server.base))
+        .json(&dashboard)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().unwrap());
+    run_node(
+        &browser,
+        "logs_layout.mjs",
+        &[&server.base, dir.to_str().unwrap(), "logs-layout"],
+        &dir,
+    );
+    for shot in ["logs-explorer", "logs-tail", "drag", "drag-reloaded"] {
         assert!(
             dir.join(format!("{shot}.png")).exists(),
             "screenshot {shot}"

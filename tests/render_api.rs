@@ -192,3 +192,61 @@ fn chart_query_returns_one_bucket_per_pixel_with_min_and_max() {
     let last = rising["stats"]["last"].as_f64().unwrap();
     assert!((last - 100.0).abs() < 1e-9, "{last}");
 }
+
+#[test]
+fn chart_query_binary_format_holds_the_json_answer_as_f32() {
+    let dir = artifact_dir("chart-query-binary");
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    let t0 = load(&server);
+    let url = format!(
+        "{}/api/v1/dashboard/query_range?query=load&start={}&end={}&width=60&legend=%7B%7Bpod%7D%7D",
+        server.base,
+        t0 / 1000,
+        (t0 + 3_600_000) / 1000
+    );
+    let json = get_json(&url);
+    let d = &json["data"];
+    let (status, ct, bytes) = fetch(&format!("{url}&format=binary"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(ct, "application/octet-stream");
+    assert_eq!(&bytes[..4], b"OSC1");
+    let h = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let head: serde_json::Value = serde_json::from_slice(&bytes[8..8 + h]).unwrap();
+    for k in ["start", "end", "step_ms", "bucket_ms"] {
+        assert_eq!(head[k], d[k], "{k}");
+    }
+    let n = head["buckets"].as_u64().unwrap() as usize;
+    assert_eq!(n, d["t"].as_array().unwrap().len());
+    let body = (8 + h).next_multiple_of(4);
+    let series = head["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2);
+    assert_eq!(bytes.len(), body + series.len() * n * 8);
+    let floats: Vec<f32> = bytes[body..]
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    for (k, s) in series.iter().enumerate() {
+        let js = &d["series"][k];
+        assert_eq!(s["name"], js["name"]);
+        assert_eq!(s["metric"], js["metric"]);
+        assert_eq!(s["stats"], js["stats"]);
+        for (col, name) in ["min", "max"].iter().enumerate() {
+            let got = &floats[(2 * k + col) * n..(2 * k + col + 1) * n];
+            for (i, v) in got.iter().enumerate() {
+                match js[name][i].as_f64() {
+                    Some(want) => assert!(
+                        ((*v as f64) - want).abs() <= want.abs() * 1e-6,
+                        "{name}[{i}]: {v} vs {want}"
+                    ),
+                    None => assert!(v.is_nan(), "{name}[{i}] is a gap: {v}"),
+                }
+            }
+        }
+    }
+    let flat = series.iter().position(|s| s["name"] == "flat").unwrap();
+    assert_eq!(floats[(2 * flat + 1) * n + 33], 90.0, "the spike's bucket");
+    let (status, _, body) = fetch(&format!("{url}&format=csv"));
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("\"format\""), "{v}");
+}

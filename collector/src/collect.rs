@@ -144,6 +144,9 @@ impl Collector {
         if let Some(name) = &config.node_name {
             machine.hostname = name.clone();
         }
+        if let Some(address) = &config.node_address {
+            machine.address = address.clone();
+        }
         let mounts = read_mounts(&config);
         let now = Instant::now();
         Ok(Self {
@@ -438,6 +441,9 @@ impl Collector {
             let mut m = MachineInfo::read(&self.config.rootfs, &self.config.proc_root);
             if let Some(name) = &self.config.node_name {
                 m.hostname = name.clone();
+            }
+            if let Some(address) = &self.config.node_address {
+                m.address = address.clone();
             }
             self.machine = Arc::new(m);
         }

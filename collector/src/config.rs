@@ -22,6 +22,11 @@ pub struct AgentConfig {
     /// Name of this node in shipped series (`node` label); the hostname by
     /// default.
     pub node_name: Option<String>,
+    /// This node's address, shipped as the `address` label of
+    /// `machine_info` and shown by the dashboard (e.g. a DaemonSet passes
+    /// the pod's `status.hostIP`). Unset: the IPv4 address of the
+    /// interface holding the default route.
+    pub node_address: Option<String>,
     /// Directory holding the cgroup hierarchies. Unset: found from
     /// `<proc_root>/self/mountinfo`. Set it to point the agent at another
     /// tree (a fixture in tests, a host mount in a container).
@@ -171,6 +176,7 @@ impl Default for AgentConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             interval: Duration::from_secs(10),
             node_name: None,
+            node_address: None,
             cgroup_root: None,
             proc_root: PathBuf::from("/proc"),
             sys_root: PathBuf::from("/sys"),

@@ -35,6 +35,11 @@ pub struct MachineInfo {
     pub os_version: String,
     /// Boot time, seconds since the epoch.
     pub boot_time_seconds: u64,
+    /// The node's address: the agent's `node_address` when configured,
+    /// else the IPv4 address of the interface holding the default route
+    /// (else the first non-loopback address); empty when none is found.
+    #[serde(default)]
+    pub address: String,
 }
 
 impl MachineInfo {
@@ -71,8 +76,78 @@ impl MachineInfo {
             kernel_version: read(&proc_root.join("sys/kernel/osrelease")),
             os_version: os_release(&read(&rootfs.join("etc/os-release"))),
             boot_time_seconds: boot_time(&read(&proc_root.join("stat"))),
+            address: primary_address(&read(&proc_root.join("net/route")), &interface_addresses()),
         }
     }
+}
+
+/// The interface of the default route in `/proc/net/route` (the first
+/// line whose destination and mask are 0).
+pub fn default_route_interface(route: &str) -> Option<&str> {
+    route.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 8 && f[1] == "00000000" && f[7] == "00000000").then_some(f[0])
+    })
+}
+
+/// The node's address among `(interface, address)` pairs: an IPv4 address
+/// of the default route's interface, else the first non-loopback,
+/// non-link-local IPv4, else such an IPv6; empty when there is none.
+pub fn primary_address(route: &str, addrs: &[(String, std::net::IpAddr)]) -> String {
+    use std::net::IpAddr;
+    let usable = |a: &IpAddr| match a {
+        IpAddr::V4(v) => !v.is_loopback() && !v.is_link_local() && !v.is_unspecified(),
+        IpAddr::V6(v) => {
+            !v.is_loopback() && !v.is_unspecified() && (v.segments()[0] & 0xffc0) != 0xfe80
+        }
+    };
+    let default = default_route_interface(route);
+    addrs
+        .iter()
+        .filter(|(_, a)| usable(a))
+        .min_by_key(|(i, a)| (Some(i.as_str()) != default, !a.is_ipv4()))
+        .map(|(_, a)| a.to_string())
+        .unwrap_or_default()
+}
+
+/// Every interface address of this network namespace (`getifaddrs`).
+pub fn interface_addresses() -> Vec<(String, std::net::IpAddr)> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below; each
+    // entry's name is a C string and its address, when not null, a
+    // sockaddr of the family it names.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || ifa.ifa_flags & libc::IFF_UP as u32 == 0 {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                .to_string_lossy()
+                .into_owned();
+            let addr = match (*ifa.ifa_addr).sa_family as i32 {
+                libc::AF_INET => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)))
+                }
+                libc::AF_INET6 => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr))
+                }
+                _ => continue,
+            };
+            out.push((name, addr));
+        }
+        libc::freeifaddrs(head);
+    }
+    out
 }
 
 /// A `Key:   N kB` value of `/proc/meminfo`, in KiB (0 when absent).
@@ -143,6 +218,27 @@ mod tests {
         assert_eq!(m.boot_id.len(), 36, "boot id is a UUID: {}", m.boot_id);
         assert!(m.boot_time_seconds > 1_500_000_000);
         assert!(!m.kernel_version.is_empty());
+    }
+
+    #[test]
+    fn finds_the_default_route_interface_address() {
+        let route = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+                     docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+                     eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
+        assert_eq!(default_route_interface(route), Some("eth0"));
+        let addrs: Vec<(String, std::net::IpAddr)> = [
+            ("lo", "127.0.0.1"),
+            ("docker0", "172.17.0.1"),
+            ("eth0", "fe80::1"),
+            ("eth0", "192.168.2.7"),
+        ]
+        .iter()
+        .map(|(i, a)| (i.to_string(), a.parse().unwrap()))
+        .collect();
+        assert_eq!(primary_address(route, &addrs), "192.168.2.7");
+        // No default route: the first usable address.
+        assert_eq!(primary_address("", &addrs), "172.17.0.1");
+        assert_eq!(primary_address(route, &addrs[..1]), "", "loopback only");
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct AgentArgs {
     /// This node's name in shipped series [default: the hostname].
     #[arg(long, env = "OSPREY_NODE_NAME")]
     pub node_name: Option<String>,
+    /// This node's address shown by the dashboard [default: the address of the default route's interface].
+    #[arg(long, env = "OSPREY_NODE_ADDRESS", value_name = "ADDRESS")]
+    pub node_address: Option<String>,
     /// Directory holding the cgroup hierarchies [default: found in mountinfo].
     #[arg(long, env = "OSPREY_CGROUP_ROOT", value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
@@ -135,6 +138,9 @@ impl AgentArgs {
         );
         if self.node_name.is_some() {
             c.node_name = self.node_name.clone();
+        }
+        if self.node_address.is_some() {
+            c.node_address = self.node_address.clone();
         }
         if self.cgroup_root.is_some() {
             c.cgroup_root = self.cgroup_root.clone();

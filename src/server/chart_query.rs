@@ -24,6 +24,13 @@
 //! ```
 //! `stats` are over every evaluated point (not the buckets), for legend
 //! tables.
+//!
+//! With `format=binary` the same answer comes as `application/octet-stream`
+//! (see [`encode_binary`]): the labels, names and stats as a small JSON
+//! header, then the minima and maxima as little-endian `f32` arrays that
+//! the browser wraps in a `Float32Array` without parsing. A 50-series
+//! panel is about a third of the JSON's bytes and costs no `JSON.parse`
+//! of its numbers. `format=json` (the default) stays for other clients.
 
 use std::sync::Arc;
 
@@ -57,7 +64,36 @@ pub struct ChartQuery {
     pub width: u32,
     /// Legend template (`{{label}}` placeholders), or none.
     pub legend: Option<String>,
+    /// How the answer is encoded.
+    pub format: WireFormat,
 }
+
+/// The encodings of the chart query's answer (`format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WireFormat {
+    /// JSON (the default): `t`, and `min`/`max` arrays with `null` gaps.
+    #[default]
+    Json,
+    /// A JSON header and `f32` arrays: see [`encode_binary`].
+    Binary,
+}
+
+impl WireFormat {
+    /// Reads the `format` parameter of the chart query (absent: JSON).
+    pub fn from_param(v: Option<&str>) -> Result<Self, ApiError> {
+        match v {
+            None | Some("" | "json") => Ok(Self::Json),
+            Some("binary") => Ok(Self::Binary),
+            Some(other) => Err(bad(
+                "format",
+                format!("{other:?} is not one of \"json\", \"binary\""),
+            )),
+        }
+    }
+}
+
+/// The first four bytes of a binary chart answer.
+pub const BINARY_MAGIC: &[u8; 4] = b"OSC1";
 
 fn bad(name: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid parameter \"{name}\": {why}"))
@@ -137,6 +173,9 @@ impl ChartQuery {
             step,
             width,
             legend: get("legend").filter(|l| !l.is_empty()),
+            // `format` means png/svg to the render routes: the chart
+            // query's handler reads its own.
+            format: WireFormat::Json,
         })
     }
 
@@ -282,8 +321,11 @@ pub fn downsample(q: &ChartQuery, series: &[Series]) -> Downsampled {
             }
             // Charts need about 4 significant digits (a pixel in a few
             // thousand); 7 keep the JSON a third of full precision's size.
-            for v in min.iter_mut().chain(max.iter_mut()).flatten() {
-                *v = round_significant(*v, 7);
+            // (The binary format's f32 has about as many anyway.)
+            if q.format == WireFormat::Json {
+                for v in min.iter_mut().chain(max.iter_mut()).flatten() {
+                    *v = round_significant(*v, 7);
+                }
             }
             Bucketed {
                 metric: crate::promql::value::labels_json(&s.labels),
@@ -309,19 +351,68 @@ pub fn downsample(q: &ChartQuery, series: &[Series]) -> Downsampled {
     }
 }
 
+/// Encodes a downsampled answer for `format=binary`:
+///
+/// | bytes | what |
+/// |---|---|
+/// | 0..4 | `OSC1` |
+/// | 4..8 | `H`, the header's length, u32 little-endian |
+/// | 8..8+H | the header, JSON: `{"start","end","step_ms","bucket_ms","buckets":N,"series":[{"metric","name","stats"}]}` |
+/// | then | zero bytes up to a multiple of 4 |
+/// | then | per series in header order: `N` minima, then `N` maxima, f32 little-endian; NaN = no sample |
+///
+/// Bucket `i` starts at `start + i × bucket_ms` (the JSON's `t`).
+pub fn encode_binary(d: &Downsampled) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        metric: &'a serde_json::Value,
+        name: &'a str,
+        stats: Option<Stats>,
+    }
+    let n = d.t.len();
+    let header = serde_json::json!({
+        "start": d.start, "end": d.end, "step_ms": d.step_ms, "bucket_ms": d.bucket_ms,
+        "buckets": n,
+        "series": d.series.iter().map(|s| Head { metric: &s.metric, name: &s.name, stats: s.stats })
+            .collect::<Vec<_>>(),
+    });
+    let header = serde_json::to_vec(&header).expect("JSON values serialise");
+    let body = (8 + header.len()).next_multiple_of(4);
+    let mut out = Vec::with_capacity(body + d.series.len() * n * 8);
+    out.extend_from_slice(BINARY_MAGIC);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.resize(body, 0);
+    for s in &d.series {
+        for v in s.min.iter().chain(&s.max) {
+            out.extend_from_slice(&v.map_or(f32::NAN, |v| v as f32).to_le_bytes());
+        }
+    }
+    out
+}
+
 /// `GET /api/v1/dashboard/query_range`: see the module documentation.
 pub async fn query_range(
     axum::extract::State(state): axum::extract::State<Arc<ServerState>>,
     scope: crate::server::auth::Scope,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let params = crate::promql::api::Params::from_request(raw.as_deref(), &Default::default(), &[]);
-    let q = ChartQuery::from_params(|k| params.get(k).map(str::to_string), 1000)?;
+    let mut q = ChartQuery::from_params(|k| params.get(k).map(str::to_string), 1000)?;
+    q.format = WireFormat::from_param(params.get("format"))?;
     let series = q.evaluate(&state, &scope).await?;
     let data = downsample(&q, &series);
-    Ok(axum::Json(
-        serde_json::json!({"status": "success", "data": data}),
-    ))
+    Ok(match q.format {
+        WireFormat::Json => {
+            axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
+        }
+        WireFormat::Binary => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            encode_binary(&data),
+        )
+            .into_response(),
+    })
 }
 
 #[cfg(test)]
@@ -337,6 +428,7 @@ mod tests {
             step,
             width,
             legend: None,
+            format: WireFormat::Json,
         }
     }
 
@@ -384,6 +476,42 @@ mod tests {
         assert_eq!(d.series[0].max[0], Some(1.0));
         assert_eq!(d.series[0].max[5], None);
         assert_eq!(d.series[0].name, "value");
+    }
+
+    #[test]
+    fn binary_answer_has_header_then_f32_columns() {
+        let q = query(0, 30_000, 10_000, 4);
+        let s = Series {
+            labels: Labels::from_pairs([("pod", "web")]),
+            samples: vec![Sample { t: 0, v: 1.5 }, Sample { t: 20_000, v: -2.0 }],
+        };
+        let d = downsample(&q, &[s]);
+        let bytes = encode_binary(&d);
+        assert_eq!(&bytes[..4], BINARY_MAGIC);
+        let h = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + h]).unwrap();
+        assert_eq!(header["buckets"], 4);
+        assert_eq!(header["bucket_ms"], 10_000);
+        assert_eq!(header["series"][0]["name"], "{pod=\"web\"}");
+        assert_eq!(header["series"][0]["stats"]["min"], -2.0);
+        let body = (8 + h).next_multiple_of(4);
+        assert_eq!(
+            bytes.len(),
+            body + 2 * 4 * 4,
+            "minima then maxima, 4 buckets"
+        );
+        let f: Vec<f32> = bytes[body..]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!((f[0], f[2], f[4], f[6]), (1.5, -2.0, 1.5, -2.0));
+        assert!(f[1].is_nan() && f[3].is_nan() && f[7].is_nan(), "{f:?}");
+        assert_eq!(
+            WireFormat::from_param(Some("binary")).unwrap(),
+            WireFormat::Binary
+        );
+        let e = WireFormat::from_param(Some("csv")).unwrap_err();
+        assert!(e.message.contains("\"format\""), "{}", e.message);
     }
 
     #[test]

@@ -68,7 +68,7 @@ const OPS: &[Op] = &[
     Op {
         method: "get",
         path: "/api/v1/dashboard/query_range",
-        summary: "A PromQL range query for charts: at most one bucket per pixel (width) per series, each with its min and max; columnar JSON (t, series[].min/max/stats).",
+        summary: "A PromQL range query for charts: at most one bucket per pixel (width) per series, each with its min and max; columnar JSON (t, series[].min/max/stats), or with format=binary a JSON header and little-endian f32 columns (application/octet-stream; the dashboard's format).",
         auth: "read",
     },
     Op {
@@ -439,6 +439,12 @@ pub fn document() -> Value {
             }
         });
     }
+    if let Some(get) = paths
+        .get_mut("/api/v1/dashboard/query_range")
+        .and_then(|p| p.get_mut("get"))
+    {
+        chart_query_details(get);
+    }
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Osprey", "version": env!("CARGO_PKG_VERSION"),
@@ -446,6 +452,59 @@ pub fn document() -> Value {
         "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
         "paths": paths,
     })
+}
+
+/// The chart query's parameters and its two encodings (see
+/// `chart_query::encode_binary` for the binary layout).
+fn chart_query_details(op: &mut Value) {
+    let param = |name: &str, required: bool, schema: Value, description: &str| {
+        json!({"name": name, "in": "query", "required": required, "schema": schema,
+               "description": description})
+    };
+    let string = json!({"type": "string"});
+    op["parameters"] = json!([
+        param("query", true, string.clone(), "PromQL expression."),
+        param(
+            "start",
+            false,
+            string.clone(),
+            "RFC 3339, Unix seconds, `now` or `now-<duration>`; default an hour before `end`."
+        ),
+        param("end", false, string.clone(), "As `start`; default now."),
+        param(
+            "step",
+            false,
+            string.clone(),
+            "Evaluation step (e.g. `10s`); default 10 s, raised to keep at most 11,000 points per series."
+        ),
+        param(
+            "width",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}),
+            "Buckets wanted (the chart's width in pixels)."
+        ),
+        param(
+            "legend",
+            false,
+            string,
+            "Legend template, e.g. `{{pod}}/{{container}}`."
+        ),
+        param(
+            "format",
+            false,
+            json!({"type": "string", "enum": ["json", "binary"], "default": "json"}),
+            "`json`: {status, data: {start, end, step_ms, bucket_ms, t[], series[{metric, name, min[], max[], stats}]}} with null gaps. \
+               `binary`: bytes 0-3 `OSC1`; 4-7 the header length H (u32 little-endian); then H bytes of JSON {start, end, step_ms, bucket_ms, buckets: N, series[{metric, name, stats}]}; \
+               zero padding to a multiple of 4; then per series N minima and N maxima as little-endian f32 (NaN: no sample). Bucket i starts at start + i × bucket_ms."
+        ),
+    ]);
+    op["responses"]["200"] = json!({
+        "description": "the buckets",
+        "content": {
+            "application/json": { "schema": { "type": "object" } },
+            "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }
+        }
+    });
 }
 
 /// The handler.
@@ -456,4 +515,27 @@ pub async fn serve() -> Json<Value> {
 /// Every documented `(method, path)`, for tests.
 pub fn operations() -> Vec<(&'static str, &'static str)> {
     OPS.iter().map(|o| (o.method, o.path)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chart_query_documents_both_formats() {
+        let doc = super::document();
+        let op = &doc["paths"]["/api/v1/dashboard/query_range"]["get"];
+        let format = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "format")
+            .expect("the format parameter is documented");
+        assert_eq!(
+            format["schema"]["enum"],
+            serde_json::json!(["json", "binary"])
+        );
+        assert!(format["description"].as_str().unwrap().contains("OSC1"));
+        let content = &op["responses"]["200"]["content"];
+        assert!(content["application/octet-stream"].is_object());
+        assert!(content["application/json"].is_object());
+    }
 }

@@ -3,14 +3,14 @@
 // container (CPU near one core) → its logs; a new dashboard with a graph,
 // a singlestat (sparkline, thresholds) and a text panel, saved, found
 // again after a reload, exported and imported. Fails on any console error.
-// Usage: node e2e.mjs <base-url> <artifact-dir> <node> <cgroup-id>
+// Usage: node e2e.mjs <base-url> <artifact-dir> <node> <cgroup-id> <node-address>
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, waitReady } from './chromium.mjs';
 
-const [base, artifacts, node, cgroup] = process.argv.slice(2);
+const [base, artifacts, node, cgroup, address] = process.argv.slice(2);
 const { page, errors, close } = await launch();
 const shot = (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
 let step = 'start';
@@ -25,8 +25,17 @@ try {
   await nodeLink.waitFor();
   const containers = Number(await page.locator(`#nodes-table tr[data-key="${node}"] td[data-col="n"]`).getAttribute('data-value'));
   assert.ok(containers >= 1, `the node lists its containers (${containers})`);
+  // The address the agent ships (machine_info{address}), within a poll:
+  // the agent's first collection may not have been shipped yet.
+  const addrCell = page.locator(`#nodes-table tr[data-key="${node}"] td[data-col="address"]`);
+  for (let i = 0; i < 40 && (await addrCell.textContent()) !== address; i++) {
+    await page.waitForTimeout(250);
+    await page.reload();
+    await waitReady(page);
+  }
+  assert.equal(await addrCell.textContent(), address, 'the overview shows the node address');
   await shot('overview');
-  check('overview lists the node');
+  check('overview lists the node with its address');
 
   step = 'node';
   await nodeLink.click();
@@ -43,8 +52,9 @@ try {
   }
   const load = fs.readFileSync('/proc/loadavg', 'utf8').trim();
   assert.ok(cpu > 0.6 && cpu < 1.4, `the busy loop uses about one core, the table says ${cpu} (load average ${load})`);
+  assert.equal(await page.locator('#node-address').textContent(), address, 'the node page shows the address');
   await shot('node');
-  check(`node page shows the loaded container at ${cpu.toFixed(2)} cores`);
+  check(`node page shows the address and the loaded container at ${cpu.toFixed(2)} cores`);
 
   step = 'container';
   await page.locator(`#containers-table tr[data-key="${cgroup}"] a.container-link`).click();

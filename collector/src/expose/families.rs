@@ -163,6 +163,20 @@ fn machine_families(b: &mut Builder, snap: &Snapshot) {
         none(),
         m.swap_bytes as f64,
     );
+    // Facts that are text, as labels of a constant 1 (like
+    // node_exporter's `node_uname_info`): the dashboard's node address.
+    b.add(
+        "machine_info",
+        "Facts about the machine as labels: its address, kernel and OS; the value is 1.",
+        G,
+        &base,
+        vec![
+            ("address", m.address.clone()),
+            ("kernel_version", m.kernel_version.clone()),
+            ("os_version", m.os_version.clone()),
+        ],
+        1.0,
+    );
 }
 
 fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {

@@ -6,6 +6,7 @@
 import uPlot from '/ui/uPlot.esm.js';
 import { fmt } from './units.js';
 import { timeState } from './time.js';
+import { orNull } from './wire.js';
 
 export const PALETTE = ['#7EB26D', '#EAB839', '#6ED0E0', '#EF843C', '#E24D42', '#1F78C1', '#BA43A9', '#705DA0', '#508642', '#CCA300'];
 
@@ -26,9 +27,8 @@ export function toUplot(results) {
     for (const s of r.series) {
       const ys = new Array(first.t.length * 2);
       for (let i = 0; i < first.t.length; i++) {
-        const lo = s.min[i]; const hi = s.max[i];
-        ys[2 * i] = lo ?? null;
-        ys[2 * i + 1] = hi ?? null;
+        ys[2 * i] = orNull(s.min[i]);
+        ys[2 * i + 1] = orNull(s.max[i]);
       }
       data.push(ys);
       series.push(s);
@@ -220,7 +220,7 @@ export function drawChart(el, results, opts = {}) {
 
 /** A small SVG sparkline of a series' bucket maxima. */
 export function sparkline(values, stroke = '#1F78C1') {
-  const pts = values.map((v, i) => [i, v]).filter(([, v]) => v !== null && v !== undefined);
+  const pts = Array.from(values, (v, i) => [i, orNull(v)]).filter(([, v]) => v !== null);
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('class', 'spark');

@@ -11,6 +11,7 @@ import { el } from './table.js';
 import { timeState, readUrl } from './time.js';
 import { editPanel } from './editor.js';
 import { logLinesTable } from './logs.js';
+import { dropPosition, place } from './layout.js';
 
 const enc = encodeURIComponent;
 
@@ -218,9 +219,60 @@ export async function dashboardPage(main, page, who, uid, params) {
     editPanel(panel, (p) => { state.dash.panels.push(p); state.dirty = true; drawPanels(); });
   }
 
+  const gridStyle = (g) => `grid-column:${g.x + 1} / span ${g.w};grid-row:${g.y + 1} / span ${g.h}`;
+  const elements = new Map(); // panel → its element
+
+  /**
+   * Edit mode: dragging a panel by its title bar moves it on the grid; a
+   * dashed outline shows where it lands, and the panels it lands on are
+   * pushed down (layout.js). Elements move without being redrawn.
+   */
+  function draggable(p, elem, handle) {
+    handle.classList.add('drag-handle');
+    handle.title = 'Drag to move the panel';
+    handle.addEventListener('pointerdown', (down) => {
+      if (down.button !== 0 || down.target.closest('button')) return;
+      down.preventDefault();
+      handle.setPointerCapture(down.pointerId);
+      const from = { ...p.gridPos };
+      const width = grid.getBoundingClientRect().width;
+      const ghost = el('div', { class: 'drop-target', id: 'drop-target', style: gridStyle(from) });
+      grid.append(ghost);
+      elem.classList.add('dragging');
+      let to = from;
+      const move = (ev) => {
+        const dx = ev.clientX - down.clientX; const dy = ev.clientY - down.clientY;
+        elem.style.transform = `translate(${dx}px, ${dy}px)`;
+        to = dropPosition(from, dx, dy, width);
+        ghost.setAttribute('style', gridStyle(to));
+      };
+      const up = (ev) => {
+        handle.removeEventListener('pointermove', move);
+        handle.removeEventListener('pointerup', up);
+        handle.removeEventListener('pointercancel', up);
+        if (ev.type === 'pointerup') move(ev);
+        ghost.remove();
+        elem.classList.remove('dragging');
+        elem.style.transform = '';
+        if (ev.type !== 'pointerup' || (to.x === from.x && to.y === from.y)) return;
+        Object.assign(p.gridPos, { x: to.x, y: to.y });
+        for (const q of [p, ...place(state.dash.panels, p)]) {
+          const e = elements.get(q);
+          if (e) e.setAttribute('style', gridStyle(q.gridPos));
+        }
+        state.dirty = true;
+        status.textContent = 'Layout changed: save to keep it.';
+      };
+      handle.addEventListener('pointermove', move);
+      handle.addEventListener('pointerup', up);
+      handle.addEventListener('pointercancel', up);
+    });
+  }
+
   function drawPanels() {
     for (const p of page.visible.values()) if (p.chart) p.chart.destroy();
     for (const e of [...page.visible.keys()]) { page.observer.unobserve(e); page.visible.delete(e); }
+    elements.clear();
     const panels = [...state.dash.panels].sort((a, b) => (a.gridPos.y - b.gridPos.y) || (a.gridPos.x - b.gridPos.x));
     grid.replaceChildren(...panels.map((p) => panelElement(p)));
     if (!panels.length) grid.append(el('p', { class: 'muted', style: 'grid-column: 1 / span 24' }, state.editing ? 'Empty: add a panel.' : 'This dashboard has no panels.'));
@@ -236,9 +288,18 @@ export async function dashboardPage(main, page, who, uid, params) {
         el('button', { title: 'Remove', class: 'remove-panel', onclick: () => { state.dash.panels = state.dash.panels.filter((x) => x !== p); state.dirty = true; drawPanels(); } }, '✕'));
     }
     const title = substitute(p.title || '', state.varsText || {});
-    const elem = el('div', { class: `panel panel-${p.type}`, style: `grid-column:${g.x + 1} / span ${g.w};grid-row:${g.y + 1} / span ${g.h}`, dataset: { panelId: p.id, type: p.type, title } },
+    const elem = el('div', { class: `panel panel-${p.type}`, style: gridStyle(g), dataset: { panelId: p.id, type: p.type, title } },
       p.type === 'row' ? '' : el('div', { class: 'ptitle' }, title, tools), body);
-    if (p.type === 'row') { elem.className = 'panel-row'; elem.replaceChildren(el('h2', {}, title, tools)); elem.dataset.state = 'ready'; return elem; }
+    elements.set(p, elem);
+    if (p.type === 'row') {
+      elem.className = 'panel-row';
+      const h = el('h2', {}, title, tools);
+      elem.replaceChildren(h);
+      elem.dataset.state = 'ready';
+      if (state.editing && admin) draggable(p, elem, h);
+      return elem;
+    }
+    if (state.editing && admin) draggable(p, elem, elem.querySelector('.ptitle'));
     const part = page.lazy(elem, (signal) => renderPanel(p, body, part, signal));
     return elem;
   }

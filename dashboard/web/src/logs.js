@@ -80,7 +80,7 @@ export async function logsPage(main, page, params) {
     if (input.value) p.set('query', input.value); else p.delete('query');
     history.replaceState(null, '', `${path}?${p}`);
   }
-  function stopTail() { if (source) { source.close(); source = null; tail.textContent = 'Live tail'; } }
+  function stopTail() { if (source) { source.close(); source = null; tail.textContent = 'Live tail'; delete tail.dataset.state; } }
   page.onDispose(stopTail);
   async function search() {
     stopTail();
@@ -124,6 +124,9 @@ export async function logsPage(main, page, params) {
     if (!table) { table = logLinesTable([], onField); lines.replaceChildren(table); }
     source = new EventSource(`/api/v1/logs/tail?${qs({ query: input.value.trim() })}`);
     tail.textContent = 'Stop tail';
+    tail.dataset.state = 'connecting';
+    // Lines committed from here on are sent (the server subscribes before it answers).
+    source.onopen = () => { tail.dataset.state = 'open'; info.textContent = 'Live tail: new matching lines appear at the top.'; };
     source.onmessage = (ev) => {
       try {
         const l = JSON.parse(ev.data);
@@ -131,7 +134,7 @@ export async function logsPage(main, page, params) {
         head.after(lineRow(l, onField));
       } catch { /* a malformed event is skipped */ }
     };
-    source.onerror = () => { info.textContent = 'Live tail interrupted; the browser retries.'; };
+    source.onerror = () => { tail.dataset.state = 'retrying'; info.textContent = 'Live tail interrupted; the browser retries.'; };
   };
   page.onTime(search);
   await search();

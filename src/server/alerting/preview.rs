@@ -185,6 +185,7 @@ pub async fn preview(
         step: CHART_STEP_MS.max((w.end - w.start) / 11_000 + 1),
         width: w.width,
         legend: None,
+        format: Default::default(),
     };
     let mut series = chart.evaluate(&s, &scope).await?;
     // The members the rule watches, as the engine filters them.
