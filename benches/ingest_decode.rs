@@ -18,16 +18,22 @@
 //!
 //! ```text
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_rounds*' \
-//!     target/release/deps/ingest_decode-* --nodes 4 --rounds 3
+//!     target/release/deps/ingest_decode-* --nodes 4 --rounds 3 --path inplace
 //! ```
+//!
+//! (`--path prost` for the previous decoding: prost's structs and owned
+//! labels into the same storage.) Without `--path` both run, alternating.
 
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use osprey::server::forward::Forwarders;
 use osprey::server::ingest;
-use osprey::storage::{FsyncPolicy, Storage, StorageOptions};
+use osprey::storage::{
+    FsyncPolicy, Labels, Sample as StorageSample, SeriesSamples, Storage, StorageOptions,
+};
 use osprey_collector::ship::remote_write::{
-    Label, Sample, TimeSeries, WriteRequest, encode_snappy,
+    self, Label, Sample, TimeSeries, WriteRequest, encode_snappy,
 };
 
 const CONTAINERS: usize = 100;
@@ -118,15 +124,47 @@ struct Totals {
     samples: u64,
 }
 
-/// What the write handler does with one body, timed in two parts.
-fn ingest_one(storage: &Storage, headers: &HeaderMap, body: &[u8], totals: &mut Totals) {
+/// How the handler decoded a body before the in-place decoder: prost's
+/// structs (a `String` per label name and value), the spec's checks, owned
+/// `Labels` per series, then [`Storage::append`]. Kept for an A/B in the
+/// same run; the storage behind it is the current one.
+fn ingest_one_prost(storage: &Storage, body: &[u8], totals: &mut Totals) {
     let t0 = thread_cpu();
-    let batch = ingest::decode(headers, body, MAX_DECODED)
-        .and_then(ingest::to_batch)
-        .expect("valid request");
+    let request = remote_write::decode_snappy(body, MAX_DECODED).expect("valid request");
+    let mut batch = Vec::with_capacity(request.timeseries.len());
+    for series in request.timeseries {
+        series.validate().expect("valid series");
+        let labels = Labels::from_pairs(series.labels.into_iter().map(|l| (l.name, l.value)));
+        let samples = series
+            .samples
+            .iter()
+            .map(|s| StorageSample::new(s.timestamp, s.value))
+            .collect();
+        batch.push(SeriesSamples { labels, samples });
+    }
     let t1 = thread_cpu();
     let report = storage.append(&batch).expect("append");
     drop(batch);
+    let t2 = thread_cpu();
+    assert_eq!(report.rejected(), 0);
+    totals.decode += t1 - t0;
+    totals.append += t2 - t1;
+    totals.samples += report.accepted;
+}
+
+/// What the write handler does with one body, timed in two parts.
+fn ingest_one(storage: &Storage, headers: &HeaderMap, body: &[u8], totals: &mut Totals) {
+    let forward = Forwarders::none();
+    let t0 = thread_cpu();
+    ingest::check_request(headers, body).expect("valid request");
+    let protobuf = ingest::decompress(body, MAX_DECODED).expect("snappy");
+    let batch = ingest::parse(&protobuf).expect("valid request");
+    let t1 = thread_cpu();
+    let report = ingest::store(&forward, storage, &batch)
+        .map_err(|(_, e)| e)
+        .expect("append");
+    drop(batch);
+    drop(protobuf);
     let t2 = thread_cpu();
     assert_eq!(report.rejected(), 0);
     totals.decode += t1 - t0;
@@ -146,6 +184,17 @@ fn measured_rounds(storage: &Storage, bodies: &[Vec<Vec<u8>>]) -> Totals {
     totals
 }
 
+#[inline(never)]
+fn measured_rounds_prost(storage: &Storage, bodies: &[Vec<Vec<u8>>]) -> Totals {
+    let mut totals = Totals::default();
+    for round in bodies {
+        for body in round {
+            ingest_one_prost(storage, body, &mut totals);
+        }
+    }
+    totals
+}
+
 fn arg(name: &str, default: usize) -> usize {
     let argv: Vec<String> = std::env::args().collect();
     argv.iter()
@@ -155,28 +204,42 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn main() {
-    let nodes = arg("--nodes", 20);
-    let rounds = arg("--rounds", 10);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let storage = Storage::open(
-        dir.path(),
+fn open(dir: &std::path::Path) -> Storage {
+    Storage::open(
+        dir,
         StorageOptions {
             fsync: FsyncPolicy::EverySecond,
             ..StorageOptions::default()
         },
     )
-    .expect("open");
+    .expect("open")
+}
+
+fn main() {
+    let nodes = arg("--nodes", 20);
+    let rounds = arg("--rounds", 10);
+    // `--path prost` measures only the old decoding (for callgrind runs).
+    let argv: Vec<String> = std::env::args().collect();
+    let only = argv
+        .iter()
+        .position(|a| a == "--path")
+        .and_then(|i| argv.get(i + 1).cloned());
+    let (dir, prost_dir) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let (storage, prost_storage) = (open(dir.path()), open(prost_dir.path()));
     let mut all: Vec<Node> = (0..nodes).map(Node::new).collect();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let t0 = chrono::Utc::now().timestamp_millis() / 10_000 * 10_000 - (rounds as i64 + 2) * 10_000;
     // Warm-up: every series exists before measuring (series creation is
     // a one-off per series, not the steady state).
     let warm: Vec<Vec<u8>> = all.iter_mut().map(|n| n.body(t0, &mut rng)).collect();
-    let mut first = Totals::default();
+    let (mut first, mut first_prost) = (Totals::default(), Totals::default());
     let headers = headers();
     for body in &warm {
         ingest_one(&storage, &headers, body, &mut first);
+        ingest_one_prost(&prost_storage, body, &mut first_prost);
     }
     let bodies: Vec<Vec<Vec<u8>>> = (1..=rounds)
         .map(|r| {
@@ -186,7 +249,22 @@ fn main() {
         })
         .collect();
     let body_bytes: usize = bodies[0].iter().map(Vec::len).sum::<usize>() / nodes;
-    let totals = measured_rounds(&storage, &bodies);
+    let (totals, totals_prost) = match only.as_deref() {
+        Some("prost") => (None, Some(measured_rounds_prost(&prost_storage, &bodies))),
+        Some(_) => (Some(measured_rounds(&storage, &bodies)), None),
+        None => {
+            // Halves of each round alternate between the two paths so that
+            // a busy machine slows both alike.
+            let (mut a, mut b) = (Totals::default(), Totals::default());
+            for round in &bodies {
+                for body in round {
+                    ingest_one(&storage, &headers, body, &mut a);
+                    ingest_one_prost(&prost_storage, body, &mut b);
+                }
+            }
+            (Some(a), Some(b))
+        }
+    };
     println!(
         "ingest: {nodes} nodes × {} series, one sample each, {rounds} rounds; {} KiB body per node",
         CONTAINERS * METRICS,
@@ -194,15 +272,21 @@ fn main() {
     );
     let per = |d: Duration, n: u64| d.as_secs_f64() * 1e9 / n as f64;
     println!(
-        "{:<34} {:>14} {:>14} {:>22}",
-        "stage", "decode ns/smp", "append ns/smp", "CPU s per 1M samples"
+        "{:<48} {:>14} {:>14} {:>22}",
+        "path", "decode ns/smp", "append ns/smp", "CPU s per 1M samples"
     );
-    for (what, t) in [
-        ("first push (creates the series)", &first),
-        ("steady state (series known)", &totals),
-    ] {
+    let rows = [
+        ("in place, first push (creates the series)", Some(&first)),
+        ("in place, steady state (series known)", totals.as_ref()),
+        ("prost + owned labels, first push", Some(&first_prost)),
+        ("prost + owned labels, steady state", totals_prost.as_ref()),
+    ];
+    for (what, t) in rows {
+        let Some(t) = t.filter(|t| t.samples > 0) else {
+            continue;
+        };
         println!(
-            "{:<34} {:>14.0} {:>14.0} {:>22.3}",
+            "{:<48} {:>14.0} {:>14.0} {:>22.3}",
             what,
             per(t.decode, t.samples),
             per(t.append, t.samples),
