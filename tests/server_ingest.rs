@@ -54,6 +54,37 @@ fn bad_payloads_are_refused_whole_and_retries_store_nothing_twice() {
         "names the series and label: {msg}"
     );
     assert_eq!(stored(&server).0, 3.0, "nothing of a bad request is stored");
+    // Label and metric names the storage cannot hold, samples out of order,
+    // behind a series the server already holds: 400 naming the problem.
+    for (bad, names) in [
+        (
+            remote_write_body(&[
+                ("m_a", &[("node", "n1")], &[(t + 20_000, 3.0)]),
+                ("m_c", &[("1node", "n1")], &[(t, 1.0)]),
+            ]),
+            ["series 1", "1node"],
+        ),
+        (
+            remote_write_body(&[
+                ("m_a", &[("node", "n1")], &[(t + 20_000, 3.0)]),
+                ("bad-name", &[("node", "n1")], &[(t, 1.0)]),
+            ]),
+            ["series 1", "bad-name"],
+        ),
+        (
+            remote_write_body(&[
+                ("m_a", &[("node", "n1")], &[(t + 20_000, 3.0)]),
+                ("m_c", &[("node", "n1")], &[(t + 10, 1.0), (t, 1.0)]),
+            ]),
+            ["series 1", "strictly increasing"],
+        ),
+    ] {
+        let (status, body) = post_write(&server.base, bad, None);
+        assert_eq!(status, 400, "{body}");
+        let msg = json_error(&body);
+        assert!(names.iter().all(|n| msg.contains(n)), "{msg}");
+        assert_eq!(stored(&server).0, 3.0, "nothing of a bad request is stored");
+    }
 
     // Not snappy, garbage, empty, wrong content type.
     let client = reqwest::blocking::Client::new();

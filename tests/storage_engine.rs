@@ -147,6 +147,29 @@ fn invalid_batch_stores_nothing_and_says_why() {
         all(&s, &[], i64::MIN, i64::MAX).is_empty(),
         "nothing reached the WAL"
     );
+    // Series the head already holds are not validated again, but a batch
+    // of them with one bad series still stores nothing; and a known series
+    // with samples out of order is refused like a new one.
+    s.append(std::slice::from_ref(&good)).unwrap();
+    let next = SeriesSamples {
+        labels: good.labels.clone(),
+        samples: vec![Sample::new(T0 + 10_000, 2.0)],
+    };
+    let bad = SeriesSamples {
+        labels: Labels::from_pairs([(METRIC_NAME, "m"), ("1a", "1")]),
+        samples: vec![Sample::new(T0, 1.0)],
+    };
+    let unordered = SeriesSamples {
+        labels: good.labels.clone(),
+        samples: vec![Sample::new(T0 + 30_000, 1.0), Sample::new(T0 + 20_000, 1.0)],
+    };
+    for (batch, index) in [(vec![next.clone(), bad], 1), (vec![unordered, next], 0)] {
+        match s.append(&batch).unwrap_err() {
+            StorageError::InvalidBatch { series_index, .. } => assert_eq!(series_index, index),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(s.metrics().samples_appended, 1);
 }
 
 #[test]

@@ -466,7 +466,7 @@ pub struct Evaluator<'a> {
 /// Series of one source metric over the cache window, indexed by the
 /// labels entity scopes pin down.
 struct CachedMetric {
-    series: Vec<Series>,
+    series: Vec<Fetched>,
     index: HashMap<(&'static str, String), Vec<usize>>,
 }
 
@@ -481,6 +481,22 @@ struct Cache {
 
 /// The values of one plan: points on the collection grid, oldest first.
 pub type Points = Vec<Sample>;
+
+/// A series read for a plan. The labels are shared with the cache, so
+/// handing a cached series to one of many entities copies no string.
+struct Fetched {
+    labels: Rc<Labels>,
+    samples: Vec<Sample>,
+}
+
+impl From<Series> for Fetched {
+    fn from(s: Series) -> Self {
+        Fetched {
+            labels: Rc::new(s.labels),
+            samples: s.samples,
+        }
+    }
+}
 
 impl<'a> Evaluator<'a> {
     /// An evaluator over `storage`.
@@ -516,7 +532,7 @@ impl<'a> Evaluator<'a> {
         filter: &[(&'static str, String)],
         from: i64,
         to: i64,
-    ) -> Result<Vec<Series>, StorageError> {
+    ) -> Result<Vec<Fetched>, StorageError> {
         let mut matchers = vec![Matcher::eq("__name__", metric)];
         matchers.extend(filter.iter().map(|(k, v)| Matcher::eq(*k, v.as_str())));
         let cache = match &self.cache {
@@ -525,7 +541,7 @@ impl<'a> Evaluator<'a> {
                 matchers.extend(scope.iter().cloned());
                 let mut out = Vec::new();
                 for s in self.storage.select(&matchers, from, to)? {
-                    out.push(s?);
+                    out.push(s?.into());
                 }
                 return Ok(out);
             }
@@ -535,9 +551,9 @@ impl<'a> Evaluator<'a> {
         let cached = match cached {
             Some(c) => c,
             None => {
-                let mut series = Vec::new();
+                let mut series: Vec<Fetched> = Vec::new();
                 for s in self.storage.select(&matchers, cache.from, cache.to)? {
-                    series.push(s?);
+                    series.push(s?.into());
                 }
                 let mut index: HashMap<(&'static str, String), Vec<usize>> = HashMap::new();
                 for (i, s) in series.iter().enumerate() {
@@ -552,15 +568,24 @@ impl<'a> Evaluator<'a> {
                 c
             }
         };
-        // Candidates from the index of the most selective pinned label.
-        let pinned = INDEXED.iter().find_map(|name| {
-            scope
-                .iter()
-                .find(|m| m.name == *name && m.op == MatchOp::Equal)
-                .map(|m| (*name, m.value.clone()))
-        });
+        // Candidates from the shortest index list of the pinned labels (a
+        // node's `id="/"` list holds every node, its `node` list one).
+        let pinned = INDEXED
+            .iter()
+            .filter_map(|name| {
+                let m = scope
+                    .iter()
+                    .find(|m| m.name == *name && m.op == MatchOp::Equal)?;
+                Some(
+                    cached
+                        .index
+                        .get(&(*name, m.value.clone()))
+                        .map_or(&[][..], Vec::as_slice),
+                )
+            })
+            .min_by_key(|list| list.len());
         let candidates: Box<dyn Iterator<Item = usize>> = match pinned {
-            Some(key) => Box::new(cached.index.get(&key).into_iter().flatten().copied()),
+            Some(list) => Box::new(list.iter().copied()),
             None => Box::new(0..cached.series.len()),
         };
         Ok(candidates
@@ -570,14 +595,14 @@ impl<'a> Evaluator<'a> {
                     .iter()
                     .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
             })
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .filter(|x| x.t >= from && x.t <= to)
-                    .copied()
-                    .collect(),
+            .map(|s| {
+                // Sorted by time: the range is a slice.
+                let lo = s.samples.partition_point(|x| x.t < from);
+                let hi = s.samples.partition_point(|x| x.t <= to);
+                Fetched {
+                    labels: s.labels.clone(),
+                    samples: s.samples[lo..hi.max(lo)].to_vec(),
+                }
             })
             .collect())
     }
@@ -612,7 +637,8 @@ impl<'a> Evaluator<'a> {
                 let from = start_ms.saturating_sub(self.lookback_ms);
                 let inputs = recipe.inputs();
                 // cgroup (node, id) → per input, the sub-series.
-                let mut cgroups: BTreeMap<(String, String), (Labels, PerInput)> = BTreeMap::new();
+                let mut cgroups: BTreeMap<(String, String), (Rc<Labels>, PerInput)> =
+                    BTreeMap::new();
                 for (i, (metric, filter)) in inputs.iter().enumerate() {
                     for s in self.fetch(scope, metric, filter, from, end_ms)? {
                         if s.samples.is_empty() {

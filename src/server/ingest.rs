@@ -3,13 +3,16 @@
 //!
 //! A request is validated whole before anything is stored: one malformed
 //! series makes the whole request a 400 that names it, and nothing of it
-//! is kept. A repeated request (a sender retrying after a timeout) stores
+//! is kept.
+//!
+//! The body is decoded in place ([`super::write_request`]): labels stay
+//! borrowed from the decompressed bytes, and the storage copies and
+//! validates them only for series it does not hold yet, so a request of
+//! known series allocates almost nothing per sample. A repeated request (a sender retrying after a timeout) stores
 //! nothing new: identical samples are counted as duplicates by the storage.
 //! Samples the storage's ordering rules refuse (out of order, too old,
 //! conflicting) are answered with 400 as Prometheus does, after the valid
-//! rest is stored, so a sender does not retry them forever. A tenant token
-//! (`namespaces`) may only write series of its namespaces: one series
-//! outside them makes the request a 403 and nothing of it is stored.
+//! rest is stored, so a sender does not retry them forever.
 
 use std::sync::Arc;
 
@@ -19,25 +22,22 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use osprey_collector::ship::remote_write::{self, WriteRequest};
+use osprey_collector::ship::remote_write::InvalidSeries;
 
 use super::ServerState;
 use super::auth::Scope;
 use super::error::ApiError;
-use super::forward::ForwardError;
-use crate::storage::{Labels, Sample, SeriesSamples};
+use super::forward::{ForwardError, Forwarders};
+use super::write_request::{self, WriteBatch};
+use crate::storage::{AppendReport, Storage, StorageError};
 
 /// The ingest routes.
 pub fn routes() -> Router<Arc<ServerState>> {
     Router::new().route("/api/v1/write", post(write))
 }
 
-/// Checks the headers and decodes the body.
-pub fn decode(
-    headers: &HeaderMap,
-    body: &[u8],
-    max_decoded: usize,
-) -> Result<WriteRequest, ApiError> {
+/// Checks the headers and that there is a body.
+pub fn check_request(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     if let Some(enc) = headers
         .get(header::CONTENT_ENCODING)
         .filter(|enc| enc.as_bytes() != b"snappy")
@@ -64,39 +64,68 @@ pub fn decode(
             "empty body: expected a snappy-compressed WriteRequest",
         ));
     }
-    remote_write::decode_snappy(body, max_decoded)
+    Ok(())
+}
+
+/// Decompresses a body (refusing one that would decompress past `max_decoded` bytes).
+pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, ApiError> {
+    write_request::decompress(body, max_decoded)
         .map_err(|e| ApiError::bad_request(format!("cannot decode the body: {e}")))
 }
 
-/// Validates every series and converts the request for the storage.
-pub fn to_batch(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
-    let mut batch = Vec::with_capacity(request.timeseries.len());
-    for (i, series) in request.timeseries.into_iter().enumerate() {
-        if let Err(e) = series.validate() {
-            let name = series.metric_name().unwrap_or("<no name>").to_string();
+/// Decodes a decompressed body in place and checks the spec's sample rule (timestamps
+/// strictly increasing per series). Labels are checked by the storage when it meets a
+/// series it does not hold yet ([`store`]).
+pub fn parse(protobuf: &[u8]) -> Result<WriteBatch<'_>, ApiError> {
+    let batch = write_request::decode(protobuf)
+        .map_err(|e| ApiError::bad_request(format!("cannot decode the body: {e}")))?;
+    for (i, series) in batch.series().enumerate() {
+        if let Some(w) = series.samples.windows(2).find(|w| w[0].t >= w[1].t) {
+            let name = series.labels.metric_name().unwrap_or("<no name>");
+            let e = InvalidSeries::UnorderedSamples(w[1].t);
             return Err(ApiError::bad_request(format!(
                 "series {i} ({name}): {e}; nothing of this request was stored"
             )));
         }
-        if series.samples.is_empty() {
-            continue;
-        }
-        let labels = Labels::from_pairs(series.labels.into_iter().map(|l| (l.name, l.value)));
-        let samples = series
-            .samples
-            .iter()
-            .map(|s| Sample::new(s.timestamp, s.value))
-            .collect();
-        batch.push(SeriesSamples { labels, samples });
     }
     Ok(batch)
 }
 
+/// Stores a decoded request and queues it for the forwarding targets (blocking). An
+/// invalid series fails the whole request with a 400 naming it, and nothing is stored.
+pub fn store(
+    forward: &Forwarders,
+    storage: &Storage,
+    batch: &WriteBatch<'_>,
+) -> Result<AppendReport, (&'static str, ApiError)> {
+    match forward.store_and_forward_refs(storage, &batch.to_refs()) {
+        Ok(report) => Ok(report),
+        Err(ForwardError::Store(StorageError::InvalidBatch {
+            series_index,
+            reason,
+        })) => Err((
+            "bad_request",
+            ApiError::bad_request(format!(
+                "series {series_index}: {reason}; nothing of this request was stored"
+            )),
+        )),
+        Err(e @ ForwardError::Queue { .. }) => Err((
+            "error",
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "unavailable",
+                message: format!("{e}; the samples are stored, retry the request"),
+            },
+        )),
+        Err(e) => Err(("error", ApiError::internal(e.to_string()))),
+    }
+}
+
 /// Refuses (403) a batch with a series `scope` may not write: a tenant
 /// pushes only series whose `namespace` label is one of its own.
-pub fn check_scope(scope: &Scope, batch: &[SeriesSamples]) -> Result<(), ApiError> {
+pub fn check_scope(scope: &Scope, batch: &WriteBatch<'_>) -> Result<(), ApiError> {
     match batch
-        .iter()
+        .series()
         .find(|s| !scope.allows_label(s.labels.get(super::auth::NAMESPACE_LABEL)))
     {
         None => Ok(()),
@@ -107,6 +136,21 @@ pub fn check_scope(scope: &Scope, batch: &[SeriesSamples]) -> Result<(), ApiErro
     }
 }
 
+/// Everything the handler does with an accepted body, off the async threads.
+fn ingest(
+    state: &ServerState,
+    scope: &Scope,
+    body: &[u8],
+) -> Result<AppendReport, (&'static str, ApiError)> {
+    let bad = |e| ("bad_request", e);
+    let protobuf = decompress(body, state.config.max_decoded_bytes).map_err(bad)?;
+    let batch = parse(&protobuf).map_err(bad)?;
+    check_scope(scope, &batch).map_err(|e| ("forbidden", e))?;
+    // Stored, then queued for every forwarding target that selects it, and
+    // only then acknowledged (see `forward`).
+    store(&state.forward, &state.storage, &batch)
+}
+
 async fn write(
     State(state): State<Arc<ServerState>>,
     scope: Scope,
@@ -114,39 +158,17 @@ async fn write(
     body: Bytes,
 ) -> Response {
     let outcome = |o: &str| state.metrics.write_requests.with_label_values(&[o]).inc();
-    let batch = match decode(&headers, &body, state.config.max_decoded_bytes).and_then(to_batch) {
-        Ok(b) => b,
-        Err(e) => {
-            outcome("bad_request");
-            return e.into_response();
-        }
-    };
-    if let Err(e) = check_scope(&scope, &batch) {
-        outcome("forbidden");
+    if let Err(e) = check_request(&headers, &body) {
+        outcome("bad_request");
         return e.into_response();
     }
-    // Stored, then queued for every forwarding target that selects it, and
-    // only then acknowledged (see `forward`).
     let task_state = state.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        task_state
-            .forward
-            .store_and_forward(&task_state.storage, &batch)
-    });
+    let stored = tokio::task::spawn_blocking(move || ingest(&task_state, &scope, &body));
     let report = match stored.await {
         Ok(Ok(report)) => report,
-        Ok(Err(e @ ForwardError::Queue { .. })) => {
-            outcome("error");
-            return ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                kind: "unavailable",
-                message: format!("{e}; the samples are stored, retry the request"),
-            }
-            .into_response();
-        }
-        Ok(Err(e)) => {
-            outcome("error");
-            return ApiError::internal(e.to_string()).into_response();
+        Ok(Err((kind, e))) => {
+            outcome(kind);
+            return e.into_response();
         }
         Err(e) => {
             outcome("error");

@@ -3,7 +3,7 @@
 //! APIs. Handlers are thin; they share one [`ServerState`].
 //!
 //! - [`config`]: `[server]` settings; [`auth`]: bearer tokens and roles;
-//! - [`ingest`]: `POST /api/v1/write`; [`health`]: `/livez`, `/readyz`,
+//! - [`ingest`]: `POST /api/v1/write` (decoding in [`write_request`]); [`health`]: `/livez`, `/readyz`,
 //!   `/metrics`; [`error`]: the JSON error body every endpoint uses;
 //! - [`alerting`]: rules, notifications and their API;
 //! - [`forward`]: forwarding series and log streams to external
@@ -26,6 +26,7 @@ pub mod render;
 pub mod session;
 pub mod state;
 pub mod ui;
+pub mod write_request;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -29,7 +29,7 @@ use super::metrics::{Metrics, MetricsSnapshot};
 use super::options::{FsyncPolicy, StorageOptions};
 use super::retention::{self, BlockInfo};
 use super::rollup::{self, Bucket, COLUMNS, RESOLUTIONS};
-use super::sample::{Sample, SeriesSamples};
+use super::sample::{Sample, SeriesSamples, SeriesSamplesRef, with_refs};
 use super::select::{Series, SeriesParts, SeriesSet};
 use super::wal::{ReplayReport, Wal, WalRecord};
 
@@ -361,12 +361,19 @@ impl Storage {
     /// nothing is stored and [`StorageError::InvalidBatch`] names it. Returning `Ok` means
     /// the accepted samples are in the WAL and durable as the fsync policy promises.
     pub fn append(&self, batch: &[SeriesSamples]) -> Result<AppendReport> {
-        validate_batch(batch)?;
+        with_refs(batch, |refs| self.append_refs(refs))
+    }
+
+    /// [`Storage::append`] of borrowed series (the ingest path decodes requests in place).
+    /// Labels are only copied for series the head does not hold yet, and only those are
+    /// validated: a series the head holds passed validation when it was created.
+    pub fn append_refs(&self, batch: &[SeriesSamplesRef<'_>]) -> Result<AppendReport> {
+        check_sample_order(batch)?;
         let inner = &*self.inner;
         let mut wal = lock(&inner.wal);
         let (mut plan, base) = {
             let head = read(&inner.head);
-            (head.plan(batch), head.num_series() as u32)
+            (head.plan(batch)?, head.num_series() as u32)
         };
         if !plan.too_old.is_empty() {
             self.recognise_sealed_retries(batch, &mut plan)?;
@@ -508,7 +515,7 @@ impl Storage {
     /// sender retrying a batch after the head was cut must not be told it was refused.
     fn recognise_sealed_retries(
         &self,
-        batch: &[SeriesSamples],
+        batch: &[SeriesSamplesRef<'_>],
         plan: &mut AppendPlan,
     ) -> Result<()> {
         let tol = self.inner.opts.grid_tolerance_ms;
@@ -517,7 +524,7 @@ impl Storage {
             by_series.entry(pos).or_default().push(s);
         }
         for (pos, samples) in by_series {
-            let labels = &batch[pos].labels;
+            let labels = &batch[pos].labels.to_labels();
             let matchers: Vec<Matcher> = labels.iter().map(|(n, v)| Matcher::eq(n, v)).collect();
             let lo = samples.iter().map(|s| s.t).min().unwrap_or(0) - tol;
             let hi = samples.iter().map(|s| s.t).max().unwrap_or(0) + tol;
@@ -988,21 +995,18 @@ impl Storage {
     }
 }
 
-/// Checks a whole batch before anything is stored.
-fn validate_batch(batch: &[SeriesSamples]) -> Result<()> {
+/// Checks that every series' samples are in timestamp order, before anything is stored
+/// (labels are checked by [`Head::plan`], for the series it does not hold yet).
+fn check_sample_order(batch: &[SeriesSamplesRef<'_>]) -> Result<()> {
     for (i, ss) in batch.iter().enumerate() {
-        let bad = |reason: String| StorageError::InvalidBatch {
-            series_index: i,
-            reason,
-        };
-        ss.labels
-            .validate()
-            .map_err(|e| bad(format!("{}: {e}", ss.labels)))?;
         if let Some(w) = ss.samples.windows(2).find(|w| w[1].t < w[0].t) {
-            return Err(bad(format!(
-                "{}: samples not in timestamp order ({} after {})",
-                ss.labels, w[1].t, w[0].t
-            )));
+            return Err(StorageError::InvalidBatch {
+                series_index: i,
+                reason: format!(
+                    "{}: samples not in timestamp order ({} after {})",
+                    ss.labels, w[1].t, w[0].t
+                ),
+            });
         }
     }
     Ok(())

@@ -22,11 +22,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::chunk::{XorAppender, XorIter};
+use super::error::StorageError;
 use super::head_chunks::{ChunkLoc, ChunkSpill};
-use super::index::{InvertedIndex, SeriesRef, labels_hash};
-use super::labels::Labels;
+use super::index::{FxHashMap, InvertedIndex, SeriesRef, pairs_hash};
+use super::labels::{Labels, LabelsRef};
 use super::matcher::Matcher;
-use super::sample::{Sample, SeriesSamples};
+use super::sample::{Sample, SeriesSamplesRef};
 
 /// Per-batch outcome of an append.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -296,29 +297,45 @@ impl Head {
         &self.index
     }
 
-    /// Decides on every sample of a validated batch without modifying the head.
-    pub fn plan(&self, batch: &[SeriesSamples]) -> AppendPlan {
+    /// Decides on every sample of a batch without modifying the head.
+    ///
+    /// The labels of series the head does not hold yet are validated here (a series the
+    /// head holds passed the same checks when it was created, so it is not checked again);
+    /// the first invalid one fails the whole batch with [`StorageError::InvalidBatch`].
+    pub fn plan(&self, batch: &[SeriesSamplesRef<'_>]) -> Result<AppendPlan, StorageError> {
         #[derive(Clone, Copy)]
         struct State {
             last: Option<Sample>,
             last_delta: i64,
         }
         let mut plan = AppendPlan::default();
-        let mut new_refs: HashMap<&Labels, usize> = HashMap::new();
-        let mut states: HashMap<PlannedRef, State> = HashMap::new();
+        let mut new_refs: FxHashMap<LabelsRef<'_>, usize> = FxHashMap::default();
+        let mut states: FxHashMap<PlannedRef, State> = FxHashMap::default();
+        states.reserve(batch.len());
         // Out-of-order samples accepted earlier in this batch, for duplicate detection.
         let mut batch_ooo: HashMap<(PlannedRef, i64), u64> = HashMap::new();
         let tol = self.opts.grid_tolerance_ms;
         for (pos, ss) in batch.iter().enumerate() {
+            let found = self
+                .index
+                .find_pairs(ss.labels, pairs_hash(ss.labels.iter()));
+            if found.is_none() && !new_refs.contains_key(&ss.labels) {
+                ss.labels
+                    .validate()
+                    .map_err(|reason| StorageError::InvalidBatch {
+                        series_index: pos,
+                        reason: format!("{}: {reason}", ss.labels),
+                    })?;
+            }
             if ss.samples.is_empty() {
                 continue;
             }
-            let r = match self.index.find_hashed(&ss.labels, labels_hash(&ss.labels)) {
+            let r = match found {
                 Some(r) => PlannedRef::Existing(r),
                 None => {
                     let n = new_refs.len();
-                    let n = *new_refs.entry(&ss.labels).or_insert_with(|| {
-                        plan.new_series.push(ss.labels.clone());
+                    let n = *new_refs.entry(ss.labels).or_insert_with(|| {
+                        plan.new_series.push(ss.labels.to_labels());
                         n
                     });
                     PlannedRef::New(n)
@@ -338,7 +355,7 @@ impl Head {
                     last_delta: 0,
                 },
             });
-            for s in &ss.samples {
+            for s in ss.samples {
                 let mut s = *s;
                 let d = if s.t < self.min_valid_t {
                     Decision::TooOld
@@ -405,7 +422,7 @@ impl Head {
             }
         }
         plan.report.new_series = plan.new_series.len() as u64;
-        plan
+        Ok(plan)
     }
 
     /// Creates a series (used by `apply` and by WAL replay); returns its ref.
@@ -618,6 +635,7 @@ impl Head {
 mod tests {
     use super::*;
     use crate::storage::labels::METRIC_NAME;
+    use crate::storage::sample::{SeriesSamples, with_refs};
 
     const T0: i64 = 1_700_000_000_000;
 
@@ -641,7 +659,7 @@ mod tests {
     }
 
     fn append(h: &mut Head, b: &[SeriesSamples]) -> AppendReport {
-        let p = h.plan(b);
+        let p = with_refs(b, |refs| h.plan(refs).unwrap());
         h.apply(&p);
         p.report
     }

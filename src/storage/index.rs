@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use super::labels::{Label, Labels};
+use super::labels::{Label, Labels, LabelsRef};
 use super::matcher::{MatchOp, Matcher};
 
 /// Position of a series inside one index (the head or one block).
@@ -54,8 +54,13 @@ pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Hash of a label set, used to find its series without allocating.
 pub fn labels_hash(labels: &Labels) -> u64 {
+    pairs_hash(labels.iter())
+}
+
+/// [`labels_hash`] of `(name, value)` pairs (the same value for the same pairs).
+pub fn pairs_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut h = FxHasher::default();
-    for (n, v) in labels.iter() {
+    for (n, v) in pairs {
         h.write(n.as_bytes());
         h.write_u32(0xff);
         h.write(v.as_bytes());
@@ -200,11 +205,13 @@ impl InvertedIndex {
 
     /// Finds the series with exactly these labels.
     pub fn find(&self, labels: &Labels) -> Option<SeriesRef> {
-        self.find_hashed(labels, labels_hash(labels))
+        let pairs = labels.pairs();
+        let pairs = LabelsRef::new(&pairs);
+        self.find_pairs(pairs, pairs_hash(pairs.iter()))
     }
 
-    /// [`InvertedIndex::find`] with a precomputed [`labels_hash`].
-    pub fn find_hashed(&self, labels: &Labels, h: u64) -> Option<SeriesRef> {
+    /// [`InvertedIndex::find`] of borrowed labels with their precomputed [`pairs_hash`].
+    pub fn find_pairs(&self, labels: LabelsRef<'_>, h: u64) -> Option<SeriesRef> {
         if !self.lookup {
             let matchers: Vec<Matcher> = labels.iter().map(|(n, v)| Matcher::eq(n, v)).collect();
             return self
@@ -223,7 +230,7 @@ impl InvertedIndex {
             .find(|&r| self.same(r, labels))
     }
 
-    fn same(&self, r: SeriesRef, labels: &Labels) -> bool {
+    fn same(&self, r: SeriesRef, labels: LabelsRef<'_>) -> bool {
         let pairs = self.label_ids(r);
         pairs.len() == labels.len()
             && pairs.iter().zip(labels.iter()).all(|(&(n, v), (ln, lv))| {

@@ -94,42 +94,126 @@ impl Labels {
     /// Checks the rules of the remote-write spec: `__name__` present, names valid and
     /// strictly increasing (sorted, unique), values non-empty.
     pub fn validate(&self) -> Result<(), String> {
-        if self.metric_name().is_none() {
-            return Err(format!("missing {METRIC_NAME} label"));
-        }
-        for (i, l) in self.0.iter().enumerate() {
-            if !valid_label_name(&l.name) {
-                return Err(format!("invalid label name {:?}", l.name));
-            }
-            if l.value.is_empty() {
-                return Err(format!("empty value for label {:?}", l.name));
-            }
-            if i > 0 && self.0[i - 1].name >= l.name {
-                return Err(format!("labels not sorted or duplicated at {:?}", l.name));
-            }
-        }
-        if let Some(name) = self.metric_name()
-            && !valid_metric_name(name)
-        {
-            return Err(format!("invalid metric name {name:?}"));
-        }
-        Ok(())
+        validate_pairs(self.metric_name(), self.iter())
     }
+
+    /// The labels as a borrowed view (allocates the pairs).
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.iter().collect()
+    }
+}
+
+/// A borrowed label set: `(name, value)` pairs pointing into a decoded request, sorted by
+/// name once validated. The ingest path looks series up and appends through it, so a known
+/// series costs no `String`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LabelsRef<'a>(&'a [(&'a str, &'a str)]);
+
+impl<'a> LabelsRef<'a> {
+    /// A view of `pairs` (expected sorted by name; see [`LabelsRef::validate`]).
+    pub fn new(pairs: &'a [(&'a str, &'a str)]) -> Self {
+        LabelsRef(pairs)
+    }
+
+    /// Iterates over `(name, value)` pairs in the given order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a str)> + 'a {
+        self.0.iter().copied()
+    }
+
+    /// The value of the label `name`, if present (binary search, as [`Labels::get`]).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    /// The metric name (`__name__`), if present.
+    pub fn metric_name(&self) -> Option<&'a str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// Number of label pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The same rules as [`Labels::validate`].
+    pub fn validate(&self) -> Result<(), String> {
+        validate_pairs(self.metric_name(), self.iter())
+    }
+
+    /// An owned copy (the pairs as given; validate first).
+    pub fn to_labels(&self) -> Labels {
+        Labels::from_sorted(
+            self.iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Display for LabelsRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        display(f, self.metric_name(), self.iter())
+    }
+}
+
+/// The rules of [`Labels::validate`] over pairs in their given order.
+fn validate_pairs<'a>(
+    metric_name: Option<&str>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    let Some(metric_name) = metric_name else {
+        return Err(format!("missing {METRIC_NAME} label"));
+    };
+    let mut previous: Option<&str> = None;
+    for (name, value) in pairs {
+        if !valid_label_name(name) {
+            return Err(format!("invalid label name {name:?}"));
+        }
+        if value.is_empty() {
+            return Err(format!("empty value for label {name:?}"));
+        }
+        if previous.is_some_and(|p| p >= name) {
+            return Err(format!("labels not sorted or duplicated at {name:?}"));
+        }
+        previous = Some(name);
+    }
+    if !valid_metric_name(metric_name) {
+        return Err(format!("invalid metric name {metric_name:?}"));
+    }
+    Ok(())
+}
+
+fn display<'a>(
+    f: &mut fmt::Formatter<'_>,
+    metric_name: Option<&str>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> fmt::Result {
+    write!(f, "{}{{", metric_name.unwrap_or(""))?;
+    let mut first = true;
+    for (name, value) in pairs.filter(|(n, _)| *n != METRIC_NAME) {
+        if !first {
+            write!(f, ", ")?;
+        }
+        first = false;
+        write!(f, "{name}={value:?}")?;
+    }
+    write!(f, "}}")
 }
 
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.metric_name().unwrap_or("");
-        write!(f, "{name}{{")?;
-        let mut first = true;
-        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
-            if !first {
-                write!(f, ", ")?;
-            }
-            first = false;
-            write!(f, "{}={:?}", l.name, l.value)?;
-        }
-        write!(f, "}}")
+        display(f, self.metric_name(), self.iter())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::labels::Labels;
+use super::labels::{Labels, LabelsRef};
 
 /// One data point: a millisecond Unix timestamp and a 64-bit float value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -32,4 +32,30 @@ pub struct SeriesSamples {
     pub labels: Labels,
     /// Samples to append, oldest first.
     pub samples: Vec<Sample>,
+}
+
+/// [`SeriesSamples`] borrowed: what [`super::Storage::append_refs`] takes, so a request
+/// decoded in place is appended without copying its labels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeriesSamplesRef<'a> {
+    /// Identity of the series.
+    pub labels: LabelsRef<'a>,
+    /// Samples to append, oldest first.
+    pub samples: &'a [Sample],
+}
+
+/// Calls `f` with borrowed views of an owned batch (for APIs taking [`SeriesSamplesRef`]).
+pub fn with_refs<R>(batch: &[SeriesSamples], f: impl FnOnce(&[SeriesSamplesRef<'_>]) -> R) -> R {
+    let pairs: Vec<(&str, &str)> = batch.iter().flat_map(|s| s.labels.iter()).collect();
+    let mut refs = Vec::with_capacity(batch.len());
+    let mut start = 0;
+    for s in batch {
+        let end = start + s.labels.len();
+        refs.push(SeriesSamplesRef {
+            labels: LabelsRef::new(&pairs[start..end]),
+            samples: &s.samples,
+        });
+        start = end;
+    }
+    f(&refs)
 }

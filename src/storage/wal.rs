@@ -263,6 +263,9 @@ pub struct Wal {
     dirty: bool,
     /// Appends so far: the position [`Wal::write`] returns and [`Wal::sync_handle`] reports.
     appended: u64,
+    /// The frames of one append, kept between appends so that their encoding does not
+    /// allocate.
+    buf: Vec<u8>,
 }
 
 impl Wal {
@@ -376,6 +379,7 @@ impl Wal {
             fsync,
             dirty: false,
             appended: 0,
+            buf: Vec::new(),
         })
     }
 
@@ -419,16 +423,22 @@ impl Wal {
     /// Appends records as one write without syncing (see [`Wal::sync_handle`]) and returns
     /// the append's position. On a failed write the partial frame is cut off again.
     pub fn write(&mut self, records: &[WalRecord]) -> Result<u64> {
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         for r in records {
             frame(r, &mut buf);
         }
-        let path = segment_path(&self.dir, self.seq);
-        if let Err(e) = self.file.write_all(&buf) {
-            let _ = self.file.set_len(self.size);
-            return Err(StorageError::io(path, e));
+        let written = self.file.write_all(&buf);
+        let len = buf.len() as u64;
+        // A huge append (a checkpoint-sized batch) does not pin its buffer.
+        if buf.capacity() <= 16 << 20 {
+            self.buf = buf;
         }
-        self.size += buf.len() as u64;
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.size);
+            return Err(StorageError::io(segment_path(&self.dir, self.seq), e));
+        }
+        self.size += len;
         self.dirty = true;
         self.appended += 1;
         if self.size >= self.segment_bytes {

@@ -38,7 +38,8 @@ pub use config::{ForwardConfig, LokiTarget, RemoteWriteTarget};
 pub use loki::LogStream;
 pub use selector::SelectorSet;
 
-use crate::storage::{AppendReport, SeriesSamples, Storage, StorageError};
+use crate::storage::sample::with_refs;
+use crate::storage::{AppendReport, SeriesSamples, SeriesSamplesRef, Storage, StorageError};
 
 /// `User-Agent` of forwarded requests.
 const USER_AGENT: &str = concat!("osprey-server/", env!("CARGO_PKG_VERSION"));
@@ -227,8 +228,17 @@ impl Forwarders {
         storage: &Storage,
         batch: &[SeriesSamples],
     ) -> Result<AppendReport, ForwardError> {
+        with_refs(batch, |refs| self.store_and_forward_refs(storage, refs))
+    }
+
+    /// [`Forwarders::store_and_forward`] of borrowed series (the ingest path).
+    pub fn store_and_forward_refs(
+        &self,
+        storage: &Storage,
+        batch: &[SeriesSamplesRef<'_>],
+    ) -> Result<AppendReport, ForwardError> {
         if !self.forwards_series() {
-            return Ok(storage.append(batch)?);
+            return Ok(storage.append_refs(batch)?);
         }
         // Select and encode outside the lock; only storing and queueing
         // need to be ordered.
@@ -240,7 +250,9 @@ impl Forwarders {
         {
             let selected: Vec<TimeSeries> = batch
                 .iter()
-                .filter(|s| !s.samples.is_empty() && target.selectors.matches(&s.labels))
+                .filter(|s| {
+                    !s.samples.is_empty() && target.selectors.matches_with(|n| s.labels.get(n))
+                })
                 .map(to_wire)
                 .collect();
             if selected.is_empty() {
@@ -253,7 +265,7 @@ impl Forwarders {
             bodies.push((target, body, samples));
         }
         let _order = lock(&self.order);
-        let report = storage.append(batch)?;
+        let report = storage.append_refs(batch)?;
         for (target, body, samples) in bodies {
             let samples = target
                 .feed
@@ -321,7 +333,7 @@ impl Forwarders {
 }
 
 /// A stored series in remote-write form.
-fn to_wire(series: &SeriesSamples) -> TimeSeries {
+fn to_wire(series: &SeriesSamplesRef<'_>) -> TimeSeries {
     TimeSeries {
         labels: series
             .labels
