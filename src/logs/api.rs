@@ -430,7 +430,15 @@ async fn loki_query(
         None => now_ns(),
     };
     let start_ns = time.saturating_sub(INSTANT_LOOKBACK_NS);
-    loki_streams(&state, &scope, logql, &params, start_ns, time.saturating_add(1)).await
+    loki_streams(
+        &state,
+        &scope,
+        logql,
+        &params,
+        start_ns,
+        time.saturating_add(1),
+    )
+    .await
 }
 
 fn log_query(params: &Params) -> Result<LogQuery, ApiError> {
