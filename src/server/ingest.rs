@@ -78,7 +78,16 @@ pub fn to_batch(request: WriteRequest) -> Result<Vec<SeriesSamples>, ApiError> {
         if series.samples.is_empty() {
             continue;
         }
+        let name = series.metric_name().unwrap_or("<no name>").to_string();
         let labels = Labels::from_pairs(series.labels.into_iter().map(|l| (l.name, l.value)));
+        // The storage's own rules (label and metric name syntax) are
+        // checked here too, so that a series it would refuse is a 400 that
+        // names it rather than a failed append.
+        if let Err(e) = labels.validate() {
+            return Err(ApiError::bad_request(format!(
+                "series {i} ({name}): {e}; nothing of this request was stored"
+            )));
+        }
         let samples = series
             .samples
             .iter()
