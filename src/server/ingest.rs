@@ -147,3 +147,30 @@ async fn write(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
     outcome("ok");
     StatusCode::NO_CONTENT.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_collector::ship::remote_write::{Label, Sample as WireSample, TimeSeries};
+
+    #[test]
+    fn series_the_storage_would_refuse_are_a_bad_request() {
+        // Found by tests/security.rs: a label name outside
+        // [a-zA-Z_][a-zA-Z0-9_]* passed the wire format's checks and made
+        // the storage's append fail, answered 500.
+        let request = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![Label::new("__name__", "up"), Label::new("bad-name", "x")],
+                samples: vec![WireSample::new(1, 1.0)],
+            }],
+            metadata: Vec::new(),
+        };
+        let e = to_batch(request).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.message.contains("bad-name") && e.message.contains("series 0 (up)"),
+            "{}",
+            e.message
+        );
+    }
+}
