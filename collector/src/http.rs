@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +73,12 @@ pub fn router(state: Arc<AgentState>) -> Router {
             error(
                 StatusCode::NOT_FOUND,
                 "no such endpoint; see /api/v1/containers, /metrics, /healthz",
+            )
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("the agent's API is read-only: {method} is not allowed, use GET"),
             )
         })
         .with_state(state)
@@ -158,9 +165,25 @@ struct StatsQuery {
 /// empty path for `/`), a container id, or a container name.
 async fn container(
     State(state): State<Arc<AgentState>>,
-    Path(id): Path<String>,
-    Query(q): Query<StatsQuery>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Response {
+    // Malformed paths and query strings get the JSON error body too.
+    let (Path(id), Query(q)) = match (id, q) {
+        (Ok(id), Ok(q)) => (id, q),
+        (Err(e), _) => {
+            return error(
+                e.status(),
+                format!("invalid container path: {}", e.body_text()),
+            );
+        }
+        (_, Err(e)) => {
+            return error(
+                e.status(),
+                format!("invalid query string: {}", e.body_text()),
+            );
+        }
+    };
     let (wanted, stats) = match id
         .strip_suffix("/stats")
         .or_else(|| (id == "stats").then_some(""))

@@ -247,16 +247,22 @@ fn group_by_stream(
     streams
 }
 
-/// `start`/`end` in milliseconds: the last hour by default.
+/// `start`/`end` in milliseconds: the last hour by default. Times are
+/// clamped to what a line's timestamp (i64 nanoseconds, 1677–2262) can
+/// be, so that every later computation in nanoseconds is exact.
 fn range_ms(params: &Params, default_span_ms: i64) -> Result<(i64, i64), ApiError> {
+    const MIN_MS: i64 = i64::MIN / 1_000_000;
+    const MAX_MS: i64 = i64::MAX / 1_000_000;
     let end = match params.get("end") {
         Some(e) => parse_time(e).map_err(|m| bad_param("end", m))?,
         None => now_ns() / 1_000_000,
-    };
+    }
+    .clamp(MIN_MS, MAX_MS);
     let start = match params.get("start") {
         Some(s) => parse_time(s).map_err(|m| bad_param("start", m))?,
-        None => end - default_span_ms,
-    };
+        None => end.saturating_sub(default_span_ms),
+    }
+    .clamp(MIN_MS, MAX_MS);
     if end <= start {
         return Err(bad_param("end", "must be after start"));
     }
@@ -285,25 +291,67 @@ fn direction(params: &Params) -> Result<Direction, ApiError> {
         .map(Option::unwrap_or_default)
 }
 
-async fn search(
-    State(state): State<Arc<ServerState>>,
-    scope: Scope,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
-    let (start, end) = range_ms(&params, 3_600_000)?;
-    let search = SearchParams {
+/// The parameters of `/api/v1/logs/search` (`start`, `end`, `limit`,
+/// `cursor`, `direction`; the query string is parsed by the store).
+pub fn search_params(params: &Params) -> Result<SearchParams, ApiError> {
+    let (start, end) = range_ms(params, 3_600_000)?;
+    Ok(SearchParams {
         start_ns: start.saturating_mul(1_000_000),
         end_ns: end.saturating_mul(1_000_000),
-        limit: limit(&params)?,
+        limit: limit(params)?,
         cursor: params
             .get("cursor")
             .filter(|c| !c.is_empty())
             .map(Cursor::decode)
             .transpose()
             .map_err(|m| bad_param("cursor", m))?,
-        direction: direction(&params)?,
+        direction: direction(params)?,
+    })
+}
+
+/// `start`, `end` and `step` (ms) of `/api/v1/logs/histogram`; the step is
+/// chosen when not given.
+pub fn histogram_params(params: &Params) -> Result<(i64, i64, i64), ApiError> {
+    let (start, end) = range_ms(params, 3_600_000)?;
+    let step = match params.get("step").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let d = parse_duration(s).map_err(|m| bad_param("step", m))?;
+            let ms = d.as_millis() as i64;
+            if ms < 1 {
+                return Err(bad_param("step", "must be at least 1ms"));
+            }
+            ms
+        }
+        None => auto_step_ms(start, end),
     };
+    super::histogram::bucket_count(start, end, step)?;
+    Ok((start, end, step))
+}
+
+/// The LogQL query and search parameters of `/loki/api/v1/query_range`.
+pub fn loki_query_params(params: &Params) -> Result<(LogQuery, SearchParams), ApiError> {
+    let q = params
+        .get("query")
+        .ok_or_else(|| bad_param("query", "missing"))?;
+    let logql = LogQuery::parse(q).map_err(|m| bad_param("query", m))?;
+    let (start_ns, end_ns) = loki_range(params, 3_600 * 1_000_000_000)?;
+    let search = SearchParams {
+        start_ns,
+        end_ns,
+        limit: limit(params)?,
+        cursor: None,
+        direction: direction(params)?,
+    };
+    Ok((logql, search))
+}
+
+async fn search(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let search = search_params(&params)?;
     let store = state.logs.clone();
     let q = params.get("query").unwrap_or("").to_string();
     let page = blocking(move || {
@@ -320,18 +368,7 @@ async fn histogram(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
-    let (start, end) = range_ms(&params, 3_600_000)?;
-    let step = match params.get("step").filter(|s| !s.is_empty()) {
-        Some(s) => {
-            let d = parse_duration(s).map_err(|m| bad_param("step", m))?;
-            let ms = d.as_millis() as i64;
-            if ms < 1 {
-                return Err(bad_param("step", "must be at least 1ms"));
-            }
-            ms
-        }
-        None => auto_step_ms(start, end),
-    };
+    let (start, end, step) = histogram_params(&params)?;
     let store = state.logs.clone();
     let q = params.get("query").unwrap_or("").to_string();
     let h = blocking(move || {
@@ -385,14 +422,16 @@ pub fn loki_time(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp"))
 }
 
-fn loki_range(params: &Params, default_span_ns: i64) -> Result<(i64, i64), ApiError> {
+/// `start`/`end` of the Loki endpoints in ns (end made exclusive); the
+/// last `default_span_ns` when `start` is absent.
+pub fn loki_range(params: &Params, default_span_ns: i64) -> Result<(i64, i64), ApiError> {
     let end = match params.get("end") {
         Some(e) => loki_time(e).map_err(|m| bad_param("end", m))?,
         None => now_ns(),
     };
     let start = match params.get("start") {
         Some(s) => loki_time(s).map_err(|m| bad_param("start", m))?,
-        None => end - default_span_ns,
+        None => end.saturating_sub(default_span_ns),
     };
     if end < start {
         return Err(bad_param("end", "must not be before start"));
@@ -668,5 +707,34 @@ mod tests {
             1_700_000_000_000_000_000
         );
         assert!(loki_time("yesterday").is_err());
+    }
+
+    fn params(q: &str) -> Params {
+        Params::from_request(Some(q), &HeaderMap::new(), &[])
+    }
+
+    #[test]
+    fn extreme_ranges_are_refused_or_answered_without_overflow() {
+        // Found by the security sweep and the query_params fuzz target:
+        // the default start (`end - span`) and the histogram's automatic
+        // step overflowed on ranges near the ends of i64.
+        let (start, end) = loki_range(&params("end=-9223372036854775808"), 3_600).unwrap();
+        assert_eq!((start, end), (i64::MIN, i64::MIN + 1));
+        // Before 1677 nothing can exist: an empty range, refused.
+        assert!(search_params(&params("end=-9e15")).is_err());
+        let s = search_params(&params("start=-9e15&end=9e15")).unwrap();
+        assert_eq!(
+            (s.start_ns, s.end_ns),
+            (
+                i64::MIN / 1_000_000 * 1_000_000,
+                i64::MAX / 1_000_000 * 1_000_000
+            )
+        );
+        let e = histogram_params(&params("start=-9e15&end=9e15&step=1")).unwrap_err();
+        assert!(e.message.contains("buckets"), "{}", e.message);
+        let (s, e, step) = histogram_params(&params("start=-9e15&end=9e15")).unwrap();
+        assert!(s < e && (e - s) / step <= 100, "{s} {e} {step}");
+        let (s, e, step) = histogram_params(&params("start=0&end=3600")).unwrap();
+        assert_eq!((s, e, step), (0, 3_600_000, 60_000));
     }
 }

@@ -38,8 +38,10 @@ pub struct Histogram {
 /// The step giving about [`DEFAULT_BUCKETS`] buckets over a range: a
 /// round number of milliseconds (1, 2, 5 × 10ⁿ ms, or whole minutes/hours).
 pub fn auto_step_ms(start_ms: i64, end_ms: i64) -> i64 {
-    let span = (end_ms - start_ms).max(1);
-    let raw = (span + DEFAULT_BUCKETS - 1) / DEFAULT_BUCKETS;
+    // Saturating: the range comes from the request and may span the
+    // whole of i64.
+    let span = end_ms.saturating_sub(start_ms).max(1);
+    let raw = ceil_div(span, DEFAULT_BUCKETS);
     const NICE: &[i64] = &[
         1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000,
         120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000,
@@ -48,7 +50,25 @@ pub fn auto_step_ms(start_ms: i64, end_ms: i64) -> i64 {
     NICE.iter()
         .copied()
         .find(|&n| n >= raw)
-        .unwrap_or((raw + 86_399_999) / 86_400_000 * 86_400_000)
+        .unwrap_or_else(|| ceil_div(raw, 86_400_000).saturating_mul(86_400_000))
+}
+
+/// `a / b` rounded up, for positive `a` and `b`, without overflow.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a / b + i64::from(a % b != 0)
+}
+
+/// Which bucket of `step_ns` from `start_ns` holds `ts`, computed without
+/// overflow whatever the range (the caller checks `ts` is in it).
+fn bucket_of(ts: i64, start_ns: i64, step_ns: i64) -> usize {
+    ((i128::from(ts) - i128::from(start_ns)) / i128::from(step_ns)) as usize
+}
+
+/// Adds one to bucket `i` if it exists.
+fn count(counts: &mut [u64], i: usize) {
+    if let Some(c) = counts.get_mut(i) {
+        *c += 1;
+    }
 }
 
 struct Counts {
@@ -116,7 +136,7 @@ impl Collector for Counts {
                 c.ts.get_range(u64::from(start), &mut buf[..len]);
                 for &ts in &buf[..len] {
                     if ts >= c.start_ns && ts < c.end_ns {
-                        c.counts[((ts - c.start_ns) / c.step_ns) as usize] += 1;
+                        count(&mut c.counts, bucket_of(ts, c.start_ns, c.step_ns));
                     }
                 }
                 start += len as u32;
@@ -144,7 +164,7 @@ impl SegmentCollector for CountsSegment {
     fn collect(&mut self, doc: DocId, _: Score) {
         let ts = self.ts.get_val(doc);
         if ts >= self.start_ns && ts < self.end_ns {
-            self.counts[((ts - self.start_ns) / self.step_ns) as usize] += 1;
+            count(&mut self.counts, bucket_of(ts, self.start_ns, self.step_ns));
         }
     }
 
@@ -155,7 +175,7 @@ impl SegmentCollector for CountsSegment {
         self.ts.get_vals(docs, &mut self.buf);
         for &ts in &self.buf {
             if ts >= self.start_ns && ts < self.end_ns {
-                self.counts[((ts - self.start_ns) / self.step_ns) as usize] += 1;
+                count(&mut self.counts, bucket_of(ts, self.start_ns, self.step_ns));
             }
         }
     }
@@ -163,6 +183,27 @@ impl SegmentCollector for CountsSegment {
     fn harvest(self) -> Vec<u64> {
         self.counts
     }
+}
+
+/// How many `step_ms` buckets cover `[start_ms, end_ms)` (the last one
+/// whole); `Err` for an empty range, a step that is not positive or more
+/// than [`MAX_BUCKETS`] buckets.
+pub fn bucket_count(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<i64, LogError> {
+    if step_ms <= 0 {
+        return Err(LogError::BadQuery("step must be positive".into()));
+    }
+    if end_ms <= start_ms {
+        return Err(LogError::BadQuery("end must be after start".into()));
+    }
+    // In i128: the range comes from the request and may span all of i64.
+    let n =
+        (i128::from(end_ms) - i128::from(start_ms) + i128::from(step_ms) - 1) / i128::from(step_ms);
+    if n > i128::from(MAX_BUCKETS) {
+        return Err(LogError::BadQuery(format!(
+            "{n} buckets asked for; at most {MAX_BUCKETS} (choose a larger step)"
+        )));
+    }
+    Ok(n as i64)
 }
 
 impl LogStore {
@@ -175,25 +216,16 @@ impl LogStore {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Histogram, LogError> {
-        if step_ms <= 0 {
-            return Err(LogError::BadQuery("step must be positive".into()));
-        }
-        if end_ms <= start_ms {
-            return Err(LogError::BadQuery("end must be after start".into()));
-        }
-        let n = (end_ms - start_ms + step_ms - 1) / step_ms;
-        if n > MAX_BUCKETS {
-            return Err(LogError::BadQuery(format!(
-                "{n} buckets asked for; at most {MAX_BUCKETS} (choose a larger step)"
-            )));
-        }
+        let n = bucket_count(start_ms, end_ms, step_ms)?;
         let start_ns = start_ms.saturating_mul(1_000_000);
         // The last bucket is whole, so every bucket counts the same span.
-        let end_ns = (start_ms + n * step_ms).saturating_mul(1_000_000);
+        let end_ns = start_ms
+            .saturating_add(n.saturating_mul(step_ms))
+            .saturating_mul(1_000_000);
         let collector = Counts {
             start_ns,
             end_ns,
-            step_ns: step_ms * 1_000_000,
+            step_ns: step_ms.saturating_mul(1_000_000),
             n: n as usize,
             all: query.is::<tantivy::query::AllQuery>(),
         };
@@ -236,7 +268,7 @@ impl LogStore {
                 .into_iter()
                 .enumerate()
                 .map(|(i, count)| Bucket {
-                    t: start_ms + i as i64 * step_ms,
+                    t: start_ms.saturating_add((i as i64).saturating_mul(step_ms)),
                     count,
                 })
                 .collect(),
@@ -254,6 +286,13 @@ mod tests {
         assert_eq!(auto_step_ms(0, 300_000), 5_000);
         assert_eq!(auto_step_ms(0, 86_400_000), 900_000);
         assert_eq!(auto_step_ms(0, 1), 1);
+        // Found by the query_params fuzz target: ranges spanning all of
+        // i64 overflowed.
+        assert!(auto_step_ms(i64::MIN, i64::MAX) > 0);
+        assert!(auto_step_ms(-9_000_000_000_000_000_000, 9_000_000_000_000_000_000) > 0);
+        assert!(bucket_count(i64::MIN, i64::MAX, 1).is_err());
+        assert!(bucket_count(i64::MIN, i64::MAX, i64::MAX).is_ok());
+        assert_eq!(bucket_of(i64::MAX, i64::MIN, i64::MAX), 2);
         let n = 3_600_000 / auto_step_ms(0, 3_600_000);
         assert!((50..=100).contains(&n));
     }

@@ -224,6 +224,20 @@ pub async fn query_range(
         .get("query")
         .ok_or_else(|| bad_param("query", "missing; give a PromQL expression"))?
         .to_string();
+    let (start, end, step) = range_params(&params)?;
+    let limits = limits_for(&state.config.query, &params)?;
+    let storage = state.storage.clone();
+    let value = run_query(limits, move |budget| {
+        super::engine::range_query_in(&storage, &q, start, end, step, budget, scope.matcher())
+    })
+    .await?;
+    Ok(success_raw(value.to_json_string()))
+}
+
+/// `start`, `end` (inclusive, ms) and `step` (ms) of a range query,
+/// validated as Prometheus does: end not before start, a positive step and
+/// at most [`MAX_POINTS_PER_SERIES`] steps.
+pub fn range_params(params: &Params) -> Result<(i64, i64, i64), ApiError> {
     let required = |name: &str| {
         params
             .get(name)
@@ -246,25 +260,24 @@ pub async fn query_range(
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (end - start) / step > MAX_POINTS_PER_SERIES {
+    // Checked: start and end may each be near the ends of i64.
+    if end
+        .checked_sub(start)
+        .is_none_or(|span| span / step > MAX_POINTS_PER_SERIES)
+    {
         return Err(ApiError::bad_request(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let limits = limits_for(&state.config.query, &params)?;
-    let storage = state.storage.clone();
-    let value = run_query(limits, move |budget| {
-        super::engine::range_query_in(&storage, &q, start, end, step, budget, scope.matcher())
-    })
-    .await?;
-    Ok(success_raw(value.to_json_string()))
+    Ok((start, end, step))
 }
 
 /// The `match[]` selectors of a request, as storage matcher sets, each
-/// with the scope's matcher added. A tenant without `match[]` gets the
-/// scope's matcher alone: label names and values then come from its
-/// series only, never from the whole index.
-fn selectors(
+/// with the scope's matcher added (with `required`, at least one must be
+/// given). A tenant without `match[]` gets the scope's matcher alone:
+/// label names and values then come from its series only, never from the
+/// whole index.
+pub fn selectors(
     params: &Params,
     required: bool,
     scope: &Scope,
@@ -299,7 +312,9 @@ fn selectors(
     Ok(out)
 }
 
-fn time_range(params: &Params) -> Result<(i64, i64), ApiError> {
+/// The optional `start`/`end` of the metadata endpoints (series, labels,
+/// label values), ms; unbounded when absent.
+pub fn time_range(params: &Params) -> Result<(i64, i64), ApiError> {
     let start = match params.get("start") {
         Some(s) => parse_time(s).map_err(|e| bad_param("start", e))?,
         None => i64::MIN / 2,
@@ -442,5 +457,31 @@ mod tests {
         let p = Params::from_request(Some("match[]=a&x=1"), &h, b"match[]=b%7Bc%3D%22d%22%7D");
         assert_eq!(p.all("match[]"), vec!["a", "b{c=\"d\"}"]);
         assert_eq!(p.get("x"), Some("1"));
+    }
+
+    fn params(q: &str) -> Params {
+        Params::from_request(Some(q), &HeaderMap::new(), &[])
+    }
+
+    #[test]
+    fn range_params_refuse_ranges_wider_than_i64() {
+        // Found by the security sweep and the query_params fuzz target:
+        // `end - start` overflowed (a panic in a debug build, a wrapped
+        // span that passed the resolution check in a release build).
+        for q in [
+            "start=-9e15&end=9e15&step=1",
+            "start=-9.2e15&end=9.2e15&step=1000000000",
+        ] {
+            let e = range_params(&params(q)).unwrap_err();
+            assert!(
+                e.message.contains("maximum resolution"),
+                "{q}: {}",
+                e.message
+            );
+        }
+        assert_eq!(
+            range_params(&params("start=0&end=60&step=15")).unwrap(),
+            (0, 60_000, 15_000)
+        );
     }
 }

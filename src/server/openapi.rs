@@ -156,9 +156,21 @@ const OPS: &[Op] = &[
         auth: "read",
     },
     Op {
+        method: "post",
+        path: "/api/v1/series",
+        summary: "As GET, with the parameters in a form body (long selectors).",
+        auth: "read",
+    },
+    Op {
         method: "get",
         path: "/api/v1/labels",
         summary: "Label names (optionally of series matching match[]).",
+        auth: "read",
+    },
+    Op {
+        method: "post",
+        path: "/api/v1/labels",
+        summary: "As GET, with the parameters in a form body.",
         auth: "read",
     },
     Op {

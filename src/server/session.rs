@@ -272,7 +272,13 @@ async fn login(
     Ok(resp)
 }
 
-async fn logout(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+/// Ends the cookie's session. The body is unused; extracting it bounds it
+/// by the server's body limit like every other POST.
+async fn logout(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    _unused_body: axum::body::Bytes,
+) -> Response {
     if let Some(secret) = cookie_secret(&headers) {
         state.sessions.end(secret);
     }

@@ -283,9 +283,14 @@ pub async fn delete_channel(
 /// `POST /api/v1/alerting/channels/{id}/test`: sends a test notification
 /// now; 200 with `{delivered, attempts, error}` either way (a failed
 /// delivery is the answer, not a failed request).
+///
+/// The request has no body; reading it anyway bounds it by the server's
+/// body limit (413 rather than a notification sent on an oversized
+/// request).
 pub async fn test_channel(
     State(s): State<Arc<ServerState>>,
     Path(id): Path<String>,
+    _unused_body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = service(&s)?.test_channel(&id).await.map_err(api_error)?;
     Ok(ok(json!({

@@ -151,7 +151,11 @@ fn parse_utc_fast(s: &[u8]) -> Option<i64> {
         nanos = digits * 10i64.pow(9 - (rest.len() as u32 - 1));
     }
     let days = days_from_civil(year, month, day);
-    Some(((days * 86_400 + hour * 3600 + min * 60 + sec) * 1_000_000_000) + nanos)
+    // Checked: i64 nanoseconds end in 2262 (chrono's
+    // `timestamp_nanos_opt` answers `None` past it too).
+    (days * 86_400 + hour * 3600 + min * 60 + sec)
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
@@ -169,6 +173,22 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_past_2262_are_not_parsed_rather_than_overflowing() {
+        // Found by the container_log_line fuzz target (a Docker json-file
+        // line with "time":"2513-11-26T23:00:00Z" panicked on overflow).
+        assert_eq!(parse_rfc3339_ns(b"2513-11-26T23:00:00Z"), None);
+        assert_eq!(parse_rfc3339_ns(b"9999-12-31T23:59:59.999999999Z"), None);
+        assert_eq!(
+            parse_rfc3339_ns(b"2262-04-11T23:47:16.854775807Z"),
+            Some(i64::MAX)
+        );
+        assert_eq!(parse_rfc3339_ns(b"2262-04-11T23:47:16.854775808Z"), None);
+        let line = br#"{"log":"x
+","stream":"stderr","time":"2513-11-26T23:00:00Z"}"#;
+        assert!(docker_json::parse(line).is_none_or(|p| p.ts_ns.is_none()));
+    }
 
     #[test]
     fn timestamps_parse_like_chrono() {
