@@ -521,6 +521,7 @@ fn the_binaries_serve_what_the_manifests_expect() {
         path(tokens.join("write")),
     );
     let remote_write = format!("{}/api/v1/write", server.base);
+    let logs_url = format!("{}/loki/api/v1/push", server.base);
     let agent = AgentProcess::start(
         &[
             "--config",
@@ -545,6 +546,8 @@ fn the_binaries_serve_what_the_manifests_expect() {
             &data,
             "--remote-write",
             &remote_write,
+            "--logs-url",
+            &logs_url,
             "--token-file",
             &token,
         ],

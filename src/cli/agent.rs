@@ -96,10 +96,11 @@ pub struct AgentArgs {
     /// http://server:9090/loki/api/v1/push); other settings from `[agent.logs]`.
     #[arg(long, env = "OSPREY_LOGS_URL", value_name = "URL")]
     pub logs_url: Option<String>,
-    /// Bearer token for the remote-write receiver.
+    /// Bearer token for the server: remote-write and, when logs are
+    /// shipped, the log push.
     #[arg(long, env = "OSPREY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// File holding the bearer token.
+    /// File holding the bearer token (used like --token).
     #[arg(long, env = "OSPREY_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// PEM CA that the server's certificate (https:// URLs) must be signed
@@ -178,6 +179,18 @@ impl AgentArgs {
         }
         if let Some(url) = &self.logs_url {
             c.logs.get_or_insert_with(Default::default).url = url.clone();
+        }
+        // One token for both pushes: they go to the same server, and a
+        // token given on the command line should not leave the log push
+        // with a stale one from the file.
+        if let Some(logs) = c.logs.as_mut() {
+            if self.token.is_some() {
+                logs.bearer_token = self.token.clone();
+                logs.bearer_token_file = None;
+            }
+            if self.token_file.is_some() {
+                logs.bearer_token_file = self.token_file.clone();
+            }
         }
         if self.server_ca.is_some() {
             c.tls.server_ca = self.server_ca.clone();
