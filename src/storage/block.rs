@@ -168,7 +168,10 @@ pub fn write_block(
         index.extend_from_slice(&crc.to_le_bytes());
         table.push((labels, list_start as u64, (index.len() - list_start) as u64));
     }
-    debug_assert!(table.windows(2).all(|w| w[0].0 < w[1].0), "series sorted");
+    // The index's series table must be sorted by labels (lookups binary-search it); the
+    // entries carry their chunk lists' offsets, so sorting here is safe whatever the order
+    // the caller wrote them in (callers pass sorted series: this is then a linear check).
+    table.sort_by(|a, b| a.0.cmp(&b.0));
     block_index::append_tables(&mut index, &table)?;
 
     let cf = cw
