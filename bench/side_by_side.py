@@ -4,7 +4,12 @@ and InfluxDB 1.x; prints bytes per sample, ingest rate and query latencies as ra
 
 Usage (from the repository root):
     bench/side_by_side.py [--containers 100] [--hours 24] [--long-containers 3] [--long-days 30]
-                          [--work /tmp/osprey-sbs]
+                          [--work /tmp/osprey-sbs] [--b-containers 500 --b-hours 2]
+
+Query (b) sums rate() over the network counters: 2 per container, so 200 series on 100
+containers. `--b-containers 500` runs (b) on a separate "wide" dataset instead (500 containers
+x `--b-hours` hours = 1000 network counters), loaded into each system next to the main one
+(its own Osprey store, Prometheus directory and InfluxDB database).
 
 Needs: `prometheus` and `promtool` (Debian package prometheus), `influxd` (Debian package
 influxdb), cargo. Servers listen on 127.0.0.1 only and are stopped at the end.
@@ -142,10 +147,47 @@ def osprey(args):
     out = run(CARGO + ["--containers", str(args.containers), "--hours", str(args.hours),
                        "--long-containers", str(args.long_containers), "--long-days", str(args.long_days)])
     print(out)
-    return json.loads(re.search(r"^RESULT (.*)$", out, re.M).group(1))
+    res = json.loads(re.search(r"^RESULT (.*)$", out, re.M).group(1))
+    if args.b_containers:
+        # The wide dataset's own run; only its (b) is used (its long part is minimal).
+        out = run(CARGO + ["--containers", str(args.b_containers), "--hours", str(args.b_hours),
+                           "--long-containers", "1", "--long-days", "1"])
+        print(out)
+        res["qb_ms"] = json.loads(re.search(r"^RESULT (.*)$", out, re.M).group(1))["qb_ms"]
+    return res
 
 
-def prometheus(args, main, long_):
+QB_PROMQL = "sum(rate(container_network_receive_bytes_total[1m])) + sum(rate(container_network_transmit_bytes_total[1m]))"
+
+
+def prometheus_qb_wide(args, wide):
+    """Query (b) on the wide dataset, in its own Prometheus directory and server."""
+    pdir = os.path.join(args.work, "prom-wide")
+    shutil.rmtree(pdir, ignore_errors=True)
+    os.makedirs(pdir)
+    run(["taskset", "-c", "0", "promtool", "tsdb", "create-blocks-from", "openmetrics", "-q",
+         os.path.join(wide["dir"], "data.om"), pdir])
+    proc = subprocess.Popen(["taskset", "-c", "0", "prometheus", "--config.file=/dev/null",
+                             f"--storage.tsdb.path={pdir}", "--storage.tsdb.retention.time=3650d",
+                             f"--web.listen-address=127.0.0.1:{PROM_PORT}"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.work, "prom-wide.log"), "w"))
+    try:
+        base = f"http://127.0.0.1:{PROM_PORT}"
+        wait_until(lambda: urllib.request.urlopen(base + "/-/ready").status == 200, 120, "prometheus ready")
+        blocks = lambda: sorted(x for x in os.listdir(pdir) if re.match(r"^[0-9A-Z]{26}$", x))
+        wait_stable(blocks, 30, 600)
+        end = wide["end"] / 1000
+        ms, body = http_ms(base + "/api/v1/query_range?" + urllib.parse.urlencode(
+            dict(query=QB_PROMQL, start=end - 3600, end=end, step=60)))
+        log("prometheus (b, wide):", body[:160])
+        return ms
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        shutil.rmtree(pdir, ignore_errors=True)
+
+
+def prometheus(args, main, long_, wide=None):
     res = {}
     pdir = os.path.join(args.work, "prom")
     shutil.rmtree(pdir, ignore_errors=True)
@@ -173,7 +215,7 @@ def prometheus(args, main, long_):
         end = main["end"] / 1000
         res["qa_ms"], body = http_ms(q("/api/v1/query", query='container_cpu_usage_seconds_total{pod=~"app-7-.*",container="c1",node="node-7"}[24h]', time=end - 0.001))
         log("prometheus (a):", body[:160])
-        res["qb_ms"], body = http_ms(q("/api/v1/query_range", query="sum(rate(container_network_receive_bytes_total[1m])) + sum(rate(container_network_transmit_bytes_total[1m]))",
+        res["qb_ms"], body = http_ms(q("/api/v1/query_range", query=QB_PROMQL,
                                        start=end - 3600, end=end, step=60))
         log("prometheus (b):", body[:160])
         lend = long_["end"] / 1000
@@ -183,10 +225,24 @@ def prometheus(args, main, long_):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+    if wide:
+        res["qb_ms"] = prometheus_qb_wide(args, wide)
     return res
 
 
-def influx(args, main, long_):
+def influx_load(base, db, path):
+    with open(path, "rb") as f:
+        batch = []
+        for line in f:
+            batch.append(line)
+            if len(batch) == 10000:
+                urllib.request.urlopen(urllib.request.Request(base + f"/write?db={db}&precision=ms", data=b"".join(batch))).read()
+                batch = []
+        if batch:
+            urllib.request.urlopen(urllib.request.Request(base + f"/write?db={db}&precision=ms", data=b"".join(batch))).read()
+
+
+def influx(args, main, long_, wide=None):
     res = {}
     idir = os.path.join(args.work, "influx")
     shutil.rmtree(idir, ignore_errors=True)
@@ -223,23 +279,20 @@ bind-address = "127.0.0.1:18088"
         urllib.request.urlopen(urllib.request.Request(base + "/query", data=b"q=CREATE+DATABASE+bench")).read()
         t = time.perf_counter()
         for d in (main, long_):
-            with open(os.path.join(d["dir"], "data.lp"), "rb") as f:
-                batch = []
-                for line in f:
-                    batch.append(line)
-                    if len(batch) == 10000:
-                        urllib.request.urlopen(urllib.request.Request(base + "/write?db=bench&precision=ms", data=b"".join(batch))).read()
-                        batch = []
-                if batch:
-                    urllib.request.urlopen(urllib.request.Request(base + "/write?db=bench&precision=ms", data=b"".join(batch))).read()
+            influx_load(base, "bench", os.path.join(d["dir"], "data.lp"))
         secs = time.perf_counter() - t
         samples = main["samples"] + long_["samples"]
         res["ingest_per_sec"] = samples / secs
         wait_stable(lambda: du(os.path.join(idir, "data")) + du(os.path.join(idir, "wal")), 40, 900)
         res["bytes_per_sample"] = du(os.path.join(idir, "data")) / samples
 
-        def q(sql, runs=11):
-            url = base + "/query?" + urllib.parse.urlencode({"db": "bench", "q": sql, "epoch": "ms"})
+        if wide:
+            # Loaded after the timed ingest and the size measurement: only (b) reads it.
+            urllib.request.urlopen(urllib.request.Request(base + "/query", data=b"q=CREATE+DATABASE+wide")).read()
+            influx_load(base, "wide", os.path.join(wide["dir"], "data.lp"))
+
+        def q(sql, runs=11, db="bench"):
+            url = base + "/query?" + urllib.parse.urlencode({"db": db, "q": sql, "epoch": "ms"})
             ms, body = http_ms(url, runs=runs)
             log("influx:", body[:160])
             return ms
@@ -247,9 +300,11 @@ bind-address = "127.0.0.1:18088"
         end = main["end"] * 1_000_000  # ns
         h = 3600 * 10**9
         res["qa_ms"] = q(f"SELECT value FROM container_cpu_usage_seconds_total WHERE pod =~ /^app-7-/ AND container = 'c1' AND node = 'node-7' AND time > {end - 24 * h} AND time <= {end}")
+        bend = wide["end"] * 1_000_000 if wide else end
         res["qb_ms"] = q("SELECT sum(d) FROM (SELECT non_negative_derivative(value, 1s) AS d FROM "
                          "container_network_receive_bytes_total, container_network_transmit_bytes_total "
-                         f"WHERE time > {end - h} AND time <= {end} GROUP BY *) WHERE time > {end - h} AND time <= {end} GROUP BY time(1m)")
+                         f"WHERE time > {bend - h} AND time <= {bend} GROUP BY *) WHERE time > {bend - h} AND time <= {bend} GROUP BY time(1m)",
+                         db="wide" if wide else "bench")
         lend = long_["end"] * 1_000_000
         res["qc_ms"] = q(f"SELECT max(value) FROM container_memory_working_set_bytes WHERE time > {lend - args.long_days * 24 * h} AND time <= {lend} GROUP BY time(1h), *", runs=5)
     finally:
@@ -265,6 +320,9 @@ def main():
     ap.add_argument("--long-containers", type=int, default=3)
     ap.add_argument("--long-days", type=int, default=30)
     ap.add_argument("--work", default="/tmp/osprey-sbs")
+    ap.add_argument("--b-containers", type=int, default=0,
+                    help="run query (b) on a separate dataset of this many containers (2 network counters each)")
+    ap.add_argument("--b-hours", type=int, default=2, help="hours of the (b) dataset")
     ap.add_argument("--skip", default="", help="comma list of: prometheus,influxdb")
     ap.add_argument("--reuse", action="store_true", help="reuse exported data in --work")
     ap.add_argument("--osprey-result", help="reuse an Osprey RESULT json instead of running the benchmark")
@@ -274,12 +332,16 @@ def main():
     long_d = {"dir": os.path.join(args.work, "long")}
     main_d["samples"], main_d["start"], main_d["end"] = export(main_d["dir"], args.containers, args.hours, args.reuse)
     long_d["samples"], long_d["start"], long_d["end"] = export(long_d["dir"], args.long_containers, args.long_days * 24, args.reuse)
+    wide_d = None
+    if args.b_containers:
+        wide_d = {"dir": os.path.join(args.work, "wide")}
+        wide_d["samples"], wide_d["start"], wide_d["end"] = export(wide_d["dir"], args.b_containers, args.b_hours, args.reuse)
     results = {"osprey": json.loads(args.osprey_result) if args.osprey_result else osprey(args)}
     for name, fn in (("prometheus", prometheus), ("influxdb", influx)):
         if name in args.skip:
             continue
         try:
-            results[name] = fn(args, main_d, long_d)
+            results[name] = fn(args, main_d, long_d, wide_d)
             log(f"{name}: {json.dumps(results[name])}")
         except Exception as e:  # report what was measured for the others
             log(f"{name} failed: {e!r}")
@@ -287,6 +349,8 @@ def main():
     print(f"\ndataset: {args.containers} containers x 13 series x {args.hours} h at 10 s "
           f"({main_d['samples']} samples) + {args.long_containers} containers x {args.long_days} d "
           f"({long_d['samples']} samples)")
+    nb = 2 * (args.b_containers or args.containers)
+    print(f"query (b) sums {nb} network counters" + (f" of a separate {args.b_containers}-container x {args.b_hours} h dataset" if wide_d else ""))
     print(f"{'system':<12} {'B/sample':>9} {'ingest/s':>12} {'(a) ms':>9} {'(b) ms':>9} {'(c) ms':>9}")
     for name, r in results.items():
         print(f"{name:<12} {r['bytes_per_sample']:>9.3f} {r['ingest_per_sec']:>12.0f} {r['qa_ms']:>9.3f} {r['qb_ms']:>9.3f} {r['qc_ms']:>9.3f}")

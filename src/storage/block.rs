@@ -3,18 +3,13 @@
 //!
 //! * `chunks`: magic `OSPCHK1\n`, then per chunk `[u8 encoding][uvarint length][u32 LE
 //!   CRC32][bytes]`.
-//! * `index`: magic `OSPIDX1\n`; per series a chunk list `[uvarint n]([u8 column][varint
-//!   min_t][uvarint max_t−min_t][uvarint offset][uvarint length])*[u32 LE CRC32]`; then the
-//!   symbol table `[uvarint n](string)*`; then the series table `[uvarint n]([uvarint
-//!   nlabels]([uvarint name][uvarint value])*[uvarint list offset][uvarint list length])*`,
-//!   series sorted by labels; footer `[u64 LE offset of the symbol table][u32 LE CRC32 of
-//!   symbol table + series table]`.
+//! * `index`: chunk lists, symbols, series and postings tables (format 2, see
+//!   [`super::block_index`]), read through a memory map.
 //! * `meta.json`: [`BlockMeta`], written last; a directory without it is an unfinished
 //!   write and is deleted on open.
 //!
-//! Opening a block loads the symbols and series labels into an [`InvertedIndex`] (postings
-//! are rebuilt in memory) and keeps only the position of each series' chunk list, so a
-//! block costs a few dozen bytes per series in memory. Chunks are read with positioned reads.
+//! An open block keeps its metadata, the mapped index and the open `chunks` file: no
+//! per-series state is on the heap. Chunks are read with positioned reads.
 //! The `column` of a chunk is 0 for raw samples; rollup blocks store one column per
 //! aggregate (see `rollup.rs`).
 
@@ -25,21 +20,22 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::block_index::{self, BlockIndex, INDEX_MAGIC};
 use super::codec;
-use super::encode::{ByteReader, put_str, put_uvarint, put_varint};
+use super::encode::{ByteReader, put_uvarint, put_varint};
 use super::error::{Result, StorageError};
-use super::index::{InvertedIndex, SeriesRef};
+use super::index::SeriesRef;
 use super::labels::Labels;
 use super::matcher::Matcher;
 use super::sample::Sample;
 
 const CHUNKS_MAGIC: &[u8; 8] = b"OSPCHK1\n";
-const INDEX_MAGIC: &[u8; 8] = b"OSPIDX1\n";
 
 /// Contents of `meta.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockMeta {
-    /// Format version (1).
+    /// Format version: 2 (format 1 had the index tables loaded into memory; such blocks
+    /// are migrated when opened).
     pub version: u32,
     /// Start of the block's range (inclusive, aligned).
     pub min_t: i64,
@@ -118,11 +114,9 @@ impl ChunkData {
 /// benchmark data, 8192 was 10% smaller on disk but 1.6x slower for 1 h queries.
 pub const SEALED_CHUNK_SAMPLES: usize = 1024;
 
-/// A series-table entry while writing: label symbol pairs, chunk-list offset, length.
-type SeriesEntry = (Vec<(u32, u32)>, u64, u64);
-
-/// Writes a block directory under `parent` and returns its final path. `series` must be
-/// sorted by labels; chunks of a series sorted by column then time.
+/// Writes a block directory under `parent` and returns its final path. `series` should be
+/// sorted by labels (the index's series table is sorted either way; sorted input keeps the
+/// chunks file in the same order); chunks of a series sorted by column then time.
 pub fn write_block(
     parent: &Path,
     mut meta: BlockMeta,
@@ -142,9 +136,8 @@ pub fn write_block(
     cw.write_all(CHUNKS_MAGIC).map_err(io_c)?;
     let mut coff = CHUNKS_MAGIC.len() as u64;
 
-    let mut symbols = super::index::Symbols::default();
-    // Per series: label symbol pairs, chunk-list offset and length.
-    let mut table: Vec<SeriesEntry> = Vec::new();
+    // Per series: labels, chunk-list offset and length.
+    let mut table: Vec<(Labels, u64, u64)> = Vec::new();
     let mut index = INDEX_MAGIC.to_vec();
     let (mut nsamples, mut nchunks) = (0u64, 0u64);
     let mut frame = Vec::new();
@@ -174,30 +167,13 @@ pub fn write_block(
         }
         let crc = crc32fast::hash(&index[list_start..]);
         index.extend_from_slice(&crc.to_le_bytes());
-        let pairs = labels
-            .iter()
-            .map(|(n, v)| (symbols.intern(n), symbols.intern(v)))
-            .collect();
-        table.push((pairs, list_start as u64, (index.len() - list_start) as u64));
+        table.push((labels, list_start as u64, (index.len() - list_start) as u64));
     }
-    let sym_off = index.len();
-    put_uvarint(&mut index, symbols.len() as u64);
-    for s in symbols.iter() {
-        put_str(&mut index, s);
-    }
-    put_uvarint(&mut index, table.len() as u64);
-    for (pairs, off, len) in &table {
-        put_uvarint(&mut index, pairs.len() as u64);
-        for &(n, v) in pairs {
-            put_uvarint(&mut index, n as u64);
-            put_uvarint(&mut index, v as u64);
-        }
-        put_uvarint(&mut index, *off);
-        put_uvarint(&mut index, *len);
-    }
-    let crc = crc32fast::hash(&index[sym_off..]);
-    index.extend_from_slice(&(sym_off as u64).to_le_bytes());
-    index.extend_from_slice(&crc.to_le_bytes());
+    // The index's series table must be sorted by labels (lookups binary-search it); the
+    // entries carry their chunk lists' offsets, so sorting here is safe whatever the order
+    // the caller wrote them in (callers pass sorted series: this is then a linear check).
+    table.sort_by(|a, b| a.0.cmp(&b.0));
+    block_index::append_tables(&mut index, &table)?;
 
     let cf = cw
         .into_inner()
@@ -205,7 +181,7 @@ pub fn write_block(
     cf.sync_all().map_err(io_c)?;
     let index_path = tmp_dir.join("index");
     write_synced(&index_path, &index)?;
-    meta.version = 1;
+    meta.version = 2;
     meta.num_series = table.len() as u64;
     if meta.resolution_ms == 0 {
         meta.num_samples = nsamples;
@@ -243,63 +219,34 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
-    index: InvertedIndex,
-    /// Per series ref: (offset, length) of its chunk list in the index file.
-    lists: Vec<(u64, u32)>,
-    index_file: File,
+    index: BlockIndex,
     chunks_file: File,
     size_bytes: u64,
 }
 
 impl Block {
-    /// Opens a block directory, verifying the index checksum.
+    /// Opens a block directory, verifying the index checksum. A format-1 index is
+    /// rewritten as format 2 first (atomically; see [`block_index::migrate_v1`]).
     pub fn open(dir: &Path) -> Result<Block> {
         let meta_path = dir.join("meta.json");
-        let meta: BlockMeta = serde_json::from_slice(
+        let mut meta: BlockMeta = serde_json::from_slice(
             &fs::read(&meta_path).map_err(|e| StorageError::io(&meta_path, e))?,
         )
         .map_err(|e| StorageError::corrupt(&meta_path, e.to_string()))?;
         let index_path = dir.join("index");
-        let data = fs::read(&index_path).map_err(|e| StorageError::io(&index_path, e))?;
-        let corrupt = |why: &str| StorageError::corrupt(&index_path, why.to_string());
-        if data.len() < INDEX_MAGIC.len() + 12 || &data[..8] != INDEX_MAGIC {
-            return Err(corrupt("bad magic or too short"));
+        if meta.version < 2 && block_index::migrate_v1(&index_path)? {
+            tracing::info!(block = %dir.display(), "block index migrated to format 2");
         }
-        let foot = data.len() - 12;
-        let sym_off = u64::from_le_bytes(data[foot..foot + 8].try_into().expect("8")) as usize;
-        let crc = u32::from_le_bytes(data[foot + 8..].try_into().expect("4"));
-        if sym_off > foot || crc32fast::hash(&data[sym_off..foot]) != crc {
-            return Err(corrupt("index checksum mismatch"));
+        let index = BlockIndex::open(&index_path)?;
+        if meta.version < 2 {
+            // Also after a crash between the index's rename and this one.
+            meta.version = 2;
+            let json = serde_json::to_vec_pretty(&meta).expect("meta serializes");
+            let tmp = dir.join("meta.json.tmp");
+            write_synced(&tmp, &json)?;
+            fs::rename(&tmp, &meta_path).map_err(|e| StorageError::io(&meta_path, e))?;
+            sync_dir(dir)?;
         }
-        let mut r = ByteReader::new(&data[sym_off..foot]);
-        let nsym = r.uvarint().ok_or_else(|| corrupt("symbols"))? as usize;
-        let mut syms = Vec::with_capacity(nsym.min(1 << 20));
-        for _ in 0..nsym {
-            syms.push(r.str().ok_or_else(|| corrupt("symbol"))?);
-        }
-        let nseries = r.uvarint().ok_or_else(|| corrupt("series count"))? as usize;
-        let mut index = InvertedIndex::without_lookup();
-        let mut lists = Vec::with_capacity(nseries.min(1 << 24));
-        for _ in 0..nseries {
-            let nl = r.uvarint().ok_or_else(|| corrupt("labels"))? as usize;
-            let mut pairs = Vec::with_capacity(nl.min(64));
-            for _ in 0..nl {
-                let n = r
-                    .uvarint()
-                    .and_then(|i| syms.get(i as usize))
-                    .ok_or_else(|| corrupt("label name"))?;
-                let v = r
-                    .uvarint()
-                    .and_then(|i| syms.get(i as usize))
-                    .ok_or_else(|| corrupt("label value"))?;
-                pairs.push((*n, *v));
-            }
-            let off = r.uvarint().ok_or_else(|| corrupt("list offset"))?;
-            let len = r.uvarint().ok_or_else(|| corrupt("list length"))?;
-            index.add(&Labels::from_pairs(pairs));
-            lists.push((off, len as u32));
-        }
-        let index_file = File::open(&index_path).map_err(|e| StorageError::io(&index_path, e))?;
         let chunks_path = dir.join("chunks");
         let chunks_file =
             File::open(&chunks_path).map_err(|e| StorageError::io(&chunks_path, e))?;
@@ -310,11 +257,9 @@ impl Block {
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
+            size_bytes: index.file_len() as u64 + chunks_len,
             index,
-            lists,
-            index_file,
             chunks_file,
-            size_bytes: data.len() as u64 + chunks_len,
         })
     }
 
@@ -333,13 +278,22 @@ impl Block {
         self.size_bytes
     }
 
-    /// Approximate heap bytes this open block holds (its index and chunk-list positions).
+    /// Approximate heap bytes this open block holds: its fixed-size state and paths only
+    /// (the index is memory-mapped; its pages belong to the page cache).
     pub fn heap_size(&self) -> usize {
-        self.index.heap_size() + self.lists.capacity() * 16
+        std::mem::size_of::<Block>()
+            + self.dir.as_os_str().len()
+            + self
+                .meta
+                .sources
+                .iter()
+                .map(|s| s.len() + 24)
+                .sum::<usize>()
+            + 64
     }
 
-    /// The block's inverted index.
-    pub fn index(&self) -> &InvertedIndex {
+    /// The block's index.
+    pub fn index(&self) -> &BlockIndex {
         &self.index
     }
 
@@ -350,13 +304,9 @@ impl Block {
 
     /// The chunk list of a series.
     pub fn chunk_refs(&self, r: SeriesRef) -> Result<Vec<ChunkRef>> {
-        let (off, len) = self.lists[r as usize];
+        let buf = self.index.chunk_list(r)?;
         let path = self.dir.join("index");
-        let mut buf = vec![0u8; len as usize];
-        self.index_file
-            .read_exact_at(&mut buf, off)
-            .map_err(|e| StorageError::io(&path, e))?;
-        let corrupt = || StorageError::corrupt(&path, format!("chunk list at {off}"));
+        let corrupt = || StorageError::corrupt(&path, format!("chunk list of series {r}"));
         if buf.len() < 4 {
             return Err(corrupt());
         }
@@ -415,11 +365,11 @@ impl Block {
     }
 
     /// Series matching `matchers`, with their labels.
-    pub fn select(&self, matchers: &[Matcher]) -> Vec<(SeriesRef, Labels)> {
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<(SeriesRef, Labels)>> {
         self.index
-            .select(matchers)
+            .select(matchers)?
             .into_iter()
-            .map(|r| (r, self.index.labels(r)))
+            .map(|r| Ok((r, self.index.labels(r)?)))
             .collect()
     }
 }
@@ -432,7 +382,7 @@ mod tests {
 
     fn meta() -> BlockMeta {
         BlockMeta {
-            version: 1,
+            version: 2,
             min_t: 0,
             max_t: 7_200_000,
             resolution_ms: 0,
@@ -472,7 +422,7 @@ mod tests {
         let b = Block::open(&path).unwrap();
         assert_eq!(b.meta().num_series, 50);
         assert_eq!(b.meta().num_samples, 5000);
-        let sel = b.select(&[Matcher::eq("i", "007")]);
+        let sel = b.select(&[Matcher::eq("i", "007")]).unwrap();
         assert_eq!(sel.len(), 1);
         let refs = b.chunk_refs(sel[0].0).unwrap();
         let samples = decode_xor(&b.read_chunk(&refs[0]).unwrap().1).unwrap();
@@ -494,5 +444,72 @@ mod tests {
         data[n - 20] ^= 1;
         fs::write(&idx, &data).unwrap();
         assert!(Block::open(&path).is_err());
+    }
+
+    #[test]
+    fn format_1_index_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<(Labels, Vec<ChunkData>)> = (0..20)
+            .map(|i| {
+                let samples: Vec<Sample> = (0..10)
+                    .map(|j| Sample::new(j * 1000, (i + j) as f64))
+                    .collect();
+                let labels = Labels::from_pairs([
+                    (METRIC_NAME.to_string(), format!("m{}", i % 3)),
+                    ("i".to_string(), format!("{i:03}")),
+                ]);
+                (labels, ChunkData::seal(0, &samples))
+            })
+            .collect();
+        let path = write_block(dir.path(), meta(), series.clone()).unwrap();
+        let before: Vec<(Labels, Vec<Sample>)> = {
+            let b = Block::open(&path).unwrap();
+            b.select(&[])
+                .unwrap()
+                .into_iter()
+                .map(|(r, l)| {
+                    let refs = b.chunk_refs(r).unwrap();
+                    (
+                        l,
+                        refs.iter()
+                            .flat_map(|c| b.read_samples(c).unwrap())
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(before.len(), 20);
+        crate::storage::block_index::downgrade_to_v1(&path.join("index"));
+        let mut m: BlockMeta =
+            serde_json::from_slice(&fs::read(path.join("meta.json")).unwrap()).unwrap();
+        m.version = 1;
+        fs::write(path.join("meta.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+        assert_eq!(&fs::read(path.join("index")).unwrap()[..8], b"OSPIDX1\n");
+
+        let b = Block::open(&path).unwrap();
+        assert_eq!(b.meta().version, 2);
+        assert_eq!(&fs::read(path.join("index")).unwrap()[..8], INDEX_MAGIC);
+        let after: Vec<(Labels, Vec<Sample>)> = b
+            .select(&[])
+            .unwrap()
+            .into_iter()
+            .map(|(r, l)| {
+                let refs = b.chunk_refs(r).unwrap();
+                (
+                    l,
+                    refs.iter()
+                        .flat_map(|c| b.read_samples(c).unwrap())
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(after, before);
+        let sel = b.select(&[Matcher::eq(METRIC_NAME, "m1")]).unwrap();
+        assert_eq!(sel.len(), 7);
+        // Reopening the migrated block needs no second migration.
+        let on_disk: BlockMeta =
+            serde_json::from_slice(&fs::read(path.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(on_disk.version, 2);
+        assert!(Block::open(&path).is_ok());
     }
 }

@@ -55,14 +55,14 @@ pub fn merge(parent: &Path, sources: &[Arc<Block>]) -> Result<PathBuf> {
         for r in 0..b.index().len() as u32 {
             let refs = b.chunk_refs(r)?;
             series
-                .entry(b.index().labels(r))
+                .entry(b.index().labels(r)?)
                 .or_default()
                 .extend(refs.into_iter().map(|c| (si, c)));
         }
     }
     let first = sources[0].meta();
     let meta = BlockMeta {
-        version: 1,
+        version: 2,
         min_t: sources
             .iter()
             .map(|b| b.meta().min_t)
@@ -119,7 +119,7 @@ mod tests {
 
     fn m(min_t: i64, max_t: i64) -> BlockMeta {
         BlockMeta {
-            version: 1,
+            version: 2,
             min_t,
             max_t,
             resolution_ms: 0,

@@ -427,7 +427,7 @@ impl Storage {
         let head = read(&inner.head);
         let blocks = read(&inner.blocks);
         for b in blocks.raw.iter().filter(|b| b.overlaps(start_ms, end_ms)) {
-            for (r, labels) in b.select(matchers) {
+            for (r, labels) in b.select(matchers)? {
                 let refs: Vec<_> = b
                     .chunk_refs(r)?
                     .into_iter()
@@ -583,7 +583,7 @@ impl Storage {
                 .collect()
         };
         for b in &rollup_blocks {
-            for (r, labels) in b.select(matchers) {
+            for (r, labels) in b.select(matchers)? {
                 let mut cols: [Vec<Sample>; COLUMNS] = Default::default();
                 for c in b.chunk_refs(r)? {
                     if c.max_t < first_bucket
@@ -640,7 +640,11 @@ impl Storage {
         let blocks = read(&self.inner.blocks);
         let mut names: Vec<String> = head.index().label_names();
         for b in &blocks.raw {
-            names.extend(b.index().label_names());
+            // A damaged block must not hide the other blocks' names: log and go on.
+            match b.index().label_names() {
+                Ok(n) => names.extend(n),
+                Err(e) => tracing::error!(error = %e, "reading label names of a block"),
+            }
         }
         names.sort();
         names.dedup();
@@ -653,7 +657,10 @@ impl Storage {
         let blocks = read(&self.inner.blocks);
         let mut values: Vec<String> = head.index().label_values(name);
         for b in &blocks.raw {
-            values.extend(b.index().label_values(name));
+            match b.index().label_values(name) {
+                Ok(v) => values.extend(v),
+                Err(e) => tracing::error!(error = %e, "reading label values of a block"),
+            }
         }
         values.sort();
         values.dedup();
@@ -704,7 +711,7 @@ impl Storage {
         let mut new_blocks: Vec<(i64, Arc<Block>)> = Vec::new();
         if !data.is_empty() {
             let meta = BlockMeta {
-                version: 1,
+                version: 2,
                 min_t,
                 max_t,
                 resolution_ms: 0,
@@ -778,7 +785,7 @@ impl Storage {
         for (k, (rolled, nbuckets)) in per_res.into_iter().enumerate() {
             let res = RESOLUTIONS[k];
             let meta = BlockMeta {
-                version: 1,
+                version: 2,
                 min_t,
                 max_t,
                 resolution_ms: res,
@@ -810,14 +817,16 @@ impl Storage {
                 j += 1;
             }
             let run = &sources[i..=j];
-            let labels: std::collections::BTreeSet<Labels> = run
-                .iter()
-                .flat_map(|b| (0..b.index().len() as u32).map(|r| b.index().labels(r)))
-                .collect();
+            let mut labels = std::collections::BTreeSet::new();
+            for b in run {
+                for r in 0..b.index().len() as u32 {
+                    labels.insert(b.index().labels(r)?);
+                }
+            }
             let series = labels.into_iter().map(|l| {
                 let mut samples = Vec::new();
                 for b in run {
-                    if let Some(r) = b.index().find(&l) {
+                    if let Some(r) = b.index().find(&l)? {
                         for c in b.chunk_refs(r)? {
                             samples.extend(b.read_samples(&c)?);
                         }

@@ -1,6 +1,7 @@
 //! The inverted index: interned label strings, label pair → series postings, matcher
 //! evaluation, and lookup of a series by its labels. Used by the head and by every block.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -263,50 +264,10 @@ impl InvertedIndex {
 
     /// Series matching all matchers, sorted by ref. An empty matcher list selects everything.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
-        // `name="value"` reads its one postings list directly (no pass over
-        // every value of the label, no copy); the shortest list goes first,
-        // so a selective label (`pod="x"`) makes the intersection cheap.
-        let is_exact = |m: &Matcher| m.op == MatchOp::Equal && !m.value.is_empty();
-        let mut exact: Vec<&[SeriesRef]> = Vec::new();
-        for m in matchers.iter().filter(|m| is_exact(m)) {
-            match self.postings_of(&m.name, &m.value) {
-                Some(p) => exact.push(p),
-                None => return Vec::new(),
-            }
+        match select_postings(self, matchers) {
+            Ok(refs) => refs,
+            Err(never) => match never {},
         }
-        exact.sort_by_key(|p| p.len());
-        let mut result: Option<Vec<SeriesRef>> = exact.split_first().map(|(first, rest)| {
-            rest.iter()
-                .fold(first.to_vec(), |acc, p| intersect(&acc, p))
-        });
-        if result.as_ref().is_some_and(|r| r.is_empty()) {
-            return Vec::new();
-        }
-        // Other matchers that reject the empty string can only match series carrying the
-        // label: intersect their postings next, they are the selective ones.
-        for m in matchers
-            .iter()
-            .filter(|m| !m.matches_empty() && !is_exact(m))
-        {
-            let set = self.union_where(&m.name, |v| m.matches(v));
-            result = Some(match result {
-                None => set,
-                Some(prev) => intersect(&prev, &set),
-            });
-            if result.as_ref().is_some_and(|r| r.is_empty()) {
-                return Vec::new();
-            }
-        }
-        let mut result = result.unwrap_or_else(|| (0..self.starts.len() as SeriesRef).collect());
-        // Matchers that accept the empty string keep series without the label, so they
-        // subtract the series whose value fails them.
-        for m in matchers.iter().filter(|m| m.matches_empty()) {
-            let excluded = self.union_where(&m.name, |v| !m.matches(v));
-            if !excluded.is_empty() {
-                result = subtract(&result, &excluded);
-            }
-        }
-        result
     }
 
     /// The postings list of `name="value"`, if any series has it.
@@ -316,7 +277,7 @@ impl InvertedIndex {
         self.postings.get(&n)?.get(&v).map(Vec::as_slice)
     }
 
-    fn union_where(&self, name: &str, pred: impl Fn(&str) -> bool) -> Vec<SeriesRef> {
+    fn union_where(&self, name: &str, pred: &dyn Fn(&str) -> bool) -> Vec<SeriesRef> {
         let Some(values) = self.symbols.get(name).and_then(|n| self.postings.get(&n)) else {
             return Vec::new();
         };
@@ -368,6 +329,104 @@ impl InvertedIndex {
         let series = self.pairs.capacity() * 8 + self.starts.capacity() * 4 + self.pairs.len() * 4;
         strs + series + self.by_hash.capacity() * 16
     }
+}
+
+/// What matcher evaluation needs from an index: the in-memory [`InvertedIndex`] of the
+/// head and the memory-mapped index of a block (`block_index`) both provide it, so both
+/// select series with the same algorithm.
+pub trait PostingsSource {
+    /// Why reading postings can fail (never for the in-memory index).
+    type Error;
+    /// Number of series; refs are `0..num_series()`.
+    fn num_series(&self) -> usize;
+    /// The sorted postings list of `name="value"`, if any series has it.
+    fn postings_for(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<Cow<'_, [SeriesRef]>>, Self::Error>;
+    /// The sorted union of the postings of every value of `name` that `pred` accepts.
+    fn union_postings(
+        &self,
+        name: &str,
+        pred: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<SeriesRef>, Self::Error>;
+}
+
+impl PostingsSource for InvertedIndex {
+    type Error = std::convert::Infallible;
+
+    fn num_series(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn postings_for(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<Cow<'_, [SeriesRef]>>, Self::Error> {
+        Ok(self.postings_of(name, value).map(Cow::Borrowed))
+    }
+
+    fn union_postings(
+        &self,
+        name: &str,
+        pred: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<SeriesRef>, Self::Error> {
+        Ok(self.union_where(name, pred))
+    }
+}
+
+/// Series of `src` matching all matchers, sorted by ref. An empty matcher list selects
+/// everything.
+pub fn select_postings<S: PostingsSource + ?Sized>(
+    src: &S,
+    matchers: &[Matcher],
+) -> Result<Vec<SeriesRef>, S::Error> {
+    // `name="value"` reads its one postings list directly (no pass over
+    // every value of the label); the shortest list goes first,
+    // so a selective label (`pod="x"`) makes the intersection cheap.
+    let is_exact = |m: &Matcher| m.op == MatchOp::Equal && !m.value.is_empty();
+    let mut exact: Vec<Cow<'_, [SeriesRef]>> = Vec::new();
+    for m in matchers.iter().filter(|m| is_exact(m)) {
+        match src.postings_for(&m.name, &m.value)? {
+            Some(p) => exact.push(p),
+            None => return Ok(Vec::new()),
+        }
+    }
+    exact.sort_by_key(|p| p.len());
+    let mut result: Option<Vec<SeriesRef>> = exact.split_first().map(|(first, rest)| {
+        rest.iter()
+            .fold(first.to_vec(), |acc, p| intersect(&acc, p))
+    });
+    if result.as_ref().is_some_and(|r| r.is_empty()) {
+        return Ok(Vec::new());
+    }
+    // Other matchers that reject the empty string can only match series carrying the
+    // label: intersect their postings next, they are the selective ones.
+    for m in matchers
+        .iter()
+        .filter(|m| !m.matches_empty() && !is_exact(m))
+    {
+        let set = src.union_postings(&m.name, &|v| m.matches(v))?;
+        result = Some(match result {
+            None => set,
+            Some(prev) => intersect(&prev, &set),
+        });
+        if result.as_ref().is_some_and(|r| r.is_empty()) {
+            return Ok(Vec::new());
+        }
+    }
+    let mut result = result.unwrap_or_else(|| (0..src.num_series() as SeriesRef).collect());
+    // Matchers that accept the empty string keep series without the label, so they
+    // subtract the series whose value fails them.
+    for m in matchers.iter().filter(|m| m.matches_empty()) {
+        let excluded = src.union_postings(&m.name, &|v| !m.matches(v))?;
+        if !excluded.is_empty() {
+            result = subtract(&result, &excluded);
+        }
+    }
+    Ok(result)
 }
 
 fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {

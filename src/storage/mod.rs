@@ -10,7 +10,7 @@
 //! | [`index`] | inverted index: label pairs → series |
 //! | [`head`], [`head_chunks`] | appendable head, write-path rules; its sealed chunks on disk |
 //! | [`wal`] | write-ahead log |
-//! | [`block`] | immutable on-disk blocks |
+//! | [`block`], [`block_index`] | immutable on-disk blocks; their memory-mapped index |
 //! | [`compaction`], [`retention`], [`rollup`] | block lifecycle |
 //! | [`select`], [`query`] | read path and query building blocks |
 //! | [`engine`] | [`Storage`], tying it together |
@@ -19,6 +19,7 @@
 //! The data directory layout and the write-path rules are documented in `docs/storage.md`.
 
 pub mod block;
+pub mod block_index;
 pub mod chunk;
 pub mod codec;
 pub mod compaction;
