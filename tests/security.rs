@@ -1205,7 +1205,7 @@ fn the_agent_api_refuses_bad_requests_with_json() {
         ),
         ("GET", "/nowhere".to_string(), 404),
         ("POST", "/metrics".to_string(), 405),
-        ("DELETE", format!("{path}"), 405),
+        ("DELETE", path.to_string(), 405),
     ] {
         let what = format!("agent {method} {p}");
         let resp = client
