@@ -330,19 +330,21 @@ pub fn histogram_params(params: &Params) -> Result<(i64, i64, i64), ApiError> {
 
 /// The LogQL query and search parameters of `/loki/api/v1/query_range`.
 pub fn loki_query_params(params: &Params) -> Result<(LogQuery, SearchParams), ApiError> {
-    let q = params
-        .get("query")
-        .ok_or_else(|| bad_param("query", "missing"))?;
-    let logql = LogQuery::parse(q).map_err(|m| bad_param("query", m))?;
+    let logql = log_query(params)?;
     let (start_ns, end_ns) = loki_range(params, 3_600 * 1_000_000_000)?;
-    let search = SearchParams {
+    Ok((logql, loki_search(params, start_ns, end_ns)?))
+}
+
+/// A Loki query's search over `[start_ns, end_ns)`: its `limit` and
+/// `direction` (Loki has no cursor).
+fn loki_search(params: &Params, start_ns: i64, end_ns: i64) -> Result<SearchParams, ApiError> {
+    Ok(SearchParams {
         start_ns,
         end_ns,
         limit: limit(params)?,
         cursor: None,
         direction: direction(params)?,
-    };
-    Ok((logql, search))
+    })
 }
 
 async fn search(
@@ -497,13 +499,7 @@ async fn loki_streams(
     start_ns: i64,
     end_ns: i64,
 ) -> Result<Response, ApiError> {
-    let search = SearchParams {
-        start_ns,
-        end_ns,
-        limit: limit(params)?,
-        cursor: None,
-        direction: direction(params)?,
-    };
+    let search = loki_search(params, start_ns, end_ns)?;
     let store = state.logs.clone();
     let scope = scope.clone();
     let (lines, _) = blocking(move || {
