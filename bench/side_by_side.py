@@ -40,7 +40,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARGO = ["cargo", "bench", "--bench", "storage", "--"]
-ENV = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", "/work/target-storage"))
+# The caller's environment as is: cargo uses CARGO_TARGET_DIR when set,
+# else the repository's own target directory.
+ENV = dict(os.environ)
 PROM_PORT, INFLUX_PORT = 19090, 18086
 
 
