@@ -587,13 +587,7 @@ impl Alerting {
         let Some(pos) = core.defs.rules.iter().position(|r| r.id == id) else {
             return Err(ServiceError::NotFound(format!("no rule {id:?}")));
         };
-        if !spec.id.is_empty() && spec.id != id {
-            return Err(ServiceError::Invalid(format!(
-                "the body's id {:?} differs from the path's {id:?}",
-                spec.id
-            )));
-        }
-        spec.id = id.to_string();
+        spec.id = body_id_matching_path(&spec.id, id)?;
         spec.origin = "api".into();
         self.check_rule(&spec, &core)?;
         core.defs.rules[pos] = spec.clone();
@@ -684,13 +678,7 @@ impl Alerting {
         let Some(pos) = core.defs.channels.iter().position(|x| x.id == id) else {
             return Err(ServiceError::NotFound(format!("no channel {id:?}")));
         };
-        if !c.id.is_empty() && c.id != id {
-            return Err(ServiceError::Invalid(format!(
-                "the body's id {:?} differs from the path's {id:?}",
-                c.id
-            )));
-        }
-        c.id = id.to_string();
+        c.id = body_id_matching_path(&c.id, id)?;
         c.origin = "api".into();
         c.validate().map_err(ServiceError::Invalid)?;
         core.defs.channels[pos] = c.clone();
@@ -1063,4 +1051,15 @@ fn unique_id(base: &str, taken: impl Fn(&str) -> bool) -> String {
         .map(|n| format!("{base}-{n}"))
         .find(|id| !taken(id))
         .expect("some id is free")
+}
+
+/// The id of an object replaced through `PUT .../{id}`: the path's, which a
+/// body may repeat but not contradict.
+fn body_id_matching_path(body_id: &str, path_id: &str) -> Result<String, ServiceError> {
+    if !body_id.is_empty() && body_id != path_id {
+        return Err(ServiceError::Invalid(format!(
+            "the body's id {body_id:?} differs from the path's {path_id:?}"
+        )));
+    }
+    Ok(path_id.to_string())
 }
