@@ -125,13 +125,9 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn now_ms() -> i64 {
     SystemTime::now()

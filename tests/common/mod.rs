@@ -6,7 +6,6 @@
 
 pub mod netns;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,13 +15,9 @@ pub fn osprey() -> Command {
     Command::new(env!("CARGO_BIN_EXE_osprey"))
 }
 
-/// A TCP port free on loopback right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
-}
+#[path = "../support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout`
 /// with `what` in the message.

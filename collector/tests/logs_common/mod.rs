@@ -66,13 +66,9 @@ pub struct Receiver {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("ephemeral port")
-}
+#[path = "../../../tests/support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 impl Receiver {
     /// Starts on a free port.
