@@ -1,5 +1,5 @@
-//! Runs every cargo-fuzz target of `fuzz/` for a bounded time (10 s each
-//! by default, `OSPREY_FUZZ_SECONDS` to change) from its seed corpus, and
+//! Runs every cargo-fuzz target of `fuzz/` for a bounded time (10 s each,
+//! one per core at a time; `OSPREY_FUZZ_SECONDS` to change) from its seed corpus, and
 //! fails on any crash, leak of the RSS limit or timeout libFuzzer reports.
 //! cargo-fuzz must be installed (`.ci/run` installs it): a missing
 //! cargo-fuzz fails the test rather than skipping it.
@@ -104,58 +104,83 @@ fn every_fuzz_target_runs_clean_for_a_bounded_time() {
     run(cargo_fuzz(&build), "cargo fuzz build");
     eprintln!("fuzz build: {:.0?}", started.elapsed());
 
+    // libFuzzer runs one input at a time: run as many targets at once as
+    // there are cores, so the bounded time costs the suite a fraction of
+    // targets × seconds.
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let scratch = tempfile::tempdir().unwrap();
-    let artifacts = repo().join("fuzz/artifacts");
-    let mut report = Vec::new();
-    for target in &targets {
-        let seeds = repo().join("fuzz/corpus").join(target);
-        assert!(
-            std::fs::read_dir(&seeds).is_ok_and(|mut d| d.next().is_some()),
-            "{target} has no seed corpus in {}",
-            seeds.display()
-        );
-        // New inputs go to a scratch corpus; the committed seeds stay as
-        // they are.
-        let corpus = scratch.path().join(target);
-        std::fs::create_dir_all(&corpus).unwrap();
-        let prefix = format!("{}/{target}/", artifacts.display());
-        std::fs::create_dir_all(artifacts.join(target)).unwrap();
-        let mut args = vec!["run".to_string()];
-        args.extend(flags.iter().cloned());
-        args.extend([
-            target.clone(),
-            corpus.display().to_string(),
-            seeds.display().to_string(),
-            "--".into(),
-            format!("-max_total_time={seconds}"),
-            "-rss_limit_mb=2048".into(),
-            "-timeout=20".into(),
-            "-max_len=65536".into(),
-            format!("-artifact_prefix={prefix}"),
-            "-print_final_stats=1".into(),
-        ]);
-        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let t = Instant::now();
-        let out = cargo_fuzz(&arg_refs)
-            .output()
-            .unwrap_or_else(|e| panic!("{target}: cannot run cargo fuzz ({e})"));
-        let elapsed = t.elapsed();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "fuzz target {target} failed ({}); the crashing input is under {prefix}:\n{}",
-            out.status,
-            tail(&out.stderr)
-        );
-        let execs = stat(&stderr, "stat::number_of_executed_units:").unwrap_or(0);
-        assert!(execs > 0, "{target} ran no input:\n{}", tail(&out.stderr));
-        let secs = elapsed.max(Duration::from_millis(1)).as_secs_f64();
-        report.push(format!(
-            "{target}: {execs} execs in {secs:.1}s ({:.0}/s)",
-            execs as f64 / secs.min(seconds as f64).max(0.001)
-        ));
-    }
+    let queue = std::sync::Mutex::new(targets.iter());
+    let report = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..parallel {
+            s.spawn(|| {
+                loop {
+                    // The guard is dropped at the end of this statement,
+                    // not held while the target runs.
+                    let Some(target) = queue.lock().unwrap().next() else {
+                        break;
+                    };
+                    let line = fuzz_one(target, &flags, scratch.path(), seconds);
+                    report.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    let mut report = report.into_inner().unwrap();
+    report.sort();
     eprintln!("{}", report.join("\n"));
+}
+
+/// Runs `target` for `seconds` from its seed corpus; panics on any finding.
+/// Returns a line for the report.
+fn fuzz_one(target: &str, flags: &[String], scratch: &Path, seconds: u64) -> String {
+    let seeds = repo().join("fuzz/corpus").join(target);
+    assert!(
+        std::fs::read_dir(&seeds).is_ok_and(|mut d| d.next().is_some()),
+        "{target} has no seed corpus in {}",
+        seeds.display()
+    );
+    // New inputs go to a scratch corpus; the committed seeds stay as they
+    // are.
+    let corpus = scratch.join(target);
+    std::fs::create_dir_all(&corpus).unwrap();
+    let artifacts = repo().join("fuzz/artifacts");
+    let prefix = format!("{}/{target}/", artifacts.display());
+    std::fs::create_dir_all(artifacts.join(target)).unwrap();
+    let mut args = vec!["run".to_string()];
+    args.extend(flags.iter().cloned());
+    args.extend([
+        target.to_string(),
+        corpus.display().to_string(),
+        seeds.display().to_string(),
+        "--".into(),
+        format!("-max_total_time={seconds}"),
+        "-rss_limit_mb=2048".into(),
+        "-timeout=20".into(),
+        "-max_len=65536".into(),
+        format!("-artifact_prefix={prefix}"),
+        "-print_final_stats=1".into(),
+    ]);
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let out = cargo_fuzz(&arg_refs)
+        .output()
+        .unwrap_or_else(|e| panic!("{target}: cannot run cargo fuzz ({e})"));
+    let elapsed = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "fuzz target {target} failed ({}); the crashing input is under {prefix}:\n{}",
+        out.status,
+        tail(&out.stderr)
+    );
+    let execs = stat(&stderr, "stat::number_of_executed_units:").unwrap_or(0);
+    assert!(execs > 0, "{target} ran no input:\n{}", tail(&out.stderr));
+    let secs = elapsed.max(Duration::from_millis(1)).as_secs_f64();
+    format!(
+        "{target}: {execs} execs in {secs:.1}s ({:.0}/s)",
+        execs as f64 / secs.min(seconds as f64).max(0.001)
+    )
 }
 
 /// A `-print_final_stats=1` figure.

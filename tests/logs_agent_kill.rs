@@ -4,6 +4,11 @@
 //! The receiver is a real HTTP server honouring `X-Osprey-Batch`
 //! (collector/tests/logs_common), standing in for the Osprey server.
 
+// Both helper modules include tests/support/ports.rs; its port claims
+// are process-wide (UDP sockets), so the two copies never hand out the
+// same port.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 #[path = "../collector/tests/logs_common/mod.rs"]
 mod logs_common;

@@ -11,8 +11,8 @@ use common::*;
 fn stored(server: &ServerProcess) -> (f64, f64) {
     let m = server.metrics();
     (
-        metric_value(&m, "osprey_storage_samples_appended", &[]).unwrap_or(0.0),
-        metric_value(&m, "osprey_storage_samples_duplicate", &[]).unwrap_or(0.0),
+        metric_value(&m, "osprey_storage_samples_appended_total", &[]).unwrap_or(0.0),
+        metric_value(&m, "osprey_storage_samples_duplicate_total", &[]).unwrap_or(0.0),
     )
 }
 
@@ -184,7 +184,11 @@ fn tokens_and_roles_are_enforced_and_refused_writes_store_nothing() {
     let (status, _, _) = read(Some("write-token-0123456789"));
     assert_eq!(status, 403);
     assert_eq!(
-        metric_value(&server.metrics(), "osprey_storage_samples_appended", &[]),
+        metric_value(
+            &server.metrics(),
+            "osprey_storage_samples_appended_total",
+            &[]
+        ),
         Some(0.0),
         "nothing stored"
     );
@@ -201,7 +205,11 @@ fn tokens_and_roles_are_enforced_and_refused_writes_store_nothing() {
     assert_eq!(read(Some("read-token-0123456789")).0, 200);
     assert_eq!(read(Some("admin-token-0123456789")).0, 200);
     assert_eq!(
-        metric_value(&server.metrics(), "osprey_storage_samples_appended", &[]),
+        metric_value(
+            &server.metrics(),
+            "osprey_storage_samples_appended_total",
+            &[]
+        ),
         Some(2.0)
     );
     // Probes and self-metrics need no token.
@@ -244,12 +252,12 @@ fn acknowledged_samples_survive_kill_9_and_sigterm_flushes() {
     }
     let m = server.metrics();
     assert_eq!(
-        metric_value(&m, "osprey_storage_samples_duplicate", &[]),
+        metric_value(&m, "osprey_storage_samples_duplicate_total", &[]),
         Some(acked as f64),
         "all {acked} survived:\n{text}"
     );
     assert_eq!(
-        metric_value(&m, "osprey_storage_samples_appended", &[]),
+        metric_value(&m, "osprey_storage_samples_appended_total", &[]),
         Some(0.0)
     );
 

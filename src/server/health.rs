@@ -37,39 +37,36 @@ async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
-    let mut g = Gauge::default();
-    g.set_value(value);
-    let mut m = Metric::default();
-    m.set_gauge(g);
-    let mut f = MetricFamily::default();
-    f.set_name(name.to_string());
-    f.set_help(help.to_string());
-    f.set_field_type(MetricType::GAUGE);
-    f.set_metric(vec![m]);
-    f
+    family(name, help, MetricType::GAUGE, [(Vec::new(), value)])
+}
+
+/// A count since start: exported as a counter so `rate()` and
+/// `increase()` treat a server restart as a reset.
+fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
+    family(name, help, MetricType::COUNTER, [(Vec::new(), value)])
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let s = state.storage.metrics();
     let mut families = state.metrics.registry.gather();
     families.extend([
-        gauge(
-            "osprey_storage_samples_appended",
+        counter(
+            "osprey_storage_samples_appended_total",
             "Samples accepted since start.",
             s.samples_appended as f64,
         ),
-        gauge(
-            "osprey_storage_wal_group_syncs",
+        counter(
+            "osprey_storage_wal_group_syncs_total",
             "WAL fsyncs made by group commit since start (each covers every append written before it).",
             s.wal_group_syncs as f64,
         ),
-        gauge(
-            "osprey_storage_samples_duplicate",
+        counter(
+            "osprey_storage_samples_duplicate_total",
             "Identical samples dropped (retries) since start.",
             s.samples_duplicate as f64,
         ),
-        gauge(
-            "osprey_storage_samples_rejected",
+        counter(
+            "osprey_storage_samples_rejected_total",
             "Samples refused by ordering rules since start.",
             s.samples_rejected as f64,
         ),
@@ -98,8 +95,8 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
             "Bytes of all blocks on disk.",
             s.block_bytes as f64,
         ),
-        gauge(
-            "osprey_storage_compactions",
+        counter(
+            "osprey_storage_compactions_total",
             "Compactions since start.",
             s.compactions as f64,
         ),
