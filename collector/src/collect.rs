@@ -6,7 +6,7 @@
 //! then the bounded share of filesystem walking. Limits, metadata and
 //! machine facts are refreshed on their own slow cadences, never per tick.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -22,7 +22,9 @@ use crate::discovery::{
     DiscoveryOptions, identify,
 };
 use crate::filesystem::{self, LayerWalker, Mount};
+use crate::kube_state::KubeState;
 use crate::layout::CgroupLayout;
+use crate::load::LoadReader;
 use crate::machine::MachineInfo;
 use crate::metadata::{ContainerMetadata, MetadataCache};
 use crate::network::{NetDevReader, NetnsRegistry};
@@ -84,6 +86,15 @@ pub struct Collector {
     last_spec_refresh: Instant,
     last_fs_refresh: Instant,
     last_machine_refresh: Instant,
+    /// Pod status of the last pod-list refresh, and when it was taken.
+    kube: Arc<KubeState>,
+    last_pod_status: Option<Instant>,
+    /// The CPU load sampler, when `cpu_load` is on.
+    load: Option<LoadReader>,
+    /// Kubelet log bytes per pod container, from the last filesystem
+    /// refresh.
+    log_usage: Arc<Vec<(String, u64)>>,
+    last_log_measure: Option<Instant>,
 }
 
 /// Per-tick files a cgroup holds open, at most (v2 with PSI: nine), for
@@ -149,6 +160,7 @@ impl Collector {
         }
         let mounts = read_mounts(&config);
         let now = Instant::now();
+        let load = config.cpu_load.then(|| LoadReader::new(&config.proc_root));
         Ok(Self {
             netns: NetnsRegistry::new(&config.proc_root),
             walker: LayerWalker::new(config.fs_walk_budget),
@@ -168,6 +180,11 @@ impl Collector {
             last_spec_refresh: now,
             last_fs_refresh: now,
             last_machine_refresh: now,
+            kube: Arc::default(),
+            last_pod_status: None,
+            load,
+            log_usage: Arc::default(),
+            last_log_measure: None,
         })
     }
 
@@ -221,6 +238,7 @@ impl Collector {
             }
         }
         self.refresh_slow_state();
+        self.refresh_pod_status();
         self.walker.step();
 
         let mut containers = Vec::with_capacity(self.tracked.len());
@@ -268,12 +286,63 @@ impl Collector {
         if metadata_errors > 0 {
             self.errors.by_reason.insert("metadata", metadata_errors);
         }
+        let cpu_load = self.sample_load(&containers, timestamp_ms);
         Snapshot {
             timestamp_ms,
             machine: self.machine.clone(),
             node_filesystems: self.node_filesystems.clone(),
             containers,
+            kube: self.kube.clone(),
+            cpu_load,
+            log_usage: self.log_usage.clone(),
         }
+    }
+
+    /// Re-reads pod status (restart counts, namespaces) from the pod
+    /// lists every `pod_status_interval`; the lists themselves are fetched
+    /// at most every 30 s whoever asks.
+    fn refresh_pod_status(&mut self) {
+        if !self.metadata.has_pod_source()
+            || self
+                .last_pod_status
+                .is_some_and(|t| t.elapsed() < self.config.pod_status_interval)
+        {
+            return;
+        }
+        self.last_pod_status = Some(Instant::now());
+        self.kube = Arc::new(KubeState::from_pod_lists(self.metadata.pod_lists()));
+    }
+
+    /// The CPU load of every cgroup read this tick, when `cpu_load` is on.
+    fn sample_load(&mut self, containers: &[ContainerSample], now_ms: i64) -> Vec<(String, f64)> {
+        let Some(load) = &mut self.load else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(containers.len());
+        for c in containers {
+            let id = c.info.id.as_str();
+            let counts = if id == "/" {
+                load.count_machine()
+            } else {
+                let list = match self.layout.mode() {
+                    crate::layout::CgroupMode::V1 => {
+                        self.layout.v1_dir("cpu", id).map(|d| d.join("tasks"))
+                    }
+                    crate::layout::CgroupMode::V2 => {
+                        self.layout.v2_dir(id).map(|d| d.join("cgroup.threads"))
+                    }
+                };
+                match list {
+                    Some(list) => load.count_tasks(&list),
+                    None => continue,
+                }
+            };
+            // A cgroup that vanished since its stats were read: no figure.
+            if let Ok(counts) = counts {
+                out.push((id.to_string(), load.update(id, counts, now_ms)));
+            }
+        }
+        out
     }
 
     /// Starts reading cgroup `path`; `still_to_add` more cgroups are being
@@ -320,6 +389,9 @@ impl Collector {
         if self.tracked.remove(path).is_some() {
             self.netns.release(path);
             self.walker.forget(path);
+            if let Some(load) = &mut self.load {
+                load.forget(path);
+            }
             self.metadata.forget(&CgroupPath::new(path));
             self.logged.retain(|(p, _)| p != path);
         }
@@ -435,6 +507,14 @@ impl Collector {
             self.last_fs_refresh = Instant::now();
             self.mounts = read_mounts(&self.config);
             self.node_filesystems = Arc::new(filesystem::node_filesystems(&self.mounts));
+            self.refresh_layer_capacity();
+        }
+        if self
+            .last_log_measure
+            .is_none_or(|t| t.elapsed() >= self.config.fs_interval)
+        {
+            self.last_log_measure = Some(Instant::now());
+            self.log_usage = Arc::new(self.measure_logs());
         }
         if self.last_machine_refresh.elapsed() >= Duration::from_secs(300) {
             self.last_machine_refresh = Instant::now();
@@ -447,6 +527,50 @@ impl Collector {
             }
             self.machine = Arc::new(m);
         }
+    }
+}
+
+impl Collector {
+    /// Refreshes the size and free space of the filesystems holding the
+    /// containers' writable layers (read once when a layer is found), one
+    /// `statvfs` per distinct filesystem.
+    fn refresh_layer_capacity(&mut self) {
+        let mut by_device: HashMap<String, Option<FilesystemStats>> = HashMap::new();
+        for t in self.tracked.values_mut() {
+            let Some(dev) = &mut t.layer_device else {
+                continue;
+            };
+            let fresh = by_device.entry(dev.device.clone()).or_insert_with(|| {
+                let mount = self.mounts.iter().find(|m| m.source == dev.device)?;
+                filesystem::node_filesystems(std::slice::from_ref(mount)).pop()
+            });
+            if let Some(f) = fresh {
+                dev.limit = f.limit;
+                dev.available = f.available;
+            }
+        }
+    }
+
+    /// Bytes of each pod container's kubelet log files
+    /// (`<pod_log_root>/<namespace>_<pod>_<uid>/<container>/`, current and
+    /// rotated), the `logs` part of its ephemeral storage.
+    fn measure_logs(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (path, t) in &self.tracked {
+            let i = &t.info;
+            if i.container.is_empty() || i.pod.is_empty() || i.pod_uid.is_empty() {
+                continue;
+            }
+            let dir = self
+                .config
+                .pod_log_root
+                .join(format!("{}_{}_{}", i.namespace, i.pod, i.pod_uid))
+                .join(&i.container);
+            if let Some(bytes) = filesystem::dir_file_bytes(&dir) {
+                out.push((path.clone(), bytes));
+            }
+        }
+        out
     }
 }
 

@@ -77,6 +77,20 @@ pub struct AgentConfig {
     /// How often the node's filesystems are `statvfs`'d.
     #[serde(with = "humantime_serde")]
     pub fs_interval: Duration,
+    /// How often the pod list (`kubernetes_api` or `kubelet_pods_url`) is
+    /// read for pod status: restart counts and namespace UIDs, shipped as
+    /// `kube_pod_container_status_restarts_total` and
+    /// `kube_namespace_created` (see [`crate::kube_state`]). Never more
+    /// often than every 30 s (the pod list's own limit). One list per
+    /// interval per node, from the API server's watch cache.
+    #[serde(with = "humantime_serde")]
+    pub pod_status_interval: Duration,
+    /// Measure each cgroup's CPU load (cAdvisor's opt-in
+    /// `--enable_load_reader`), shipped as `container_cpu_load_average_10s`
+    /// (see [`crate::load`]). Off by default: every tick it reads each
+    /// cgroup's task list and one `/proc/<tid>/stat` per task, i.e. one
+    /// small read per thread on the node (about 1 ms per 1000 threads).
+    pub cpu_load: bool,
     /// Directory entries the writable-layer walker may examine per tick,
     /// across all containers: bounds the disk-usage cost whatever the
     /// number of containers and files.
@@ -195,6 +209,8 @@ impl Default for AgentConfig {
             slow_stat_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),
             fs_interval: Duration::from_secs(60),
+            pod_status_interval: Duration::from_secs(60),
+            cpu_load: false,
             fs_walk_budget: 20_000,
             window: Duration::from_secs(120),
             window_samples: 12,

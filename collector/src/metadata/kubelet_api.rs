@@ -22,6 +22,19 @@ pub struct KubeletPod {
     pub namespace: String,
     /// Pod labels.
     pub labels: BTreeMap<String, String>,
+    /// Restart count of each regular container (`status.containerStatuses[]
+    /// .restartCount`), by container name, in the status' order.
+    pub restarts: Vec<(String, u64)>,
+}
+
+/// A namespace as the API server describes it (`GET
+/// /api/v1/namespaces/<name>`); the kubelet's pod list has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceInfo {
+    /// The namespace's UID (Heapster's `namespace_id`).
+    pub uid: String,
+    /// `metadata.creationTimestamp`, seconds since the epoch.
+    pub created_seconds: Option<f64>,
 }
 
 /// A container as the kubelet's pod statuses list it.
@@ -36,13 +49,16 @@ pub struct KubeletContainer {
 }
 
 /// One fetched pod list, indexed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KubeletPods {
     /// Pods by uid.
     pub pods: HashMap<String, KubeletPod>,
     /// Containers (regular, init and ephemeral) by 64-hex id. Sandboxes
     /// are never listed.
     pub containers: HashMap<String, KubeletContainer>,
+    /// The pods' namespaces by name, when the source can describe them
+    /// (the API server; not the kubelet).
+    pub namespaces: HashMap<String, NamespaceInfo>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +109,9 @@ struct ContainerStatus {
     /// (Kubernetes spells it `containerID`, not camel case.)
     #[serde(default, rename = "containerID")]
     container_id: Option<String>,
+    /// How often the kubelet restarted the container (0 when absent).
+    #[serde(default)]
+    restart_count: u64,
 }
 
 /// Parses a `PodList` JSON document.
@@ -105,6 +124,11 @@ pub fn parse_pod_list(json: &[u8]) -> Result<KubeletPods, serde_json::Error> {
             continue;
         }
         let status = pod.status;
+        let restarts = status
+            .container_statuses
+            .iter()
+            .map(|c| (c.name.clone(), c.restart_count))
+            .collect();
         for c in status
             .container_statuses
             .into_iter()
@@ -134,6 +158,7 @@ pub fn parse_pod_list(json: &[u8]) -> Result<KubeletPods, serde_json::Error> {
                 name: pod.metadata.name,
                 namespace: pod.metadata.namespace,
                 labels: pod.metadata.labels.unwrap_or_default(),
+                restarts,
             },
         );
     }
