@@ -247,6 +247,7 @@ pub const METRICS: &[MetricDef] = &[
     m("memory/node_allocatable", "Memory allocatable of a node", GAUGE, Double, Count, SCALAR, false),
     m("memory/node_reservation", "Share of memory that is reserved on the node allocatable", GAUGE, Double, Count, SCALAR, false),
     m("memory/node_utilization", "Memory utilization as a share of memory allocatable", GAUGE, Double, Count, SCALAR, false),
+    m("restart_count", "Number of container restarts", CUM, Int64, Count, SCALAR, false),
 ];
 
 /// Legacy dash-style names still accepted by every `{metric-name}` route.
