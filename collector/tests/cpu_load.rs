@@ -99,6 +99,20 @@ impl Drop for RealCgroup {
     }
 }
 
+/// Waits until task `pid` is asleep (`S`): a freshly started `sleep` is
+/// runnable until it reaches its `nanosleep`.
+fn wait_until_asleep(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        if osprey_collector::load::task_state(&stat) == Some(b'S') {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pid} never slept");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn load_of(snap: &Snapshot, id: &str) -> Option<f64> {
     snap.cpu_load.iter().find(|(k, _)| k == id).map(|(_, v)| *v)
 }
@@ -119,8 +133,9 @@ fn real_v1_cgroup_load_counts_its_runnable_tasks_and_decays() {
     // a sleeper (never counted).
     let busy = cg.spawn("while :; do :; done");
     cg.spawn("while :; do :; done");
-    cg.spawn("sleep 600");
+    let sleeper = cg.spawn("exec sleep 600");
     cg.wait_for_tasks(3);
+    wait_until_asleep(cg.children[sleeper].id());
     let tmp = tempfile::tempdir().unwrap();
     let mut collector = Collector::new(config(tmp.path(), &cg.path(), true)).unwrap();
 
@@ -190,6 +205,7 @@ fn v2_fixture_load_reads_the_listed_threads_states() {
         .spawn()
         .unwrap();
     let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+    wait_until_asleep(sleeper.id());
     std::fs::write(
         tree.cgroup_dir("", path).join("cgroup.threads"),
         format!("{}\n{}\n", busy.id(), sleeper.id()),
