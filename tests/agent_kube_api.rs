@@ -181,7 +181,17 @@ fn pod_list(uid: &str, container_id: &str) -> String {
                 "uid": uid,
                 "labels": { "app": "cart", "tier": "web" }
             },
-            "spec": { "nodeName": NODE },
+            "spec": {
+                "nodeName": NODE,
+                "containers": [{
+                    "name": "cart",
+                    "image": "registry.example/cart:3.1",
+                    "resources": {
+                        "requests": { "cpu": "250m", "memory": "128Mi", "ephemeral-storage": "1Gi" },
+                        "limits": { "ephemeral-storage": "2Gi" }
+                    }
+                }, { "name": "proxy", "image": "registry.example/proxy:1" }]
+            },
             "status": {
                 "containerStatuses": [{
                     "name": "cart",
@@ -370,6 +380,35 @@ fn restart_counts_and_namespace_uids_are_shipped_under_kube_state_metrics_names(
         ),
         Some(SHOP_CREATED),
         "{text}"
+    );
+    // Requests and limits from the spec, in base units.
+    let resource = |name: &str, resource: &str| {
+        metric_value(
+            &text,
+            name,
+            &[("container", "cart"), ("resource", resource)],
+        )
+    };
+    assert_eq!(
+        resource("kube_pod_container_resource_requests", "ephemeral_storage"),
+        Some(1_073_741_824.0),
+        "{text}"
+    );
+    assert_eq!(
+        resource("kube_pod_container_resource_limits", "ephemeral_storage"),
+        Some(2_147_483_648.0)
+    );
+    assert_eq!(
+        resource("kube_pod_container_resource_requests", "cpu"),
+        Some(0.25)
+    );
+    assert!(
+        metric_value(
+            &text,
+            "kube_pod_container_resource_requests",
+            &[("resource", "memory"), ("unit", "byte")]
+        )
+        .is_some()
     );
 }
 
@@ -579,5 +618,18 @@ fn restart_counts_and_namespace_ids_reach_the_heapster_api() {
         },
     );
     assert_eq!(exported["labels"]["namespace_id"], SHOP_UID, "{exported}");
+    assert_eq!(
+        latest("containers/cart/metrics/ephemeral_storage/request"),
+        Some(1_073_741_824)
+    );
+    let node_limit = get_json(&format!(
+        "{}/api/v1/model/nodes/{NODE}/metrics/ephemeral_storage/limit",
+        server.base
+    ));
+    assert_eq!(
+        node_limit["metrics"].as_array().unwrap().last().unwrap()["value"],
+        2_147_483_648u64,
+        "the node sums its pods' limits"
+    );
     assert_eq!(exported["labels"]["pod_id"], node.uid.as_str());
 }

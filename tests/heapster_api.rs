@@ -867,6 +867,46 @@ async fn restart_count_load_available_bytes_and_ephemeral_storage() {
             .await,
         expect_series(|k| Some(nginx_eph(k) + side_eph(k).unwrap_or(0.0)), fx)
     );
+    // Requests and limits from the pod specs: containers, pods (sums),
+    // nodes (sums over their pods); an unset one has no points.
+    let spec = |pod: &str, c: &str| {
+        fx.ephemeral_spec
+            .iter()
+            .find(|e| e.pod == pod && e.container == c)
+            .unwrap()
+            .clone()
+    };
+    let (nginx_spec, sidecar_spec) = (spec("web-1", "nginx"), spec("web-1", "sidecar"));
+    assert_eq!(
+        h.points(&format!(
+            "{web1}/containers/nginx/metrics/ephemeral_storage/limit"
+        ))
+        .await,
+        expect_series(|_| nginx_spec.limit, fx)
+    );
+    assert_eq!(
+        h.ok(&format!(
+            "{web1}/containers/sidecar/metrics/ephemeral_storage/limit"
+        ))
+        .await,
+        serde_json::from_str::<Value>(EMPTY).unwrap()
+    );
+    let web1_request = nginx_spec.request.unwrap() + sidecar_spec.request.unwrap();
+    assert_eq!(
+        h.points(&format!("{web1}/metrics/ephemeral_storage/request"))
+            .await,
+        expect_series(|_| Some(web1_request), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/ephemeral_storage/request")
+            .await,
+        expect_series(|_| Some(web1_request), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n2/metrics/ephemeral_storage/request")
+            .await,
+        expect_series(|_| spec("web-2", "nginx").request, fx)
+    );
     // Nodes have no ephemeral storage figure of their own here.
     assert_eq!(
         h.ok("/api/v1/model/nodes/n1/metrics/ephemeral_storage/usage")

@@ -5,6 +5,11 @@
 //! - `kube_pod_container_status_restarts_total{namespace,pod,uid,container}`:
 //!   `status.containerStatuses[].restartCount` of every regular container
 //!   of the node's pods (a counter, as in kube-state-metrics);
+//! - `kube_pod_container_resource_requests` and `..._limits`
+//!   `{namespace,pod,uid,container,resource,unit}`: the spec's requests and
+//!   limits of regular containers (`resource` with `-`, `.` and `/` made
+//!   `_`, e.g. `ephemeral_storage`; `unit` `core`, `byte` or `integer`),
+//!   only those set, as kube-state-metrics ships them;
 //! - `kube_namespace_created{namespace,uid}`: the creation time of each
 //!   namespace with pods on the node, seconds since the epoch. The `uid`
 //!   label (Heapster's `namespace_id`) is Osprey's addition to the
@@ -28,6 +33,45 @@ pub struct KubeState {
     pub restarts: Vec<ContainerRestarts>,
     /// Namespaces of the node's pods whose UID is known.
     pub namespaces: Vec<NamespaceState>,
+    /// Requests and limits set in the pods' specs.
+    pub resources: Vec<ContainerResource>,
+}
+
+/// One request or limit of one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerResource {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Pod UID.
+    pub uid: String,
+    /// Container name.
+    pub container: String,
+    /// kube-state-metrics' resource label (`cpu`, `memory`,
+    /// `ephemeral_storage`, `nvidia_com_gpu` …).
+    pub resource: String,
+    /// `core`, `byte` or `integer`.
+    pub unit: String,
+    /// A limit (else a request).
+    pub limit: bool,
+    /// In cores, bytes or units.
+    pub value: f64,
+}
+
+/// kube-state-metrics' `resource` and `unit` labels of a resource name.
+pub fn resource_labels(name: &str) -> (String, &'static str) {
+    let resource: String = name
+        .chars()
+        .map(|c| if matches!(c, '-' | '.' | '/') { '_' } else { c })
+        .collect();
+    let unit = match name {
+        "cpu" => "core",
+        "memory" | "ephemeral-storage" | "storage" => "byte",
+        n if n.starts_with("hugepages-") => "byte",
+        _ => "integer",
+    };
+    (resource, unit)
 }
 
 /// One container's restart count.
@@ -62,8 +106,35 @@ impl KubeState {
     pub fn from_pod_lists<'a>(lists: impl IntoIterator<Item = &'a KubeletPods>) -> KubeState {
         let mut restarts: BTreeMap<(String, String, String), ContainerRestarts> = BTreeMap::new();
         let mut namespaces: BTreeMap<String, NamespaceState> = BTreeMap::new();
+        let mut resources: BTreeMap<(String, String, String, String, bool), ContainerResource> =
+            BTreeMap::new();
         for list in lists {
             for (uid, pod) in &list.pods {
+                for c in &pod.resources {
+                    let kinds = [(false, &c.requests), (true, &c.limits)];
+                    for (limit, map) in kinds {
+                        for (name, value) in map {
+                            let (resource, unit) = resource_labels(name);
+                            let key = (
+                                pod.namespace.clone(),
+                                pod.name.clone(),
+                                c.name.clone(),
+                                resource.clone(),
+                                limit,
+                            );
+                            resources.entry(key).or_insert_with(|| ContainerResource {
+                                namespace: pod.namespace.clone(),
+                                pod: pod.name.clone(),
+                                uid: uid.clone(),
+                                container: c.name.clone(),
+                                resource,
+                                unit: unit.to_string(),
+                                limit,
+                                value: *value,
+                            });
+                        }
+                    }
+                }
                 for (container, count) in &pod.restarts {
                     restarts
                         .entry((pod.namespace.clone(), pod.name.clone(), container.clone()))
@@ -89,6 +160,7 @@ impl KubeState {
         KubeState {
             restarts: restarts.into_values().collect(),
             namespaces: namespaces.into_values().collect(),
+            resources: resources.into_values().collect(),
         }
     }
 }
@@ -123,5 +195,50 @@ mod tests {
             state.namespaces.is_empty(),
             "the pod list has no namespaces"
         );
+    }
+    #[test]
+    fn requests_and_limits_come_from_the_spec_in_base_units() {
+        let json = br#"{"items":[{"metadata":{"name":"web-0","namespace":"shop","uid":"u1"},
+          "spec":{"containers":[{"name":"nginx","resources":{
+             "requests":{"cpu":"250m","memory":"64Mi","ephemeral-storage":"1Gi"},
+             "limits":{"ephemeral-storage":"2G","nvidia.com/gpu":"1","bogus":"lots"}}},
+           {"name":"sidecar"}]}}]}"#;
+        let pods = parse_pod_list(json).unwrap();
+        let state = KubeState::from_pod_lists([&pods]);
+        let got: Vec<(&str, &str, bool, f64)> = state
+            .resources
+            .iter()
+            .map(|r| (r.resource.as_str(), r.unit.as_str(), r.limit, r.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cpu", "core", false, 0.25),
+                ("ephemeral_storage", "byte", false, 1073741824.0),
+                ("ephemeral_storage", "byte", true, 2e9),
+                ("memory", "byte", false, 67108864.0),
+                ("nvidia_com_gpu", "integer", true, 1.0),
+            ]
+        );
+        assert!(
+            state
+                .resources
+                .iter()
+                .all(|r| r.container == "nginx" && r.uid == "u1")
+        );
+    }
+
+    #[test]
+    fn quantities_in_every_notation() {
+        use crate::metadata::kubelet_api::parse_quantity as q;
+        assert_eq!(q("100m"), Some(0.1));
+        assert_eq!(q("1.5"), Some(1.5));
+        assert_eq!(q("2Ki"), Some(2048.0));
+        assert_eq!(q("3M"), Some(3e6));
+        assert_eq!(q("1e3"), Some(1000.0));
+        assert_eq!(q("12E"), Some(12e18));
+        assert_eq!(q("5Gi"), Some(5.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(q("ten"), None);
+        assert_eq!(q("1Qi"), None);
     }
 }

@@ -64,8 +64,14 @@
 //!     over its containers. Unlike the kubelet, pods do not count their
 //!     emptyDir volumes, and nodes have no `ephemeral_storage/usage`
 //!     (their `filesystem/usage` per device is there).
-//! - Not available (the agent does not ship them):
-//!   `ephemeral_storage/request|limit` and `node_*` ephemeral metrics,
+//!   - `ephemeral_storage/request|limit` (pod containers; pods and nodes:
+//!     sums) are kube-state-metrics'
+//!     `kube_pod_container_resource_requests|limits{resource="ephemeral_storage"}`
+//!     from the pod spec, shipped by the agent with the restart counts;
+//!     only set values are shipped, so an unset one has no points where
+//!     Heapster showed 0.
+//! - Not available (the agent does not ship them): the `node_*`
+//!   ephemeral metrics (capacity, allocatable, utilisation, reservation),
 //!   `accelerator/*` (no GPU reader), custom metrics; `host_id` is the
 //!   node's `system_uuid` (else `machine_id`), `pod_id` comes from the
 //!   cgroup path and `labels` from the shipped `container_label_*`.

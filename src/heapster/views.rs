@@ -294,6 +294,22 @@ fn pod_container_recipe(name: &str) -> Option<Recipe> {
     Some(match name {
         "restart_count" => gauge(RESTARTS, 1.0),
         "ephemeral_storage/usage" => Recipe::Ephemeral,
+        _ => kube_spec_recipe(name)?,
+    })
+}
+
+/// Requests and limits the cgroup does not carry, from kube-state-metrics'
+/// series of the pod spec (only those set are shipped: an unset one has
+/// no points, where Heapster showed 0).
+fn kube_spec_recipe(name: &str) -> Option<Recipe> {
+    let ksm = |metric: &'static str| Recipe::Gauge {
+        metric,
+        filter: vec![("resource", "ephemeral_storage".to_string())],
+        scale: 1.0,
+    };
+    Some(match name {
+        "ephemeral_storage/request" => ksm("kube_pod_container_resource_requests"),
+        "ephemeral_storage/limit" => ksm("kube_pod_container_resource_limits"),
         _ => None?,
     })
 }
@@ -301,6 +317,8 @@ fn pod_container_recipe(name: &str) -> Option<Recipe> {
 /// Usage metrics Heapster sums from containers into pods.
 const POD_SUMMED: &[&str] = &[
     "restart_count",
+    "ephemeral_storage/request",
+    "ephemeral_storage/limit",
     "ephemeral_storage/usage",
     "cpu/load",
     "cpu/usage_rate",
@@ -460,7 +478,7 @@ pub fn plan(
                     Box::new(requested("memory/request")),
                     Box::new(mem_cap()),
                 )),
-                _ => match spec_recipe(name) {
+                _ => match spec_recipe(name).or_else(|| kube_spec_recipe(name)) {
                     Some(r) => Some(leaf(pods_on_node(), POD_CONTAINER, r)),
                     None => own(vec![eq("node", node), eq("id", "/")]),
                 },

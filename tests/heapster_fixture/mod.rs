@@ -88,6 +88,21 @@ pub struct Fixture {
     pub restarts: Vec<Restarts>,
     /// (node reporting it, namespace, uid).
     pub namespaces: Vec<(&'static str, &'static str, &'static str)>,
+    /// Ephemeral storage (node, namespace, pod, container, request, limit)
+    /// in the pod specs, as kube-state-metrics' series carry them (only
+    /// those set).
+    pub ephemeral_spec: Vec<EphemeralSpec>,
+}
+
+/// One container's ephemeral storage request and limit.
+#[derive(Debug, Clone)]
+pub struct EphemeralSpec {
+    pub node: &'static str,
+    pub namespace: &'static str,
+    pub pod: &'static str,
+    pub container: &'static str,
+    pub request: Option<f64>,
+    pub limit: Option<f64>,
 }
 
 /// The namespace UIDs of the fixture.
@@ -312,6 +327,32 @@ impl Fixture {
                 ("n2", "shop", SHOP_UID),
                 ("n2", "data", DATA_UID),
             ],
+            ephemeral_spec: vec![
+                EphemeralSpec {
+                    node: "n1",
+                    namespace: "shop",
+                    pod: "web-1",
+                    container: "nginx",
+                    request: Some(1_073_741_824.0),
+                    limit: Some(2_147_483_648.0),
+                },
+                EphemeralSpec {
+                    node: "n1",
+                    namespace: "shop",
+                    pod: "web-1",
+                    container: "sidecar",
+                    request: Some(104_857_600.0),
+                    limit: None,
+                },
+                EphemeralSpec {
+                    node: "n2",
+                    namespace: "shop",
+                    pod: "web-2",
+                    container: "nginx",
+                    request: Some(536_870_912.0),
+                    limit: None,
+                },
+            ],
         }
     }
 
@@ -426,6 +467,30 @@ impl Fixture {
                 labels,
                 samples,
             ));
+        }
+        for e in &self.ephemeral_spec {
+            for (metric, value) in [
+                ("kube_pod_container_resource_requests", e.request),
+                ("kube_pod_container_resource_limits", e.limit),
+            ] {
+                let Some(value) = value else { continue };
+                let labels = [
+                    ("job", "osprey-agent"),
+                    ("node", e.node),
+                    ("namespace", e.namespace),
+                    ("pod", e.pod),
+                    ("uid", &uid(e.pod)),
+                    ("container", e.container),
+                    ("resource", "ephemeral_storage"),
+                    ("unit", "byte"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()));
+                let samples = (0..TICKS)
+                    .filter(|k| keep(e.node, *k))
+                    .map(|k| Sample::new(self.t(e.node, k), value))
+                    .collect();
+                ts.push(TimeSeries::new(metric, labels, samples));
+            }
         }
         for (node, ns, ns_uid) in &self.namespaces {
             let labels = [

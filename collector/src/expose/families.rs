@@ -142,6 +142,28 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
             r.restarts as f64,
         );
     }
+    for r in &snap.kube.resources {
+        let base: BaseLabels = Arc::new(vec![
+            ("namespace".into(), r.namespace.clone()),
+            ("pod".into(), r.pod.clone()),
+            ("uid".into(), r.uid.clone()),
+            ("container".into(), r.container.clone()),
+            ("resource".into(), r.resource.clone()),
+            ("unit".into(), r.unit.clone()),
+        ]);
+        let (name, help) = if r.limit {
+            (
+                "kube_pod_container_resource_limits",
+                "The number of requested limit resource by a container.",
+            )
+        } else {
+            (
+                "kube_pod_container_resource_requests",
+                "The number of requested request resource by a container.",
+            )
+        };
+        b.add(name, help, G, &base, Vec::new(), r.value);
+    }
     for ns in &snap.kube.namespaces {
         let base: BaseLabels = Arc::new(vec![
             ("namespace".into(), ns.name.clone()),
