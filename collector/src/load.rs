@@ -13,8 +13,9 @@
 //! whole machine: `procs_running + procs_blocked` from `/proc/stat`.
 //!
 //! Cost: per tick, one task-list read per cgroup and one `stat` read per
-//! thread on the node, which is why it is off unless
-//! [`crate::config::AgentConfig::cpu_load`] is set.
+//! thread on the node (about 10 µs of CPU each, `examples/cpu_load_cost.rs`),
+//! which is why it is off unless [`crate::config::AgentConfig::cpu_load`]
+//! is set.
 
 use std::collections::HashMap;
 use std::fs::File;
