@@ -45,13 +45,16 @@ pub struct AgentConfig {
     /// The kubelet's container log symlinks (`<pod>_<ns>_<container>-<id>.log`).
     pub container_log_root: PathBuf,
     /// The kubelet's read-only pod list (e.g. `http://127.0.0.1:10255/pods`), asked
-    /// for pod metadata on discovery events only. Unset: not asked.
+    /// for pod metadata on discovery events and for pod status (restart
+    /// counts, requests and limits) every `pod_status_interval`, at most
+    /// every 30 s. Unset: not asked.
     pub kubelet_pods_url: Option<String>,
     /// The Kubernetes API server to list this node's pods from, for pod
     /// labels and names the node's files do not give: `"in-cluster"` (the
     /// address Kubernetes puts in every pod's environment) or a URL such
-    /// as `https://10.96.0.1:443`. Asked on discovery events only, at most
-    /// every 30 s. Unset: not asked.
+    /// as `https://10.96.0.1:443`. Asked on discovery events and every
+    /// `pod_status_interval`, at most every 30 s; each namespace with pods
+    /// on the node is read once an hour for its UID. Unset: not asked.
     pub kubernetes_api: Option<String>,
     /// Where the service account's `token` and `ca.crt` are, for
     /// `kubernetes_api`.
@@ -78,8 +81,9 @@ pub struct AgentConfig {
     #[serde(with = "humantime_serde")]
     pub fs_interval: Duration,
     /// How often the pod list (`kubernetes_api` or `kubelet_pods_url`) is
-    /// read for pod status: restart counts and namespace UIDs, shipped as
-    /// `kube_pod_container_status_restarts_total` and
+    /// read for pod status: restart counts, requests and limits and
+    /// namespace UIDs, shipped as `kube_pod_container_status_restarts_total`,
+    /// `kube_pod_container_resource_requests|limits` and
     /// `kube_namespace_created` (see [`crate::kube_state`]). Never more
     /// often than every 30 s (the pod list's own limit). One list per
     /// interval per node, from the API server's watch cache.

@@ -5,8 +5,11 @@
 //! it is on most clusters today).
 //!
 //! Like [`super::kubelet_api`] it is fetched on demand (a lookup that
-//! misses, which happens on discovery events), at most every
-//! [`super::MetadataConfig::kubelet_min_interval`], never per tick. The
+//! misses, which happens on discovery events, and the pod-status refresh
+//! of [`crate::kube_state`]), at most every
+//! [`super::MetadataConfig::kubelet_min_interval`], never per tick. After
+//! each list, the namespaces of its pods not read in the last hour are
+//! read (`GET /api/v1/namespaces/<name>`) for their UID. The
 //! token is read again on every fetch: projected service-account tokens
 //! are rotated by the kubelet (hourly by default). The list asks for
 //! `resourceVersion=0`, so the API server answers from its watch cache
