@@ -61,6 +61,8 @@ struct Tracked {
     info: Arc<ContainerInfo>,
     net: Option<NetDevReader>,
     layer_device: Option<FilesystemStats>,
+    /// The writable layer's directory, when found.
+    layer_dir: Option<PathBuf>,
 }
 
 /// Reads every cgroup of the node, tick after tick.
@@ -380,6 +382,7 @@ impl Collector {
             info: Arc::default(),
             net: None,
             layer_device: None,
+            layer_dir: None,
         };
         self.refresh_tracked(path, &mut t);
         self.tracked.insert(path.to_string(), t);
@@ -430,6 +433,7 @@ impl Collector {
         };
         if let Some(dir) = layer {
             t.layer_device = backing_filesystem(&dir, &self.mounts);
+            t.layer_dir = Some(dir.clone());
             self.walker.track(path, dir);
         }
         t.info = Arc::new(container_info(
@@ -535,18 +539,22 @@ impl Collector {
     /// containers' writable layers (read once when a layer is found), one
     /// `statvfs` per distinct filesystem.
     fn refresh_layer_capacity(&mut self) {
-        let mut by_device: HashMap<String, Option<FilesystemStats>> = HashMap::new();
+        // Keyed by the directory's device: overlay and tmpfs mounts share
+        // meaningless source names.
+        let mut by_dev: HashMap<u64, Option<FilesystemStats>> = HashMap::new();
         for t in self.tracked.values_mut() {
-            let Some(dev) = &mut t.layer_device else {
+            let (Some(current), Some(dir)) = (&mut t.layer_device, &t.layer_dir) else {
                 continue;
             };
-            let fresh = by_device.entry(dev.device.clone()).or_insert_with(|| {
-                let mount = self.mounts.iter().find(|m| m.source == dev.device)?;
-                filesystem::node_filesystems(std::slice::from_ref(mount)).pop()
-            });
+            let Ok(meta) = fs::metadata(dir) else {
+                continue;
+            };
+            let fresh = by_dev
+                .entry(meta.dev())
+                .or_insert_with(|| backing_filesystem(dir, &self.mounts));
             if let Some(f) = fresh {
-                dev.limit = f.limit;
-                dev.available = f.available;
+                current.limit = f.limit;
+                current.available = f.available;
             }
         }
     }
