@@ -1,8 +1,11 @@
 //! `osprey agent --kubernetes-api URL` names a pod's cgroups from the API
 //! server's pod list for its node, read over TLS with the service
-//! account's token and CA. A small HTTPS server (rustls, a CA made with
-//! rcgen for the test) stands in for the API server: it checks the bearer
-//! token and the node field selector and serves a `PodList`.
+//! account's token and CA, and ships the pods' restart counts and their
+//! namespaces' UIDs (kube-state-metrics' names), which the server's
+//! Heapster API serves as `restart_count` and `namespace_id`. A small
+//! HTTPS server (rustls, a CA made with rcgen for the test) stands in for
+//! the API server: it checks the bearer token and the node field selector
+//! and serves a `PodList` and `Namespace` objects.
 
 mod common;
 
@@ -10,6 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use osprey_collector::fixture::{CgroupValues, FixtureTree, paths};
@@ -36,6 +40,35 @@ struct FakeApiServer {
 }
 
 fn start_api_server(pod_list: String) -> FakeApiServer {
+    start_api_server_with(pod_list, Some(namespace_json()))
+}
+
+const SHOP_UID: &str = "5d2c8f41-7a9e-4c1b-9e0f-3b6a2d8c4e71";
+/// 2026-11-20T08:00:00Z.
+const SHOP_CREATED: f64 = 1_795_161_600.0;
+
+/// The `shop` namespace as the API server returns it.
+fn namespace_json() -> String {
+    serde_json::json!({
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": "shop",
+            "uid": SHOP_UID,
+            "resourceVersion": "17",
+            "creationTimestamp": "2026-11-20T08:00:00Z",
+            "labels": { "kubernetes.io/metadata.name": "shop" }
+        },
+        "spec": { "finalizers": ["kubernetes"] },
+        "status": { "phase": "Active" }
+    })
+    .to_string()
+}
+
+/// The stand-in, answering `GET /api/v1/namespaces/shop` with `namespace`
+/// (403 Forbidden when `None`, as for a ClusterRole without `get` on
+/// namespaces).
+fn start_api_server_with(pod_list: String, namespace: Option<String>) -> FakeApiServer {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -65,7 +98,7 @@ fn start_api_server(pod_list: String) -> FakeApiServer {
             let mut tls_stream = rustls::StreamOwned::new(conn, stream);
             // A failed handshake (an agent that does not trust the CA) is
             // just a closed connection here.
-            let _ = serve_one(&mut tls_stream, &pod_list, &log);
+            let _ = serve_one(&mut tls_stream, &pod_list, namespace.as_deref(), &log);
         }
     });
     FakeApiServer {
@@ -78,6 +111,7 @@ fn start_api_server(pod_list: String) -> FakeApiServer {
 fn serve_one(
     stream: &mut rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
     pod_list: &str,
+    namespace: Option<&str>,
     log: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(&mut *stream);
@@ -109,6 +143,14 @@ fn serve_one(
             "401 Unauthorized",
             r#"{"kind":"Status","code":401}"#.to_owned(),
         )
+    } else if target == "/api/v1/namespaces/shop" {
+        match namespace {
+            Some(ns) => ("200 OK", ns.to_owned()),
+            None => (
+                "403 Forbidden",
+                r#"{"kind":"Status","code":403,"reason":"Forbidden"}"#.to_owned(),
+            ),
+        }
     } else if !target.starts_with("/api/v1/pods?") {
         (
             "404 Not Found",
@@ -139,12 +181,29 @@ fn pod_list(uid: &str, container_id: &str) -> String {
                 "uid": uid,
                 "labels": { "app": "cart", "tier": "web" }
             },
-            "spec": { "nodeName": NODE },
+            "spec": {
+                "nodeName": NODE,
+                "containers": [{
+                    "name": "cart",
+                    "image": "registry.example/cart:3.1",
+                    "resources": {
+                        "requests": { "cpu": "250m", "memory": "128Mi", "ephemeral-storage": "1Gi" },
+                        "limits": { "ephemeral-storage": "2Gi" }
+                    }
+                }, { "name": "proxy", "image": "registry.example/proxy:1" }]
+            },
             "status": {
                 "containerStatuses": [{
                     "name": "cart",
                     "image": "registry.example/cart:3.1",
-                    "containerID": format!("containerd://{container_id}")
+                    "containerID": format!("containerd://{container_id}"),
+                    "restartCount": 2,
+                    "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } }
+                }, {
+                    "name": "proxy",
+                    "image": "registry.example/proxy:1",
+                    "restartCount": 0,
+                    "state": { "waiting": { "reason": "ContainerCreating" } }
                 }]
             }
         }]
@@ -263,8 +322,10 @@ fn pods_are_named_and_labelled_from_the_api_server() {
     );
 
     let seen = api.seen.lock().unwrap().clone();
-    // Both cgroups were resolved from one list: the source is rate-limited.
-    assert_eq!(seen.len(), 1, "{seen:?}");
+    // Both cgroups (and the pod status) came from one list: the source is
+    // rate-limited. Then the pod's namespace was read once.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].target, "/api/v1/namespaces/shop");
     let target = &seen[0].target;
     assert!(target.starts_with("/api/v1/pods?"), "{target}");
     assert!(
@@ -276,6 +337,116 @@ fn pods_are_named_and_labelled_from_the_api_server() {
         seen[0].authorization.as_deref(),
         Some(format!("Bearer {TOKEN}").as_str())
     );
+}
+
+#[test]
+fn restart_counts_and_namespace_uids_are_shipped_under_kube_state_metrics_names() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, TOKEN, &api.ca_pem);
+
+    let (text, stderr) = run_agent(&node, api.port, &sa);
+
+    let restarts = |container: &str| {
+        metric_value(
+            &text,
+            "kube_pod_container_status_restarts_total",
+            &[
+                ("namespace", "shop"),
+                ("pod", "cart-0"),
+                ("uid", node.uid.as_str()),
+                ("container", container),
+            ],
+        )
+    };
+    assert_eq!(
+        restarts("cart"),
+        Some(2.0),
+        "{text}
+{stderr}"
+    );
+    // A container still being created has its status too.
+    assert_eq!(restarts("proxy"), Some(0.0), "{text}");
+    assert!(
+        text.contains("# TYPE kube_pod_container_status_restarts_total counter"),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "kube_namespace_created",
+            &[("namespace", "shop"), ("uid", SHOP_UID)]
+        ),
+        Some(SHOP_CREATED),
+        "{text}"
+    );
+    // Requests and limits from the spec, in base units.
+    let resource = |name: &str, resource: &str| {
+        metric_value(
+            &text,
+            name,
+            &[("container", "cart"), ("resource", resource)],
+        )
+    };
+    assert_eq!(
+        resource("kube_pod_container_resource_requests", "ephemeral_storage"),
+        Some(1_073_741_824.0),
+        "{text}"
+    );
+    assert_eq!(
+        resource("kube_pod_container_resource_limits", "ephemeral_storage"),
+        Some(2_147_483_648.0)
+    );
+    assert_eq!(
+        resource("kube_pod_container_resource_requests", "cpu"),
+        Some(0.25)
+    );
+    assert!(
+        metric_value(
+            &text,
+            "kube_pod_container_resource_requests",
+            &[("resource", "memory"), ("unit", "byte")]
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn a_namespace_the_service_account_may_not_read_costs_only_its_uid() {
+    let node = node();
+    let api = start_api_server_with(pod_list(&node.uid, &node.container_id), None);
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, TOKEN, &api.ca_pem);
+
+    let (text, stderr) = run_agent(&node, api.port, &sa);
+
+    // Names, labels and restart counts still come from the pod list.
+    assert!(
+        metric_value(
+            &text,
+            "container_memory_usage_bytes",
+            &[("id", node.container_path.as_str()), ("pod", "cart-0")]
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "kube_pod_container_status_restarts_total",
+            &[("container", "cart")]
+        ),
+        Some(2.0)
+    );
+    assert!(!text.contains("kube_namespace_created"), "{text}");
+    assert_eq!(
+        stderr.matches("cannot read namespace").count(),
+        1,
+        "one warning naming the missing permission: {stderr}"
+    );
+    assert!(stderr.contains("get` on namespaces"), "{stderr}");
+    assert!(!stderr.contains("pod list unavailable"), "{stderr}");
 }
 
 #[test]
@@ -375,4 +546,90 @@ fn failed_pod_list_fetches_are_counted_in_the_agents_metrics() {
         "metadata failures are counted: {errors:?}"
     );
     assert!(!api.seen.lock().unwrap().is_empty());
+}
+
+/// End to end: the agent reads the pod list, ships to a real `osprey
+/// server` by remote-write, and the server's Heapster API serves the
+/// restart count (container and pod) and the namespace UID.
+#[test]
+fn restart_counts_and_namespace_ids_reach_the_heapster_api() {
+    let node = node();
+    let api = start_api_server(pod_list(&node.uid, &node.container_id));
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, TOKEN, &api.ca_pem);
+    let logs = artifact_dir("agent_kube_api_heapster");
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path(), None, &logs);
+    let t = node.tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let _agent = AgentProcess::start(
+        &[
+            "--interval",
+            "1s",
+            "--node-name",
+            NODE,
+            "--remote-write",
+            &format!("{}/api/v1/write", server.base),
+            "--kubernetes-api",
+            &format!("https://127.0.0.1:{}", api.port),
+            "--kubernetes-service-account-dir",
+            &s(&sa),
+            "--cgroup-root",
+            &s(node.tree.root()),
+            "--sys-root",
+            &s(&t.join("sys")),
+            "--docker-root",
+            &s(&t.join("docker")),
+            "--pod-log-root",
+            &s(&t.join("no-pods")),
+            "--container-log-root",
+            &s(&t.join("no-containers")),
+            "--data-dir",
+            &s(&t.join("data")),
+        ],
+        &logs,
+    );
+    let model = format!("{}/api/v1/model/namespaces/shop/pods/cart-0", server.base);
+    let latest = |path: &str| {
+        let v = get_json(&format!("{model}/{path}"));
+        v["metrics"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|p| p["value"].as_u64().unwrap())
+    };
+    let container = wait_for(
+        Duration::from_secs(30),
+        "the container's restart_count",
+        || latest("containers/cart/metrics/restart_count"),
+    );
+    assert_eq!(container, 2);
+    // The pod sums its containers: cart (2) + proxy (0); proxy has no
+    // cgroup yet, its status counts all the same.
+    assert_eq!(latest("metrics/restart_count"), Some(2));
+    let exported = wait_for(
+        Duration::from_secs(30),
+        "the container in metric-export",
+        || {
+            let all = get_json(&format!("{}/api/v1/metric-export", server.base));
+            all.as_array()?
+                .iter()
+                .find(|ts| ts["labels"]["container_name"] == "cart")
+                .cloned()
+        },
+    );
+    assert_eq!(exported["labels"]["namespace_id"], SHOP_UID, "{exported}");
+    assert_eq!(
+        latest("containers/cart/metrics/ephemeral_storage/request"),
+        Some(1_073_741_824)
+    );
+    let node_limit = get_json(&format!(
+        "{}/api/v1/model/nodes/{NODE}/metrics/ephemeral_storage/limit",
+        server.base
+    ));
+    assert_eq!(
+        node_limit["metrics"].as_array().unwrap().last().unwrap()["value"],
+        2_147_483_648u64,
+        "the node sums its pods' limits"
+    );
+    assert_eq!(exported["labels"]["pod_id"], node.uid.as_str());
 }

@@ -628,7 +628,8 @@ async fn pod_list_and_unknown_entities() {
         "/api/v1/model/namespaces/shop/pods/ghost/metrics/cpu/usage_rate",
         "/api/v1/model/namespaces/shop/pods/web-1/containers/ghost/metrics/memory/usage",
         "/api/v1/model/nodes/n1/metrics/custom/qps",
-        "/api/v1/model/nodes/n1/metrics/cpu/load",
+        // n2's agent does not measure CPU load (it is opt-in).
+        "/api/v1/model/nodes/n2/metrics/cpu/load",
     ] {
         assert_eq!(h.ok(path).await, empty, "{path}");
     }
@@ -728,7 +729,8 @@ async fn metric_export_has_the_latest_point_of_each_entity() {
         nginx["labels"],
         json!({
             "container_base_image": "registry/app:1", "container_name": "nginx", "host_id": "uuid-n1",
-            "hostname": "n1", "labels": "app:web", "nodename": "n1", "pod_id": uid("web-1"), "pod_name": "web-1"
+            "hostname": "n1", "labels": "app:web", "namespace_id": SHOP_UID, "nodename": "n1",
+            "pod_id": uid("web-1"), "pod_name": "web-1"
         })
     );
     assert_eq!(nginx["metrics"]["cpu/limit"][0]["value"], 500);
@@ -759,6 +761,196 @@ async fn metric_export_has_the_latest_point_of_each_entity() {
     assert!(find(&|l| l["container_name"] == "kubelet.service" && l["nodename"] == "n2").is_some());
     // 2 nodes + 2 system containers + 3 pods + 4 pod containers.
     assert_eq!(all.len(), 11, "{v}");
+}
+
+/// The metrics the agent ships beyond cAdvisor's defaults: restart counts
+/// and namespace UIDs from the pod list, CPU load, available bytes and
+/// ephemeral storage (writable layer + kubelet logs).
+#[tokio::test]
+async fn restart_count_load_available_bytes_and_ephemeral_storage() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let web1 = "/api/v1/model/namespaces/shop/pods/web-1";
+    let counts = |c: &str| {
+        fx.restarts
+            .iter()
+            .find(|r| r.pod == "web-1" && r.container == c)
+            .unwrap()
+            .counts
+            .clone()
+    };
+    let (nginx_restarts, sidecar_restarts) = (counts("nginx"), counts("sidecar"));
+    // A container's restart count is the pod status' value, whichever of
+    // its cgroups is current; the pod's is the sum over its containers.
+    assert_eq!(
+        h.points(&format!("{web1}/containers/sidecar/metrics/restart_count"))
+            .await,
+        expect_series(|k| Some(sidecar_restarts[k]), fx)
+    );
+    assert_eq!(
+        h.points(&format!("{web1}/metrics/restart_count")).await,
+        expect_series(|k| Some(nginx_restarts[k] + sidecar_restarts[k]), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/namespaces/shop/pods/web-2/metrics/restart_count")
+            .await,
+        expect_series(|_| Some(3.0), fx)
+    );
+
+    // CPU load: the gauge as shipped (milliloads); pods sum containers.
+    let nginx = fx.container("shop", "web-1", "nginx")[0];
+    let side_b = fx
+        .container("shop", "web-1", "sidecar")
+        .into_iter()
+        .find(|c| c.load.is_some())
+        .unwrap();
+    let root1 = fx.find(|c| c.node == "n1" && c.id == "/")[0];
+    assert_eq!(
+        h.points(&format!("{web1}/containers/nginx/metrics/cpu/load"))
+            .await,
+        expect_series(|k| Some(nginx.load.as_ref().unwrap()[k]), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/cpu/load").await,
+        expect_series(|k| Some(root1.load.as_ref().unwrap()[k]), fx)
+    );
+    assert_eq!(
+        h.points(&format!("{web1}/metrics/cpu/load")).await,
+        expect_series(
+            |k| Some(
+                nginx.load.as_ref().unwrap()[k]
+                    + side_b
+                        .at(k)
+                        .map_or(0.0, |i| side_b.load.as_ref().unwrap()[i])
+            ),
+            fx
+        )
+    );
+
+    // Available bytes per device, node and container.
+    assert_eq!(
+        h.points(
+            "/api/v1/model/nodes/n1/metrics/filesystem/available?labels=resource_id:/dev/sda1"
+        )
+        .await,
+        expect_series(|k| Some(root1.fs_available.as_ref().unwrap()[k]), fx)
+    );
+    assert_eq!(
+        h.points(&format!(
+            "{web1}/containers/nginx/metrics/filesystem/available?labels=resource_id:/dev/sda1"
+        ))
+        .await,
+        expect_series(|k| Some(nginx.fs_available.as_ref().unwrap()[k]), fx)
+    );
+
+    // Ephemeral storage: writable layer + logs; a container with logs but
+    // no measured layer yet counts its logs; the pod sums.
+    let nginx_eph =
+        |k: usize| nginx.fs_usage.as_ref().unwrap()[k] + nginx.logs.as_ref().unwrap()[k];
+    let side_eph = |k: usize| side_b.at(k).map(|i| side_b.logs.as_ref().unwrap()[i]);
+    assert_eq!(
+        h.points(&format!(
+            "{web1}/containers/nginx/metrics/ephemeral_storage/usage"
+        ))
+        .await,
+        expect_series(|k| Some(nginx_eph(k)), fx)
+    );
+    assert_eq!(
+        h.points(&format!(
+            "{web1}/containers/sidecar/metrics/ephemeral_storage/usage"
+        ))
+        .await,
+        expect_series(side_eph, fx)
+    );
+    assert_eq!(
+        h.points(&format!("{web1}/metrics/ephemeral_storage/usage"))
+            .await,
+        expect_series(|k| Some(nginx_eph(k) + side_eph(k).unwrap_or(0.0)), fx)
+    );
+    // Requests and limits from the pod specs: containers, pods (sums),
+    // nodes (sums over their pods); an unset one has no points.
+    let spec = |pod: &str, c: &str| {
+        fx.ephemeral_spec
+            .iter()
+            .find(|e| e.pod == pod && e.container == c)
+            .unwrap()
+            .clone()
+    };
+    let (nginx_spec, sidecar_spec) = (spec("web-1", "nginx"), spec("web-1", "sidecar"));
+    assert_eq!(
+        h.points(&format!(
+            "{web1}/containers/nginx/metrics/ephemeral_storage/limit"
+        ))
+        .await,
+        expect_series(|_| nginx_spec.limit, fx)
+    );
+    assert_eq!(
+        h.ok(&format!(
+            "{web1}/containers/sidecar/metrics/ephemeral_storage/limit"
+        ))
+        .await,
+        serde_json::from_str::<Value>(EMPTY).unwrap()
+    );
+    let web1_request = nginx_spec.request.unwrap() + sidecar_spec.request.unwrap();
+    assert_eq!(
+        h.points(&format!("{web1}/metrics/ephemeral_storage/request"))
+            .await,
+        expect_series(|_| Some(web1_request), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/ephemeral_storage/request")
+            .await,
+        expect_series(|_| Some(web1_request), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n2/metrics/ephemeral_storage/request")
+            .await,
+        expect_series(|_| spec("web-2", "nginx").request, fx)
+    );
+    // Nodes have no ephemeral storage figure of their own here.
+    assert_eq!(
+        h.ok("/api/v1/model/nodes/n1/metrics/ephemeral_storage/usage")
+            .await,
+        serde_json::from_str::<Value>(EMPTY).unwrap()
+    );
+
+    // Listed for the entities that have them.
+    let names = h.ok(&format!("{web1}/containers/sidecar/metrics")).await;
+    for m in ["restart_count", "cpu/load", "ephemeral_storage/usage"] {
+        assert!(
+            names.as_array().unwrap().contains(&json!(m)),
+            "{m}: {names}"
+        );
+    }
+
+    // metric-export: the new standard and labeled metrics, namespace_id on
+    // pods and containers; restart_count is not exported (as in Heapster).
+    let v = h.ok("/api/v1/metric-export").await;
+    let all = v.as_array().unwrap();
+    let find = |f: &dyn Fn(&Value) -> bool| all.iter().find(|ts| f(&ts["labels"])).unwrap();
+    let last = TICKS - 1;
+    let c = find(&|l| l["pod_name"] == "web-1" && l["container_name"] == "nginx");
+    assert_eq!(
+        c["metrics"]["cpu/load"][0]["value"],
+        nginx.load.as_ref().unwrap()[last] as i64
+    );
+    assert_eq!(
+        c["metrics"]["ephemeral_storage/usage"][0]["value"],
+        nginx_eph(last) as i64
+    );
+    assert_eq!(
+        c["metrics"]["filesystem/available"][0]["labels"],
+        json!({"resource_id": "/dev/sda1"})
+    );
+    assert!(c["metrics"].get("restart_count").is_none());
+    let db = find(&|l| l["pod_name"] == "db-0" && l["container_name"] == "/pod");
+    assert_eq!(db["labels"]["namespace_id"], DATA_UID);
+    let n1 = find(&|l| l["nodename"] == "n1" && l["container_name"] == "machine");
+    assert!(n1["labels"].get("namespace_id").is_none());
+    assert_eq!(
+        n1["metrics"]["filesystem/available"][0]["value"],
+        root1.fs_available.as_ref().unwrap()[last] as i64
+    );
 }
 
 #[tokio::test]

@@ -72,6 +72,12 @@ fn heapster_answers_survive_a_server_restart() {
         ),
         format!("/api/v1/model/metrics/memory/usage?start={start}&end={end}"),
         "/api/v1/metric-export-schema/".to_string(),
+        format!(
+            "/api/v1/model/namespaces/shop/pods/web-1/metrics/restart_count?start={start}&end={end}"
+        ),
+        format!(
+            "/api/v1/model/namespaces/shop/pods/web-1/containers/nginx/metrics/ephemeral_storage/usage?start={start}&end={end}"
+        ),
     ];
     let before: Vec<serde_json::Value> = queries
         .iter()
@@ -90,6 +96,15 @@ fn heapster_answers_survive_a_server_restart() {
     }
     assert_eq!(before[0], serde_json::json!(["n1", "n2"]));
     assert_eq!(before[4]["items"].as_array().unwrap().len(), 2);
+    // The pod-status and ephemeral-storage series are stored like the rest.
+    let restarts = before[7]["metrics"].as_array().unwrap();
+    assert_eq!(restarts.len(), TICKS);
+    assert_eq!(
+        restarts.last().unwrap()["value"],
+        1,
+        "the sidecar restarted once"
+    );
+    assert_eq!(before[8]["metrics"].as_array().unwrap().len(), TICKS);
 
     let status = server
         .terminate(Duration::from_secs(30))

@@ -6,7 +6,7 @@
 //! then the bounded share of filesystem walking. Limits, metadata and
 //! machine facts are refreshed on their own slow cadences, never per tick.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -22,7 +22,9 @@ use crate::discovery::{
     DiscoveryOptions, identify,
 };
 use crate::filesystem::{self, LayerWalker, Mount};
+use crate::kube_state::KubeState;
 use crate::layout::CgroupLayout;
+use crate::load::LoadReader;
 use crate::machine::MachineInfo;
 use crate::metadata::{ContainerMetadata, MetadataCache};
 use crate::network::{NetDevReader, NetnsRegistry};
@@ -59,6 +61,8 @@ struct Tracked {
     info: Arc<ContainerInfo>,
     net: Option<NetDevReader>,
     layer_device: Option<FilesystemStats>,
+    /// The writable layer's directory, when found.
+    layer_dir: Option<PathBuf>,
 }
 
 /// Reads every cgroup of the node, tick after tick.
@@ -84,6 +88,15 @@ pub struct Collector {
     last_spec_refresh: Instant,
     last_fs_refresh: Instant,
     last_machine_refresh: Instant,
+    /// Pod status of the last pod-list refresh, and when it was taken.
+    kube: Arc<KubeState>,
+    last_pod_status: Option<Instant>,
+    /// The CPU load sampler, when `cpu_load` is on.
+    load: Option<LoadReader>,
+    /// Kubelet log bytes per pod container, from the last filesystem
+    /// refresh.
+    log_usage: Arc<Vec<(String, u64)>>,
+    last_log_measure: Option<Instant>,
 }
 
 /// Per-tick files a cgroup holds open, at most (v2 with PSI: nine), for
@@ -149,6 +162,7 @@ impl Collector {
         }
         let mounts = read_mounts(&config);
         let now = Instant::now();
+        let load = config.cpu_load.then(|| LoadReader::new(&config.proc_root));
         Ok(Self {
             netns: NetnsRegistry::new(&config.proc_root),
             walker: LayerWalker::new(config.fs_walk_budget),
@@ -168,6 +182,11 @@ impl Collector {
             last_spec_refresh: now,
             last_fs_refresh: now,
             last_machine_refresh: now,
+            kube: Arc::default(),
+            last_pod_status: None,
+            load,
+            log_usage: Arc::default(),
+            last_log_measure: None,
         })
     }
 
@@ -221,6 +240,7 @@ impl Collector {
             }
         }
         self.refresh_slow_state();
+        self.refresh_pod_status();
         self.walker.step();
 
         let mut containers = Vec::with_capacity(self.tracked.len());
@@ -268,12 +288,63 @@ impl Collector {
         if metadata_errors > 0 {
             self.errors.by_reason.insert("metadata", metadata_errors);
         }
+        let cpu_load = self.sample_load(&containers, timestamp_ms);
         Snapshot {
             timestamp_ms,
             machine: self.machine.clone(),
             node_filesystems: self.node_filesystems.clone(),
             containers,
+            kube: self.kube.clone(),
+            cpu_load,
+            log_usage: self.log_usage.clone(),
         }
+    }
+
+    /// Re-reads pod status (restart counts, namespaces) from the pod
+    /// lists every `pod_status_interval`; the lists themselves are fetched
+    /// at most every 30 s whoever asks.
+    fn refresh_pod_status(&mut self) {
+        if !self.metadata.has_pod_source()
+            || self
+                .last_pod_status
+                .is_some_and(|t| t.elapsed() < self.config.pod_status_interval)
+        {
+            return;
+        }
+        self.last_pod_status = Some(Instant::now());
+        self.kube = Arc::new(KubeState::from_pod_lists(self.metadata.pod_lists()));
+    }
+
+    /// The CPU load of every cgroup read this tick, when `cpu_load` is on.
+    fn sample_load(&mut self, containers: &[ContainerSample], now_ms: i64) -> Vec<(String, f64)> {
+        let Some(load) = &mut self.load else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(containers.len());
+        for c in containers {
+            let id = c.info.id.as_str();
+            let counts = if id == "/" {
+                load.count_machine()
+            } else {
+                let list = match self.layout.mode() {
+                    crate::layout::CgroupMode::V1 => {
+                        self.layout.v1_dir("cpu", id).map(|d| d.join("tasks"))
+                    }
+                    crate::layout::CgroupMode::V2 => {
+                        self.layout.v2_dir(id).map(|d| d.join("cgroup.threads"))
+                    }
+                };
+                match list {
+                    Some(list) => load.count_tasks(&list),
+                    None => continue,
+                }
+            };
+            // A cgroup that vanished since its stats were read: no figure.
+            if let Ok(counts) = counts {
+                out.push((id.to_string(), load.update(id, counts, now_ms)));
+            }
+        }
+        out
     }
 
     /// Starts reading cgroup `path`; `still_to_add` more cgroups are being
@@ -311,6 +382,7 @@ impl Collector {
             info: Arc::default(),
             net: None,
             layer_device: None,
+            layer_dir: None,
         };
         self.refresh_tracked(path, &mut t);
         self.tracked.insert(path.to_string(), t);
@@ -320,6 +392,9 @@ impl Collector {
         if self.tracked.remove(path).is_some() {
             self.netns.release(path);
             self.walker.forget(path);
+            if let Some(load) = &mut self.load {
+                load.forget(path);
+            }
             self.metadata.forget(&CgroupPath::new(path));
             self.logged.retain(|(p, _)| p != path);
         }
@@ -358,6 +433,7 @@ impl Collector {
         };
         if let Some(dir) = layer {
             t.layer_device = backing_filesystem(&dir, &self.mounts);
+            t.layer_dir = Some(dir.clone());
             self.walker.track(path, dir);
         }
         t.info = Arc::new(container_info(
@@ -435,6 +511,14 @@ impl Collector {
             self.last_fs_refresh = Instant::now();
             self.mounts = read_mounts(&self.config);
             self.node_filesystems = Arc::new(filesystem::node_filesystems(&self.mounts));
+            self.refresh_layer_capacity();
+        }
+        if self
+            .last_log_measure
+            .is_none_or(|t| t.elapsed() >= self.config.fs_interval)
+        {
+            self.last_log_measure = Some(Instant::now());
+            self.log_usage = Arc::new(self.measure_logs());
         }
         if self.last_machine_refresh.elapsed() >= Duration::from_secs(300) {
             self.last_machine_refresh = Instant::now();
@@ -447,6 +531,54 @@ impl Collector {
             }
             self.machine = Arc::new(m);
         }
+    }
+}
+
+impl Collector {
+    /// Refreshes the size and free space of the filesystems holding the
+    /// containers' writable layers (read once when a layer is found), one
+    /// `statvfs` per distinct filesystem.
+    fn refresh_layer_capacity(&mut self) {
+        // Keyed by the directory's device: overlay and tmpfs mounts share
+        // meaningless source names.
+        let mut by_dev: HashMap<u64, Option<FilesystemStats>> = HashMap::new();
+        for t in self.tracked.values_mut() {
+            let (Some(current), Some(dir)) = (&mut t.layer_device, &t.layer_dir) else {
+                continue;
+            };
+            let Ok(meta) = fs::metadata(dir) else {
+                continue;
+            };
+            let fresh = by_dev
+                .entry(meta.dev())
+                .or_insert_with(|| backing_filesystem(dir, &self.mounts));
+            if let Some(f) = fresh {
+                current.limit = f.limit;
+                current.available = f.available;
+            }
+        }
+    }
+
+    /// Bytes of each pod container's kubelet log files
+    /// (`<pod_log_root>/<namespace>_<pod>_<uid>/<container>/`, current and
+    /// rotated), the `logs` part of its ephemeral storage.
+    fn measure_logs(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (path, t) in &self.tracked {
+            let i = &t.info;
+            if i.container.is_empty() || i.pod.is_empty() || i.pod_uid.is_empty() {
+                continue;
+            }
+            let dir = self
+                .config
+                .pod_log_root
+                .join(format!("{}_{}_{}", i.namespace, i.pod, i.pod_uid))
+                .join(&i.container);
+            if let Some(bytes) = filesystem::dir_file_bytes(&dir) {
+                out.push((path.clone(), bytes));
+            }
+        }
+        out
     }
 }
 

@@ -45,13 +45,16 @@ pub struct AgentConfig {
     /// The kubelet's container log symlinks (`<pod>_<ns>_<container>-<id>.log`).
     pub container_log_root: PathBuf,
     /// The kubelet's read-only pod list (e.g. `http://127.0.0.1:10255/pods`), asked
-    /// for pod metadata on discovery events only. Unset: not asked.
+    /// for pod metadata on discovery events and for pod status (restart
+    /// counts, requests and limits) every `pod_status_interval`, at most
+    /// every 30 s. Unset: not asked.
     pub kubelet_pods_url: Option<String>,
     /// The Kubernetes API server to list this node's pods from, for pod
     /// labels and names the node's files do not give: `"in-cluster"` (the
     /// address Kubernetes puts in every pod's environment) or a URL such
-    /// as `https://10.96.0.1:443`. Asked on discovery events only, at most
-    /// every 30 s. Unset: not asked.
+    /// as `https://10.96.0.1:443`. Asked on discovery events and every
+    /// `pod_status_interval`, at most every 30 s; each namespace with pods
+    /// on the node is read once an hour for its UID. Unset: not asked.
     pub kubernetes_api: Option<String>,
     /// Where the service account's `token` and `ca.crt` are, for
     /// `kubernetes_api`.
@@ -77,6 +80,23 @@ pub struct AgentConfig {
     /// How often the node's filesystems are `statvfs`'d.
     #[serde(with = "humantime_serde")]
     pub fs_interval: Duration,
+    /// How often the pod list (`kubernetes_api` or `kubelet_pods_url`) is
+    /// read for pod status: restart counts, requests and limits and
+    /// namespace UIDs, shipped as `kube_pod_container_status_restarts_total`,
+    /// `kube_pod_container_resource_requests|limits` and
+    /// `kube_namespace_created` (see [`crate::kube_state`]). Never more
+    /// often than every 30 s (the pod list's own limit). One list per
+    /// interval per node, from the API server's watch cache.
+    #[serde(with = "humantime_serde")]
+    pub pod_status_interval: Duration,
+    /// Measure each cgroup's CPU load (cAdvisor's opt-in
+    /// `--enable_load_reader`), shipped as `container_cpu_load_average_10s`
+    /// (see [`crate::load`]). Off by default: every tick it reads each
+    /// cgroup's task list and one `/proc/<tid>/stat` per task, i.e. one
+    /// small procfs read per thread on the node: about 10 µs of CPU per
+    /// thread (measured with a debug build, `examples/cpu_load_cost.rs`),
+    /// so 10 ms per tick on a node running 1000 threads.
+    pub cpu_load: bool,
     /// Directory entries the writable-layer walker may examine per tick,
     /// across all containers: bounds the disk-usage cost whatever the
     /// number of containers and files.
@@ -195,6 +215,8 @@ impl Default for AgentConfig {
             slow_stat_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),
             fs_interval: Duration::from_secs(60),
+            pod_status_interval: Duration::from_secs(60),
+            cpu_load: false,
             fs_walk_budget: 20_000,
             window: Duration::from_secs(120),
             window_samples: 12,

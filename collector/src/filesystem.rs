@@ -136,6 +136,21 @@ pub fn writable_layer(docker_root: &Path, mounts: &[Mount], container_id: &str) 
         })
 }
 
+/// Bytes allocated to the regular files directly in `dir` (`st_blocks ×
+/// 512`, as the walker counts); `None` when `dir` cannot be listed. For
+/// small flat directories such as a container's kubelet log directory.
+pub fn dir_file_bytes(dir: &Path) -> Option<u64> {
+    let mut bytes = 0;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        if let Ok(meta) = entry.metadata()
+            && meta.is_file()
+        {
+            bytes += meta.blocks() * 512;
+        }
+    }
+    Some(bytes)
+}
+
 /// Usage of one directory tree, as the walk found it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirUsage {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kube_state::KubeState;
 use crate::machine::MachineInfo;
 use crate::stats::{ContainerSpec, ContainerStats, FilesystemStats};
 
@@ -20,6 +21,18 @@ pub struct Snapshot {
     pub node_filesystems: Arc<Vec<FilesystemStats>>,
     /// One entry per cgroup that could be read this tick.
     pub containers: Vec<ContainerSample>,
+    /// Pod status from the pod list (restart counts, namespace UIDs),
+    /// refreshed on its own cadence; empty without a pod source.
+    #[serde(default)]
+    pub kube: Arc<KubeState>,
+    /// Each cgroup's 10 s CPU load average in milliloads, by cgroup path
+    /// (sorted); empty unless `cpu_load` is on ([`crate::load`]).
+    #[serde(default)]
+    pub cpu_load: Vec<(String, f64)>,
+    /// Bytes of each pod container's kubelet log files, by cgroup path
+    /// (sorted), measured on the filesystem cadence.
+    #[serde(default)]
+    pub log_usage: Arc<Vec<(String, u64)>>,
 }
 
 /// One cgroup's identity and its sample of this tick.

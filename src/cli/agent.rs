@@ -62,6 +62,14 @@ pub struct AgentArgs {
     /// Report only containers (plus the root cgroup), not every cgroup.
     #[arg(long, env = "OSPREY_CONTAINERS_ONLY")]
     pub containers_only: bool,
+    /// Measure each cgroup's 10 s CPU load (container_cpu_load_average_10s):
+    /// one /proc/<tid>/stat read per thread per tick, hence off by default.
+    #[arg(long, env = "OSPREY_CPU_LOAD")]
+    pub cpu_load: bool,
+    /// How often the pod list is read for restart counts and namespace UIDs
+    /// [default: 60s].
+    #[arg(long, env = "OSPREY_POD_STATUS_INTERVAL", value_parser = humantime::parse_duration)]
+    pub pod_status_interval: Option<Duration>,
     /// Report only this cgroup subtree (repeatable), e.g. /kubepods.slice.
     #[arg(
         long = "subtree",
@@ -135,8 +143,12 @@ impl AgentArgs {
             rescan_interval,
             spec_refresh_interval,
             fs_walk_budget,
+            pod_status_interval,
             window
         );
+        if self.cpu_load {
+            c.cpu_load = true;
+        }
         if self.node_name.is_some() {
             c.node_name = self.node_name.clone();
         }

@@ -247,6 +247,9 @@ pub const METRICS: &[MetricDef] = &[
     m("memory/node_allocatable", "Memory allocatable of a node", GAUGE, Double, Count, SCALAR, false),
     m("memory/node_reservation", "Share of memory that is reserved on the node allocatable", GAUGE, Double, Count, SCALAR, false),
     m("memory/node_utilization", "Memory utilization as a share of memory allocatable", GAUGE, Double, Count, SCALAR, false),
+    m("ephemeral_storage/request", "Ephemeral storage request (the guaranteed amount of resources) in bytes.", GAUGE, Int64, Bytes, SCALAR, false),
+    m("ephemeral_storage/limit", "Ephemeral storage hard limit in bytes.", GAUGE, Int64, Bytes, SCALAR, false),
+    m("restart_count", "Number of container restarts", CUM, Int64, Count, SCALAR, false),
 ];
 
 /// Legacy dash-style names still accepted by every `{metric-name}` route.

@@ -36,11 +36,45 @@
 //!   memory limit, `memory/request` = the memory reservation (soft limit;
 //!   0 when unset). `cpu|memory/node_allocatable` equal the capacity
 //!   (`machine_cpu_cores` × 1000, `machine_memory_bytes`).
-//! - Not available (the agent does not ship them): `cpu/load`,
-//!   `ephemeral_storage/*`, `filesystem/available`, `accelerator/*`,
-//!   `restart_count`, custom metrics, the `namespace_id` label; `host_id`
-//!   is the node's `system_uuid` (else `machine_id`), `pod_id` comes from
-//!   the cgroup path and `labels` from the shipped `container_label_*`.
+//! - Metrics the agent ships beyond cAdvisor's defaults, and how they
+//!   are read:
+//!   - `restart_count` (pod containers; pods: the sum over their
+//!     containers) is kube-state-metrics'
+//!     `kube_pod_container_status_restarts_total{namespace,pod,container}`,
+//!     which the agent takes from the pod list's
+//!     `status.containerStatuses[].restartCount` (needs `kubernetes_api`
+//!     or `kubelet_pods_url`; refreshed every `pod_status_interval`).
+//!   - `namespace_id` (pods and pod containers in `metric-export`) is the
+//!     `uid` label of `kube_namespace_created{namespace,uid}`, which the
+//!     agent reads from the API server (`get` on namespaces); absent with
+//!     the kubelet's pod list only.
+//!   - `cpu/load` is cAdvisor's `container_cpu_load_average_10s`
+//!     (milliloads: runnable + uninterruptible tasks of the cgroup,
+//!     averaged over 10 s), shipped only when the agent's opt-in
+//!     `cpu_load` is on; pods sum their containers, nodes are the whole
+//!     machine.
+//!   - `filesystem/available` is `container_fs_available_bytes{device}`
+//!     (statvfs `f_bavail`; an Osprey addition next to cAdvisor's
+//!     `container_fs_limit_bytes`): the node's filesystems, and for a
+//!     container the filesystem holding its writable layer.
+//!   - `ephemeral_storage/usage` of a pod container is its writable layer
+//!     (`container_fs_usage_bytes`, measured by the agent's bounded walk)
+//!     plus its kubelet log files (`container_logs_usage_bytes`,
+//!     `/var/log/pods/<ns>_<pod>_<uid>/<container>/`); a pod's is the sum
+//!     over its containers. Unlike the kubelet, pods do not count their
+//!     emptyDir volumes, and nodes have no `ephemeral_storage/usage`
+//!     (their `filesystem/usage` per device is there).
+//!   - `ephemeral_storage/request|limit` (pod containers; pods and nodes:
+//!     sums) are kube-state-metrics'
+//!     `kube_pod_container_resource_requests|limits{resource="ephemeral_storage"}`
+//!     from the pod spec, shipped by the agent with the restart counts;
+//!     only set values are shipped, so an unset one has no points where
+//!     Heapster showed 0.
+//! - Not available (the agent does not ship them): the `node_*`
+//!   ephemeral metrics (capacity, allocatable, utilisation, reservation),
+//!   `accelerator/*` (no GPU reader), custom metrics; `host_id` is the
+//!   node's `system_uuid` (else `machine_id`), `pod_id` comes from the
+//!   cgroup path and `labels` from the shipped `container_label_*`.
 //! - System containers are named by their `name` label or the last element
 //!   of the cgroup path (`docker.service`); cgroups of the Kubernetes
 //!   hierarchy without pod identity (QoS slices) belong to no entity.

@@ -15,6 +15,10 @@ pub const PRESENCE_METRIC: &str = "container_start_time_seconds";
 /// A machine fact shipped once per node, carrying the host identifiers.
 pub const MACHINE_METRIC: &str = "machine_cpu_cores";
 
+/// kube-state-metrics' namespace series; the Osprey agent adds the
+/// namespace's `uid` label (Heapster's `namespace_id`).
+pub const NAMESPACE_METRIC: &str = "kube_namespace_created";
+
 /// One thing Heapster keeps metrics for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Entity {
@@ -211,10 +215,14 @@ pub struct Inventory {
     pub cgroups: Vec<Cgroup>,
     /// Host identifier per node (`system_uuid`, else `machine_id`).
     pub host_ids: BTreeMap<String, String>,
+    /// Namespace UID per namespace name, from [`NAMESPACE_METRIC`].
+    pub namespace_ids: BTreeMap<String, String>,
     /// Indices into `cgroups` of each pod's cgroups, by (namespace, pod).
     by_pod: BTreeMap<(String, String), Vec<usize>>,
     /// Indices into `cgroups` of each system container, by (node, name).
     by_free: BTreeMap<(String, String), Vec<usize>>,
+    /// When each namespace's UID was last reported.
+    namespace_seen: BTreeMap<String, i64>,
 }
 
 impl Inventory {
@@ -247,6 +255,26 @@ impl Inventory {
                 inv.host_ids.insert(node.to_string(), id.to_string());
             }
         }
+        for s in storage.select(
+            &[Matcher::eq("__name__", NAMESPACE_METRIC)],
+            start_ms,
+            end_ms,
+        )? {
+            let s = s?;
+            if let (Some(ns), Some(uid), Some(last)) = (
+                s.labels.get("namespace"),
+                s.labels.get("uid").filter(|u| !u.is_empty()),
+                s.samples.last(),
+            ) {
+                // A namespace re-created under the same name: the newest
+                // UID wins.
+                let newest = inv.namespace_seen.get(ns).is_none_or(|&t| t <= last.t);
+                if newest {
+                    inv.namespace_seen.insert(ns.to_string(), last.t);
+                    inv.namespace_ids.insert(ns.to_string(), uid.to_string());
+                }
+            }
+        }
         Ok(inv)
     }
 
@@ -275,8 +303,10 @@ impl Inventory {
         Inventory {
             cgroups,
             host_ids: BTreeMap::new(),
+            namespace_ids: BTreeMap::new(),
             by_pod,
             by_free,
+            namespace_seen: BTreeMap::new(),
         }
     }
 
@@ -375,8 +405,8 @@ impl Inventory {
     /// Heapster's labels of an entity as `metric-export` shows them:
     /// `nodename`, `hostname`, `host_id`, `container_name` (`machine` for
     /// nodes, `/pod` for pods), `container_base_image`, `pod_name`,
-    /// `pod_id`, `labels` (empty values left out; `namespace_id` is not
-    /// known to the agent).
+    /// `pod_id`, `namespace_id` (when the agent read the namespace from the
+    /// API server), `labels` (empty values left out).
     pub fn export_labels(&self, entity: &Entity) -> BTreeMap<&'static str, String> {
         let mut out = BTreeMap::new();
         let node_labels = |out: &mut BTreeMap<&'static str, String>, node: &str| {
@@ -410,6 +440,7 @@ impl Inventory {
                 }
                 out.insert("container_name", "/pod".into());
                 Self::pod_labels(&mut out, pod, &members);
+                self.namespace_label(&mut out, namespace);
             }
             Entity::PodContainer {
                 namespace,
@@ -423,6 +454,7 @@ impl Inventory {
                 }
                 out.insert("container_name", container.clone());
                 Self::pod_labels(&mut out, pod, &members);
+                self.namespace_label(&mut out, namespace);
             }
             Entity::Cluster | Entity::Namespace { .. } => {}
         }
@@ -441,6 +473,12 @@ impl Inventory {
             .find(|l| !l.is_empty())
         {
             out.insert("labels", l.clone());
+        }
+    }
+
+    fn namespace_label(&self, out: &mut BTreeMap<&'static str, String>, namespace: &str) {
+        if let Some(uid) = self.namespace_ids.get(namespace) {
+            out.insert("namespace_id", uid.clone());
         }
     }
 

@@ -58,12 +58,22 @@ pub enum Recipe {
     /// CPU request in millicores from the CPU shares the kubelet derives
     /// from it (`shares = request × 1024 / 1000`, 2 when unset → 0).
     CpuRequest,
+    /// A pod container's ephemeral storage: its writable layer
+    /// (`container_fs_usage_bytes`, every device) plus its kubelet log
+    /// files (`container_logs_usage_bytes`), as the kubelet counts it
+    /// without volumes; a point wherever either is known.
+    Ephemeral,
 }
 
 const START: &str = "container_start_time_seconds";
 const QUOTA: &str = "container_spec_cpu_quota";
 const PERIOD: &str = "container_spec_cpu_period";
 const SHARES: &str = "container_spec_cpu_shares";
+const FS_USAGE: &str = "container_fs_usage_bytes";
+const LOG_USAGE: &str = "container_logs_usage_bytes";
+/// kube-state-metrics' restart counter (shipped by the agent from the pod
+/// list).
+const RESTARTS: &str = "kube_pod_container_status_restarts_total";
 
 impl Recipe {
     /// The source metrics with their label constraints; the first one
@@ -77,6 +87,7 @@ impl Recipe {
             Recipe::Uptime => vec![(START, vec![])],
             Recipe::CpuLimit => vec![(START, vec![]), (QUOTA, vec![]), (PERIOD, vec![])],
             Recipe::CpuRequest => vec![(START, vec![]), (SHARES, vec![])],
+            Recipe::Ephemeral => vec![(START, vec![]), (FS_USAGE, vec![]), (LOG_USAGE, vec![])],
         }
     }
 
@@ -124,6 +135,15 @@ impl Recipe {
                     0.0
                 }
             }),
+            Recipe::Ephemeral => base
+                .iter()
+                .filter_map(|s| {
+                    let layer = derive::sample_at(&inputs[1], s.t);
+                    let logs = derive::sample_at(&inputs[2], s.t);
+                    (layer.is_some() || logs.is_some())
+                        .then(|| Sample::new(s.t, layer.unwrap_or(0.0) + logs.unwrap_or(0.0)))
+                })
+                .collect(),
         }
     }
 }
@@ -218,10 +238,12 @@ fn cgroup_recipe(name: &str, device: Option<&str>) -> Option<Recipe> {
             filter: faults("pgmajfault"),
             scale: 1.0,
         },
+        "cpu/load" => gauge("container_cpu_load_average_10s", 1.0),
         "memory/page_faults_rate" => rate(FAULTS, faults("pgfault"), 1.0),
         "memory/major_page_faults_rate" => rate(FAULTS, faults("pgmajfault"), 1.0),
         "filesystem/usage" => return dev("container_fs_usage_bytes", false),
         "filesystem/limit" => return dev("container_fs_limit_bytes", false),
+        "filesystem/available" => return dev("container_fs_available_bytes", false),
         "filesystem/inodes" => return dev("container_fs_inodes_total", false),
         "filesystem/inodes_free" => return dev("container_fs_inodes_free", false),
         "disk/io_read_bytes" => return dev("container_fs_reads_bytes_total", false),
@@ -266,8 +288,39 @@ fn spec_recipe(name: &str) -> Option<Recipe> {
     })
 }
 
+/// Pod-container metrics that come from the pod's status or the
+/// container's kubelet view rather than from its cgroup's own figures.
+fn pod_container_recipe(name: &str) -> Option<Recipe> {
+    Some(match name {
+        "restart_count" => gauge(RESTARTS, 1.0),
+        "ephemeral_storage/usage" => Recipe::Ephemeral,
+        _ => kube_spec_recipe(name)?,
+    })
+}
+
+/// Requests and limits the cgroup does not carry, from kube-state-metrics'
+/// series of the pod spec (only those set are shipped: an unset one has
+/// no points, where Heapster showed 0).
+fn kube_spec_recipe(name: &str) -> Option<Recipe> {
+    let ksm = |metric: &'static str| Recipe::Gauge {
+        metric,
+        filter: vec![("resource", "ephemeral_storage".to_string())],
+        scale: 1.0,
+    };
+    Some(match name {
+        "ephemeral_storage/request" => ksm("kube_pod_container_resource_requests"),
+        "ephemeral_storage/limit" => ksm("kube_pod_container_resource_limits"),
+        _ => None?,
+    })
+}
+
 /// Usage metrics Heapster sums from containers into pods.
 const POD_SUMMED: &[&str] = &[
+    "restart_count",
+    "ephemeral_storage/request",
+    "ephemeral_storage/limit",
+    "ephemeral_storage/usage",
+    "cpu/load",
     "cpu/usage_rate",
     "memory/usage",
     "memory/working_set",
@@ -315,7 +368,7 @@ pub fn plan(
                 eq("pod", pod),
                 eq("container", container),
             ];
-            if let Some(r) = spec_recipe(name) {
+            if let Some(r) = spec_recipe(name).or_else(|| pod_container_recipe(name)) {
                 return Some(leaf(scope, &[], r));
             }
             // Pod containers share the pod's network: no network metrics.
@@ -360,7 +413,7 @@ pub fn plan(
                 return Some(leaf(
                     containers(),
                     &["container"],
-                    cgroup_recipe(name, None)?,
+                    pod_container_recipe(name).or_else(|| cgroup_recipe(name, None))?,
                 ));
             }
             None
@@ -425,7 +478,7 @@ pub fn plan(
                     Box::new(requested("memory/request")),
                     Box::new(mem_cap()),
                 )),
-                _ => match spec_recipe(name) {
+                _ => match spec_recipe(name).or_else(|| kube_spec_recipe(name)) {
                     Some(r) => Some(leaf(pods_on_node(), POD_CONTAINER, r)),
                     None => own(vec![eq("node", node), eq("id", "/")]),
                 },
@@ -719,6 +772,7 @@ pub fn labeled_source(name: &str) -> Option<&'static str> {
     Some(match name {
         "filesystem/usage" => "container_fs_usage_bytes",
         "filesystem/limit" => "container_fs_limit_bytes",
+        "filesystem/available" => "container_fs_available_bytes",
         "filesystem/inodes" => "container_fs_inodes_total",
         "filesystem/inodes_free" => "container_fs_inodes_free",
         "disk/io_read_bytes" | "disk/io_read_bytes_rate" => "container_fs_reads_bytes_total",

@@ -49,6 +49,12 @@ pub struct Cg {
     pub rx: Vec<(&'static str, Vec<f64>)>,
     /// Filesystem usage on /dev/sda1.
     pub fs_usage: Option<Vec<f64>>,
+    /// Bytes available on /dev/sda1 (`container_fs_available_bytes`).
+    pub fs_available: Option<Vec<f64>>,
+    /// Kubelet log bytes (`container_logs_usage_bytes`).
+    pub logs: Option<Vec<f64>>,
+    /// CPU load in milliloads (`container_cpu_load_average_10s`).
+    pub load: Option<Vec<f64>>,
     pub cpu_quota: Option<f64>,
     pub cpu_shares: f64,
     pub mem_limit: f64,
@@ -62,13 +68,46 @@ impl Cg {
     }
 }
 
+/// A container's restart count per tick, as kube-state-metrics' series
+/// from the agent of `node` carries it.
+#[derive(Debug, Clone)]
+pub struct Restarts {
+    pub node: &'static str,
+    pub namespace: &'static str,
+    pub pod: &'static str,
+    pub container: &'static str,
+    pub counts: Vec<f64>,
+}
+
 /// The fixture: its time origin and cgroups.
 pub struct Fixture {
     /// Tick 0 of node 1 (ms, on the 10 s grid).
     pub t0: i64,
     pub cgroups: Vec<Cg>,
     pub machines: Vec<(&'static str, f64, f64, &'static str)>,
+    pub restarts: Vec<Restarts>,
+    /// (node reporting it, namespace, uid).
+    pub namespaces: Vec<(&'static str, &'static str, &'static str)>,
+    /// Ephemeral storage (node, namespace, pod, container, request, limit)
+    /// in the pod specs, as kube-state-metrics' series carry them (only
+    /// those set).
+    pub ephemeral_spec: Vec<EphemeralSpec>,
 }
+
+/// One container's ephemeral storage request and limit.
+#[derive(Debug, Clone)]
+pub struct EphemeralSpec {
+    pub node: &'static str,
+    pub namespace: &'static str,
+    pub pod: &'static str,
+    pub container: &'static str,
+    pub request: Option<f64>,
+    pub limit: Option<f64>,
+}
+
+/// The namespace UIDs of the fixture.
+pub const SHOP_UID: &str = "9b1c7e2a-f3c1-11e8-9d4e-42010a800002";
+pub const DATA_UID: &str = "0d5e2b11-3c4a-4f1e-8a77-5f0c2d9e6b13";
 
 fn counter(ticks: &Range<usize>, base: f64, per_tick: f64, seed: usize) -> Vec<f64> {
     let mut v = base;
@@ -114,6 +153,9 @@ impl Fixture {
                 working_set: gauge(&ticks, 800_000.0 * seed as f64, 1024.0),
                 rx: vec![],
                 fs_usage: None,
+                fs_available: None,
+                logs: None,
+                load: None,
                 cpu_quota: None,
                 cpu_shares: 2.0,
                 mem_limit: 0.0,
@@ -128,6 +170,8 @@ impl Fixture {
             ("lo", counter(&all, 1e5, 1_000.0, 2)),
         ];
         root1.fs_usage = Some(gauge(&all, 4e9, 65_536.0));
+        root1.fs_available = Some(gauge(&all, 6e9, -65_536.0));
+        root1.load = Some(gauge(&all, 1500.0, 250.0));
         cgroups.push(root1);
         let mut root2 = mk("n2", "/".into(), "", "", "", "", all.clone(), 9);
         root2.rx = vec![("eth0", counter(&all, 7e6, 30_000.0, 0))];
@@ -183,6 +227,9 @@ impl Fixture {
         nginx.cpu_shares = 256.0;
         nginx.mem_limit = 134_217_728.0;
         nginx.fs_usage = Some(gauge(&all, 2e6, 4096.0));
+        nginx.fs_available = Some(gauge(&all, 6e9, -65_536.0));
+        nginx.logs = Some(gauge(&all, 12_288.0, 4096.0));
+        nginx.load = Some(gauge(&all, 2000.0, 500.0));
         nginx.labels = vec![("app", "web"), ("io_kubernetes_pod_name", "web-1")];
         cgroups.push(nginx);
         let mut side_a = mk(
@@ -210,6 +257,8 @@ impl Fixture {
         side_b.cpu = counter(&(RESTART_TICK..TICKS), 0.0, 0.3, 0);
         side_b.start_s = (t0 / 1000) as f64 + RESTART_TICK as f64 * 10.0 - 5.0;
         side_b.cpu_shares = 102.0;
+        side_b.logs = Some(gauge(&(RESTART_TICK..TICKS), 8192.0, 0.0));
+        side_b.load = Some(gauge(&(RESTART_TICK..TICKS), 100.0, 100.0));
         cgroups.push(side_b);
         let mut sandbox = mk(
             "n1",
@@ -253,10 +302,57 @@ impl Fixture {
         pg.cpu_shares = 1024.0;
         pg.mem_limit = 1_073_741_824.0;
         cgroups.push(pg);
+        let restarts = |node, namespace, pod, container, f: &dyn Fn(usize) -> f64| Restarts {
+            node,
+            namespace,
+            pod,
+            container,
+            counts: all.clone().map(f).collect(),
+        };
+        let restarts = vec![
+            restarts("n1", "shop", "web-1", "nginx", &|_| 0.0),
+            restarts("n1", "shop", "web-1", "sidecar", &|k| {
+                (k >= RESTART_TICK) as u8 as f64
+            }),
+            restarts("n2", "shop", "web-2", "nginx", &|_| 3.0),
+            restarts("n2", "data", "db-0", "postgres", &|_| 0.0),
+        ];
         Fixture {
             t0,
             cgroups,
             machines: vec![("n1", 4.0, 8e9, "uuid-n1"), ("n2", 8.0, 16e9, "uuid-n2")],
+            restarts,
+            namespaces: vec![
+                ("n1", "shop", SHOP_UID),
+                ("n2", "shop", SHOP_UID),
+                ("n2", "data", DATA_UID),
+            ],
+            ephemeral_spec: vec![
+                EphemeralSpec {
+                    node: "n1",
+                    namespace: "shop",
+                    pod: "web-1",
+                    container: "nginx",
+                    request: Some(1_073_741_824.0),
+                    limit: Some(2_147_483_648.0),
+                },
+                EphemeralSpec {
+                    node: "n1",
+                    namespace: "shop",
+                    pod: "web-1",
+                    container: "sidecar",
+                    request: Some(104_857_600.0),
+                    limit: None,
+                },
+                EphemeralSpec {
+                    node: "n2",
+                    namespace: "shop",
+                    pod: "web-2",
+                    container: "nginx",
+                    request: Some(536_870_912.0),
+                    limit: None,
+                },
+            ],
         }
     }
 
@@ -336,6 +432,79 @@ impl Fixture {
                     &|i| fs[i],
                 ));
             }
+            if let Some(fs) = &c.fs_available {
+                ts.push(series(
+                    "container_fs_available_bytes",
+                    &[("device", "/dev/sda1")],
+                    &|i| fs[i],
+                ));
+            }
+            if let Some(logs) = &c.logs {
+                ts.push(series("container_logs_usage_bytes", &[], &|i| logs[i]));
+            }
+            if let Some(load) = &c.load {
+                ts.push(series("container_cpu_load_average_10s", &[], &|i| load[i]));
+            }
+        }
+        // What the agents ship from the pod lists (kube-state-metrics'
+        // names and labels, plus the shipper's `job` and `node`).
+        for r in &self.restarts {
+            let labels = [
+                ("job", "osprey-agent"),
+                ("node", r.node),
+                ("namespace", r.namespace),
+                ("pod", r.pod),
+                ("uid", &uid(r.pod)),
+                ("container", r.container),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+            let samples = (0..TICKS)
+                .filter(|k| keep(r.node, *k))
+                .map(|k| Sample::new(self.t(r.node, k), r.counts[k]))
+                .collect();
+            ts.push(TimeSeries::new(
+                "kube_pod_container_status_restarts_total",
+                labels,
+                samples,
+            ));
+        }
+        for e in &self.ephemeral_spec {
+            for (metric, value) in [
+                ("kube_pod_container_resource_requests", e.request),
+                ("kube_pod_container_resource_limits", e.limit),
+            ] {
+                let Some(value) = value else { continue };
+                let labels = [
+                    ("job", "osprey-agent"),
+                    ("node", e.node),
+                    ("namespace", e.namespace),
+                    ("pod", e.pod),
+                    ("uid", &uid(e.pod)),
+                    ("container", e.container),
+                    ("resource", "ephemeral_storage"),
+                    ("unit", "byte"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()));
+                let samples = (0..TICKS)
+                    .filter(|k| keep(e.node, *k))
+                    .map(|k| Sample::new(self.t(e.node, k), value))
+                    .collect();
+                ts.push(TimeSeries::new(metric, labels, samples));
+            }
+        }
+        for (node, ns, ns_uid) in &self.namespaces {
+            let labels = [
+                ("job", "osprey-agent"),
+                ("node", *node),
+                ("namespace", *ns),
+                ("uid", *ns_uid),
+            ];
+            let created = (self.t0 / 1000 - 86_400) as f64;
+            let samples = (0..TICKS)
+                .filter(|k| keep(node, *k))
+                .map(|k| Sample::new(self.t(node, k), created))
+                .collect();
+            ts.push(TimeSeries::new("kube_namespace_created", labels, samples));
         }
         for (node, cores, mem, uuid) in &self.machines {
             let labels = [

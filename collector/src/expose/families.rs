@@ -112,7 +112,72 @@ pub fn snapshot_families(
     for c in &snap.containers {
         container_families(&mut b, snap, c, opts, devices);
     }
+    kube_families(&mut b, snap);
     b.families
+}
+
+/// The value recorded for cgroup `id` in one of the snapshot's sorted
+/// per-cgroup lists.
+fn by_id<T: Copy>(list: &[(String, T)], id: &str) -> Option<T> {
+    list.binary_search_by(|(k, _)| k.as_str().cmp(id))
+        .ok()
+        .map(|i| list[i].1)
+}
+
+/// Pod status under kube-state-metrics' names (see [`crate::kube_state`]).
+fn kube_families(b: &mut Builder, snap: &Snapshot) {
+    for r in &snap.kube.restarts {
+        let base: BaseLabels = Arc::new(vec![
+            ("namespace".into(), r.namespace.clone()),
+            ("pod".into(), r.pod.clone()),
+            ("uid".into(), r.uid.clone()),
+            ("container".into(), r.container.clone()),
+        ]);
+        b.add(
+            "kube_pod_container_status_restarts_total",
+            "The number of container restarts per container.",
+            C,
+            &base,
+            Vec::new(),
+            r.restarts as f64,
+        );
+    }
+    for r in &snap.kube.resources {
+        let base: BaseLabels = Arc::new(vec![
+            ("namespace".into(), r.namespace.clone()),
+            ("pod".into(), r.pod.clone()),
+            ("uid".into(), r.uid.clone()),
+            ("container".into(), r.container.clone()),
+            ("resource".into(), r.resource.clone()),
+            ("unit".into(), r.unit.clone()),
+        ]);
+        let (name, help) = if r.limit {
+            (
+                "kube_pod_container_resource_limits",
+                "The number of requested limit resource by a container.",
+            )
+        } else {
+            (
+                "kube_pod_container_resource_requests",
+                "The number of requested request resource by a container.",
+            )
+        };
+        b.add(name, help, G, &base, Vec::new(), r.value);
+    }
+    for ns in &snap.kube.namespaces {
+        let base: BaseLabels = Arc::new(vec![
+            ("namespace".into(), ns.name.clone()),
+            ("uid".into(), ns.uid.clone()),
+        ]);
+        b.add(
+            "kube_namespace_created",
+            "Unix creation timestamp",
+            G,
+            &base,
+            Vec::new(),
+            ns.created_seconds,
+        );
+    }
 }
 
 fn machine_families(b: &mut Builder, snap: &Snapshot) {
@@ -624,6 +689,27 @@ fn container_families(
         }
     }
 
+    if let Some(v) = by_id(&snap.cpu_load, &c.info.id) {
+        b.add(
+            "container_cpu_load_average_10s",
+            "Value of container cpu load average over the last 10 seconds.",
+            G,
+            &base,
+            none(),
+            v,
+        );
+    }
+    if let Some(v) = by_id(&snap.log_usage, &c.info.id) {
+        b.add(
+            "container_logs_usage_bytes",
+            "Bytes of the container's log files kept by the kubelet (current and rotated).",
+            G,
+            &base,
+            none(),
+            v as f64,
+        );
+    }
+
     // Filesystems: the node's for the root cgroup, the writable layer for
     // containers.
     let fss: &[FilesystemStats] = if c.info.id == "/" {
@@ -648,6 +734,14 @@ fn container_families(
             &base,
             dl(),
             f.limit as f64,
+        );
+        b.add(
+            "container_fs_available_bytes",
+            "Number of bytes available to non-root users on this filesystem.",
+            G,
+            &base,
+            dl(),
+            f.available as f64,
         );
         b.add(
             "container_fs_inodes_total",

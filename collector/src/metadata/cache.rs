@@ -34,6 +34,32 @@ struct PodSourceState {
     failing: bool,
 }
 
+impl PodSourceState {
+    /// Fetches the list if due; a failure is counted in `errors` and logged
+    /// (at `warn` the first time). Returns whether a new list was fetched.
+    fn refresh(&mut self, errors: &mut u64) -> bool {
+        match self.source.refresh_if_due() {
+            Ok(fetched) => {
+                if fetched && self.failing {
+                    self.failing = false;
+                    tracing::info!(source = %self.source.describe(), "pod list available again");
+                }
+                fetched
+            }
+            Err(error) => {
+                *errors += 1;
+                if self.failing {
+                    tracing::debug!(%error, "pod list still unavailable");
+                } else {
+                    self.failing = true;
+                    tracing::warn!(%error, "pod list unavailable; names and labels from the node's files only until it answers");
+                }
+                false
+            }
+        }
+    }
+}
+
 struct Entry {
     metadata: Arc<ContainerMetadata>,
     expires: Instant,
@@ -138,6 +164,24 @@ impl MetadataCache {
     /// Drops the cached metadata of `path` (call on its discovery event).
     pub fn forget(&mut self, path: &CgroupPath) {
         self.entries.remove(path);
+    }
+
+    /// The configured pod lists, each fetched again first when its last
+    /// fetch is older than the sources' minimum interval (for pod status:
+    /// restart counts, namespaces). Empty without a pod source.
+    pub fn pod_lists(&mut self) -> Vec<&super::kubelet_api::KubeletPods> {
+        for state in &mut self.pod_sources {
+            state.refresh(&mut self.errors);
+        }
+        self.pod_sources
+            .iter()
+            .map(|s| s.source.snapshot())
+            .collect()
+    }
+
+    /// Whether a pod list (kubelet or API server) is configured.
+    pub fn has_pod_source(&self) -> bool {
+        !self.pod_sources.is_empty()
     }
 
     /// How many metadata sources failed to read or parse so far.
@@ -324,22 +368,7 @@ impl MetadataCache {
                     .is_some_and(|id| k.snapshot().containers.contains_key(id)),
             };
             if !known(state.source.as_ref()) {
-                match state.source.refresh_if_due() {
-                    Ok(true) if state.failing => {
-                        state.failing = false;
-                        tracing::info!(source = %state.source.describe(), "pod list available again");
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        self.errors += 1;
-                        if state.failing {
-                            tracing::debug!(%error, "pod list still unavailable");
-                        } else {
-                            state.failing = true;
-                            tracing::warn!(%error, "pod list unavailable; names and labels from the node's files only until it answers");
-                        }
-                    }
-                }
+                state.refresh(&mut self.errors);
             }
             let snapshot = state.source.snapshot();
             if let Some(c) = meta

@@ -5,8 +5,11 @@
 //! it is on most clusters today).
 //!
 //! Like [`super::kubelet_api`] it is fetched on demand (a lookup that
-//! misses, which happens on discovery events), at most every
-//! [`super::MetadataConfig::kubelet_min_interval`], never per tick. The
+//! misses, which happens on discovery events, and the pod-status refresh
+//! of [`crate::kube_state`]), at most every
+//! [`super::MetadataConfig::kubelet_min_interval`], never per tick. After
+//! each list, the namespaces of its pods not read in the last hour are
+//! read (`GET /api/v1/namespaces/<name>`) for their UID. The
 //! token is read again on every fetch: projected service-account tokens
 //! are rotated by the kubelet (hourly by default). The list asks for
 //! `resourceVersion=0`, so the API server answers from its watch cache
@@ -14,11 +17,22 @@
 //!
 //! The client is blocking: call it from the collection thread.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use super::MetadataError;
-use super::kubelet_api::{KubeletPods, PodSource, parse_pod_list};
+use super::kubelet_api::{KubeletPods, NamespaceInfo, PodSource, parse_pod_list};
+
+/// How long a namespace's UID is trusted before it is read again (a
+/// namespace deleted and re-created under the same name gets a new one).
+const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
+
+/// How long after a failed namespace read (typically RBAC without `get` on
+/// namespaces) it is tried again.
+const NAMESPACE_RETRY: Duration = Duration::from_secs(600);
 
 /// The service account directory every pod gets mounted.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -92,6 +106,45 @@ pub struct KubeApiPodSource {
     client: Option<reqwest::blocking::Client>,
     last_fetch: Option<Instant>,
     snapshot: KubeletPods,
+    /// Namespaces read so far (`None`: the read failed), and when.
+    namespaces: HashMap<String, (Option<NamespaceInfo>, Instant)>,
+    /// Whether a failed namespace read was already logged at `warn`.
+    namespace_warned: bool,
+}
+
+/// The part of a `Namespace` object the agent reads.
+#[derive(Deserialize)]
+struct Namespace {
+    metadata: NamespaceMeta,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NamespaceMeta {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    creation_timestamp: Option<String>,
+}
+
+/// Parses a `Namespace` JSON document.
+pub fn parse_namespace(json: &[u8]) -> Result<NamespaceInfo, String> {
+    let ns: Namespace = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    if ns.metadata.uid.is_empty() {
+        return Err("the namespace has no metadata.uid".into());
+    }
+    let created_seconds = match ns.metadata.creation_timestamp {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| format!("creationTimestamp `{t}`: {e}"))?
+                .timestamp() as f64,
+        ),
+        None => None,
+    };
+    Ok(NamespaceInfo {
+        uid: ns.metadata.uid,
+        created_seconds,
+    })
 }
 
 impl KubeApiPodSource {
@@ -104,7 +157,70 @@ impl KubeApiPodSource {
             client: None,
             last_fetch: None,
             snapshot: KubeletPods::default(),
+            namespaces: HashMap::new(),
+            namespace_warned: false,
         }
+    }
+
+    /// Reads the namespaces of `pods` not yet known (or known for longer
+    /// than [`NAMESPACE_TTL`]) and fills `pods.namespaces`. One `GET` per
+    /// new namespace: cheap next to the pod list, and namespaces are few.
+    /// A failure (the ClusterRole lacks `get` on namespaces) leaves the
+    /// UID unknown; it never fails the pod list.
+    fn read_namespaces(
+        &mut self,
+        client: &reqwest::blocking::Client,
+        base: &str,
+        token: &str,
+        pods: &mut KubeletPods,
+    ) {
+        let names: BTreeSet<String> = pods.pods.values().map(|p| p.namespace.clone()).collect();
+        for name in names {
+            let due = match self.namespaces.get(&name) {
+                Some((Some(_), at)) => at.elapsed() >= NAMESPACE_TTL,
+                Some((None, at)) => at.elapsed() >= NAMESPACE_RETRY,
+                None => true,
+            };
+            if due {
+                let read = Self::read_namespace(client, base, token, &name);
+                if let Err(error) = &read {
+                    if self.namespace_warned {
+                        tracing::debug!(namespace = %name, %error, "cannot read namespace");
+                    } else {
+                        self.namespace_warned = true;
+                        tracing::warn!(namespace = %name, %error, "cannot read namespace; its UID (Heapster's namespace_id) stays unknown; the ClusterRole needs `get` on namespaces");
+                    }
+                }
+                // A failure keeps an older answer (UIDs do not change
+                // while the namespace lives).
+                let previous = self.namespaces.get(&name).and_then(|(i, _)| i.clone());
+                let info = read.ok().or(previous);
+                self.namespaces.insert(name.clone(), (info, Instant::now()));
+            }
+            if let Some((Some(info), _)) = self.namespaces.get(&name) {
+                pods.namespaces.insert(name, info.clone());
+            }
+        }
+    }
+
+    fn read_namespace(
+        client: &reqwest::blocking::Client,
+        base: &str,
+        token: &str,
+        name: &str,
+    ) -> Result<NamespaceInfo, String> {
+        let response = client
+            .get(format!("{base}/api/v1/namespaces/{name}"))
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .map_err(|e| error_chain(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("the API server answered {status}"));
+        }
+        let body = response.bytes().map_err(|e| e.to_string())?;
+        parse_namespace(&body).map_err(|e| format!("not a Namespace: {e}"))
     }
 
     fn error(&self, reason: String) -> MetadataError {
@@ -175,7 +291,10 @@ impl KubeApiPodSource {
             return Err(self.error(format!("the API server answered {status}{hint}")));
         }
         let body = response.bytes().map_err(|e| self.error(e.to_string()))?;
-        parse_pod_list(&body).map_err(|e| self.error(format!("not a PodList: {e}")))
+        let mut pods =
+            parse_pod_list(&body).map_err(|e| self.error(format!("not a PodList: {e}")))?;
+        self.read_namespaces(&client, &base, token.trim(), &mut pods);
+        Ok(pods)
     }
 }
 
@@ -217,7 +336,17 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::base_url;
+    use super::{base_url, parse_namespace};
+
+    #[test]
+    fn namespaces_give_their_uid_and_creation_time() {
+        let json = br#"{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"shop","uid":"9b1c7e2a-f3c1-11e8-9d4e-42010a800002","resourceVersion":"42","creationTimestamp":"2026-11-26T10:00:00Z","labels":{"kubernetes.io/metadata.name":"shop"}},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Active"}}"#;
+        let ns = parse_namespace(json).unwrap();
+        assert_eq!(ns.uid, "9b1c7e2a-f3c1-11e8-9d4e-42010a800002");
+        assert_eq!(ns.created_seconds, Some(1_795_687_200.0));
+        assert!(parse_namespace(br#"{"metadata":{"name":"x"}}"#).is_err());
+        assert!(parse_namespace(br#"{"kind":"Status","code":403}"#).is_err());
+    }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::MetadataError;
 
 /// A pod as the kubelet lists it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KubeletPod {
     /// Pod name.
     pub name: String,
@@ -22,6 +22,21 @@ pub struct KubeletPod {
     pub namespace: String,
     /// Pod labels.
     pub labels: BTreeMap<String, String>,
+    /// Restart count of each regular container (`status.containerStatuses[]
+    /// .restartCount`), by container name, in the status' order.
+    pub restarts: Vec<(String, u64)>,
+    /// Requests and limits of each regular container, in the spec's order.
+    pub resources: Vec<ContainerResources>,
+}
+
+/// A namespace as the API server describes it (`GET
+/// /api/v1/namespaces/<name>`); the kubelet's pod list has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceInfo {
+    /// The namespace's UID (Heapster's `namespace_id`).
+    pub uid: String,
+    /// `metadata.creationTimestamp`, seconds since the epoch.
+    pub created_seconds: Option<f64>,
 }
 
 /// A container as the kubelet's pod statuses list it.
@@ -36,13 +51,16 @@ pub struct KubeletContainer {
 }
 
 /// One fetched pod list, indexed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KubeletPods {
     /// Pods by uid.
     pub pods: HashMap<String, KubeletPod>,
     /// Containers (regular, init and ephemeral) by 64-hex id. Sandboxes
     /// are never listed.
     pub containers: HashMap<String, KubeletContainer>,
+    /// The pods' namespaces by name, when the source can describe them
+    /// (the API server; not the kubelet).
+    pub namespaces: HashMap<String, NamespaceInfo>,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +74,90 @@ struct Pod {
     #[serde(default)]
     metadata: ObjectMeta,
     #[serde(default)]
+    spec: PodSpec,
+    #[serde(default)]
     status: PodStatus,
+}
+
+#[derive(Deserialize, Default)]
+struct PodSpec {
+    #[serde(default)]
+    containers: Vec<ContainerSpec>,
+}
+
+#[derive(Deserialize, Default)]
+struct ContainerSpec {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    resources: Resources,
+}
+
+#[derive(Deserialize, Default)]
+struct Resources {
+    #[serde(default)]
+    requests: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    limits: BTreeMap<String, serde_json::Value>,
+}
+
+/// A regular container's resource requests and limits from the pod spec,
+/// as numbers (CPU in cores, memory and storage in bytes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerResources {
+    /// Container name.
+    pub name: String,
+    /// `resources.requests`, by resource name (`ephemeral-storage` …).
+    pub requests: BTreeMap<String, f64>,
+    /// `resources.limits`.
+    pub limits: BTreeMap<String, f64>,
+}
+
+/// The value of a Kubernetes resource quantity (`100m`, `1Gi`, `1.5`,
+/// `2e3`, `512Mi` …); `None` when it is not one.
+pub fn parse_quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+/// Quantities of a requests/limits map (strings, or plain numbers as some
+/// clients write them); unparsable ones are left out.
+fn quantities(map: BTreeMap<String, serde_json::Value>) -> BTreeMap<String, f64> {
+    map.into_iter()
+        .filter_map(|(k, v)| {
+            let n = match v {
+                serde_json::Value::String(s) => parse_quantity(&s)?,
+                serde_json::Value::Number(n) => n.as_f64()?,
+                _ => return None,
+            };
+            Some((k, n))
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +194,9 @@ struct ContainerStatus {
     /// (Kubernetes spells it `containerID`, not camel case.)
     #[serde(default, rename = "containerID")]
     container_id: Option<String>,
+    /// How often the kubelet restarted the container (0 when absent).
+    #[serde(default)]
+    restart_count: u64,
 }
 
 /// Parses a `PodList` JSON document.
@@ -105,6 +209,11 @@ pub fn parse_pod_list(json: &[u8]) -> Result<KubeletPods, serde_json::Error> {
             continue;
         }
         let status = pod.status;
+        let restarts = status
+            .container_statuses
+            .iter()
+            .map(|c| (c.name.clone(), c.restart_count))
+            .collect();
         for c in status
             .container_statuses
             .into_iter()
@@ -134,6 +243,17 @@ pub fn parse_pod_list(json: &[u8]) -> Result<KubeletPods, serde_json::Error> {
                 name: pod.metadata.name,
                 namespace: pod.metadata.namespace,
                 labels: pod.metadata.labels.unwrap_or_default(),
+                restarts,
+                resources: pod
+                    .spec
+                    .containers
+                    .into_iter()
+                    .map(|c| ContainerResources {
+                        name: c.name,
+                        requests: quantities(c.resources.requests),
+                        limits: quantities(c.resources.limits),
+                    })
+                    .collect(),
             },
         );
     }
