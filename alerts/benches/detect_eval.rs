@@ -635,74 +635,6 @@ fn main() {
         );
         return;
     }
-    println!("## NAB (standard profile, {} files)\n", files.len());
-    let started = Instant::now();
-    // The same detector with a wider tail calibration: fewer pages, later or missed detections.
-    let quiet = BaselineConfig {
-        tail_factor: 1.5,
-        ..bc.clone()
-    };
-    // The pager operating point: a one-in-100 000 tail (extrapolated), for a budget of about
-    // one false alarm per 100 series-days on 1-minute data.
-    let pager = BaselineConfig {
-        tail_quantile: PAGER_TAIL_QUANTILE,
-        ..bc.clone()
-    };
-    let detectors: [(&str, NabDetector); 6] = [
-        ("baseline (ours)", NabDetector::Baseline(&bc)),
-        (
-            "baseline (ours), tail_factor 1.5",
-            NabDetector::Baseline(&quiet),
-        ),
-        (
-            "baseline (ours), pager profile",
-            NabDetector::Baseline(&pager),
-        ),
-        ("PromQL z-score", NabDetector::ZScore { for_ms: 0 }),
-        (
-            "PromQL z-score, for 5m",
-            NabDetector::ZScore { for_ms: 5 * 60_000 },
-        ),
-        ("static threshold", NabDetector::Static),
-    ];
-    let results: Vec<_> = detectors
-        .iter()
-        .map(|(n, d)| (*n, nab_scores(&files, *d, |_| true)))
-        .collect();
-    let held_out = nab_scores(&files, NabDetector::Baseline(&bc), |i| !i.is_multiple_of(2)).1;
-    let categories: Vec<String> = results[0].1.0.keys().cloned().collect();
-    print!("| detector |");
-    for c in &categories {
-        print!(" {c} |");
-    }
-    println!(" overall | TP / FP / FN |");
-    println!("|---|{}---|---|", "---|".repeat(categories.len()));
-    for (name, (per, all)) in &results {
-        print!("| {name} |");
-        for c in &categories {
-            print!(" {:.1} |", per[c].normalised());
-        }
-        println!(
-            " **{:.1}** | {} / {} / {} |",
-            all.normalised(),
-            all.raw.tp,
-            all.raw.fp,
-            all.raw.fn_
-        );
-    }
-    println!(
-        "\nBaseline on the held-out half (odd file indices): {:.1}. NAB evaluation took {:.1} s.\n",
-        held_out.normalised(),
-        started.elapsed().as_secs_f64()
-    );
-    println!("### Cross-validation across NAB categories (leave one category out)\n");
-    let started = Instant::now();
-    let cv = cross_validate(&files, &bc);
-    println!(
-        "\nHeld-out overall: {cv:.1} (each category scored with the grid point chosen on the other five; {} grid points, {:.1} s).\n",
-        cv_grid(&bc).len(),
-        started.elapsed().as_secs_f64()
-    );
     if std::env::var("DETECT_EVAL").as_deref() == Ok("missed") {
         for f in &files {
             let mut det = BaselineDetector::new(bc.clone()).expect("valid");
@@ -785,8 +717,77 @@ fn main() {
                 f.category, f.name, s.score, s.tp, s.fp, s.fn_
             );
         }
+        return;
     }
 
+    println!("## NAB (standard profile, {} files)\n", files.len());
+    let started = Instant::now();
+    // The same detector with a wider tail calibration: fewer pages, later or missed detections.
+    let quiet = BaselineConfig {
+        tail_factor: 1.5,
+        ..bc.clone()
+    };
+    // The pager operating point: a one-in-100 000 tail (extrapolated), for a budget of about
+    // one false alarm per 100 series-days on 1-minute data.
+    let pager = BaselineConfig {
+        tail_quantile: PAGER_TAIL_QUANTILE,
+        ..bc.clone()
+    };
+    let detectors: [(&str, NabDetector); 6] = [
+        ("baseline (ours)", NabDetector::Baseline(&bc)),
+        (
+            "baseline (ours), tail_factor 1.5",
+            NabDetector::Baseline(&quiet),
+        ),
+        (
+            "baseline (ours), pager profile",
+            NabDetector::Baseline(&pager),
+        ),
+        ("PromQL z-score", NabDetector::ZScore { for_ms: 0 }),
+        (
+            "PromQL z-score, for 5m",
+            NabDetector::ZScore { for_ms: 5 * 60_000 },
+        ),
+        ("static threshold", NabDetector::Static),
+    ];
+    let results: Vec<_> = detectors
+        .iter()
+        .map(|(n, d)| (*n, nab_scores(&files, *d, |_| true)))
+        .collect();
+    let held_out = nab_scores(&files, NabDetector::Baseline(&bc), |i| !i.is_multiple_of(2)).1;
+    let categories: Vec<String> = results[0].1.0.keys().cloned().collect();
+    print!("| detector |");
+    for c in &categories {
+        print!(" {c} |");
+    }
+    println!(" overall | TP / FP / FN |");
+    println!("|---|{}---|---|", "---|".repeat(categories.len()));
+    for (name, (per, all)) in &results {
+        print!("| {name} |");
+        for c in &categories {
+            print!(" {:.1} |", per[c].normalised());
+        }
+        println!(
+            " **{:.1}** | {} / {} / {} |",
+            all.normalised(),
+            all.raw.tp,
+            all.raw.fp,
+            all.raw.fn_
+        );
+    }
+    println!(
+        "\nBaseline on the held-out half (odd file indices): {:.1}. NAB evaluation took {:.1} s.\n",
+        held_out.normalised(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("### Cross-validation across NAB categories (leave one category out)\n");
+    let started = Instant::now();
+    let cv = cross_validate(&files, &bc);
+    println!(
+        "\nHeld-out overall: {cv:.1} (each category scored with the grid point chosen on the other five; {} grid points, {:.1} s).\n",
+        cv_grid(&bc).len(),
+        started.elapsed().as_secs_f64()
+    );
     let cfg = SynthConfig::default();
     let started = Instant::now();
     let series = synth::series(&cfg);

@@ -785,9 +785,12 @@ impl Baseline {
             return;
         }
         let (slot_ms, required) = (self.cfg.slot_ms, self.cfg.seasons_required);
+        // Only instants both references interpolate are compared: while a season is still being
+        // learned, the newest learned slot is held across the slots not yet learned, and its
+        // error there says how far learning has got, not how well that season fits.
         let (Some(daily), Some(weekly)) = (
-            reference_in(&self.slots, DAY_MS, slot_ms, required, t_ms),
-            reference_in(&self.weekly, WEEK_MS, slot_ms, required, t_ms),
+            reference_in(&self.slots, DAY_MS, slot_ms, required, t_ms, false),
+            reference_in(&self.weekly, WEEK_MS, slot_ms, required, t_ms, false),
         ) else {
             return;
         };
@@ -878,6 +881,7 @@ impl Baseline {
                 self.cfg.slot_ms,
                 self.cfg.seasons_required,
                 t_ms,
+                true,
             );
         }
         reference_in(
@@ -886,6 +890,7 @@ impl Baseline {
             self.cfg.slot_ms,
             self.cfg.seasons_required,
             t_ms,
+            true,
         )
     }
 
@@ -942,13 +947,16 @@ impl Baseline {
 }
 
 /// Seasonal `(reference, spread)` at `t_ms` from `slots` cut from a season of `season_ms`,
-/// interpolated between the two nearest learned slot centres.
+/// interpolated between the two nearest learned slot centres. With `one_sided`, a learned slot
+/// on one side only (a gap, or the edge of what is learned so far) is held; without it, such an
+/// instant has no reference.
 fn reference_in(
     slots: &SlotSet,
     season_ms: i64,
     slot_ms: i64,
     required: u32,
     t_ms: i64,
+    one_sided: bool,
 ) -> Option<(f64, f64)> {
     if slots.is_empty() {
         return None;
@@ -989,9 +997,9 @@ fn reference_in(
             }
             Some((a.0 + (b.0 - a.0) * w, a.1 + (b.1 - a.1) * w))
         }
-        (Some((_, a)), None) => Some(a),
-        (None, Some((_, b))) => Some(b),
-        (None, None) => None,
+        (Some((_, a)), None) if one_sided => Some(a),
+        (None, Some((_, b))) if one_sided => Some(b),
+        _ => None,
     }
 }
 
