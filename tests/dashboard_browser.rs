@@ -186,7 +186,7 @@ fn loki_push(base: &str, body: serde_json::Value) {
 }
 
 #[test]
-fn log_lines_and_drag_to_place_panels_in_chromium() {
+fn log_lines_and_drag_to_place_and_resize_panels_in_chromium() {
     let browser = browser_tools();
     let dir = artifact_dir("dashboard-browser-logs-layout");
     let server = ServerProcess::start(&dir.join("data"), None, &dir);
@@ -226,7 +226,13 @@ fn log_lines_and_drag_to_place_panels_in_chromium() {
         &[&server.base, dir.to_str().unwrap(), "logs-layout"],
         &dir,
     );
-    for shot in ["logs-explorer", "logs-tail", "drag", "drag-reloaded"] {
+    for shot in [
+        "logs-explorer",
+        "logs-tail",
+        "drag",
+        "drag-reloaded",
+        "resize",
+    ] {
         assert!(
             dir.join(format!("{shot}.png")).exists(),
             "screenshot {shot}"

@@ -3,8 +3,9 @@
 // Loki's push API: the log explorer lists them (and filters by a clicked
 // field), live tail shows a line pushed while it is open (and not one its
 // query excludes), a dashboard's logs panel shows its query's lines, and a
-// panel dragged on the grid keeps its place through save and reload (read
-// back through the dashboards API). Fails on any console error.
+// panel dragged on the grid keeps its place, and one resized by its corner
+// its size, through save and reload (read back through the dashboards
+// API). Fails on any console error.
 // Usage: node logs_layout.mjs <base-url> <artifact-dir> <dashboard-uid>
 
 import assert from 'node:assert/strict';
@@ -115,6 +116,36 @@ try {
   assert.ok(l.x > grid.x + grid.width / 2 - 10, 'Left is in the right half');
   await shot('drag-reloaded');
   check('the layout survives a reload');
+
+  step = 'resize';
+  await page.click('#edit-dashboard');
+  const corner = await left.locator('.resize-handle').boundingBox();
+  const [cx, cy] = [corner.x + corner.width / 2, corner.y + corner.height / 2];
+  // Six columns narrower and two rows taller: it grows over Right, which must move down.
+  const [rx, ry] = [-6 * colPx, 2 * 38];
+  await page.mouse.move(cx, cy);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(cx + (rx * i) / 10, cy + (ry * i) / 10);
+  assert.equal(await page.locator('#drop-target').getAttribute('style'), 'grid-column:13 / span 6;grid-row:13 / span 6', 'the outline shows the new size');
+  await page.mouse.up();
+  assert.equal(await page.locator('#drop-target').count(), 0);
+  assert.match(await left.getAttribute('style'), /grid-column:13 \/ span 6;grid-row:13 \/ span 6/);
+  assert.match(await right.getAttribute('style'), /grid-column:13 \/ span 12;grid-row:19 \/ span 4/, 'the panel it grew over moved below it');
+  await page.waitForFunction(() => document.querySelector('.panel[data-title="Left"]').dataset.state === 'ready');
+  await shot('resize');
+  await page.click('#save-dashboard');
+  await page.waitForFunction(() => document.getElementById('save-status').dataset.saved); // a fresh page since the reload
+  const resized = await (await fetch(`${base}/api/v1/dashboards/${uid}`)).json();
+  const rpos = (title) => resized.data.dashboard.panels.find((p) => p.title === title).gridPos;
+  assert.deepEqual(rpos('Left'), { x: 12, y: 12, w: 6, h: 6 }, 'the saved layout has the new size');
+  assert.deepEqual(rpos('Right'), { x: 12, y: 18, w: 12, h: 4 }, 'and the pushed panel');
+  assert.deepEqual(rpos('Recent shop logs'), { x: 0, y: 0, w: 24, h: 10 }, 'others stay');
+  await page.reload();
+  await waitReady(page);
+  const l2 = await left.boundingBox(); const r2 = await right.boundingBox();
+  assert.ok(Math.abs(l2.width - (r2.width - 8) / 2) < 4, `after a reload Left is half as wide as Right (${JSON.stringify({ l2, r2 })})`);
+  assert.ok(Math.abs(l2.height - (6 * 38 - 8)) < 4 && r2.y > l2.y + l2.height - 1, `six rows tall, Right under it (${JSON.stringify({ l2, r2 })})`);
+  check('a resized panel\'s size is saved and survives a reload');
 
   assert.deepEqual(errors, [], 'no console errors');
   check('no console errors');

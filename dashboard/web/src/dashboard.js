@@ -1,7 +1,8 @@
 // Dashboards: the list (create, import, delete), and one dashboard on its
 // 24-column grid with variables, the shared time range and auto-refresh;
 // panels graph/timeseries, singlestat/stat, text, table and logs; edit mode
-// with the panel editor (editor.js), save, export.
+// with the panel editor (editor.js), panels moved and resized by dragging,
+// save, export.
 
 import { api, chartQuery, instant, qs, serves } from './api.js';
 import { drawChart, sparkline, thresholdColor } from './chart.js';
@@ -11,7 +12,7 @@ import { el } from './table.js';
 import { timeState, readUrl } from './time.js';
 import { editPanel } from './editor.js';
 import { logLinesTable } from './logs.js';
-import { dropPosition, place } from './layout.js';
+import { dropPosition, place, resizeTo } from './layout.js';
 
 const enc = encodeURIComponent;
 
@@ -223,13 +224,13 @@ export async function dashboardPage(main, page, who, uid, params) {
   const elements = new Map(); // panel → its element
 
   /**
-   * Edit mode: dragging a panel by its title bar moves it on the grid; a
-   * dashed outline shows where it lands, and the panels it lands on are
-   * pushed down (layout.js). Elements move without being redrawn.
+   * Edit mode gestures on the grid: pressing `handle` and moving the
+   * pointer shows a dashed outline at `target(from, dx, dy, gridWidth)`
+   * (layout.js); releasing puts the panel there, pushes the panels it
+   * lands on down and calls `done()`. With `follow` the element moves with
+   * the pointer meanwhile. Elements move without being redrawn.
    */
-  function draggable(p, elem, handle) {
-    handle.classList.add('drag-handle');
-    handle.title = 'Drag to move the panel';
+  function gridGesture(p, elem, handle, { target, follow = false, done }) {
     handle.addEventListener('pointerdown', (down) => {
       if (down.button !== 0 || down.target.closest('button')) return;
       down.preventDefault();
@@ -242,8 +243,8 @@ export async function dashboardPage(main, page, who, uid, params) {
       let to = from;
       const move = (ev) => {
         const dx = ev.clientX - down.clientX; const dy = ev.clientY - down.clientY;
-        elem.style.transform = `translate(${dx}px, ${dy}px)`;
-        to = dropPosition(from, dx, dy, width);
+        if (follow) elem.style.transform = `translate(${dx}px, ${dy}px)`;
+        to = target(from, dx, dy, width);
         ghost.setAttribute('style', gridStyle(to));
       };
       const up = (ev) => {
@@ -254,18 +255,43 @@ export async function dashboardPage(main, page, who, uid, params) {
         ghost.remove();
         elem.classList.remove('dragging');
         elem.style.transform = '';
-        if (ev.type !== 'pointerup' || (to.x === from.x && to.y === from.y)) return;
-        Object.assign(p.gridPos, { x: to.x, y: to.y });
+        if (ev.type !== 'pointerup' || ['x', 'y', 'w', 'h'].every((k) => to[k] === from[k])) return;
+        Object.assign(p.gridPos, { x: to.x, y: to.y, w: to.w, h: to.h });
         for (const q of [p, ...place(state.dash.panels, p)]) {
           const e = elements.get(q);
           if (e) e.setAttribute('style', gridStyle(q.gridPos));
         }
         state.dirty = true;
         status.textContent = 'Layout changed: save to keep it.';
+        if (done) done();
       };
       handle.addEventListener('pointermove', move);
       handle.addEventListener('pointerup', up);
       handle.addEventListener('pointercancel', up);
+    });
+  }
+
+  /** Edit mode: dragging a panel by its title bar moves it on the grid. */
+  function draggable(p, elem, handle) {
+    handle.classList.add('drag-handle');
+    handle.title = 'Drag to move the panel';
+    gridGesture(p, elem, handle, { target: dropPosition, follow: true });
+  }
+
+  /**
+   * Edit mode: dragging a panel's bottom-right corner resizes it in whole
+   * grid cells; then the panel is loaded again, so that a chart has the
+   * data its new width needs.
+   */
+  function resizable(p, elem, part) {
+    const handle = el('div', { class: 'resize-handle', title: 'Drag to resize the panel' });
+    elem.append(handle);
+    gridGesture(p, elem, handle, {
+      target: resizeTo,
+      done: () => {
+        part.stale = true;
+        if (part.onScreen) page.run(part);
+      },
     });
   }
 
@@ -299,8 +325,11 @@ export async function dashboardPage(main, page, who, uid, params) {
       if (state.editing && admin) draggable(p, elem, h);
       return elem;
     }
-    if (state.editing && admin) draggable(p, elem, elem.querySelector('.ptitle'));
     const part = page.lazy(elem, (signal) => renderPanel(p, body, part, signal));
+    if (state.editing && admin) {
+      draggable(p, elem, elem.querySelector('.ptitle'));
+      resizable(p, elem, part);
+    }
     return elem;
   }
 

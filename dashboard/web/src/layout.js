@@ -1,6 +1,7 @@
 // The dashboard grid's geometry (24 columns, 30 px rows, 8 px gaps) and
-// placing a panel: where a drag lands, and pushing the panels it lands on
-// down below it. Pure functions over Grafana's gridPos {x, y, w, h}.
+// placing a panel: where a drag lands, the size a resize gives, and
+// pushing the panels it lands on down below it. Pure functions over
+// Grafana's gridPos {x, y, w, h}.
 
 export const COLUMNS = 24;
 export const ROW_PX = 30;
@@ -12,6 +13,18 @@ export function dropPosition(pos, dx, dy, gridWidth) {
   const x = Math.min(COLUMNS - pos.w, Math.max(0, pos.x + Math.round(dx / colPx)));
   const y = Math.max(0, pos.y + Math.round(dy / (ROW_PX + GAP_PX)));
   return { ...pos, x, y };
+}
+
+/**
+ * The size a panel at `pos` gets when its bottom-right corner is dragged
+ * by (dx, dy) px in a grid `gridWidth` px wide: whole cells, at least one
+ * column and one row, never past the 24th column. The place stays.
+ */
+export function resizeTo(pos, dx, dy, gridWidth) {
+  const colPx = (gridWidth + GAP_PX) / COLUMNS;
+  const w = Math.min(COLUMNS - pos.x, Math.max(1, pos.w + Math.round(dx / colPx)));
+  const h = Math.max(1, pos.h + Math.round(dy / (ROW_PX + GAP_PX)));
+  return { ...pos, w, h };
 }
 
 const overlap = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
