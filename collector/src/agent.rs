@@ -262,10 +262,15 @@ pub fn node_name(config: &AgentConfig) -> String {
 /// Converts families to remote-write series, adding `job` and `node`
 /// labels (what a Prometheus scrape would add as `job`/`instance`). Empty
 /// label values are left out here; the shipper sorts the labels.
+///
+/// Samples carried from an earlier tick (those with their own
+/// [`timestamp_ms`](crate::expose::families::Sample::timestamp_ms): an
+/// aggregate cgroup between its reads) are left out: they were shipped
+/// with the tick that read them.
 pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec<TimeSeries> {
     let mut out = Vec::with_capacity(families.iter().map(|f| f.samples.len()).sum());
     for f in families {
-        for s in &f.samples {
+        for s in f.samples.iter().filter(|s| s.timestamp_ms.is_none()) {
             let mut labels: Vec<Label> = Vec::with_capacity(s.base.len() + s.extra.len() + 3);
             labels.push(Label {
                 name: "__name__".into(),

@@ -29,7 +29,7 @@ use crate::machine::MachineInfo;
 use crate::metadata::{ContainerMetadata, MetadataCache};
 use crate::network::{NetDevReader, NetnsRegistry};
 use crate::snapshot::{ContainerInfo, ContainerSample, Snapshot};
-use crate::stats::{ContainerSpec, FilesystemStats};
+use crate::stats::{ContainerSpec, ContainerStats, FilesystemStats};
 
 /// Why the collector could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,13 @@ struct Tracked {
     layer_device: Option<FilesystemStats>,
     /// The writable layer's directory, when found.
     layer_dir: Option<PathBuf>,
+    /// A pod or QoS-class cgroup: read every `aggregate_every` ticks, on
+    /// ticks where `(tick + phase) % aggregate_every == 0` (the phases
+    /// spread the aggregates over the ticks), its last sample carried in
+    /// between.
+    aggregate_phase: Option<u64>,
+    /// The last sample read, for aggregates.
+    last: Option<ContainerStats>,
 }
 
 /// Reads every cgroup of the node, tick after tick.
@@ -97,6 +104,12 @@ pub struct Collector {
     /// refresh.
     log_usage: Arc<Vec<(String, u64)>>,
     last_log_measure: Option<Instant>,
+    /// Collections so far.
+    tick: u64,
+    /// Aggregate cgroups are read every this many ticks (≥ 1).
+    aggregate_every: u64,
+    /// Aggregate cgroups added so far, to give each its phase.
+    aggregates_added: u64,
 }
 
 /// Per-tick files a cgroup holds open, at most (v2 with PSI: nine), for
@@ -163,6 +176,7 @@ impl Collector {
         let mounts = read_mounts(&config);
         let now = Instant::now();
         let load = config.cpu_load.then(|| LoadReader::new(&config.proc_root));
+        let aggregate_every = aggregate_every(config.interval, config.aggregate_interval);
         Ok(Self {
             netns: NetnsRegistry::new(&config.proc_root),
             walker: LayerWalker::new(config.fs_walk_budget),
@@ -187,6 +201,9 @@ impl Collector {
             load,
             log_usage: Arc::default(),
             last_log_measure: None,
+            tick: 0,
+            aggregate_every,
+            aggregates_added: 0,
         })
     }
 
@@ -243,9 +260,22 @@ impl Collector {
         self.refresh_pod_status();
         self.walker.step();
 
+        let tick = self.tick;
+        self.tick += 1;
         let mut containers = Vec::with_capacity(self.tracked.len());
         let mut vanished = Vec::new();
         for (path, t) in &mut self.tracked {
+            // An aggregate not due this tick: its last sample, with the
+            // time it was read.
+            if let (Some(phase), Some(last)) = (t.aggregate_phase, &t.last)
+                && !(tick + phase).is_multiple_of(self.aggregate_every)
+            {
+                containers.push(ContainerSample {
+                    info: t.info.clone(),
+                    stats: last.clone(),
+                });
+                continue;
+            }
             match t.reader.read_stats_with(timestamp_ms, &mut self.scratch) {
                 Ok(mut stats) => {
                     stats.pids.limit = t.spec.pids_limit;
@@ -255,13 +285,18 @@ impl Collector {
                             Err(_) => t.net = None, // the task exited; find another on refresh
                         }
                     }
-                    if let (Some(dev), Some(u)) = (&t.layer_device, self.walker.usage(path)) {
+                    if let Some(dev) = &t.layer_device
+                        && let Some(u) = self.walker.usage(path)
+                    {
                         stats.filesystem.push(FilesystemStats {
                             usage: u.bytes,
                             inodes: u.inodes,
                             inodes_free: 0,
                             ..dev.clone()
                         });
+                    }
+                    if t.aggregate_phase.is_some() {
+                        t.last = Some(stats.clone());
                     }
                     containers.push(ContainerSample {
                         info: t.info.clone(),
@@ -322,6 +357,12 @@ impl Collector {
         };
         let mut out = Vec::with_capacity(containers.len());
         for c in containers {
+            // Aggregates carried from an earlier tick (pod and QoS
+            // cgroups, read every `aggregate_interval`) get no load figure
+            // stamped with this tick.
+            if c.stats.timestamp_ms != now_ms {
+                continue;
+            }
             let id = c.info.id.as_str();
             let counts = if id == "/" {
                 load.count_machine()
@@ -374,6 +415,10 @@ impl Collector {
         };
         let identity = identify(path);
         let meta = self.metadata.resolve(&CgroupPath::new(path), &identity);
+        let aggregate_phase = is_aggregate(identity.kind).then(|| {
+            self.aggregates_added += 1;
+            self.aggregates_added % self.aggregate_every
+        });
         let mut t = Tracked {
             identity,
             reader,
@@ -383,6 +428,8 @@ impl Collector {
             net: None,
             layer_device: None,
             layer_dir: None,
+            aggregate_phase,
+            last: None,
         };
         self.refresh_tracked(path, &mut t);
         self.tracked.insert(path.to_string(), t);
@@ -651,6 +698,23 @@ fn container_info(
         spec: spec.clone(),
         creation_time_seconds,
     }
+}
+
+/// Whether a cgroup of this kind only aggregates others: pod and QoS-class
+/// cgroups hold no processes of their own (on v2 the kernel forbids it
+/// once their children have controllers; on v1 the kubelet puts none
+/// there), so everything they report is their containers' sum.
+fn is_aggregate(kind: CgroupKind) -> bool {
+    matches!(kind, CgroupKind::Pod | CgroupKind::QosClass)
+}
+
+/// Every how many ticks aggregates are read: `aggregate` rounded up to
+/// whole intervals, at least every tick.
+fn aggregate_every(interval: Duration, aggregate: Duration) -> u64 {
+    if interval.is_zero() {
+        return 1;
+    }
+    aggregate.as_nanos().div_ceil(interval.as_nanos()).max(1) as u64
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -74,6 +74,14 @@ pub struct AgentConfig {
     /// shorter; in between, their last figures are reported.
     #[serde(with = "humantime_serde")]
     pub slow_stat_interval: Duration,
+    /// How often cgroups that only aggregate others are read when the
+    /// interval is shorter: pod and QoS-class cgroups (`kubepods*.slice`,
+    /// `…-pod<uid>.slice`), whose processes all live in their container
+    /// cgroups. In between, their last sample is reported with the time it
+    /// was read (an explicit timestamp in `/metrics`; remote-write ships
+    /// each sample once). Zero reads them every tick.
+    #[serde(with = "humantime_serde")]
+    pub aggregate_interval: Duration,
     /// How often limits (quota, memory limit …) and metadata are re-read.
     #[serde(with = "humantime_serde")]
     pub spec_refresh_interval: Duration,
@@ -213,6 +221,7 @@ impl Default for AgentConfig {
             subtrees: Vec::new(),
             rescan_interval: Duration::from_secs(60),
             slow_stat_interval: Duration::from_secs(10),
+            aggregate_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),
             fs_interval: Duration::from_secs(60),
             pod_status_interval: Duration::from_secs(60),

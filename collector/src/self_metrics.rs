@@ -113,6 +113,7 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
             base: base.clone(),
             extra: Vec::new(),
             value: value as f64,
+            timestamp_ms: None,
         }],
     };
     let mut families = vec![
@@ -183,6 +184,7 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
                 base: base.clone(),
                 extra: Vec::new(),
                 value: t.as_secs_f64(),
+                timestamp_ms: None,
             }],
         });
     }
@@ -202,6 +204,7 @@ pub fn log_families(s: &crate::logs::LogStats) -> Vec<prometheus::proto::MetricF
             base: base.clone(),
             extra: Vec::new(),
             value,
+            timestamp_ms: None,
         }],
     };
     let counter = |name, help, c: &std::sync::atomic::AtomicU64| {

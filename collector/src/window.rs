@@ -102,17 +102,26 @@ impl RecentSamples {
     ) -> Option<(Arc<ContainerInfo>, Vec<ContainerStats>)> {
         let mut info = None;
         let mut samples = Vec::new();
+        // An aggregate cgroup read on a slower cadence appears in several
+        // snapshots with the sample of its last read: each sample is
+        // returned once, and only if read at or after `since_ms`.
+        let push = |samples: &mut Vec<ContainerStats>, stats: ContainerStats| {
+            let read_before = stats.timestamp_ms > 0 && stats.timestamp_ms < since_ms;
+            if !read_before && samples.last() != Some(&stats) {
+                samples.push(stats);
+            }
+        };
         for packed in self.older.iter().filter(|s| s.timestamp_ms >= since_ms) {
             if let Some((i, stats)) = packed.get(id) {
                 info = Some(i);
-                samples.push(stats);
+                push(&mut samples, stats);
             }
         }
         if let Some(snap) = self.latest.as_ref().filter(|s| s.timestamp_ms >= since_ms)
             && let Some(c) = find_sorted(&snap.containers, id)
         {
             info = Some(c.info.clone());
-            samples.push(c.stats.clone());
+            push(&mut samples, c.stats.clone());
         }
         info.map(|i| (i, samples))
     }

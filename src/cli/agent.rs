@@ -84,6 +84,10 @@ pub struct AgentArgs {
     /// How often limits and metadata are re-read [default: 60s].
     #[arg(long, env = "OSPREY_SPEC_REFRESH_INTERVAL", value_parser = humantime::parse_duration)]
     pub spec_refresh_interval: Option<Duration>,
+    /// How often pod and QoS-class cgroups (sums of their containers) are
+    /// read when the interval is shorter; 0s: every tick [default: 10s].
+    #[arg(long, env = "OSPREY_AGGREGATE_INTERVAL", value_parser = humantime::parse_duration)]
+    pub aggregate_interval: Option<Duration>,
     /// Directory entries the writable-layer walker may examine per tick [default: 20000].
     #[arg(long, env = "OSPREY_FS_WALK_BUDGET")]
     pub fs_walk_budget: Option<usize>,
@@ -142,6 +146,7 @@ impl AgentArgs {
             container_log_root,
             rescan_interval,
             spec_refresh_interval,
+            aggregate_interval,
             fs_walk_budget,
             pod_status_interval,
             window

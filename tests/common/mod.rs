@@ -234,7 +234,12 @@ pub fn metric_value(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64
             want.iter()
                 .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
         })
-        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|l| {
+            // `name{labels} value [timestamp]`: the value is the first
+            // token after the labels (carried samples have a timestamp).
+            let rest = l.rfind('}').map_or(&l[name.len()..], |i| &l[i + 1..]);
+            rest.split_whitespace().next()
+        })
         .and_then(|v| v.parse().ok())
 }
 

@@ -90,7 +90,7 @@ pub fn apply_io_stat(text: &str, devices: &mut Vec<BlkioDevice>) -> Result<(), P
 
 /// A PSI file's `some`/`full` totals (µs); a missing line counts as 0.
 pub fn read_pressure(text: &str) -> Result<Psi, ParseError> {
-    let p = parse::pressure(text)?;
+    let p = parse::pressure_totals(text)?;
     Ok(Psi {
         some_total_us: p.some.map_or(0, |l| l.total_us),
         full_total_us: p.full.map_or(0, |l| l.total_us),

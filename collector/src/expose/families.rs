@@ -29,6 +29,10 @@ pub struct Sample {
     pub extra: Vec<(&'static str, String)>,
     /// The value, in the metric's base unit.
     pub value: f64,
+    /// When the value was read, ms since the epoch, if earlier than the
+    /// snapshot it comes from (an aggregate cgroup read on a slower
+    /// cadence); `None`: at the snapshot's time.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Sample {
@@ -64,6 +68,8 @@ pub struct ExposeOptions {
 struct Builder {
     families: Vec<Family>,
     index: HashMap<&'static str, usize>,
+    /// The timestamp of the samples being added (see [`Sample::timestamp_ms`]).
+    timestamp_ms: Option<i64>,
 }
 
 impl Builder {
@@ -89,6 +95,7 @@ impl Builder {
             base: base.clone(),
             extra,
             value,
+            timestamp_ms: self.timestamp_ms,
         });
     }
 }
@@ -107,9 +114,13 @@ pub fn snapshot_families(
     let mut b = Builder {
         families: Vec::with_capacity(64),
         index: HashMap::with_capacity(64),
+        timestamp_ms: None,
     };
     machine_families(&mut b, snap);
     for c in &snap.containers {
+        // A sample read at an earlier tick keeps that time (0: not set).
+        let read_at = c.stats.timestamp_ms;
+        b.timestamp_ms = (read_at > 0 && read_at < snap.timestamp_ms).then_some(read_at);
         container_families(&mut b, snap, c, opts, devices);
     }
     kube_families(&mut b, snap);
@@ -305,7 +316,7 @@ fn container_families(
         G,
         &base,
         none(),
-        snap.timestamp_ms as f64 / 1000.0,
+        b.timestamp_ms.unwrap_or(snap.timestamp_ms) as f64 / 1000.0,
     );
     b.add(
         "container_start_time_seconds",

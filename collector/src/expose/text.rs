@@ -41,6 +41,9 @@ pub fn to_proto(families: &[Family]) -> Vec<MetricFamily> {
                         })
                         .collect();
                     m.set_label(labels);
+                    if let Some(t) = s.timestamp_ms {
+                        m.set_timestamp_ms(t);
+                    }
                     match f.kind {
                         MetricKind::Counter => {
                             let mut c = proto::Counter::default();
@@ -94,6 +97,9 @@ pub fn encode(families: &[Family], extra: &[MetricFamily]) -> Result<Vec<u8>, pr
             }
             buf.push(b' ');
             write_value(&mut buf, s.value);
+            if let Some(t) = s.timestamp_ms {
+                let _ = write!(buf, " {t}");
+            }
             buf.push(b'\n');
         }
     }
@@ -158,21 +164,25 @@ mod tests {
                     base: base.clone(),
                     extra: vec![("cpu", "total".into())],
                     value: 1.5,
+                    timestamp_ms: None,
                 },
                 Sample {
                     base: Arc::new(Vec::new()),
                     extra: Vec::new(),
                     value: f64::INFINITY,
+                    timestamp_ms: None,
                 },
                 Sample {
                     base: base.clone(),
                     extra: Vec::new(),
                     value: f64::NAN,
+                    timestamp_ms: None,
                 },
                 Sample {
                     base,
                     extra: Vec::new(),
                     value: 1e21,
+                    timestamp_ms: None,
                 },
             ],
         };

@@ -1,0 +1,234 @@
+//! Pod and QoS-class cgroups (which only aggregate their containers) are
+//! read every `aggregate_interval`, their last sample carried in between
+//! with the time it was read: in the exposition (explicit timestamps), in
+//! remote-write (each sample shipped once) and in the recent window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use osprey_collector::agent::to_time_series;
+use osprey_collector::collect::{Collector, now_ms};
+use osprey_collector::config::AgentConfig;
+use osprey_collector::expose::families::{DeviceNames, ExposeOptions};
+use osprey_collector::expose::{snapshot_families, text};
+use osprey_collector::fixture::{FixtureTree, FixtureVersion, PathStyle, paths};
+use osprey_collector::snapshot::Snapshot;
+use osprey_collector::window::RecentSamples;
+
+fn config(tree: &FixtureTree, aggregate_interval: Duration) -> AgentConfig {
+    AgentConfig {
+        cgroup_root: Some(tree.root().to_path_buf()),
+        docker_root: tree.root().join("no-docker"),
+        pod_log_root: tree.root().join("no-pods"),
+        container_log_root: tree.root().join("no-containers"),
+        containers_only: true,
+        interval: Duration::from_secs(1),
+        aggregate_interval,
+        ..AgentConfig::default()
+    }
+}
+
+fn parent(path: &str) -> String {
+    path.rsplit_once('/').unwrap().0.to_string()
+}
+
+fn usage(snap: &Snapshot, id: &str) -> (u64, i64) {
+    let c = snap
+        .containers
+        .iter()
+        .find(|c| c.info.id == id)
+        .unwrap_or_else(|| panic!("{id} in the snapshot"));
+    (c.stats.memory.usage, c.stats.timestamp_ms)
+}
+
+/// Collects in a later millisecond than the previous collection, so that
+/// every snapshot has a timestamp of its own.
+fn collect_after(collector: &mut Collector, previous_ms: i64) -> Snapshot {
+    while now_ms() <= previous_ms {
+        std::hint::spin_loop();
+    }
+    collector.collect()
+}
+
+#[test]
+fn aggregates_are_read_every_nth_tick_and_keep_their_read_time() {
+    let tree = FixtureTree::new(FixtureVersion::V2).unwrap();
+    let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+    let containers = tree.add_containers(style, 0, 3).unwrap();
+    let container = &containers[0];
+    let pod = parent(container);
+    let qos = parent(&pod);
+    let mut collector = Collector::new(config(&tree, Duration::from_secs(3))).unwrap();
+
+    let mut snaps: Vec<Snapshot> = Vec::new();
+    let mut pod_reads = Vec::new();
+    for tick in 0..9u64 {
+        // New figures before every tick: the container shows each one, the
+        // pod only those of the ticks it is read on.
+        let value = 1_000_000 + tick;
+        for path in [container, &pod] {
+            tree.write_file("", path, "memory.current", &format!("{value}\n"))
+                .unwrap();
+        }
+        let previous = snaps.last().map_or(0, |s| s.timestamp_ms);
+        let snap = collect_after(&mut collector, previous);
+        assert_eq!(
+            snap.containers.len(),
+            3 + 3 + 3,
+            "containers, pods, kubepods, burstable, root"
+        );
+        assert_eq!(
+            usage(&snap, container),
+            (value, snap.timestamp_ms),
+            "tick {tick}"
+        );
+        let (pod_value, pod_ts) = usage(&snap, &pod);
+        if pod_ts == snap.timestamp_ms {
+            assert_eq!(
+                pod_value, value,
+                "a pod read this tick has this tick's figures"
+            );
+            pod_reads.push(tick);
+        } else {
+            // Carried: the figures and time of its last read.
+            let last = &snaps[*pod_reads.last().expect("read on its first tick") as usize];
+            assert_eq!(
+                (pod_value, pod_ts),
+                (1_000_000 + pod_reads.last().unwrap(), last.timestamp_ms)
+            );
+        }
+        // The root is not an aggregate: read every tick.
+        assert_eq!(usage(&snap, "/").1, snap.timestamp_ms);
+        snaps.push(snap);
+    }
+    // Read at once when discovered, then every third tick on the
+    // cgroup's phase (phases spread the aggregates over the ticks).
+    assert_eq!(pod_reads[0], 0, "read at once when discovered");
+    let scheduled = &pod_reads[1..];
+    assert!(scheduled[0] <= 3, "{pod_reads:?}");
+    assert!(
+        scheduled.windows(2).all(|w| w[1] - w[0] == 3),
+        "{pod_reads:?}"
+    );
+    assert!((3..=4).contains(&pod_reads.len()), "{pod_reads:?}");
+    let qos_reads: Vec<usize> = (0..snaps.len())
+        .filter(|&i| usage(&snaps[i], &qos).1 == snaps[i].timestamp_ms)
+        .collect();
+    assert_eq!(qos_reads[0], 0);
+    assert!(
+        (3..=4).contains(&qos_reads.len()),
+        "the QoS-class cgroup is an aggregate too: {qos_reads:?}"
+    );
+    let containers_read = snaps
+        .iter()
+        .filter(|s| usage(s, container).1 == s.timestamp_ms)
+        .count();
+    assert_eq!(containers_read, 9);
+
+    // The exposition: carried samples carry their read time; fresh ones
+    // have none (the scrape's time).
+    let carried = snaps
+        .iter()
+        .find(|s| usage(s, &pod).1 != s.timestamp_ms)
+        .unwrap();
+    let families = snapshot_families(carried, &ExposeOptions::default(), &DeviceNames::default());
+    let usage_family = families
+        .iter()
+        .find(|f| f.name == "container_memory_usage_bytes")
+        .unwrap();
+    let sample_of = |id: &str| {
+        usage_family
+            .samples
+            .iter()
+            .find(|s| s.labels().any(|(k, v)| k == "id" && v == id))
+            .unwrap()
+    };
+    let pod_ts = usage(carried, &pod).1;
+    assert_eq!(sample_of(&pod).timestamp_ms, Some(pod_ts));
+    assert_eq!(sample_of(container).timestamp_ms, None);
+    let body = String::from_utf8(text::encode(&families, &[]).unwrap()).unwrap();
+    let pod_line = body
+        .lines()
+        .find(|l| {
+            l.starts_with("container_memory_usage_bytes{") && l.contains(&format!("id=\"{pod}\""))
+        })
+        .unwrap();
+    assert!(pod_line.ends_with(&format!(" {pod_ts}")), "{pod_line}");
+    let container_line = body
+        .lines()
+        .find(|l| {
+            l.starts_with("container_memory_usage_bytes{")
+                && l.contains(&format!("id=\"{container}\""))
+        })
+        .unwrap();
+    assert_eq!(
+        container_line.split(' ').count(),
+        2,
+        "no timestamp: {container_line}"
+    );
+
+    // Remote-write: a carried sample was shipped with the tick that read it.
+    let series = to_time_series(&families, carried.timestamp_ms, "node-1");
+    let ids: Vec<&str> = series
+        .iter()
+        .filter(|s| {
+            s.labels
+                .iter()
+                .any(|l| l.name == "__name__" && l.value == "container_memory_usage_bytes")
+        })
+        .flat_map(|s| {
+            s.labels
+                .iter()
+                .filter(|l| l.name == "id")
+                .map(|l| l.value.as_str())
+        })
+        .collect();
+    assert!(ids.contains(&container.as_str()));
+    assert!(!ids.contains(&pod.as_str()), "{ids:?}");
+
+    // The recent window returns each pod sample once.
+    let mut recent = RecentSamples::new(600_000, 100);
+    for s in &snaps {
+        recent.push(Arc::new(s.clone()));
+    }
+    let (_, pod_history) = recent.since(&pod, 0).unwrap();
+    let times: Vec<i64> = pod_history.iter().map(|s| s.timestamp_ms).collect();
+    let expected: Vec<i64> = pod_reads
+        .iter()
+        .map(|t| snaps[*t as usize].timestamp_ms)
+        .collect();
+    assert_eq!(times, expected);
+    assert_eq!(recent.since(container, 0).unwrap().1.len(), 9);
+    // A sample read before `since` is left out even if a later snapshot
+    // carries it.
+    let after_first = snaps[1].timestamp_ms;
+    let (_, later) = recent.since(&pod, after_first).unwrap();
+    assert!(
+        later.iter().all(|s| s.timestamp_ms >= after_first),
+        "{later:?}"
+    );
+    assert_eq!(later.len(), pod_reads.len() - 1);
+}
+
+#[test]
+fn zero_aggregate_interval_reads_every_cgroup_every_tick() {
+    let tree = FixtureTree::new(FixtureVersion::V1).unwrap();
+    let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+    let containers = tree.add_containers(style, 0, 2).unwrap();
+    let pod = parent(&containers[0]);
+    let mut collector = Collector::new(config(&tree, Duration::ZERO)).unwrap();
+    let mut previous = 0;
+    for tick in 0..4u64 {
+        let value = 2_000_000 + tick;
+        tree.write_file(
+            "memory",
+            &pod,
+            "memory.usage_in_bytes",
+            &format!("{value}\n"),
+        )
+        .unwrap();
+        let snap = collect_after(&mut collector, previous);
+        assert_eq!(usage(&snap, &pod), (value, snap.timestamp_ms));
+        previous = snap.timestamp_ms;
+    }
+}
