@@ -8,6 +8,7 @@
 //! - [`push`]: decoding and validating Loki push requests;
 //! - [`query`]: query strings, time ranges, newest-first cursor paging;
 //! - [`histogram`]: matching lines per time bucket;
+//! - [`stats`]: streams, lines and bytes a selector selects (Loki's index stats);
 //! - [`tail`]: new matching lines as they are committed;
 //! - [`logql`]: the LogQL subset of Loki's query endpoints;
 //! - [`api`]: the HTTP handlers.
@@ -19,6 +20,7 @@ pub mod partition;
 pub mod push;
 pub mod query;
 pub mod schema;
+pub mod stats;
 pub mod streams;
 pub mod tail;
 pub mod writer;

@@ -256,7 +256,7 @@ fn add_job(
         let id = w.ckpt.next_id;
         w.ckpt.next_id += 1;
         w.writer
-            .add_document(shared.schema.document(&line, id, stream_id))
+            .add_document(w.part.schema.document(&line, id, stream_id))
             .map_err(|e| LogError::Index(e.to_string()))?;
         let range = touched.entry(key).or_insert((id, id));
         range.1 = id;
