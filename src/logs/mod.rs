@@ -8,8 +8,10 @@
 //! - [`push`]: decoding and validating Loki push requests;
 //! - [`query`]: query strings, time ranges, newest-first cursor paging;
 //! - [`histogram`]: matching lines per time bucket;
+//! - [`segments`]: fast-field columns and segment walks the collectors share;
 //! - [`stats`]: streams, lines and bytes a selector selects (Loki's index stats);
 //! - [`tail`]: new matching lines as they are committed;
+//! - [`tokenizer`]: the message tokenizer (tantivy's default tokens, faster);
 //! - [`logql`]: the LogQL subset of Loki's query endpoints;
 //! - [`api`]: the HTTP handlers.
 
@@ -20,9 +22,11 @@ pub mod partition;
 pub mod push;
 pub mod query;
 pub mod schema;
+pub mod segments;
 pub mod stats;
 pub mod streams;
 pub mod tail;
+pub mod tokenizer;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use tantivy::schema::Value;
 use tantivy::{DocAddress, SegmentOrdinal, Term};
 
 use super::partition::Partition;
-use super::query::for_each_alive;
+use super::segments::{for_each_alive, may_overlap, timestamps, u64_column};
 use super::{LogError, LogStore};
 
 /// What a stream selector selects in a time range (Loki's field names).
@@ -97,15 +97,14 @@ fn partition_stats(
         .map_err(err)?;
     let mut seen = HashSet::new();
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
-        let ff = reader.fast_fields();
-        let ts = ff.i64("timestamp").map_err(err)?.first_or_default_col(0);
-        if reader.max_doc() == 0 || ts.max_value() < start_ns || ts.min_value() >= end_ns {
+        let ts = timestamps(reader).map_err(err)?;
+        if reader.max_doc() == 0 || !may_overlap(ts.as_ref(), start_ns, end_ns) {
             continue;
         }
-        let stream = ff.u64("stream_id").map_err(err)?.first_or_default_col(0);
+        let stream = u64_column(reader, "stream_id").map_err(err)?;
         // Absent in format 2: the stored lines are measured instead.
         let bytes = match part.schema.bytes {
-            Some(_) => Some(ff.u64("bytes").map_err(err)?.first_or_default_col(0)),
+            Some(_) => Some(u64_column(reader, "bytes").map_err(err)?),
             None => None,
         };
         let mut in_segment = HashSet::new();
