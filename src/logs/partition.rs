@@ -169,6 +169,10 @@ impl Partition {
             })
             .open_or_create(mmap)
             .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
+        // The same tokens as tantivy's own `default`, in less time.
+        index
+            .tokenizers()
+            .register("default", super::tokenizer::MessageTokenizer::default());
         if index.schema() != schema.schema {
             return Err(LogError::Corrupt(format!(
                 "{}: the index has another schema than this version of Osprey writes",
