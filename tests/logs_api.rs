@@ -418,6 +418,90 @@ fn push_search_histogram_loki_and_errors() {
     let (s, v) = api(base, "/loki/api/v1/series", &[("match[]", "up")]);
     error_of(s, &v, 400, "match[]");
 
+    // Index stats (Loki's shape, unwrapped): counted from the index,
+    // checked against what a search returns for the same streams.
+    let prod = messages(base, "namespace:prod");
+    let range = [
+        ("start", (t - 1).to_string()),
+        ("end", (t + 10_000).to_string()),
+    ];
+    let stats = |q: &str, range: &[(&str, String)]| {
+        let mut p: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        p.push(("query", q));
+        let (s, v) = api(base, "/loki/api/v1/index/stats", &p);
+        assert_eq!(s, 200, "{q}: {v}");
+        v
+    };
+    let v = stats(r#"{namespace="prod"}"#, &range);
+    assert_eq!(v["streams"], 2, "{v}");
+    assert_eq!(v["entries"], prod.len(), "{v}");
+    assert_eq!(
+        v["bytes"],
+        prod.iter().map(String::len).sum::<usize>(),
+        "{v}"
+    );
+    // web-1 and web-2: one chunk each whatever the segments.
+    assert_eq!(v["chunks"], 2, "{v}");
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["bytes", "chunks", "entries", "streams"]
+    );
+    let v = stats(r#"{namespace=~".+"}"#, &range);
+    assert_eq!(
+        (v["streams"].as_u64(), v["entries"].as_u64()),
+        (Some(3), Some(7)),
+        "{v}"
+    );
+    assert_eq!(v["chunks"], 3, "{v}");
+    // The range: Loki's end is inclusive (t+1000 … t+5000: three of prod's).
+    let narrow = [
+        ("start", (t + 1000).to_string()),
+        ("end", (t + 5000).to_string()),
+    ];
+    let v = stats(r#"{namespace="prod"}"#, &narrow);
+    assert_eq!(
+        (v["streams"].as_u64(), v["entries"].as_u64()),
+        (Some(2), Some(3)),
+        "{v}"
+    );
+    let want: usize = [
+        "level=info msg=\"request served\" path=/index",
+        "{\"level\":\"warn\",\"msg\":\"slow request\"}",
+        "WARN retrying connection",
+    ]
+    .iter()
+    .map(|l| l.len())
+    .sum();
+    assert_eq!(v["bytes"], want, "{v}");
+    let v = stats(r#"{namespace="nowhere"}"#, &range);
+    assert_eq!(
+        v,
+        json!({"streams": 0, "chunks": 0, "entries": 0, "bytes": 0})
+    );
+    for (params, want) in [
+        (vec![], "query"),
+        (vec![("query", "up")], "query"),
+        (
+            vec![("query", r#"{namespace="prod"} |= "x""#)],
+            "line filters",
+        ),
+        (
+            vec![("query", r#"{namespace="prod"}"#), ("start", "soon")],
+            "start",
+        ),
+        (
+            vec![
+                ("query", r#"{namespace="prod"}"#),
+                ("start", "20"),
+                ("end", "10"),
+            ],
+            "end",
+        ),
+    ] {
+        let (s, v) = api(base, "/loki/api/v1/index/stats", &params);
+        error_of(s, &v, 400, want);
+    }
+
     // Label filters in query strings go through the stream table.
     assert_eq!(messages(base, "labels:\"pod=web-2\"").len(), 2);
     assert_eq!(messages(base, "NOT namespace:prod").len(), 2);

@@ -510,6 +510,28 @@ fn check_logs(w: &World) {
     assert_eq!(pods, ["web-b"]);
     let jobs = strings(&w.loki(A_READ, "/loki/api/v1/label/job/values", None)["data"]);
     assert_eq!(jobs, ["osprey/containers"]);
+    // Index stats count the tenant's streams only.
+    let stats = |token, q| w.loki(token, "/loki/api/v1/index/stats", Some(q));
+    let a = stats(A_READ, "{job=~\".+\"}");
+    assert_eq!(
+        (a["streams"].as_u64(), a["entries"].as_u64()),
+        (Some(1), Some(3)),
+        "{a}"
+    );
+    let a_bytes = ["hello from a zero", "hello from a one", "error in a two"]
+        .iter()
+        .map(|l| l.len())
+        .sum::<usize>();
+    assert_eq!(a["bytes"], a_bytes, "{a}");
+    let admin = stats(ADMIN, "{job=~\".+\"}");
+    assert_eq!(
+        (admin["streams"].as_u64(), admin["entries"].as_u64()),
+        (Some(3), Some(7)),
+        "{admin}"
+    );
+    assert_eq!(stats(A_READ, "{namespace=\"b\"}")["entries"], 0);
+    assert_eq!(stats(B_READ, "{unit=\"kubelet.service\"}")["streams"], 0);
+    assert_eq!(stats(B_READ, "{namespace=~\"a|b\"}")["entries"], 3);
 }
 
 /// A live tail with A's token: B's and the node's new lines, pushed first,
@@ -972,6 +994,7 @@ fn check_refusals(w: &World) {
         "/loki/api/v1/query_range?query={namespace=\"a\"}",
         "/loki/api/v1/labels",
         "/loki/api/v1/label/namespace/values",
+        "/loki/api/v1/index/stats?query={namespace=\"a\"}",
         "/api/v1/dashboards",
         "/api/v1/dashboards/osprey-pods",
         "/api/v1/dashboard/query_range?query=up",

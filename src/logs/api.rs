@@ -52,6 +52,7 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/loki/api/v1/series", get(loki_series).post(loki_series))
         .route("/loki/api/v1/labels", get(loki_labels))
         .route("/loki/api/v1/label/{name}/values", get(loki_label_values))
+        .route("/loki/api/v1/index/stats", get(loki_index_stats))
 }
 
 impl From<LogError> for ApiError {
@@ -597,6 +598,38 @@ async fn loki_label_values(
     let store = state.logs.clone();
     let values = blocking(move || store.label_terms(start, end, Some(&name), &scope)).await?;
     Ok(Json(json!({ "status": "success", "data": values })).into_response())
+}
+
+/// `GET /loki/api/v1/index/stats`: how many streams, chunks, lines and
+/// bytes the stream selector `query` (no line filters) selects in
+/// `start`–`end` (default the last hour), as Loki answers it
+/// (`{"streams":N,"chunks":N,"entries":N,"bytes":N}`, not wrapped in
+/// `status`/`data`); for a tenant, of the streams in its namespaces only.
+async fn loki_index_stats(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &HeaderMap::new(), &[]);
+    let q = log_query(&params)?;
+    if !q.filters.is_empty() {
+        return Err(bad_param(
+            "query",
+            "index stats take a stream selector without line filters",
+        ));
+    }
+    let (start, end) = loki_range(&params, 3_600 * 1_000_000_000)?;
+    let store = state.logs.clone();
+    let selector = q.stream_filter();
+    let stats = blocking(move || {
+        store.index_stats(
+            &|labels| in_scope(&scope, labels) && selector.keeps(labels),
+            start,
+            end,
+        )
+    })
+    .await?;
+    Ok(Json(stats).into_response())
 }
 
 impl LogStore {

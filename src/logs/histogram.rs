@@ -100,10 +100,7 @@ impl Collector for Counts {
         reader: &SegmentReader,
     ) -> tantivy::Result<CountsSegment> {
         Ok(CountsSegment {
-            ts: reader
-                .fast_fields()
-                .i64("timestamp")?
-                .first_or_default_col(0),
+            ts: super::segments::timestamps(reader)?,
             start_ns: self.start_ns,
             end_ns: self.end_ns,
             step_ns: self.step_ns,
@@ -124,7 +121,7 @@ impl Collector for Counts {
         reader: &SegmentReader,
     ) -> tantivy::Result<Vec<u64>> {
         let mut c = self.for_segment(segment, reader)?;
-        if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
+        if !super::segments::may_overlap(c.ts.as_ref(), self.start_ns, self.end_ns) {
             return Ok(c.counts);
         }
         if self.all && reader.alive_bitset().is_none() {
@@ -143,7 +140,7 @@ impl Collector for Counts {
             }
             return Ok(c.counts);
         }
-        super::query::for_each_alive(weight, reader, &mut |docs| c.collect_block(docs))?;
+        super::segments::for_each_alive(weight, reader, &mut |docs| c.collect_block(docs))?;
         Ok(c.harvest())
     }
 

@@ -8,7 +8,10 @@
 //! - [`push`]: decoding and validating Loki push requests;
 //! - [`query`]: query strings, time ranges, newest-first cursor paging;
 //! - [`histogram`]: matching lines per time bucket;
+//! - [`segments`]: fast-field columns and segment walks the collectors share;
+//! - [`stats`]: streams, lines and bytes a selector selects (Loki's index stats);
 //! - [`tail`]: new matching lines as they are committed;
+//! - [`tokenizer`]: the message tokenizer (tantivy's default tokens, faster);
 //! - [`logql`]: the LogQL subset of Loki's query endpoints;
 //! - [`api`]: the HTTP handlers.
 
@@ -19,8 +22,11 @@ pub mod partition;
 pub mod push;
 pub mod query;
 pub mod schema;
+pub mod segments;
+pub mod stats;
 pub mod streams;
 pub mod tail;
+pub mod tokenizer;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +58,13 @@ pub struct LogsConfig {
     pub commit_interval: Duration,
     /// Commit early once this many bytes of lines are queued.
     pub commit_bytes: usize,
+    /// Commit early, too, once a group holds this many bytes and no push
+    /// has arrived for a moment (10 ms): its pushers are waiting for this
+    /// commit (an agent sends its next batch after the answer to the
+    /// last), so waiting out `commit_interval` would only idle the
+    /// indexer. Smaller groups wait for the interval (fewer, larger
+    /// segments under light load). 0 = always wait.
+    pub commit_idle_bytes: usize,
     /// Lines longer than this are cut and marked `…[truncated N bytes]`.
     pub max_line_bytes: usize,
     /// Time span of one partition (one tantivy index); a day by default.
@@ -77,6 +90,7 @@ impl Default for LogsConfig {
             max_bytes: 0,
             commit_interval: Duration::from_secs(1),
             commit_bytes: 32 << 20,
+            commit_idle_bytes: 4 << 20,
             max_line_bytes: 256 << 10,
             partition_length: Duration::from_secs(86_400),
             writer_memory_bytes: 64 << 20,

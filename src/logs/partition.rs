@@ -5,8 +5,9 @@
 //! Each partition records its exact span in `partition.json` (written
 //! before the index), so a change of the configured length never makes
 //! spans overlap or lines land in the wrong place, and the format of its
-//! contents ([`FORMAT`]): a partition of another format is refused with
-//! an error saying what to do, never misread.
+//! contents ([`FORMAT`]): format 2 is read and written with its own
+//! schema ([`LogSchema::format_2`]); format 1 is refused with an error
+//! saying what to do, never misread.
 
 use std::path::{Path, PathBuf};
 
@@ -22,10 +23,15 @@ use super::streams::StreamTable;
 /// The span file's name.
 const SPAN_FILE: &str = "partition.json";
 
-/// The partition format this version writes and reads: 2 = lines carry a
-/// stream id, labels are in the stream table (`streams.jsonl`). Format 1
-/// (no `format` key) stored every line's labels in the index.
-pub const FORMAT: u32 = 2;
+/// The partition format this version writes: 3 = lines carry a stream id
+/// (labels are in the stream table, `streams.jsonl`) and their length in
+/// bytes (a fast field). Format 2 lacks the length and is still read and
+/// written; format 1 (no `format` key) stored every line's labels in the
+/// index and is refused.
+pub const FORMAT: u32 = 3;
+
+/// The oldest format this version reads.
+pub const OLDEST_FORMAT: u32 = 2;
 
 /// What `partition.json` holds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -68,6 +74,11 @@ pub struct Partition {
     pub span: Span,
     /// Its directory.
     pub dir: PathBuf,
+    /// Its format ([`FORMAT`] or an older one still read).
+    pub format: u32,
+    /// The schema of its index (that of its format: documents for it are
+    /// made with this one).
+    pub schema: LogSchema,
     /// The index.
     pub index: Index,
     /// The reader searches use.
@@ -132,16 +143,21 @@ impl Partition {
             &std::fs::read(&span_path).map_err(|e| LogError::io(&span_path, e))?,
         )
         .map_err(|e| LogError::Corrupt(format!("{}: {e}", span_path.display())))?;
-        if file.format != FORMAT {
+        if !(OLDEST_FORMAT..=FORMAT).contains(&file.format) {
             return Err(LogError::Corrupt(format!(
                 "the log partition {} is in format {} (written by another version of Osprey); \
-                 this version reads format {FORMAT} only (lines refer to a stream table instead of \
-                 carrying their labels) and does not convert it: move the directory out of the \
-                 logs directory (or delete it) and start again",
+                 this version reads formats {OLDEST_FORMAT} to {FORMAT} only (lines refer to a \
+                 stream table instead of carrying their labels) and does not convert it: move the \
+                 directory out of the logs directory (or delete it) and start again",
                 dir.display(),
                 file.format
             )));
         }
+        let schema = if file.format == 2 {
+            LogSchema::format_2()
+        } else {
+            schema.clone()
+        };
         let span = file.span;
         let mmap = MmapDirectory::open(dir)
             .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
@@ -153,6 +169,10 @@ impl Partition {
             })
             .open_or_create(mmap)
             .map_err(|e| LogError::Index(format!("{}: {e}", dir.display())))?;
+        // The same tokens as tantivy's own `default`, in less time.
+        index
+            .tokenizers()
+            .register("default", super::tokenizer::MessageTokenizer::default());
         if index.schema() != schema.schema {
             return Err(LogError::Corrupt(format!(
                 "{}: the index has another schema than this version of Osprey writes",
@@ -168,6 +188,8 @@ impl Partition {
         Ok(Self {
             span,
             dir: dir.to_path_buf(),
+            format: file.format,
+            schema,
             index,
             reader,
             streams,
@@ -287,7 +309,10 @@ mod tests {
         .unwrap();
         let e = Partition::open(&dir, &schema, Compressor::None).unwrap_err();
         let e = e.to_string();
-        assert!(e.contains("format 1") && e.contains("format 2"), "{e}");
+        assert!(
+            e.contains("format 1") && e.contains("formats 2 to 3"),
+            "{e}"
+        );
         assert!(e.contains("move the directory"), "{e}");
     }
 }

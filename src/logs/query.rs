@@ -22,6 +22,7 @@ use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, Term};
 
 use super::partition::Partition;
 use super::schema::{LABEL_FIELDS, LogSchema};
+use super::segments::{for_each_alive, may_overlap, timestamps, u64_column};
 use super::{LogError, LogStore};
 
 /// Which way results run.
@@ -200,11 +201,10 @@ impl Collector for TopLines {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<TopLinesSegment> {
-        let ff = reader.fast_fields();
         Ok(TopLinesSegment {
-            ts: ff.i64("timestamp")?.first_or_default_col(0),
-            id: ff.u64("id")?.first_or_default_col(0),
-            stream_id: ff.u64("stream_id")?.first_or_default_col(0),
+            ts: timestamps(reader)?,
+            id: u64_column(reader, "id")?,
+            stream_id: u64_column(reader, "stream_id")?,
             segment,
             parent: *self,
             heap: BinaryHeap::with_capacity(self.limit.min(1 << 16) + 1),
@@ -226,7 +226,7 @@ impl Collector for TopLines {
         reader: &SegmentReader,
     ) -> tantivy::Result<Vec<Hit>> {
         let mut c = self.for_segment(segment, reader)?;
-        if c.ts.max_value() < self.start_ns || c.ts.min_value() >= self.end_ns {
+        if !may_overlap(c.ts.as_ref(), self.start_ns, self.end_ns) {
             return Ok(Vec::new());
         }
         if let Some((lo, hi)) = self.ids
@@ -332,9 +332,8 @@ fn top_lines(
         if reader.max_doc() == 0 {
             continue;
         }
-        let ff = reader.fast_fields();
-        let ts = ff.i64("timestamp")?.first_or_default_col(0);
-        let id = ff.u64("id")?.first_or_default_col(0);
+        let ts = timestamps(reader)?;
+        let id = u64_column(reader, "id")?;
         let best = match collector.direction {
             Direction::Backward => key(Direction::Backward, ts.max_value(), id.max_value()),
             Direction::Forward => key(Direction::Forward, ts.min_value(), id.min_value()),
@@ -357,26 +356,6 @@ fn top_lines(
         kept.truncate(collector.limit);
     }
     Ok(kept)
-}
-
-/// Runs `weight` over the segment's live documents (without scores), a
-/// block of documents at a time.
-pub fn for_each_alive(
-    weight: &dyn tantivy::query::Weight,
-    reader: &SegmentReader,
-    f: &mut dyn FnMut(&[DocId]),
-) -> tantivy::Result<()> {
-    match reader.alive_bitset() {
-        Some(alive) => {
-            let mut live = Vec::new();
-            weight.for_each_no_score(reader, &mut |docs| {
-                live.clear();
-                live.extend(docs.iter().copied().filter(|&d| alive.is_alive(d)));
-                f(&live)
-            })
-        }
-        None => weight.for_each_no_score(reader, f),
-    }
 }
 
 /// Whether a stream (its labels) is kept.

@@ -43,6 +43,10 @@ pub struct LogSchema {
     pub labels: Field,
     /// The line, full text with positions (phrases), stored.
     pub message: Field,
+    /// The line's length in bytes (fast field: index stats sum it without
+    /// loading the stored lines). `None` in partitions of format 2, which
+    /// predate it (their stats read the stored lines instead).
+    pub bytes: Option<Field>,
 }
 
 impl Default for LogSchema {
@@ -52,8 +56,20 @@ impl Default for LogSchema {
 }
 
 impl LogSchema {
-    /// Builds the schema.
+    /// Builds the schema of the current partition format
+    /// ([`super::partition::FORMAT`]).
     pub fn new() -> Self {
+        Self::build(true)
+    }
+
+    /// The schema of partitions of format 2: the current one without the
+    /// `bytes` field (added last, so every other field keeps its id and
+    /// queries built with the current schema run on both).
+    pub fn format_2() -> Self {
+        Self::build(false)
+    }
+
+    fn build(with_bytes: bool) -> Self {
         let mut b = Schema::builder();
         let timestamp = b.add_i64_field("timestamp", FAST);
         let id = b.add_u64_field("id", FAST);
@@ -71,6 +87,7 @@ impl LogSchema {
                 )
                 .set_stored(),
         );
+        let bytes = with_bytes.then(|| b.add_u64_field("bytes", FAST));
         Self {
             schema: b.build(),
             timestamp,
@@ -80,6 +97,7 @@ impl LogSchema {
             level,
             labels,
             message,
+            bytes,
         }
     }
 
@@ -110,6 +128,9 @@ impl LogSchema {
         doc.add_u64(self.stream_id, stream_id);
         if let Some(level) = line.level {
             doc.add_text(self.level, level);
+        }
+        if let Some(bytes) = self.bytes {
+            doc.add_u64(bytes, line.message.len() as u64);
         }
         doc.add_text(self.message, &line.message);
         doc

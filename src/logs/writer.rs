@@ -2,9 +2,10 @@
 //!
 //! Pushes queue their lines as a [`Job`]; the thread adds the lines of all
 //! jobs that arrive within `commit_interval` of the first (or until
-//! `commit_bytes` are queued) to the partitions' writers, then commits every
-//! partition it touched and only then answers each job. So a push is
-//! answered only once its lines are durable and searchable.
+//! `commit_bytes` are queued, or until the queue falls idle with at least
+//! `commit_idle_bytes` in the group) to the partitions' writers, then
+//! commits every partition it touched and only then answers each job. So a
+//! push is answered only once its lines are durable and searchable.
 //!
 //! The checkpoint of each partition — the highest `X-Osprey-Batch`
 //! sequence per source whose lines in that partition are committed, and
@@ -35,6 +36,10 @@ const MIN_WRITER_MEMORY: usize = 15_000_000;
 
 /// Writers unused this long are closed (each holds its memory budget).
 const IDLE_WRITER: Duration = Duration::from_secs(600);
+
+/// How long a queue must stay empty for a group of `commit_idle_bytes`
+/// to be committed before its deadline.
+const IDLE_GAP: Duration = Duration::from_millis(10);
 
 /// One push, queued for the indexing thread.
 pub struct Job {
@@ -126,7 +131,17 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
             if now >= deadline {
                 break;
             }
-            match jobs.recv_timeout(deadline - now) {
+            // A large group whose queue has gone idle is committed at once:
+            // its pushers wait for the answer before sending more, so
+            // nothing would arrive before the deadline but the idle time.
+            let idle_commit =
+                shared.config.commit_idle_bytes > 0 && bytes >= shared.config.commit_idle_bytes;
+            let wait = if idle_commit {
+                (deadline - now).min(IDLE_GAP)
+            } else {
+                deadline - now
+            };
+            match jobs.recv_timeout(wait) {
                 Ok(j) => {
                     bytes += j.raw_bytes();
                     group.add(&shared, &mut writers, j);
@@ -256,7 +271,7 @@ fn add_job(
         let id = w.ckpt.next_id;
         w.ckpt.next_id += 1;
         w.writer
-            .add_document(shared.schema.document(&line, id, stream_id))
+            .add_document(w.part.schema.document(&line, id, stream_id))
             .map_err(|e| LogError::Index(e.to_string()))?;
         let range = touched.entry(key).or_insert((id, id));
         range.1 = id;
@@ -430,5 +445,59 @@ fn maintain(shared: &Shared, writers: &mut BTreeMap<i64, PartWriter>) {
                 tracing::error!(dir = %p.dir.display(), error = %e, "deleting a log partition")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::logs::schema::{PreparedLine, StreamLabels};
+    use crate::logs::{LogStore, LogsConfig, now_ns};
+
+    fn lines(n: usize) -> Vec<PreparedLine> {
+        let stream = Arc::new(StreamLabels::new(BTreeMap::from([(
+            "namespace".to_string(),
+            "prod".to_string(),
+        )])));
+        let t = now_ns();
+        (0..n)
+            .map(|i| PreparedLine {
+                ts_ns: t + i as i64,
+                stream: stream.clone(),
+                level: None,
+                message: format!("line {i} of a push"),
+            })
+            .collect()
+    }
+
+    /// How long a push of 100 lines waits for its answer.
+    fn push_wait(commit_interval: Duration, commit_idle_bytes: usize) -> Duration {
+        let root = tempfile::tempdir().unwrap();
+        let config = LogsConfig {
+            commit_interval,
+            commit_idle_bytes,
+            ..LogsConfig::default()
+        };
+        let store = LogStore::open(root.path(), config, &prometheus::Registry::new()).unwrap();
+        let t = Instant::now();
+        let outcome = store.push_blocking(lines(100), None).unwrap();
+        let waited = t.elapsed();
+        assert_eq!(outcome.stored, 100);
+        store.shutdown();
+        waited
+    }
+
+    #[test]
+    fn a_large_group_on_an_idle_queue_is_committed_before_its_deadline() {
+        // Below the idle threshold (or with it off) a push waits for the
+        // commit interval: later pushes may join its group.
+        assert!(push_wait(Duration::from_millis(300), 0) >= Duration::from_millis(300));
+        assert!(push_wait(Duration::from_millis(300), 1 << 20) >= Duration::from_millis(300));
+        // Above it, nobody else is coming: committed without waiting for
+        // the (4 s) interval.
+        assert!(push_wait(Duration::from_secs(4), 64) < Duration::from_secs(4));
     }
 }

@@ -307,6 +307,12 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/loki/api/v1/index/stats",
+        summary: "Loki index stats: {streams, chunks, entries, bytes} of the lines the stream selector query (no line filters) selects in start–end (default the last hour; end inclusive), not wrapped in status/data. A chunk is a stream's lines in one index segment. 400 names a bad parameter.",
+        auth: "read",
+    },
+    Op {
+        method: "get",
         path: "/api/v1/alerting/rules",
         summary: "Alert rules with their state, health, last evaluation and alerts.",
         auth: "read",
