@@ -63,7 +63,10 @@ pub struct AgentConfig {
     /// address Kubernetes puts in every pod's environment) or a URL such
     /// as `https://10.96.0.1:443`. Asked on discovery events and every
     /// `pod_status_interval`, at most every 30 s; each namespace with pods
-    /// on the node is read once an hour for its UID. Unset: not asked.
+    /// on the node is read once an hour for its UID, and the node's own
+    /// `Node` object with every list for its capacity and allocatable
+    /// (`kube_node_status_capacity|allocatable`; needs `get` on nodes).
+    /// Unset: not asked.
     pub kubernetes_api: Option<String>,
     /// Where the service account's `token` and `ca.crt` are, for
     /// `kubernetes_api`.
