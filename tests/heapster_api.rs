@@ -1245,3 +1245,42 @@ async fn node_capacity_allocatable_utilisation_and_reservation() {
         "{node}"
     );
 }
+
+/// The fallback is per point: where a node's `Node` figures are missing
+/// (an agent that had no API access for a while), the machine's fill in.
+#[tokio::test]
+async fn node_capacity_falls_back_to_the_machine_per_point() {
+    use osprey_collector::ship::remote_write::{Sample, TimeSeries, WriteRequest, encode_snappy};
+    let h = harness().await;
+    let fx = &h.fx;
+    const FROM: usize = 20;
+    let labels = [
+        ("job", "osprey-agent"),
+        ("node", "n1"),
+        ("resource", "cpu"),
+        ("unit", "core"),
+    ];
+    let samples = |v: f64| -> Vec<Sample> {
+        (FROM..TICKS)
+            .map(|k| Sample::new(fx.t("n1", k), v))
+            .collect()
+    };
+    let request = WriteRequest {
+        timeseries: vec![
+            TimeSeries::new("kube_node_status_capacity", labels, samples(4.0)),
+            TimeSeries::new("kube_node_status_allocatable", labels, samples(3.5)),
+        ],
+        metadata: vec![],
+    };
+    h.write(encode_snappy(&request).unwrap()).await;
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/cpu/node_allocatable")
+            .await,
+        expect_series(|k| Some(if k >= FROM { 3500.0 } else { 4000.0 }), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/cpu/node_capacity")
+            .await,
+        expect_series(|_| Some(4000.0), fx)
+    );
+}
