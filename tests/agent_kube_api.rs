@@ -5,7 +5,9 @@
 //! Heapster API serves as `restart_count` and `namespace_id`. A small
 //! HTTPS server (rustls, a CA made with rcgen for the test) stands in for
 //! the API server: it checks the bearer token and the node field selector
-//! and serves a `PodList` and `Namespace` objects.
+//! and serves a `PodList`, `Namespace` objects and the node's `Node`
+//! object (capacity and allocatable, served by the Heapster API as
+//! `cpu|memory|ephemeral_storage/node_capacity|node_allocatable`).
 
 mod common;
 
@@ -40,8 +42,49 @@ struct FakeApiServer {
 }
 
 fn start_api_server(pod_list: String) -> FakeApiServer {
-    start_api_server_with(pod_list, Some(namespace_json()))
+    start_api_server_with(pod_list, Some(namespace_json()), Some(node_json()))
 }
+
+/// The node as the API server returns it (abridged from a real kubelet's
+/// `Node`: quantities in the notations kubelets use).
+fn node_json() -> String {
+    serde_json::json!({
+        "kind": "Node",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": NODE,
+            "uid": "3f0b6c1e-2d4a-4b8e-9c7f-1a2b3c4d5e6f",
+            "resourceVersion": "9041",
+            "labels": { "kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux" }
+        },
+        "spec": { "podCIDR": "10.244.1.0/24" },
+        "status": {
+            "capacity": {
+                "cpu": "4",
+                "ephemeral-storage": "101430960Ki",
+                "hugepages-2Mi": "0",
+                "memory": "16393216Ki",
+                "pods": "110"
+            },
+            "allocatable": {
+                "cpu": "3920m",
+                "ephemeral-storage": "93478772582",
+                "hugepages-2Mi": "0",
+                "memory": "15242240Ki",
+                "pods": "110"
+            },
+            "conditions": [{ "type": "Ready", "status": "True" }],
+            "nodeInfo": { "kubeletVersion": "v1.31.2" }
+        }
+    })
+    .to_string()
+}
+
+/// The node's allocatable in Heapster's units.
+const ALLOCATABLE_MILLICORES: u64 = 3920;
+const ALLOCATABLE_MEMORY: u64 = 15_242_240 * 1024;
+const ALLOCATABLE_EPHEMERAL: u64 = 93_478_772_582;
+const CAPACITY_EPHEMERAL: u64 = 101_430_960 * 1024;
 
 const SHOP_UID: &str = "5d2c8f41-7a9e-4c1b-9e0f-3b6a2d8c4e71";
 /// 2026-11-20T08:00:00Z.
@@ -66,9 +109,13 @@ fn namespace_json() -> String {
 }
 
 /// The stand-in, answering `GET /api/v1/namespaces/shop` with `namespace`
-/// (403 Forbidden when `None`, as for a ClusterRole without `get` on
-/// namespaces).
-fn start_api_server_with(pod_list: String, namespace: Option<String>) -> FakeApiServer {
+/// and `GET /api/v1/nodes/node-a` with `node` (403 Forbidden when `None`,
+/// as for a ClusterRole without `get` on namespaces or nodes).
+fn start_api_server_with(
+    pod_list: String,
+    namespace: Option<String>,
+    node: Option<String>,
+) -> FakeApiServer {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -98,7 +145,13 @@ fn start_api_server_with(pod_list: String, namespace: Option<String>) -> FakeApi
             let mut tls_stream = rustls::StreamOwned::new(conn, stream);
             // A failed handshake (an agent that does not trust the CA) is
             // just a closed connection here.
-            let _ = serve_one(&mut tls_stream, &pod_list, namespace.as_deref(), &log);
+            let _ = serve_one(
+                &mut tls_stream,
+                &pod_list,
+                namespace.as_deref(),
+                node.as_deref(),
+                &log,
+            );
         }
     });
     FakeApiServer {
@@ -112,6 +165,7 @@ fn serve_one(
     stream: &mut rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
     pod_list: &str,
     namespace: Option<&str>,
+    node: Option<&str>,
     log: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(&mut *stream);
@@ -138,18 +192,26 @@ fn serve_one(
         target: target.clone(),
         authorization: authorization.clone(),
     });
+    let forbidden = || {
+        (
+            "403 Forbidden",
+            r#"{"kind":"Status","code":403,"reason":"Forbidden"}"#.to_owned(),
+        )
+    };
     let (status, body) = if authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
         (
             "401 Unauthorized",
             r#"{"kind":"Status","code":401}"#.to_owned(),
         )
+    } else if target.split('?').next() == Some(&format!("/api/v1/nodes/{NODE}")) {
+        match node {
+            Some(n) => ("200 OK", n.to_owned()),
+            None => forbidden(),
+        }
     } else if target == "/api/v1/namespaces/shop" {
         match namespace {
             Some(ns) => ("200 OK", ns.to_owned()),
-            None => (
-                "403 Forbidden",
-                r#"{"kind":"Status","code":403,"reason":"Forbidden"}"#.to_owned(),
-            ),
+            None => forbidden(),
         }
     } else if !target.starts_with("/api/v1/pods?") {
         (
@@ -277,6 +339,8 @@ fn run_agent(node: &Node, port: u16, sa_dir: &Path) -> (String, String) {
         .arg(t.join("no-pods"))
         .arg("--container-log-root")
         .arg(t.join("no-containers"))
+        .arg("--kubelet-root-dir")
+        .arg(t.join("kubelet"))
         .env("RUST_LOG", "warn")
         .output()
         .expect("running osprey");
@@ -323,9 +387,10 @@ fn pods_are_named_and_labelled_from_the_api_server() {
 
     let seen = api.seen.lock().unwrap().clone();
     // Both cgroups (and the pod status) came from one list: the source is
-    // rate-limited. Then the pod's namespace was read once.
-    assert_eq!(seen.len(), 2, "{seen:?}");
+    // rate-limited. Then the pod's namespace and the node were read once.
+    assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[1].target, "/api/v1/namespaces/shop");
+    assert_eq!(seen[2].target, "/api/v1/nodes/node-a?resourceVersion=0");
     let target = &seen[0].target;
     assert!(target.starts_with("/api/v1/pods?"), "{target}");
     assert!(
@@ -410,12 +475,81 @@ fn restart_counts_and_namespace_uids_are_shipped_under_kube_state_metrics_names(
         )
         .is_some()
     );
+    // The node's capacity and allocatable from its Node object.
+    let node_status = |name: &str, resource: &str, unit: &str| {
+        metric_value(&text, name, &[("resource", resource), ("unit", unit)])
+    };
+    assert_eq!(
+        node_status("kube_node_status_capacity", "cpu", "core"),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        node_status("kube_node_status_allocatable", "cpu", "core"),
+        Some(3.92)
+    );
+    assert_eq!(
+        node_status("kube_node_status_allocatable", "memory", "byte"),
+        Some(ALLOCATABLE_MEMORY as f64)
+    );
+    assert_eq!(
+        node_status("kube_node_status_capacity", "ephemeral_storage", "byte"),
+        Some(CAPACITY_EPHEMERAL as f64)
+    );
+    assert_eq!(
+        node_status("kube_node_status_allocatable", "pods", "integer"),
+        Some(110.0)
+    );
+    // The kubelet root directory does not exist here: the root
+    // filesystem is measured.
+    let used = metric_value(&text, "node_ephemeral_storage_usage_bytes", &[]);
+    let size = metric_value(&text, "node_ephemeral_storage_capacity_bytes", &[]);
+    assert!(
+        matches!((used, size), (Some(u), Some(s)) if u > 0.0 && u <= s),
+        "{used:?} {size:?}\n{text}"
+    );
+}
+
+#[test]
+fn a_node_the_service_account_may_not_read_costs_only_its_capacity() {
+    let node = node();
+    let api = start_api_server_with(
+        pod_list(&node.uid, &node.container_id),
+        Some(namespace_json()),
+        None,
+    );
+    let sa = node.tmp.path().join("sa");
+    service_account(&sa, TOKEN, &api.ca_pem);
+
+    let (text, stderr) = run_agent(&node, api.port, &sa);
+
+    assert_eq!(
+        metric_value(
+            &text,
+            "kube_pod_container_status_restarts_total",
+            &[("container", "cart")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(!text.contains("kube_node_status_"), "{text}");
+    assert_eq!(
+        stderr.matches("cannot read the node").count(),
+        1,
+        "one warning naming the missing permission: {stderr}"
+    );
+    assert!(stderr.contains("get` on nodes"), "{stderr}");
+    assert!(!stderr.contains("pod list unavailable"), "{stderr}");
 }
 
 #[test]
 fn a_namespace_the_service_account_may_not_read_costs_only_its_uid() {
     let node = node();
-    let api = start_api_server_with(pod_list(&node.uid, &node.container_id), None);
+    let api = start_api_server_with(
+        pod_list(&node.uid, &node.container_id),
+        None,
+        Some(node_json()),
+    );
     let sa = node.tmp.path().join("sa");
     service_account(&sa, TOKEN, &api.ca_pem);
 
@@ -562,6 +696,8 @@ fn restart_counts_and_namespace_ids_reach_the_heapster_api() {
     let server = ServerProcess::start(data.path(), None, &logs);
     let t = node.tmp.path();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let kubelet = t.join("kubelet");
+    std::fs::create_dir_all(&kubelet).unwrap();
     let _agent = AgentProcess::start(
         &[
             "--interval",
@@ -584,6 +720,8 @@ fn restart_counts_and_namespace_ids_reach_the_heapster_api() {
             &s(&t.join("no-pods")),
             "--container-log-root",
             &s(&t.join("no-containers")),
+            "--kubelet-root-dir",
+            &s(&kubelet),
             "--data-dir",
             &s(&t.join("data")),
         ],
@@ -632,4 +770,64 @@ fn restart_counts_and_namespace_ids_reach_the_heapster_api() {
         "the node sums its pods' limits"
     );
     assert_eq!(exported["labels"]["pod_id"], node.uid.as_str());
+
+    // The node's capacity and allocatable from its Node object, and its
+    // ephemeral storage from the kubelet root directory's filesystem.
+    let node_model = format!("{}/api/v1/model/nodes/{NODE}/metrics", server.base);
+    let node_latest = |metric: &str| {
+        let v = get_json(&format!("{node_model}/{metric}"));
+        v["metrics"].as_array().and_then(|m| m.last()).cloned()
+    };
+    let alloc = wait_for(
+        Duration::from_secs(30),
+        "the node's cpu/node_allocatable",
+        || node_latest("cpu/node_allocatable"),
+    );
+    assert_eq!(alloc["value"], ALLOCATABLE_MILLICORES, "{alloc}");
+    assert_eq!(node_latest("cpu/node_capacity").unwrap()["value"], 4000u64);
+    assert_eq!(
+        node_latest("memory/node_allocatable").unwrap()["value"],
+        ALLOCATABLE_MEMORY
+    );
+    assert_eq!(
+        node_latest("ephemeral_storage/node_allocatable").unwrap()["value"],
+        ALLOCATABLE_EPHEMERAL
+    );
+    assert_eq!(
+        node_latest("ephemeral_storage/node_capacity").unwrap()["value"],
+        CAPACITY_EPHEMERAL
+    );
+    let used = node_latest("ephemeral_storage/usage").expect("node ephemeral usage");
+    let used = used["value"].as_u64().unwrap();
+    // df's figures for the same filesystem (coreutils).
+    let df = std::process::Command::new("df")
+        .args(["-B1", "--output=size,used"])
+        .arg(&kubelet)
+        .output()
+        .expect("running df");
+    let df = String::from_utf8(df.stdout).unwrap();
+    let figures: Vec<u64> = df
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("df: {df}"))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (size, df_used) = (figures[0], figures[1]);
+    assert!(used > 0 && used <= size, "{used} of {size}");
+    // Within 1% of the size of df's figure: the filesystem is shared and
+    // moves between the two readings.
+    assert!(
+        used.abs_diff(df_used) < size / 100,
+        "{used} vs df's {df_used} of {size}"
+    );
+    // The cart container's ephemeral request (1 GiB) over the allocatable.
+    let reservation = wait_for(
+        Duration::from_secs(30),
+        "the node's ephemeral_storage/node_reservation",
+        || node_latest("ephemeral_storage/node_reservation"),
+    );
+    let want = 1_073_741_824.0 / ALLOCATABLE_EPHEMERAL as f64;
+    let got = reservation["floatValue"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "{got} != {want}");
 }

@@ -907,11 +907,13 @@ async fn restart_count_load_available_bytes_and_ephemeral_storage() {
             .await,
         expect_series(|_| spec("web-2", "nginx").request, fx)
     );
-    // Nodes have no ephemeral storage figure of their own here.
+    // A node's own is its kubelet root filesystem's used bytes.
+    let n1_fs = &fx.kubelet_fs[0];
+    assert_eq!(n1_fs.0, "n1");
     assert_eq!(
-        h.ok("/api/v1/model/nodes/n1/metrics/ephemeral_storage/usage")
+        h.points("/api/v1/model/nodes/n1/metrics/ephemeral_storage/usage")
             .await,
-        serde_json::from_str::<Value>(EMPTY).unwrap()
+        expect_series(|k| Some(n1_fs.3[k]), fx)
     );
 
     // Listed for the entities that have them.
@@ -1074,5 +1076,211 @@ async fn the_heapster_api_needs_a_read_token_when_tokens_are_configured() {
     assert_eq!(
         status(Some("viewer-secret-0123456789")).await,
         StatusCode::OK
+    );
+}
+
+/// The newest point's `floatValue` of a node metric.
+async fn last_float(h: &Harness, node: &str, metric: &str) -> f64 {
+    let v = h
+        .ok(&format!("/api/v1/model/nodes/{node}/metrics/{metric}"))
+        .await;
+    let points = v["metrics"].as_array().unwrap();
+    // Every tick, but a rate's first.
+    assert!(points.len() >= TICKS - 1, "{node} {metric}: {v}");
+    points.last().unwrap()["floatValue"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{node} {metric}: {v}"))
+}
+
+/// Node capacity and allocatable come from the `Node` object when the
+/// agent ships it (n2), else from the machine (n1: allocatable =
+/// capacity); utilisation and reservation divide by allocatable; the
+/// ephemeral storage figures come from the kubelet root filesystem.
+#[tokio::test]
+async fn node_capacity_allocatable_utilisation_and_reservation() {
+    let h = harness().await;
+    let fx = &h.fx;
+    let last = TICKS - 1;
+    let status = |node: &str, allocatable: bool, resource: &str| {
+        fx.node_status
+            .iter()
+            .find(|n| n.node == node && n.allocatable == allocatable && n.resource == resource)
+            .map(|n| n.value)
+            .unwrap()
+    };
+    let fs = |node: &str| fx.kubelet_fs.iter().find(|f| f.0 == node).unwrap();
+    let (n1_fs, n2_fs) = (fs("n1"), fs("n2"));
+    let cases: [(&str, &str, f64); 12] = [
+        // Without the Node object: the machine's figures, allocatable =
+        // capacity, the kubelet filesystem's size for ephemeral storage.
+        ("n1", "cpu/node_capacity", 4000.0),
+        ("n1", "cpu/node_allocatable", 4000.0),
+        ("n1", "memory/node_capacity", 8e9),
+        ("n1", "memory/node_allocatable", 8e9),
+        ("n1", "ephemeral_storage/node_capacity", n1_fs.2),
+        ("n1", "ephemeral_storage/node_allocatable", n1_fs.2),
+        // From the Node object: 7.91 cores are 7910 millicores exactly.
+        (
+            "n2",
+            "cpu/node_capacity",
+            status("n2", false, "cpu") * 1000.0,
+        ),
+        ("n2", "cpu/node_allocatable", 7910.0),
+        ("n2", "memory/node_capacity", status("n2", false, "memory")),
+        (
+            "n2",
+            "memory/node_allocatable",
+            status("n2", true, "memory"),
+        ),
+        (
+            "n2",
+            "ephemeral_storage/node_capacity",
+            status("n2", false, "ephemeral_storage"),
+        ),
+        (
+            "n2",
+            "ephemeral_storage/node_allocatable",
+            status("n2", true, "ephemeral_storage"),
+        ),
+    ];
+    for (node, metric, want) in cases {
+        assert_eq!(
+            h.points(&format!("/api/v1/model/nodes/{node}/metrics/{metric}"))
+                .await,
+            expect_series(|_| Some(want), fx),
+            "{node} {metric}"
+        );
+        assert_eq!(last_float(&h, node, metric).await, want, "{node} {metric}");
+    }
+    assert_ne!(
+        status("n2", true, "memory"),
+        8e9 * 2.0,
+        "n2's allocatable differs from its machine figure"
+    );
+
+    let close = |got: f64, want: f64, what: &str| {
+        assert!((got - want).abs() < 1e-12, "{what}: {got} != {want}");
+    };
+    let root = |node: &str| fx.find(|c| c.node == node && c.id == "/")[0];
+    let n2_cpu_alloc = 7910.0;
+    let n2_mem_alloc = status("n2", true, "memory");
+    let n2_eph_alloc = status("n2", true, "ephemeral_storage");
+    close(
+        last_float(&h, "n2", "cpu/node_utilization").await,
+        cpu_rate(root("n2"), last).unwrap().trunc() / n2_cpu_alloc,
+        "n2 cpu utilisation",
+    );
+    close(
+        last_float(&h, "n2", "memory/node_utilization").await,
+        root("n2").mem[last] / n2_mem_alloc,
+        "n2 memory utilisation",
+    );
+    close(
+        last_float(&h, "n2", "ephemeral_storage/node_utilization").await,
+        n2_fs.3[last] / n2_eph_alloc,
+        "n2 ephemeral utilisation",
+    );
+    close(
+        last_float(&h, "n1", "ephemeral_storage/node_utilization").await,
+        n1_fs.3[last] / n1_fs.2,
+        "n1 ephemeral utilisation",
+    );
+    let request = |node: &str| -> f64 {
+        fx.ephemeral_spec
+            .iter()
+            .filter(|e| e.node == node)
+            .filter_map(|e| e.request)
+            .sum()
+    };
+    close(
+        last_float(&h, "n2", "ephemeral_storage/node_reservation").await,
+        request("n2") / n2_eph_alloc,
+        "n2 ephemeral reservation",
+    );
+    close(
+        last_float(&h, "n1", "ephemeral_storage/node_reservation").await,
+        request("n1") / n1_fs.2,
+        "n1 ephemeral reservation",
+    );
+    // cpu/memory reservation divide the same requests as before by the
+    // allocatable now.
+    let mem_request = h
+        .points("/api/v1/model/nodes/n2/metrics/memory/request")
+        .await;
+    close(
+        last_float(&h, "n2", "memory/node_reservation").await,
+        mem_request.last().unwrap().1 as f64 / n2_mem_alloc,
+        "n2 memory reservation",
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n2/metrics/ephemeral_storage/usage")
+            .await,
+        expect_series(|k| Some(n2_fs.3[k]), fx)
+    );
+
+    // Listed for nodes, and the node's usage is in metric-export.
+    let names = h.ok("/api/v1/model/nodes/n2/metrics").await;
+    for m in [
+        "ephemeral_storage/usage",
+        "ephemeral_storage/node_capacity",
+        "ephemeral_storage/node_allocatable",
+        "ephemeral_storage/node_utilization",
+        "ephemeral_storage/node_reservation",
+        "cpu/node_allocatable",
+    ] {
+        assert!(
+            names.as_array().unwrap().contains(&json!(m)),
+            "{m}: {names}"
+        );
+    }
+    let v = h.ok("/api/v1/metric-export").await;
+    let node = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ts| ts["labels"]["container_name"] == "machine" && ts["labels"]["nodename"] == "n2")
+        .unwrap_or_else(|| panic!("no n2 node in {v}"));
+    assert_eq!(
+        node["metrics"]["ephemeral_storage/usage"][0]["value"], n2_fs.3[last] as i64,
+        "{node}"
+    );
+}
+
+/// The fallback is per point: where a node's `Node` figures are missing
+/// (an agent that had no API access for a while), the machine's fill in.
+#[tokio::test]
+async fn node_capacity_falls_back_to_the_machine_per_point() {
+    use osprey_collector::ship::remote_write::{Sample, TimeSeries, WriteRequest, encode_snappy};
+    let h = harness().await;
+    let fx = &h.fx;
+    const FROM: usize = 20;
+    let labels = [
+        ("job", "osprey-agent"),
+        ("node", "n1"),
+        ("resource", "cpu"),
+        ("unit", "core"),
+    ];
+    let samples = |v: f64| -> Vec<Sample> {
+        (FROM..TICKS)
+            .map(|k| Sample::new(fx.t("n1", k), v))
+            .collect()
+    };
+    let request = WriteRequest {
+        timeseries: vec![
+            TimeSeries::new("kube_node_status_capacity", labels, samples(4.0)),
+            TimeSeries::new("kube_node_status_allocatable", labels, samples(3.5)),
+        ],
+        metadata: vec![],
+    };
+    h.write(encode_snappy(&request).unwrap()).await;
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/cpu/node_allocatable")
+            .await,
+        expect_series(|k| Some(if k >= FROM { 3500.0 } else { 4000.0 }), fx)
+    );
+    assert_eq!(
+        h.points("/api/v1/model/nodes/n1/metrics/cpu/node_capacity")
+            .await,
+        expect_series(|_| Some(4000.0), fx)
     );
 }

@@ -78,6 +78,10 @@ fn heapster_answers_survive_a_server_restart() {
         format!(
             "/api/v1/model/namespaces/shop/pods/web-1/containers/nginx/metrics/ephemeral_storage/usage?start={start}&end={end}"
         ),
+        format!("/api/v1/model/nodes/n2/metrics/cpu/node_allocatable?start={start}&end={end}"),
+        format!(
+            "/api/v1/model/nodes/n1/metrics/ephemeral_storage/node_utilization?start={start}&end={end}"
+        ),
     ];
     let before: Vec<serde_json::Value> = queries
         .iter()
@@ -105,6 +109,12 @@ fn heapster_answers_survive_a_server_restart() {
         "the sidecar restarted once"
     );
     assert_eq!(before[8]["metrics"].as_array().unwrap().len(), TICKS);
+    // So are the Node object's figures and the kubelet filesystem's.
+    // n2 reports 3 s after the grid: its last tick is after `end`.
+    let alloc = before[9]["metrics"].as_array().unwrap();
+    assert_eq!(alloc.len(), TICKS - 1);
+    assert_eq!(alloc.last().unwrap()["value"], 7910);
+    assert_eq!(before[10]["metrics"].as_array().unwrap().len(), TICKS);
 
     let status = server
         .terminate(Duration::from_secs(30))

@@ -83,6 +83,8 @@ pub struct Collector {
     machine: Arc<MachineInfo>,
     mounts: Vec<Mount>,
     node_filesystems: Arc<Vec<FilesystemStats>>,
+    /// The filesystem holding the kubelet's root directory.
+    kubelet_filesystem: Option<Arc<FilesystemStats>>,
     tracked: BTreeMap<String, Tracked>,
     /// One read buffer shared by every cgroup's reader.
     scratch: Vec<u8>,
@@ -181,6 +183,7 @@ impl Collector {
             netns: NetnsRegistry::new(&config.proc_root),
             walker: LayerWalker::new(config.fs_walk_budget),
             node_filesystems: Arc::new(filesystem::node_filesystems(&mounts)),
+            kubelet_filesystem: kubelet_filesystem(&config, &mounts),
             machine: Arc::new(machine),
             mounts,
             config,
@@ -328,6 +331,7 @@ impl Collector {
             timestamp_ms,
             machine: self.machine.clone(),
             node_filesystems: self.node_filesystems.clone(),
+            kubelet_filesystem: self.kubelet_filesystem.clone(),
             containers,
             kube: self.kube.clone(),
             cpu_load,
@@ -558,6 +562,7 @@ impl Collector {
             self.last_fs_refresh = Instant::now();
             self.mounts = read_mounts(&self.config);
             self.node_filesystems = Arc::new(filesystem::node_filesystems(&self.mounts));
+            self.kubelet_filesystem = kubelet_filesystem(&self.config, &self.mounts);
             self.refresh_layer_capacity();
         }
         if self
@@ -636,6 +641,12 @@ fn read_mounts(config: &AgentConfig) -> Vec<Mount> {
         .or_else(|_| fs::read_to_string(config.proc_root.join("self/mountinfo")))
         .unwrap_or_default();
     filesystem::parse_mountinfo(&text)
+}
+
+/// The node's ephemeral storage: the filesystem holding the kubelet's
+/// root directory, else the root filesystem.
+fn kubelet_filesystem(config: &AgentConfig, mounts: &[Mount]) -> Option<Arc<FilesystemStats>> {
+    filesystem::filesystem_of(&config.kubelet_root_dir, &config.rootfs, mounts).map(Arc::new)
 }
 
 /// The filesystem a directory lives on: its device name and capacity.

@@ -44,6 +44,15 @@ pub struct AgentConfig {
     pub pod_log_root: PathBuf,
     /// The kubelet's container log symlinks (`<pod>_<ns>_<container>-<id>.log`).
     pub container_log_root: PathBuf,
+    /// The kubelet's root directory (`--root-dir`): the used bytes and
+    /// size of the filesystem holding it are the node's ephemeral storage,
+    /// shipped as `node_ephemeral_storage_usage_bytes` and
+    /// `node_ephemeral_storage_capacity_bytes{device}` (Heapster's node
+    /// `ephemeral_storage/usage`, and its capacity without the API server).
+    /// When it does not exist, the root filesystem (`rootfs`) is measured.
+    /// `statvfs`'d every `fs_interval`. When the agent runs in a container,
+    /// point it at the host directory as mounted in the container.
+    pub kubelet_root_dir: PathBuf,
     /// The kubelet's read-only pod list (e.g. `http://127.0.0.1:10255/pods`), asked
     /// for pod metadata on discovery events and for pod status (restart
     /// counts, requests and limits) every `pod_status_interval`, at most
@@ -54,7 +63,10 @@ pub struct AgentConfig {
     /// address Kubernetes puts in every pod's environment) or a URL such
     /// as `https://10.96.0.1:443`. Asked on discovery events and every
     /// `pod_status_interval`, at most every 30 s; each namespace with pods
-    /// on the node is read once an hour for its UID. Unset: not asked.
+    /// on the node is read once an hour for its UID, and the node's own
+    /// `Node` object with every list for its capacity and allocatable
+    /// (`kube_node_status_capacity|allocatable`; needs `get` on nodes).
+    /// Unset: not asked.
     pub kubernetes_api: Option<String>,
     /// Where the service account's `token` and `ca.crt` are, for
     /// `kubernetes_api`.
@@ -212,6 +224,7 @@ impl Default for AgentConfig {
             docker_root: PathBuf::from("/var/lib/docker"),
             pod_log_root: PathBuf::from("/var/log/pods"),
             container_log_root: PathBuf::from("/var/log/containers"),
+            kubelet_root_dir: PathBuf::from("/var/lib/kubelet"),
             kubelet_pods_url: None,
             kubernetes_api: None,
             kubernetes_service_account_dir: PathBuf::from(

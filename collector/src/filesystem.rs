@@ -107,6 +107,44 @@ pub fn node_filesystems(mounts: &[Mount]) -> Vec<FilesystemStats> {
     out
 }
 
+/// `statvfs` figures of the filesystem holding `dir` (the kubelet's root
+/// directory), or of `fallback` (the root filesystem) when `dir` does not
+/// exist. The device is named as in [`node_filesystems`] when a mount of
+/// the same device is known, else by the directory measured.
+pub fn filesystem_of(dir: &Path, fallback: &Path, mounts: &[Mount]) -> Option<FilesystemStats> {
+    let (path, meta) = match std::fs::metadata(dir) {
+        Ok(m) => (dir, m),
+        Err(_) => (fallback, std::fs::metadata(fallback).ok()?),
+    };
+    let st = match rustix::fs::statvfs(path) {
+        Ok(st) => st,
+        Err(e) => {
+            tracing::debug!(dir = %path.display(), error = %e, "statvfs failed");
+            return None;
+        }
+    };
+    let dev = meta.dev();
+    let dev = (rustix::fs::major(dev) as u64, rustix::fs::minor(dev) as u64);
+    let mount = mounts.iter().find(|m| m.dev == dev);
+    let device = match mount {
+        Some(m) if m.source.starts_with('/') => m.source.clone(),
+        Some(m) => m.mountpoint.display().to_string(),
+        None => path.display().to_string(),
+    };
+    let frsize = st.f_frsize.max(1);
+    let total = st.f_blocks * frsize;
+    Some(FilesystemStats {
+        device,
+        mountpoint: mount.map(|m| m.mountpoint.display().to_string()),
+        fs_type: mount.map(|m| m.fs_type.clone()),
+        usage: total.saturating_sub(st.f_bfree * frsize),
+        limit: total,
+        available: st.f_bavail * frsize,
+        inodes: st.f_files,
+        inodes_free: st.f_ffree,
+    })
+}
+
 /// Finds the writable layer of a container: Docker's overlay2 `diff`
 /// directory (via `image/overlay2/layerdb/mounts/<id>/mount-id`), or the
 /// `upperdir` of an overlay mount whose mount point names the container id
@@ -312,6 +350,18 @@ mod tests {
         assert_eq!(mounts[2].mountpoint, PathBuf::from("/mnt/my disk"));
         let upper = writable_layer(Path::new("/nonexistent"), &mounts, "abc123");
         assert_eq!(upper, Some(PathBuf::from("/var/lib/containerd/snap/42/fs")));
+    }
+
+    #[test]
+    fn the_kubelet_root_falls_back_to_the_root_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = filesystem_of(dir.path(), Path::new("/"), &[]).unwrap();
+        assert!(here.limit > 0 && here.usage <= here.limit, "{here:?}");
+        assert_eq!(here.device, dir.path().display().to_string());
+        let missing = dir.path().join("no-such-dir");
+        let root = filesystem_of(&missing, Path::new("/"), &[]).unwrap();
+        assert_eq!(root.device, "/");
+        assert!(filesystem_of(&missing, &missing, &[]).is_none());
     }
 
     #[test]

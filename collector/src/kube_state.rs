@@ -14,7 +14,12 @@
 //!   namespace with pods on the node, seconds since the epoch. The `uid`
 //!   label (Heapster's `namespace_id`) is Osprey's addition to the
 //!   kube-state-metrics series; it needs `get` on namespaces, which only
-//!   the API server source has.
+//!   the API server source has;
+//! - `kube_node_status_capacity` and `kube_node_status_allocatable`
+//!   `{node,resource,unit}`: this node's `status.capacity` and
+//!   `status.allocatable` from its `Node` object (API server source only,
+//!   `get` on nodes). The `node` label is the one the shipper puts on every
+//!   series (the agent's node name, the name the `Node` was read by).
 //!
 //! The lists are refreshed on their own cadence
 //! ([`crate::config::AgentConfig::pod_status_interval`]), never per tick:
@@ -35,6 +40,24 @@ pub struct KubeState {
     pub namespaces: Vec<NamespaceState>,
     /// Requests and limits set in the pods' specs.
     pub resources: Vec<ContainerResource>,
+    /// This node's capacity and allocatable resources (empty without the
+    /// API server source).
+    #[serde(default)]
+    pub node: Vec<NodeResource>,
+}
+
+/// One capacity or allocatable figure of the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeResource {
+    /// kube-state-metrics' resource label (`cpu`, `memory`,
+    /// `ephemeral_storage`, `pods` …).
+    pub resource: String,
+    /// `core`, `byte` or `integer`.
+    pub unit: String,
+    /// Allocatable (else capacity).
+    pub allocatable: bool,
+    /// In cores, bytes or units.
+    pub value: f64,
 }
 
 /// One request or limit of one container.
@@ -106,6 +129,7 @@ impl KubeState {
     pub fn from_pod_lists<'a>(lists: impl IntoIterator<Item = &'a KubeletPods>) -> KubeState {
         let mut restarts: BTreeMap<(String, String, String), ContainerRestarts> = BTreeMap::new();
         let mut namespaces: BTreeMap<String, NamespaceState> = BTreeMap::new();
+        let mut node: Vec<NodeResource> = Vec::new();
         let mut resources: BTreeMap<(String, String, String, String, bool), ContainerResource> =
             BTreeMap::new();
         for list in lists {
@@ -147,6 +171,19 @@ impl KubeState {
                         });
                 }
             }
+            if let (true, Some(n)) = (node.is_empty(), &list.node) {
+                for (allocatable, map) in [(false, &n.capacity), (true, &n.allocatable)] {
+                    for (name, value) in map {
+                        let (resource, unit) = resource_labels(name);
+                        node.push(NodeResource {
+                            resource,
+                            unit: unit.to_string(),
+                            allocatable,
+                            value: *value,
+                        });
+                    }
+                }
+            }
             for (name, ns) in &list.namespaces {
                 namespaces
                     .entry(name.clone())
@@ -161,6 +198,7 @@ impl KubeState {
             restarts: restarts.into_values().collect(),
             namespaces: namespaces.into_values().collect(),
             resources: resources.into_values().collect(),
+            node,
         }
     }
 }
@@ -225,6 +263,33 @@ mod tests {
                 .resources
                 .iter()
                 .all(|r| r.container == "nginx" && r.uid == "u1")
+        );
+    }
+
+    #[test]
+    fn node_capacity_and_allocatable_get_kube_state_metrics_labels() {
+        use crate::metadata::kube_api::parse_node;
+        let node = parse_node(
+            br#"{"status":{"capacity":{"cpu":"4","ephemeral-storage":"100Gi"},"allocatable":{"cpu":"3920m"}}}"#,
+        )
+        .unwrap();
+        let pods = KubeletPods {
+            node: Some(node),
+            ..Default::default()
+        };
+        let state = KubeState::from_pod_lists([&KubeletPods::default(), &pods]);
+        let got: Vec<(&str, &str, bool, f64)> = state
+            .node
+            .iter()
+            .map(|r| (r.resource.as_str(), r.unit.as_str(), r.allocatable, r.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cpu", "core", false, 4.0),
+                ("ephemeral_storage", "byte", false, 100.0 * 1024f64.powi(3)),
+                ("cpu", "core", true, 3.92),
+            ]
         );
     }
 

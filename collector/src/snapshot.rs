@@ -19,6 +19,11 @@ pub struct Snapshot {
     pub machine: Arc<MachineInfo>,
     /// The node's filesystems (statvfs), refreshed on the slow cadence.
     pub node_filesystems: Arc<Vec<FilesystemStats>>,
+    /// The filesystem holding the kubelet's root directory (the node's
+    /// ephemeral storage), refreshed on the filesystem cadence; `None`
+    /// when it cannot be `statvfs`'d.
+    #[serde(default)]
+    pub kubelet_filesystem: Option<Arc<FilesystemStats>>,
     /// One entry per cgroup that could be read this tick.
     pub containers: Vec<ContainerSample>,
     /// Pod status from the pod list (restart counts, namespace UIDs),

@@ -45,6 +45,11 @@ pub struct AgentArgs {
     /// The kubelet's container log symlinks [default: /var/log/containers].
     #[arg(long, env = "OSPREY_CONTAINER_LOG_ROOT", value_name = "DIR")]
     pub container_log_root: Option<PathBuf>,
+    /// The kubelet's root directory, whose filesystem is the node's
+    /// ephemeral storage [default: /var/lib/kubelet; the root filesystem
+    /// when it does not exist].
+    #[arg(long, env = "OSPREY_KUBELET_ROOT_DIR", value_name = "DIR")]
+    pub kubelet_root_dir: Option<PathBuf>,
     /// The kubelet's read-only pod list for pod metadata, e.g. http://127.0.0.1:10255/pods.
     #[arg(long, env = "OSPREY_KUBELET_PODS_URL", value_name = "URL")]
     pub kubelet_pods_url: Option<String>,
@@ -144,6 +149,7 @@ impl AgentArgs {
             docker_root,
             pod_log_root,
             container_log_root,
+            kubelet_root_dir,
             rescan_interval,
             spec_refresh_interval,
             aggregate_interval,

@@ -34,8 +34,21 @@
 //!   spec: `cpu/limit` = CFS quota ÷ period, `cpu/request` = CPU shares ×
 //!   1000 ÷ 1024 (0 for the minimum of 2 shares), `memory/limit` = the
 //!   memory limit, `memory/request` = the memory reservation (soft limit;
-//!   0 when unset). `cpu|memory/node_allocatable` equal the capacity
-//!   (`machine_cpu_cores` × 1000, `machine_memory_bytes`).
+//!   0 when unset).
+//! - Node capacity and allocatable (`cpu|memory|ephemeral_storage/
+//!   node_capacity|node_allocatable`) are kube-state-metrics'
+//!   `kube_node_status_capacity|allocatable{resource}` (cpu × 1000,
+//!   rounded, in millicores; memory and ephemeral storage in bytes), which
+//!   the agent reads from its `Node` object (`kubernetes_api` and `get` on
+//!   nodes; refreshed with the pod list). Without them (no API server
+//!   source, or the read refused) they fall back per point: capacity =
+//!   the machine's figures (`machine_cpu_cores` × 1000,
+//!   `machine_memory_bytes`, the size of the kubelet root directory's
+//!   filesystem, `node_ephemeral_storage_capacity_bytes`) and allocatable
+//!   = capacity. `*/node_utilization` (the node's `cpu/usage_rate`,
+//!   `memory/usage`, `ephemeral_storage/usage`) and `*/node_reservation`
+//!   (Σ pod containers' `cpu|memory|ephemeral_storage/request`) divide by
+//!   the allocatable, and are absent where it is 0, as in Heapster.
 //! - Metrics the agent ships beyond cAdvisor's defaults, and how they
 //!   are read:
 //!   - `restart_count` (pod containers; pods: the sum over their
@@ -62,17 +75,20 @@
 //!     plus its kubelet log files (`container_logs_usage_bytes`,
 //!     `/var/log/pods/<ns>_<pod>_<uid>/<container>/`); a pod's is the sum
 //!     over its containers. Unlike the kubelet, pods do not count their
-//!     emptyDir volumes, and nodes have no `ephemeral_storage/usage`
-//!     (their `filesystem/usage` per device is there).
+//!     emptyDir volumes. A node's is the used bytes of the filesystem
+//!     holding the kubelet's root directory
+//!     (`node_ephemeral_storage_usage_bytes{device}`, statvfs by the
+//!     agent every `fs_interval`; its `kubelet_root_dir`, by default
+//!     `/var/lib/kubelet`, else its root filesystem), like the kubelet's
+//!     `node.fs.usedBytes`.
 //!   - `ephemeral_storage/request|limit` (pod containers; pods and nodes:
 //!     sums) are kube-state-metrics'
 //!     `kube_pod_container_resource_requests|limits{resource="ephemeral_storage"}`
 //!     from the pod spec, shipped by the agent with the restart counts;
 //!     only set values are shipped, so an unset one has no points where
 //!     Heapster showed 0.
-//! - Not available (the agent does not ship them): the `node_*`
-//!   ephemeral metrics (capacity, allocatable, utilisation, reservation),
-//!   `accelerator/*` (no GPU reader), custom metrics; `host_id` is the
+//! - Not available (the agent does not ship them): `accelerator/*` (no
+//!   GPU reader), custom metrics; `host_id` is the
 //!   node's `system_uuid` (else `machine_id`), `pod_id` comes from the
 //!   cgroup path and `labels` from the shipped `container_label_*`.
 //! - System containers are named by their `name` label or the last element

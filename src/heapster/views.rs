@@ -58,6 +58,17 @@ pub enum Recipe {
     /// CPU request in millicores from the CPU shares the kubelet derives
     /// from it (`shares = request × 1024 / 1000`, 2 when unset → 0).
     CpuRequest,
+    /// A figure of the node's `Node` object (kube-state-metrics'
+    /// `kube_node_status_capacity|allocatable{resource}`), times `scale`,
+    /// rounded (`3920m` cores are 3920 millicores, not 3919.999…).
+    NodeStatus {
+        /// Source metric.
+        metric: &'static str,
+        /// kube-state-metrics' `resource` label.
+        resource: &'static str,
+        /// Unit conversion factor.
+        scale: f64,
+    },
     /// A pod container's ephemeral storage: its writable layer
     /// (`container_fs_usage_bytes`, every device) plus its kubelet log
     /// files (`container_logs_usage_bytes`), as the kubelet counts it
@@ -70,6 +81,13 @@ const QUOTA: &str = "container_spec_cpu_quota";
 const PERIOD: &str = "container_spec_cpu_period";
 const SHARES: &str = "container_spec_cpu_shares";
 const FS_USAGE: &str = "container_fs_usage_bytes";
+/// The node's `Node` object's figures (agent with the API server source).
+const NODE_CAPACITY: &str = "kube_node_status_capacity";
+const NODE_ALLOCATABLE: &str = "kube_node_status_allocatable";
+/// The filesystem holding the kubelet's root directory (shipped by every
+/// agent).
+const NODE_EPHEMERAL_USAGE: &str = "node_ephemeral_storage_usage_bytes";
+const NODE_EPHEMERAL_CAPACITY: &str = "node_ephemeral_storage_capacity_bytes";
 const LOG_USAGE: &str = "container_logs_usage_bytes";
 /// kube-state-metrics' restart counter (shipped by the agent from the pod
 /// list).
@@ -84,6 +102,9 @@ impl Recipe {
                 vec![(metric, filter.clone())]
             }
             Recipe::ByteLimit { metric } => vec![(metric, vec![])],
+            Recipe::NodeStatus {
+                metric, resource, ..
+            } => vec![(metric, vec![("resource", resource.to_string())])],
             Recipe::Uptime => vec![(START, vec![])],
             Recipe::CpuLimit => vec![(START, vec![]), (QUOTA, vec![]), (PERIOD, vec![])],
             Recipe::CpuRequest => vec![(START, vec![]), (SHARES, vec![])],
@@ -109,6 +130,7 @@ impl Recipe {
             |f: &dyn Fn(&Sample) -> f64| base.iter().map(|s| Sample::new(s.t, f(s))).collect();
         match self {
             Recipe::Gauge { scale, .. } => map(&|s| s.v * scale),
+            Recipe::NodeStatus { scale, .. } => map(&|s| (s.v * scale).round()),
             Recipe::ByteLimit { .. } => map(&|s| {
                 if s.v >= UNLIMITED_BYTES || s.v < 0.0 {
                     0.0
@@ -164,6 +186,9 @@ pub enum Plan {
     },
     /// One plan divided by another (utilisation, reservation).
     Ratio(Box<Plan>, Box<Plan>),
+    /// The first plan's points, and the second's where the first has none
+    /// (a node's capacity from its `Node` object, else the machine's).
+    Fallback(Box<Plan>, Box<Plan>),
 }
 
 fn eq(name: &str, value: &str) -> Matcher {
@@ -443,8 +468,46 @@ pub fn plan(
             let machine = || vec![eq("node", node)];
             let capacity =
                 |metric: &'static str, scale: f64| leaf(machine(), &[], gauge(metric, scale));
-            let cpu_cap = || capacity("machine_cpu_cores", 1000.0);
-            let mem_cap = || capacity("machine_memory_bytes", 1.0);
+            let status = |metric: &'static str, resource: &'static str, scale: f64| {
+                leaf(
+                    machine(),
+                    &[],
+                    Recipe::NodeStatus {
+                        metric,
+                        resource,
+                        scale,
+                    },
+                )
+            };
+            let fallback = |a: Plan, b: Plan| Plan::Fallback(Box::new(a), Box::new(b));
+            // Capacity and allocatable from the Node object when the agent
+            // ships it; else the machine's figures, allocatable = capacity.
+            let cpu_cap = || {
+                fallback(
+                    status(NODE_CAPACITY, "cpu", 1000.0),
+                    capacity("machine_cpu_cores", 1000.0),
+                )
+            };
+            let cpu_alloc = || fallback(status(NODE_ALLOCATABLE, "cpu", 1000.0), cpu_cap());
+            let mem_cap = || {
+                fallback(
+                    status(NODE_CAPACITY, "memory", 1.0),
+                    capacity("machine_memory_bytes", 1.0),
+                )
+            };
+            let mem_alloc = || fallback(status(NODE_ALLOCATABLE, "memory", 1.0), mem_cap());
+            let eph_cap = || {
+                fallback(
+                    status(NODE_CAPACITY, "ephemeral_storage", 1.0),
+                    capacity(NODE_EPHEMERAL_CAPACITY, 1.0),
+                )
+            };
+            let eph_alloc = || {
+                fallback(
+                    status(NODE_ALLOCATABLE, "ephemeral_storage", 1.0),
+                    eph_cap(),
+                )
+            };
             let own_usage = |metric: &str| {
                 leaf(
                     vec![eq("node", node), eq("id", "/")],
@@ -456,28 +519,29 @@ pub fn plan(
                 leaf(
                     pods_on_node(),
                     POD_CONTAINER,
-                    spec_recipe(metric).expect("spec metric"),
+                    spec_recipe(metric)
+                        .or_else(|| kube_spec_recipe(metric))
+                        .expect("spec metric"),
                 )
             };
+            let eph_usage = || capacity(NODE_EPHEMERAL_USAGE, 1.0);
+            let ratio = |a: Plan, b: Plan| Some(Plan::Ratio(Box::new(a), Box::new(b)));
             match name {
-                "cpu/node_capacity" | "cpu/node_allocatable" => Some(cpu_cap()),
-                "memory/node_capacity" | "memory/node_allocatable" => Some(mem_cap()),
-                "cpu/node_utilization" => Some(Plan::Ratio(
-                    Box::new(own_usage("cpu/usage_rate")),
-                    Box::new(cpu_cap()),
-                )),
-                "memory/node_utilization" => Some(Plan::Ratio(
-                    Box::new(own_usage("memory/usage")),
-                    Box::new(mem_cap()),
-                )),
-                "cpu/node_reservation" => Some(Plan::Ratio(
-                    Box::new(requested("cpu/request")),
-                    Box::new(cpu_cap()),
-                )),
-                "memory/node_reservation" => Some(Plan::Ratio(
-                    Box::new(requested("memory/request")),
-                    Box::new(mem_cap()),
-                )),
+                "cpu/node_capacity" => Some(cpu_cap()),
+                "cpu/node_allocatable" => Some(cpu_alloc()),
+                "memory/node_capacity" => Some(mem_cap()),
+                "memory/node_allocatable" => Some(mem_alloc()),
+                "ephemeral_storage/node_capacity" => Some(eph_cap()),
+                "ephemeral_storage/node_allocatable" => Some(eph_alloc()),
+                "ephemeral_storage/usage" => Some(eph_usage()),
+                "cpu/node_utilization" => ratio(own_usage("cpu/usage_rate"), cpu_alloc()),
+                "memory/node_utilization" => ratio(own_usage("memory/usage"), mem_alloc()),
+                "ephemeral_storage/node_utilization" => ratio(eph_usage(), eph_alloc()),
+                "cpu/node_reservation" => ratio(requested("cpu/request"), cpu_alloc()),
+                "memory/node_reservation" => ratio(requested("memory/request"), mem_alloc()),
+                "ephemeral_storage/node_reservation" => {
+                    ratio(requested("ephemeral_storage/request"), eph_alloc())
+                }
                 _ => match spec_recipe(name).or_else(|| kube_spec_recipe(name)) {
                     Some(r) => Some(leaf(pods_on_node(), POD_CONTAINER, r)),
                     None => own(vec![eq("node", node), eq("id", "/")]),
@@ -680,6 +744,14 @@ impl<'a> Evaluator<'a> {
                 let n = self.eval_unclipped(num, start_ms, end_ms)?;
                 let d = self.eval_unclipped(den, start_ms, end_ms)?;
                 Ok(derive::ratio(&n, &d))
+            }
+            Plan::Fallback(first, second) => {
+                let mut points = self.eval_unclipped(first, start_ms, end_ms)?;
+                let have: std::collections::HashSet<i64> = points.iter().map(|s| s.t).collect();
+                let rest = self.eval_unclipped(second, start_ms, end_ms)?;
+                points.extend(rest.into_iter().filter(|s| !have.contains(&s.t)));
+                points.sort_by_key(|s| s.t);
+                Ok(points)
             }
             Plan::Leaf {
                 scope,

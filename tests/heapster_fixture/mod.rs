@@ -92,6 +92,23 @@ pub struct Fixture {
     /// in the pod specs, as kube-state-metrics' series carry them (only
     /// those set).
     pub ephemeral_spec: Vec<EphemeralSpec>,
+    /// The `Node` objects' figures the agent ships with the API server
+    /// source (`kube_node_status_capacity|allocatable`): n2 only, so n1
+    /// shows the fallback to the machine's figures.
+    pub node_status: Vec<NodeStatus>,
+    /// Each node's kubelet root filesystem: device, size, used bytes per
+    /// tick (`node_ephemeral_storage_capacity|usage_bytes`).
+    pub kubelet_fs: Vec<(&'static str, &'static str, f64, Vec<f64>)>,
+}
+
+/// One `kube_node_status_capacity` or `..._allocatable` series.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub node: &'static str,
+    pub allocatable: bool,
+    pub resource: &'static str,
+    pub unit: &'static str,
+    pub value: f64,
 }
 
 /// One container's ephemeral storage request and limit.
@@ -327,6 +344,29 @@ impl Fixture {
                 ("n2", "shop", SHOP_UID),
                 ("n2", "data", DATA_UID),
             ],
+            node_status: [
+                (false, "cpu", "core", 8.0),
+                (false, "memory", "byte", 16e9),
+                (false, "ephemeral_storage", "byte", 200e9),
+                (false, "pods", "integer", 110.0),
+                (true, "cpu", "core", 7.91),
+                (true, "memory", "byte", 15e9),
+                (true, "ephemeral_storage", "byte", 180e9),
+                (true, "pods", "integer", 110.0),
+            ]
+            .into_iter()
+            .map(|(allocatable, resource, unit, value)| NodeStatus {
+                node: "n2",
+                allocatable,
+                resource,
+                unit,
+                value,
+            })
+            .collect(),
+            kubelet_fs: vec![
+                ("n1", "/dev/sda1", 100e9, gauge(&all, 40e9, 1e6)),
+                ("n2", "/dev/nvme0n1p1", 200e9, gauge(&all, 90e9, 2e6)),
+            ],
             ephemeral_spec: vec![
                 EphemeralSpec {
                     node: "n1",
@@ -505,6 +545,48 @@ impl Fixture {
                 .map(|k| Sample::new(self.t(node, k), created))
                 .collect();
             ts.push(TimeSeries::new("kube_namespace_created", labels, samples));
+        }
+        for n in &self.node_status {
+            let labels = [
+                ("job", "osprey-agent"),
+                ("node", n.node),
+                ("resource", n.resource),
+                ("unit", n.unit),
+            ];
+            let metric = if n.allocatable {
+                "kube_node_status_allocatable"
+            } else {
+                "kube_node_status_capacity"
+            };
+            let samples = (0..TICKS)
+                .filter(|k| keep(n.node, *k))
+                .map(|k| Sample::new(self.t(n.node, k), n.value))
+                .collect();
+            ts.push(TimeSeries::new(metric, labels, samples));
+        }
+        for (node, device, size, used) in &self.kubelet_fs {
+            let labels = [
+                ("job", "osprey-agent"),
+                ("node", *node),
+                ("machine_id", "m"),
+                ("device", *device),
+            ];
+            let at = |v: &dyn Fn(usize) -> f64| {
+                (0..TICKS)
+                    .filter(|k| keep(node, *k))
+                    .map(|k| Sample::new(self.t(node, k), v(k)))
+                    .collect()
+            };
+            ts.push(TimeSeries::new(
+                "node_ephemeral_storage_capacity_bytes",
+                labels,
+                at(&|_| *size),
+            ));
+            ts.push(TimeSeries::new(
+                "node_ephemeral_storage_usage_bytes",
+                labels,
+                at(&|k| used[k]),
+            ));
         }
         for (node, cores, mem, uuid) in &self.machines {
             let labels = [

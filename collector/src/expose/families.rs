@@ -175,6 +175,26 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
         };
         b.add(name, help, G, &base, Vec::new(), r.value);
     }
+    for r in &snap.kube.node {
+        // No `node` label here: the shipper puts the node's name on every
+        // series (a scrape of /metrics adds `instance`).
+        let base: BaseLabels = Arc::new(vec![
+            ("resource".into(), r.resource.clone()),
+            ("unit".into(), r.unit.clone()),
+        ]);
+        let (name, help) = if r.allocatable {
+            (
+                "kube_node_status_allocatable",
+                "The allocatable for different resources of a node that are available for scheduling.",
+            )
+        } else {
+            (
+                "kube_node_status_capacity",
+                "The capacity for different resources of a node.",
+            )
+        };
+        b.add(name, help, G, &base, Vec::new(), r.value);
+    }
     for ns in &snap.kube.namespaces {
         let base: BaseLabels = Arc::new(vec![
             ("namespace".into(), ns.name.clone()),
@@ -231,6 +251,25 @@ fn machine_families(b: &mut Builder, snap: &Snapshot) {
         none(),
         m.memory_bytes as f64,
     );
+    if let Some(fs) = &snap.kubelet_filesystem {
+        let labels = || vec![("device", fs.device.clone())];
+        b.add(
+            "node_ephemeral_storage_usage_bytes",
+            "Bytes used on the filesystem holding the kubelet's root directory (the node's ephemeral storage).",
+            G,
+            &base,
+            labels(),
+            fs.usage as f64,
+        );
+        b.add(
+            "node_ephemeral_storage_capacity_bytes",
+            "Size of the filesystem holding the kubelet's root directory (the node's ephemeral storage capacity).",
+            G,
+            &base,
+            labels(),
+            fs.limit as f64,
+        );
+    }
     b.add(
         "machine_swap_bytes",
         "Amount of swap memory available on the machine.",

@@ -9,7 +9,10 @@
 //! of [`crate::kube_state`]), at most every
 //! [`super::MetadataConfig::kubelet_min_interval`], never per tick. After
 //! each list, the namespaces of its pods not read in the last hour are
-//! read (`GET /api/v1/namespaces/<name>`) for their UID. The
+//! read (`GET /api/v1/namespaces/<name>`) for their UID, and this node's
+//! `Node` object (`GET /api/v1/nodes/<name>`) for its capacity and
+//! allocatable resources (one small `GET` per pod-list fetch, i.e. every
+//! `pod_status_interval` at most; a failed read keeps the last answer). The
 //! token is read again on every fetch: projected service-account tokens
 //! are rotated by the kubelet (hourly by default). The list asks for
 //! `resourceVersion=0`, so the API server answers from its watch cache
@@ -24,7 +27,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::MetadataError;
-use super::kubelet_api::{KubeletPods, NamespaceInfo, PodSource, parse_pod_list};
+use super::kubelet_api::{
+    KubeletPods, NamespaceInfo, NodeResources, PodSource, parse_pod_list, quantities,
+};
 
 /// How long a namespace's UID is trusted before it is read again (a
 /// namespace deleted and re-created under the same name gets a new one).
@@ -110,6 +115,41 @@ pub struct KubeApiPodSource {
     namespaces: HashMap<String, (Option<NamespaceInfo>, Instant)>,
     /// Whether a failed namespace read was already logged at `warn`.
     namespace_warned: bool,
+    /// The node's resources from the last successful read.
+    node: Option<NodeResources>,
+    /// Whether a failed node read was already logged at `warn`.
+    node_warned: bool,
+}
+
+/// The part of a `Node` object the agent reads.
+#[derive(Deserialize)]
+struct Node {
+    #[serde(default)]
+    status: Option<NodeStatus>,
+}
+
+#[derive(Deserialize, Default)]
+struct NodeStatus {
+    #[serde(default)]
+    capacity: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    allocatable: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Parses a `Node` JSON document's `status.capacity` and
+/// `status.allocatable` (unparsable quantities are left out). A node
+/// without `status.capacity` is an error: nothing would be learnt.
+pub fn parse_node(json: &[u8]) -> Result<NodeResources, String> {
+    let node: Node = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let status = node.status.unwrap_or_default();
+    let resources = NodeResources {
+        capacity: quantities(status.capacity),
+        allocatable: quantities(status.allocatable),
+    };
+    if resources.capacity.is_empty() {
+        return Err("the node has no status.capacity".into());
+    }
+    Ok(resources)
 }
 
 /// The part of a `Namespace` object the agent reads.
@@ -159,7 +199,49 @@ impl KubeApiPodSource {
             snapshot: KubeletPods::default(),
             namespaces: HashMap::new(),
             namespace_warned: false,
+            node: None,
+            node_warned: false,
         }
+    }
+
+    /// Reads this node's `Node` object into `pods.node`. A failure
+    /// (typically a ClusterRole without `get` on nodes) keeps the last
+    /// answer and never fails the pod list.
+    fn read_node(
+        &mut self,
+        client: &reqwest::blocking::Client,
+        base: &str,
+        token: &str,
+        pods: &mut KubeletPods,
+    ) {
+        let read = (|| {
+            let response = client
+                .get(format!("{base}/api/v1/nodes/{}", self.config.node_name))
+                .query(&[("resourceVersion", "0")])
+                .bearer_auth(token)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .map_err(|e| error_chain(&e))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("the API server answered {status}"));
+            }
+            let body = response.bytes().map_err(|e| e.to_string())?;
+            parse_node(&body).map_err(|e| format!("not a Node: {e}"))
+        })();
+        match read {
+            Ok(node) => self.node = Some(node),
+            Err(error) => {
+                let node = &self.config.node_name;
+                if self.node_warned {
+                    tracing::debug!(%node, %error, "cannot read the node");
+                } else {
+                    self.node_warned = true;
+                    tracing::warn!(%node, %error, "cannot read the node; its capacity and allocatable fall back to the machine's figures; the ClusterRole needs `get` on nodes");
+                }
+            }
+        }
+        pods.node = self.node.clone();
     }
 
     /// Reads the namespaces of `pods` not yet known (or known for longer
@@ -294,6 +376,7 @@ impl KubeApiPodSource {
         let mut pods =
             parse_pod_list(&body).map_err(|e| self.error(format!("not a PodList: {e}")))?;
         self.read_namespaces(&client, &base, token.trim(), &mut pods);
+        self.read_node(&client, &base, token.trim(), &mut pods);
         Ok(pods)
     }
 }
@@ -336,7 +419,23 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{base_url, parse_namespace};
+    use super::{base_url, parse_namespace, parse_node};
+
+    #[test]
+    fn nodes_give_capacity_and_allocatable_in_base_units() {
+        let json = br#"{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","uid":"u"},
+          "status":{"capacity":{"cpu":"4","memory":"16393216Ki","ephemeral-storage":"101430960Ki","pods":"110","hugepages-2Mi":"0"},
+          "allocatable":{"cpu":"3920m","memory":"15242240Ki","ephemeral-storage":"93478772582","pods":"110","bogus":"lots"}}}"#;
+        let node = parse_node(json).unwrap();
+        assert_eq!(node.capacity["cpu"], 4.0);
+        assert_eq!(node.capacity["memory"], 16393216.0 * 1024.0);
+        assert_eq!(node.capacity["ephemeral-storage"], 101430960.0 * 1024.0);
+        assert_eq!(node.allocatable["cpu"], 3.92);
+        assert_eq!(node.allocatable["ephemeral-storage"], 93478772582.0);
+        assert!(!node.allocatable.contains_key("bogus"));
+        assert!(parse_node(br#"{"kind":"Status","code":403}"#).is_err());
+        assert!(parse_node(b"[]").is_err());
+    }
 
     #[test]
     fn namespaces_give_their_uid_and_creation_time() {

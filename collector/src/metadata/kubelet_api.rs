@@ -61,6 +61,20 @@ pub struct KubeletPods {
     /// The pods' namespaces by name, when the source can describe them
     /// (the API server; not the kubelet).
     pub namespaces: HashMap<String, NamespaceInfo>,
+    /// This node's capacity and allocatable resources, when the source can
+    /// read the `Node` object (the API server; not the kubelet).
+    pub node: Option<NodeResources>,
+}
+
+/// A node's `status.capacity` and `status.allocatable` (`GET
+/// /api/v1/nodes/<name>`), as numbers: CPU in cores, memory and storage
+/// in bytes, by Kubernetes resource name (`cpu`, `ephemeral-storage` …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeResources {
+    /// `status.capacity`.
+    pub capacity: BTreeMap<String, f64>,
+    /// `status.allocatable`.
+    pub allocatable: BTreeMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -147,7 +161,7 @@ pub fn parse_quantity(q: &str) -> Option<f64> {
 
 /// Quantities of a requests/limits map (strings, or plain numbers as some
 /// clients write them); unparsable ones are left out.
-fn quantities(map: BTreeMap<String, serde_json::Value>) -> BTreeMap<String, f64> {
+pub(crate) fn quantities(map: BTreeMap<String, serde_json::Value>) -> BTreeMap<String, f64> {
     map.into_iter()
         .filter_map(|(k, v)| {
             let n = match v {
