@@ -16,7 +16,9 @@
 //!
 //! `OSPREY_BENCH_LOG_LINES` sets N (default 1 000 000);
 //! `OSPREY_BENCH_LOG_COMPRESS=0` stores the documents without LZ4;
-//! `OSPREY_BENCH_LOG_COMPARE=0` skips grep and SQLite.
+//! `OSPREY_BENCH_LOG_COMPARE=0` skips grep and SQLite;
+//! `OSPREY_BENCH_LOG_IDLE_BYTES` sets `commit_idle_bytes` (0 turns the
+//! idle commit off).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -257,11 +259,17 @@ fn main() {
 
     // 1. Index through the push path.
     let root = tmp.path().join("logs");
-    let config = LogsConfig {
+    let mut config = LogsConfig {
         compress,
         retention: Duration::from_secs(30 * 86_400),
         ..LogsConfig::default()
     };
+    if let Some(bytes) = std::env::var("OSPREY_BENCH_LOG_IDLE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.commit_idle_bytes = bytes;
+    }
     let registry = prometheus::Registry::new();
     let store = Arc::new(LogStore::open(&root, config.clone(), &registry).expect("open"));
     // The pushes' copies of the lines are made before the clock starts:
