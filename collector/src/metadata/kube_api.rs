@@ -214,21 +214,16 @@ impl KubeApiPodSource {
         token: &str,
         pods: &mut KubeletPods,
     ) {
-        let read = (|| {
-            let response = client
-                .get(format!("{base}/api/v1/nodes/{}", self.config.node_name))
-                .query(&[("resourceVersion", "0")])
-                .bearer_auth(token)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .map_err(|e| error_chain(&e))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(format!("the API server answered {status}"));
-            }
-            let body = response.bytes().map_err(|e| e.to_string())?;
-            parse_node(&body).map_err(|e| format!("not a Node: {e}"))
-        })();
+        // resourceVersion=0: the API server may answer from its cache.
+        let read = get_object(
+            client,
+            &format!(
+                "{base}/api/v1/nodes/{}?resourceVersion=0",
+                self.config.node_name
+            ),
+            token,
+        )
+        .and_then(|body| parse_node(&body).map_err(|e| format!("not a Node: {e}")));
         match read {
             Ok(node) => self.node = Some(node),
             Err(error) => {
@@ -291,17 +286,7 @@ impl KubeApiPodSource {
         token: &str,
         name: &str,
     ) -> Result<NamespaceInfo, String> {
-        let response = client
-            .get(format!("{base}/api/v1/namespaces/{name}"))
-            .bearer_auth(token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .map_err(|e| error_chain(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("the API server answered {status}"));
-        }
-        let body = response.bytes().map_err(|e| e.to_string())?;
+        let body = get_object(client, &format!("{base}/api/v1/namespaces/{name}"), token)?;
         parse_namespace(&body).map_err(|e| format!("not a Namespace: {e}"))
     }
 
@@ -406,6 +391,29 @@ impl PodSource for KubeApiPodSource {
 }
 
 /// reqwest's error with its causes (the TLS reason is in a source).
+/// One object from the API server as JSON bytes; an error names the
+/// transport failure or the status the server answered.
+fn get_object(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    token: &str,
+) -> Result<Vec<u8>, String> {
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .map_err(|e| error_chain(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("the API server answered {status}"));
+    }
+    response
+        .bytes()
+        .map(|b| b.to_vec())
+        .map_err(|e| e.to_string())
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
