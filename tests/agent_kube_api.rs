@@ -317,30 +317,40 @@ fn service_account(dir: &Path, token: &str, ca_pem: &str) {
     std::fs::write(dir.join("ca.crt"), ca_pem).unwrap();
 }
 
+/// The agent flags that point it at `node`'s fixture tree and at the API
+/// server on `port` with the service account in `sa_dir`.
+fn node_args(node: &Node, port: u16, sa_dir: &Path) -> Vec<String> {
+    let t = node.tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    vec![
+        "--node-name".into(),
+        NODE.into(),
+        "--kubernetes-api".into(),
+        format!("https://127.0.0.1:{port}"),
+        "--kubernetes-service-account-dir".into(),
+        s(sa_dir),
+        "--cgroup-root".into(),
+        s(node.tree.root()),
+        "--sys-root".into(),
+        s(&t.join("sys")),
+        "--docker-root".into(),
+        s(&t.join("docker")),
+        "--pod-log-root".into(),
+        s(&t.join("no-pods")),
+        "--container-log-root".into(),
+        s(&t.join("no-containers")),
+    ]
+}
+
 /// `osprey agent --once` on the node with the API server at `port`;
 /// returns (stdout, stderr).
 fn run_agent(node: &Node, port: u16, sa_dir: &Path) -> (String, String) {
-    let t = node.tmp.path();
     let out = osprey()
         .args(["agent", "--once", "--format", "prometheus"])
         .args(["--container-label", "app"])
-        .args(["--node-name", NODE])
-        .arg("--kubernetes-api")
-        .arg(format!("https://127.0.0.1:{port}"))
-        .arg("--kubernetes-service-account-dir")
-        .arg(sa_dir)
-        .arg("--cgroup-root")
-        .arg(node.tree.root())
-        .arg("--sys-root")
-        .arg(t.join("sys"))
-        .arg("--docker-root")
-        .arg(t.join("docker"))
-        .arg("--pod-log-root")
-        .arg(t.join("no-pods"))
-        .arg("--container-log-root")
-        .arg(t.join("no-containers"))
+        .args(node_args(node, port, sa_dir))
         .arg("--kubelet-root-dir")
-        .arg(t.join("kubelet"))
+        .arg(node.tmp.path().join("kubelet"))
         .env("RUST_LOG", "warn")
         .output()
         .expect("running osprey");
@@ -645,31 +655,11 @@ fn failed_pod_list_fetches_are_counted_in_the_agents_metrics() {
     let logs = artifact_dir("agent_kube_api");
     let t = node.tmp.path();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let agent = AgentProcess::start(
-        &[
-            "--interval",
-            "1s",
-            "--node-name",
-            NODE,
-            "--kubernetes-api",
-            &format!("https://127.0.0.1:{}", api.port),
-            "--kubernetes-service-account-dir",
-            &s(&sa),
-            "--cgroup-root",
-            &s(node.tree.root()),
-            "--sys-root",
-            &s(&t.join("sys")),
-            "--docker-root",
-            &s(&t.join("docker")),
-            "--pod-log-root",
-            &s(&t.join("no-pods")),
-            "--container-log-root",
-            &s(&t.join("no-containers")),
-            "--data-dir",
-            &s(&t.join("data")),
-        ],
-        &logs,
-    );
+    let mut args = vec!["--interval".to_string(), "1s".into()];
+    args.extend(node_args(&node, api.port, &sa));
+    args.extend(["--data-dir".into(), s(&t.join("data"))]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = AgentProcess::start(&args, &logs);
     let errors = metric_value(
         &agent.metrics(),
         "osprey_agent_read_errors_total",
@@ -698,35 +688,18 @@ fn restart_counts_and_namespace_ids_reach_the_heapster_api() {
     let s = |p: &Path| p.to_str().unwrap().to_owned();
     let kubelet = t.join("kubelet");
     std::fs::create_dir_all(&kubelet).unwrap();
-    let _agent = AgentProcess::start(
-        &[
-            "--interval",
-            "1s",
-            "--node-name",
-            NODE,
-            "--remote-write",
-            &format!("{}/api/v1/write", server.base),
-            "--kubernetes-api",
-            &format!("https://127.0.0.1:{}", api.port),
-            "--kubernetes-service-account-dir",
-            &s(&sa),
-            "--cgroup-root",
-            &s(node.tree.root()),
-            "--sys-root",
-            &s(&t.join("sys")),
-            "--docker-root",
-            &s(&t.join("docker")),
-            "--pod-log-root",
-            &s(&t.join("no-pods")),
-            "--container-log-root",
-            &s(&t.join("no-containers")),
-            "--kubelet-root-dir",
-            &s(&kubelet),
-            "--data-dir",
-            &s(&t.join("data")),
-        ],
-        &logs,
-    );
+    let mut args = vec!["--interval".to_string(), "1s".into()];
+    args.extend(node_args(&node, api.port, &sa));
+    args.extend([
+        "--remote-write".into(),
+        format!("{}/api/v1/write", server.base),
+        "--kubelet-root-dir".into(),
+        s(&kubelet),
+        "--data-dir".into(),
+        s(&t.join("data")),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _agent = AgentProcess::start(&args, &logs);
     let model = format!("{}/api/v1/model/namespaces/shop/pods/cart-0", server.base);
     let latest = |path: &str| {
         let v = get_json(&format!("{model}/{path}"));
