@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch, waitReady } from './chromium.mjs';
+import { launch, waitReady, reportFailure } from './chromium.mjs';
 
 const [base, artifacts, plateauStart, plateauEnd, adminToken, readToken, hookUrl] = process.argv.slice(2);
 
@@ -171,10 +171,7 @@ try {
   check('no console errors');
   console.log(`${passed.length} passed, 0 failed`);
 } catch (e) {
-  await shot(`alerts-failed-${step.replace(/\W+/g, '-')}`).catch(() => {});
-  console.error(`FAILED at ${step}: ${e.stack || e}`);
-  if (errors.length) console.error(`console errors:\n${errors.join('\n')}`);
-  process.exitCode = 1;
+  await reportFailure(e, { step, errors, shot, prefix: 'alerts-' });
 } finally {
   await close();
 }

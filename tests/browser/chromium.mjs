@@ -44,3 +44,15 @@ export async function waitReady(page, timeout = 20000) {
   const failed = await page.$$eval('[data-state="error"]', (els) => els.map((e) => `${e.dataset.title || e.id}: ${e.textContent.trim()}`));
   if (failed.length) throw new Error(`parts failed to load: ${failed.join('; ')}`);
 }
+
+/**
+ * What every browser test does when a step fails: a screenshot named after
+ * the step, the error and the console errors so far on stderr, and a
+ * failing exit code.
+ */
+export async function reportFailure(e, { step, errors, shot, prefix = '' }) {
+  await shot(`${prefix}failed-${step.replace(/\W+/g, '-')}`).catch(() => {});
+  console.error(`FAILED at ${step}: ${e.stack || e}`);
+  if (errors.length) console.error(`console errors:\n${errors.join('\n')}`);
+  process.exitCode = 1;
+}

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch, waitReady } from './chromium.mjs';
+import { launch, waitReady, reportFailure } from './chromium.mjs';
 
 const [base, artifacts, viewerPassword, adminToken] = process.argv.slice(2);
 const { page, errors, close } = await launch();
@@ -66,10 +66,7 @@ try {
   check('no unexpected console errors');
   console.log(`${passed.length} passed, 0 failed`);
 } catch (e) {
-  await shot(`login-failed-${step.replace(/\W+/g, '-')}`).catch(() => {});
-  console.error(`FAILED at ${step}: ${e.stack || e}`);
-  if (errors.length) console.error(`console errors:\n${errors.join('\n')}`);
-  process.exitCode = 1;
+  await reportFailure(e, { step, errors, shot, prefix: 'login-' });
 } finally {
   await close();
 }

@@ -10,7 +10,7 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch, waitReady } from './chromium.mjs';
+import { launch, waitReady, reportFailure } from './chromium.mjs';
 
 const [base, artifacts, uid] = process.argv.slice(2);
 const { page, errors, close } = await launch({ width: 1280, height: 1000 });
@@ -151,10 +151,7 @@ try {
   check('no console errors');
   console.log(`${passed.length} passed, 0 failed`);
 } catch (e) {
-  await shot(`failed-${step.replace(/\W+/g, '-')}`).catch(() => {});
-  console.error(`FAILED at ${step}: ${e.stack || e}`);
-  if (errors.length) console.error(`console errors:\n${errors.join('\n')}`);
-  process.exitCode = 1;
+  await reportFailure(e, { step, errors, shot });
 } finally {
   await close();
 }
