@@ -69,7 +69,7 @@ pub fn check_request(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
 
 /// Decompresses a body (refusing one that would decompress past `max_decoded` bytes).
 pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, ApiError> {
-    write_request::decompress(body, max_decoded)
+    osprey_collector::ship::remote_write::decompress(body, max_decoded)
         .map_err(|e| ApiError::bad_request(format!("cannot decode the body: {e}")))
 }
 

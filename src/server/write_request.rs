@@ -298,39 +298,6 @@ fn decode_sample(bytes: &[u8]) -> Result<Sample, DecodeError> {
     Ok(Sample::new(t, v))
 }
 
-/// A body that could not be turned into a [`WriteBatch`].
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// Not snappy block data.
-    #[error(
-        "body is not snappy block-compressed (the remote-write spec forbids the framed format): {0}"
-    )]
-    Snappy(#[from] snap::Error),
-    /// Decompresses past the limit.
-    #[error("body decompresses to {size} bytes, more than the limit of {limit} bytes")]
-    TooLarge {
-        /// Announced decompressed size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-}
-
-/// Snappy block decompression with a size limit read from the header before anything is
-/// allocated (as [`remote_write::decode_snappy`] does).
-///
-/// [`remote_write::decode_snappy`]: osprey_collector::ship::remote_write::decode_snappy
-pub fn decompress(body: &[u8], max_decoded_bytes: usize) -> Result<Vec<u8>, BodyError> {
-    let size = snap::raw::decompress_len(body)?;
-    if size > max_decoded_bytes {
-        return Err(BodyError::TooLarge {
-            size,
-            limit: max_decoded_bytes,
-        });
-    }
-    Ok(snap::raw::Decoder::new().decompress_vec(body)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,10 +416,11 @@ mod tests {
 
     #[test]
     fn snappy_limits_apply_before_decoding() {
+        use remote_write::{DecodeError, decompress};
         let body = remote_write::encode_snappy(&request()).unwrap();
         assert!(matches!(
             decompress(&body, 8),
-            Err(BodyError::TooLarge { limit: 8, .. })
+            Err(DecodeError::TooLarge { limit: 8, .. })
         ));
         let protobuf = decompress(&body, 1 << 20).unwrap();
         assert_eq!(decode(&protobuf).unwrap().len(), 3);

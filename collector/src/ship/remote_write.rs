@@ -269,8 +269,10 @@ pub(crate) fn compress(protobuf: &[u8]) -> Result<Vec<u8>, EncodeError> {
         })
 }
 
-/// Snappy block decompression with a size limit.
-pub(crate) fn decompress(body: &[u8], max_decoded_bytes: usize) -> Result<Vec<u8>, DecodeError> {
+/// Snappy block decompression with a size limit, read from the snappy
+/// header before anything is allocated (the server's ingest uses it too,
+/// then decodes the protobuf in place).
+pub fn decompress(body: &[u8], max_decoded_bytes: usize) -> Result<Vec<u8>, DecodeError> {
     let size = snap::raw::decompress_len(body)?;
     if size > max_decoded_bytes {
         return Err(DecodeError::TooLarge {
