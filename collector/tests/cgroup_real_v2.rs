@@ -114,8 +114,13 @@ fn real_unified_cgroup_cpu_psi_and_removal() {
 
     let cpu_before = process_cpu_ns(pid);
     let first = reader.read_stats(0).unwrap();
-    // The measurement interval (not synchronisation).
-    std::thread::sleep(Duration::from_secs(1));
+    // Wait until the spinner has run a quarter of a second of CPU (about
+    // 0.25 s on an idle machine, longer when other work shares the cores),
+    // so the comparison below has enough to measure.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while process_cpu_ns(pid) < cpu_before + 250_000_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let second = reader.read_stats(1000).unwrap();
     let cpu_after = process_cpu_ns(pid);
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use osprey_collector::ship::remote_write::decompress;
 use serde::Deserialize;
 use serde::de::{self, SeqAccess, Visitor};
 
@@ -187,17 +188,8 @@ pub fn decode(body: &[u8], format: BodyFormat, limits: &PushLimits) -> Result<Pu
             }
         }
         BodyFormat::Protobuf => {
-            let len = snap::raw::decompress_len(body)
-                .map_err(|e| format!("cannot decode the body: not snappy (block format): {e}"))?;
-            if len > limits.max_decoded_bytes {
-                return Err(format!(
-                    "the body decompresses to {len} bytes, over the limit of {} bytes",
-                    limits.max_decoded_bytes
-                ));
-            }
-            let raw = snap::raw::Decoder::new()
-                .decompress_vec(body)
-                .map_err(|e| format!("cannot decode the body: not snappy (block format): {e}"))?;
+            let raw = decompress(body, limits.max_decoded_bytes)
+                .map_err(|e| format!("cannot decode the body: {e}"))?;
             let push = <PushRequest as prost::Message>::decode(raw.as_slice())
                 .map_err(|e| format!("cannot decode the body as logproto.PushRequest: {e}"))?;
             for (i, s) in push.streams.into_iter().enumerate() {

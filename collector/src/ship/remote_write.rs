@@ -220,9 +220,8 @@ pub enum InvalidSeries {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The body is not snappy block data (perhaps framed, or not compressed).
-    #[error(
-        "body is not snappy block-compressed (the remote-write spec forbids the framed format): {0}"
-    )]
+    /// Both remote-write and Loki's push API take the block format only.
+    #[error("body is not snappy block-compressed (the framed format is not accepted): {0}")]
     Snappy(#[from] snap::Error),
     /// The body would decompress past the caller's limit.
     #[error("body decompresses to {size} bytes, more than the limit of {limit} bytes")]
@@ -270,8 +269,8 @@ pub(crate) fn compress(protobuf: &[u8]) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// Snappy block decompression with a size limit, read from the snappy
-/// header before anything is allocated (the server's ingest uses it too,
-/// then decodes the protobuf in place).
+/// header before anything is allocated (the server's remote-write ingest
+/// and its Loki push endpoint use it too).
 pub fn decompress(body: &[u8], max_decoded_bytes: usize) -> Result<Vec<u8>, DecodeError> {
     let size = snap::raw::decompress_len(body)?;
     if size > max_decoded_bytes {
