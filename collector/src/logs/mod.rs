@@ -596,7 +596,11 @@ impl SendLoop {
                         }
                     }
                     let delay = retry_after.unwrap_or_else(|| {
-                        push::backoff(attempt, self.config.min_backoff, self.config.max_backoff)
+                        crate::ship::sender::backoff(
+                            attempt,
+                            self.config.min_backoff,
+                            self.config.max_backoff,
+                        )
                     });
                     attempt = attempt.saturating_add(1);
                     let wake = Instant::now() + delay;

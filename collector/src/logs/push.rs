@@ -314,19 +314,6 @@ impl PushClient {
     }
 }
 
-/// Capped exponential backoff with jitter: the `attempt`-th retry (0 for
-/// the first) waits between half and all of `min * 2^attempt`, capped at
-/// `max`.
-pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
-    let full = min
-        .saturating_mul(2u32.saturating_pow(attempt.min(30)))
-        .min(max);
-    let half = full / 2;
-    half + Duration::from_nanos(fastrand::u64(
-        0..=half.as_nanos().min(u128::from(u64::MAX)) as u64,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,14 +359,5 @@ mod tests {
                 {"stream":{"job":"syslog"},"values":[["-1","plain \"quoted\""]]}
             ]})
         );
-    }
-
-    #[test]
-    fn backoff_is_capped() {
-        for attempt in 0..40 {
-            let d = backoff(attempt, Duration::from_millis(100), Duration::from_secs(2));
-            assert!(d <= Duration::from_secs(2));
-            assert!(d >= Duration::from_millis(50));
-        }
     }
 }

@@ -623,7 +623,9 @@ impl Delivery {
                         debug!(error, attempt, "remote-write retry failed");
                     }
                     counters.failure(error);
-                    let delay = retry_after.unwrap_or_else(|| backoff(attempt, &self.config));
+                    let delay = retry_after.unwrap_or_else(|| {
+                        backoff(attempt, self.config.min_backoff, self.config.max_backoff)
+                    });
                     if !self.sleep(delay).await {
                         return;
                     }
@@ -755,13 +757,13 @@ fn merge(batches: &[Batch], payload: Payload) -> Option<Vec<u8>> {
 }
 
 /// Capped exponential backoff with jitter: the `attempt`-th retry (0 for
-/// the first) waits between half and all of `min_backoff * 2^attempt`,
-/// capped at `max_backoff`, so agents restarted together spread out.
-fn backoff(attempt: u32, config: &RemoteWriteConfig) -> Duration {
-    let full = config
-        .min_backoff
+/// the first) waits between half and all of `min * 2^attempt`, capped at
+/// `max`, so agents restarted together spread out. Shared by every
+/// pushing client.
+pub(crate) fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
+    let full = min
         .saturating_mul(2u32.saturating_pow(attempt.min(30)))
-        .min(config.max_backoff);
+        .min(max);
     let half = full / 2;
     let jitter_nanos = fastrand::u64(0..=half.as_nanos().min(u128::from(u64::MAX)) as u64);
     half + Duration::from_nanos(jitter_nanos)
@@ -802,11 +804,11 @@ mod tests {
             ..RemoteWriteConfig::default()
         };
         for _ in 0..100 {
-            let first = backoff(0, &config);
+            let first = backoff(0, config.min_backoff, config.max_backoff);
             assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-            let third = backoff(2, &config);
+            let third = backoff(2, config.min_backoff, config.max_backoff);
             assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
-            let late = backoff(40, &config);
+            let late = backoff(40, config.min_backoff, config.max_backoff);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1));
         }
     }
