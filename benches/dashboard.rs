@@ -225,6 +225,7 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("starting the server");
+    let server_pid = child.id();
     let _server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -322,6 +323,43 @@ fn main() {
     println!(
         "server: the same, format=binary: {ms:.1} ms, {} KiB",
         bytes / 1024
+    );
+    // The same in the server's CPU time (user + system, from
+    // /proc/<pid>/stat), which a busy machine disturbs less than wall
+    // time: 20 binary panel queries, one after another, over the four
+    // panel kinds of the dashboard.
+    let cpu_ms = || -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{server_pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<f64> = after.split(' ').map(|x| x.parse().unwrap_or(0.0)).collect();
+        // Fields 14 and 15 (utime, stime) in clock ticks: after the
+        // command name they are the 12th and 13th.
+        // SAFETY: sysconf reads a constant of the system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (f[11] + f[12]) * 1000.0 / hz
+    };
+    let kinds = dashboard_json()["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(4)
+        .map(|p| p["targets"][0]["expr"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let before = cpu_ms();
+    for i in 0..20 {
+        let url = format!(
+            "{base}/api/v1/dashboard/query_range?start={}&end={}&width=640&format=binary&query={}",
+            (now - HOURS * 3_600_000) / 1000,
+            now / 1000,
+            form_urlencoded::byte_serialize(kinds[i % kinds.len()].as_bytes()).collect::<String>()
+        );
+        let resp = client.get(url).send().unwrap();
+        assert!(resp.status().is_success());
+        resp.bytes().unwrap();
+    }
+    println!(
+        "server: CPU time per binary panel query (20 queries, 4 panel kinds): {:.1} ms",
+        (cpu_ms() - before) / 20.0
     );
     let nodes = format!(
         "{base}/api/v1/query?query=sum%20by%20(node)%20(rate(container_cpu_usage_seconds_total%7Bid%3D%22%2F%22%7D%5B1m%5D))"
