@@ -10,9 +10,15 @@
 //! run; besides the time to all charts drawn it prints when the last API
 //! answer arrived (`net`) and the main thread's long tasks (`longtask`).
 //!
+//! The dashboard is measured once more on a HiDPI screen (devicePixelRatio
+//! 2), with the series one device pixel wide (the default) and one CSS
+//! pixel wide (`lines=css`).
+//!
 //! Run: `cargo bench --bench dashboard` (`OSPREY_BENCH_RUNS=5`;
 //! `OSPREY_BENCH_NODES=1` loads one node's 50 containers only;
-//! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring).
+//! `OSPREY_BENCH_HOLD=<s>` keeps the loaded server up instead of measuring;
+//! `OSPREY_BENCH_SERVER=<path>` runs another `osprey` binary, e.g. an
+//! older build, for an A/B under the same conditions).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -202,7 +208,12 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
+    // `OSPREY_BENCH_SERVER=<path>`: another build of `osprey` (with its
+    // embedded front-end), for an A/B against this one in the same bench.
+    let server_bin = std::env::var("OSPREY_BENCH_SERVER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_osprey").into());
+    println!("server: {server_bin}");
+    let child = Command::new(&server_bin)
         .args([
             "server",
             "--listen",
@@ -214,6 +225,7 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("starting the server");
+    let server_pid = child.id();
     let _server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -312,6 +324,43 @@ fn main() {
         "server: the same, format=binary: {ms:.1} ms, {} KiB",
         bytes / 1024
     );
+    // The same in the server's CPU time (user + system, from
+    // /proc/<pid>/stat), which a busy machine disturbs less than wall
+    // time: 20 binary panel queries, one after another, over the four
+    // panel kinds of the dashboard.
+    let cpu_ms = || -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{server_pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<f64> = after.split(' ').map(|x| x.parse().unwrap_or(0.0)).collect();
+        // Fields 14 and 15 (utime, stime) in clock ticks: after the
+        // command name they are the 12th and 13th.
+        // SAFETY: sysconf reads a constant of the system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (f[11] + f[12]) * 1000.0 / hz
+    };
+    let kinds = dashboard_json()["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(4)
+        .map(|p| p["targets"][0]["expr"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let before = cpu_ms();
+    for i in 0..20 {
+        let url = format!(
+            "{base}/api/v1/dashboard/query_range?start={}&end={}&width=640&format=binary&query={}",
+            (now - HOURS * 3_600_000) / 1000,
+            now / 1000,
+            form_urlencoded::byte_serialize(kinds[i % kinds.len()].as_bytes()).collect::<String>()
+        );
+        let resp = client.get(url).send().unwrap();
+        assert!(resp.status().is_success());
+        resp.bytes().unwrap();
+    }
+    println!(
+        "server: CPU time per binary panel query (20 queries, 4 panel kinds): {:.1} ms",
+        (cpu_ms() - before) / 20.0
+    );
     let nodes = format!(
         "{base}/api/v1/query?query=sum%20by%20(node)%20(rate(container_cpu_usage_seconds_total%7Bid%3D%22%2F%22%7D%5B1m%5D))"
     );
@@ -324,17 +373,50 @@ fn main() {
         std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(600)));
         return;
     }
-    // Each page twice, in turns: with the chart answers as JSON
-    // (`wire=json`, the format before the binary one) and as sent by
-    // default (binary), so that the two compare under the same load.
+    // Each page in turns: with the chart answers as JSON (`wire=json`, the
+    // format before the binary one), binary with one request per chart
+    // (`batch=off`, before the batch request) and as sent by default (the
+    // visible charts' queries in one batch, binary answers), so that they
+    // compare under the same load. (An older server ignores the flags it
+    // does not know.)
+    println!("navigation → all charts drawn, Chromium {runs} runs after one warm-up (ms):");
+    println!(
+        "{:<62} {:>7} {:>7} {:>8} {:>7} {:>7}  runs",
+        "page", "median", "net", "longtask", "panels", "series"
+    );
+    let overview = format!("{base}/#/?from=now-1h&to=now");
+    let dashboard = format!("{base}/#/d/bench?from=now-6h&to=now");
+    browser_runs(
+        &browser,
+        runs,
+        1,
+        &[
+            format!("{overview}&wire=json"),
+            overview.clone(),
+            format!("{dashboard}&wire=json"),
+            format!("{dashboard}&batch=off"),
+            dashboard.clone(),
+        ],
+    );
+    // A HiDPI screen (devicePixelRatio 2): the series drawn one device
+    // pixel wide (the default) and one CSS pixel (2 device px) wide.
+    browser_runs(
+        &browser,
+        runs,
+        2,
+        &[dashboard.clone(), format!("{dashboard}&lines=css")],
+    );
+}
+
+/// Runs `tests/browser/bench.mjs` over `urls` at a device pixel ratio and
+/// prints a row per URL.
+fn browser_runs(browser: &Path, runs: usize, dpr: u32, urls: &[String]) {
     let out = Command::new("node")
         .arg(browser.join("bench.mjs"))
+        .arg(format!("--dpr={dpr}"))
         .arg(runs.to_string())
-        .arg(format!("{base}/#/?from=now-1h&to=now&wire=json"))
-        .arg(format!("{base}/#/?from=now-1h&to=now"))
-        .arg(format!("{base}/#/d/bench?from=now-6h&to=now&wire=json"))
-        .arg(format!("{base}/#/d/bench?from=now-6h&to=now"))
-        .current_dir(&browser)
+        .args(urls)
+        .current_dir(browser)
         .output()
         .expect("node runs");
     assert!(
@@ -343,24 +425,29 @@ fn main() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    println!("navigation → all charts drawn, Chromium {runs} runs after one warm-up (ms):");
-    println!(
-        "{:<44} {:>7} {:>7} {:>8} {:>7} {:>7}  runs",
-        "page", "median", "net", "longtask", "panels", "series"
-    );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("bench.mjs prints JSON");
         let url = v["url"].as_str().unwrap();
-        let wire = if url.contains("wire=json") {
+        let mut what = vec![if url.contains("wire=json") {
             "JSON"
+        } else if url.contains("batch=off") {
+            "binary, a request per panel"
         } else {
             "binary"
-        };
+        }];
+        if dpr != 1 {
+            what.push(if url.contains("lines=css") {
+                "DPR 2, 1 CSS px lines"
+            } else {
+                "DPR 2"
+            });
+        }
+        let what = what.join(", ");
         let name = if url.contains("/d/bench") {
-            format!("dashboard 12 × 50 series × 6 h, {wire}")
+            format!("dashboard 12 × 50 series × 6 h, {what}")
         } else {
             format!(
-                "overview ({} nodes, {} containers), {wire}",
+                "overview ({} nodes, {} containers), {what}",
                 node_count(),
                 node_count() * PER_NODE
             )
@@ -372,7 +459,7 @@ fn main() {
             .map(|x| format!("{:.0}", x.as_f64().unwrap()))
             .collect();
         println!(
-            "{name:<44} {:>7.0} {:>7.0} {:>8.0} {:>7} {:>7}  {}",
+            "{name:<62} {:>7.0} {:>7.0} {:>8.0} {:>7} {:>7}  {}",
             v["median_ms"].as_f64().unwrap(),
             v["net_ms"].as_f64().unwrap(),
             v["main_ms"].as_f64().unwrap(),

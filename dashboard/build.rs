@@ -3,7 +3,9 @@
 //! `web/node_modules` is missing or older than the lockfile, then writes
 //! `$OUT_DIR/assets.rs`, a table of every file served under `/ui/`
 //! (`web/index.html`, `web/src/*`, uPlot's `dist` files) with its content
-//! type and an ETag, included by `src/assets.rs`.
+//! type and an ETag, and their version (a hash of them all), included by
+//! `src/assets.rs`. The embedded index.html loads its files from
+//! `/ui/v/<version>/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,7 +94,32 @@ fn main() {
     files.push(("uPlot.esm.js".into(), dist.join("uPlot.esm.js")));
     files.push(("uPlot.min.css".into(), dist.join("uPlot.min.css")));
 
-    let mut out = String::from(
+    // The version of the files index.html loads: a hash of them all. The
+    // page asks for `/ui/v/<version>/<file>`, which may be cached for
+    // good (a new build has a new version), so that a returning browser
+    // loads no module again instead of revalidating twenty of them.
+    let mut all = Vec::new();
+    for (name, path) in files.iter().skip(1) {
+        let bytes =
+            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        all.extend_from_slice(name.as_bytes());
+        all.extend_from_slice(&fnv(&bytes).to_le_bytes());
+    }
+    let version = format!("{:016x}", fnv(&all));
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    let index = std::fs::read_to_string(&files[0].1).expect("web/index.html");
+    let versioned = out_dir.join("index.html");
+    std::fs::write(
+        &versioned,
+        index.replace("\"/ui/", &format!("\"/ui/v/{version}/")),
+    )
+    .expect("OUT_DIR is writable");
+    files[0].1 = versioned;
+
+    let mut out = format!(
+        "/// The version of the embedded files (a hash of them): index.html loads them from `/ui/v/<VERSION>/`.\npub const VERSION: &str = {version:?};\n\n"
+    );
+    out.push_str(
         "/// Every embedded file: (name under /ui/, content type, ETag, bytes).\npub static FILES: &[(&str, &str, &str, &[u8])] = &[\n",
     );
     for (name, path) in &files {
@@ -106,6 +133,6 @@ fn main() {
         ));
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("assets.rs");
+    let dest = out_dir.join("assets.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
 }

@@ -311,3 +311,67 @@ fn login_with_password_or_token_gives_a_session_with_the_role() {
     );
     assert_eq!(s, 401);
 }
+
+#[test]
+fn front_end_files_load_by_version_and_are_cached_for_good() {
+    let dir = artifact_dir("dashboard-files");
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    let c = client();
+    let index = c.get(format!("{}/", server.base)).send().unwrap();
+    assert_eq!(index.status().as_u16(), 200);
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    let html = index.text().unwrap();
+    let version = osprey_dashboard::assets::VERSION;
+    let prefix = format!("/ui/v/{version}/");
+    assert!(html.contains(&format!("src=\"{prefix}app.js\"")), "{html}");
+    assert!(
+        !html.contains("\"/ui/app.js\""),
+        "every file by version: {html}"
+    );
+    // Every file the page names is there and may be kept for good.
+    let mut n = 0;
+    for part in html.split(&prefix).skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        let resp = c
+            .get(format!("{}{prefix}{name}", server.base))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{name}");
+        assert_eq!(
+            resp.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{name}"
+        );
+        assert!(!resp.bytes().unwrap().is_empty());
+        n += 1;
+    }
+    assert!(n >= 15, "{n} files");
+    // A page of another build gets today's file, never cached as its own;
+    // the unversioned URLs still answer (and are revalidated).
+    for path in [
+        "/ui/v/0123456789abcdef/app.js".to_string(),
+        "/ui/app.js".to_string(),
+    ] {
+        let resp = c.get(format!("{}{path}", server.base)).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        assert_eq!(resp.headers()["cache-control"], "no-cache", "{path}");
+    }
+    let (status, v) = send(c.get(format!("{}{prefix}nope.js", server.base)));
+    assert_eq!(status, 404);
+    assert_eq!(v["status"], "error");
+    // index.html only at the page's URLs (it is not a versioned file).
+    let (status, _) = send(c.get(format!("{}{prefix}index.html", server.base)));
+    assert_eq!(status, 404);
+    // The modules import each other relatively, so that all come from the
+    // versioned directory (an absolute /ui/ import would load a second,
+    // unversioned copy).
+    for name in ["app.js", "chart.js", "page.js", "dashboard.js"] {
+        let js = c
+            .get(format!("{}{prefix}{name}", server.base))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(!js.contains("from '/ui/"), "{name}");
+    }
+}

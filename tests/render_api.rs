@@ -250,3 +250,139 @@ fn chart_query_binary_format_holds_the_json_answer_as_f32() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v["error"].as_str().unwrap().contains("\"format\""), "{v}");
 }
+
+/// Splits a batch answer (`OSB1`, then index, status, length, body per
+/// query) into `(index, status, body)` frames.
+fn batch_frames(bytes: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+    assert_eq!(&bytes[..4], b"OSB1", "{}", String::from_utf8_lossy(bytes));
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut at = 4;
+    while at < bytes.len() {
+        let len = u32_at(at + 8) as usize;
+        out.push((
+            u32_at(at),
+            u32_at(at + 4),
+            bytes[at + 12..at + 12 + len].to_vec(),
+        ));
+        at += 12 + len;
+    }
+    assert_eq!(at, bytes.len(), "no partial frame");
+    out
+}
+
+fn post_batch(base: &str, body: &str) -> (u16, String, Vec<u8>) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/dashboard/query_batch"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("server answers");
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ct, resp.bytes().unwrap().to_vec())
+}
+
+#[test]
+fn chart_batch_answers_each_query_as_the_single_query_does() {
+    let dir = artifact_dir("chart-batch");
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    let t0 = load(&server);
+    let (start, end) = (t0 / 1000, (t0 + 3_600_000) / 1000);
+    let queries = [
+        ("load", "60", "{{pod}}"),
+        ("sum(", "60", ""),
+        ("max(load)", "17", ""),
+        ("load{pod=\"flat\"}", "300", "{{pod}}"),
+    ];
+    let body = serde_json::json!({"queries": queries.iter().map(|(q, w, l)| serde_json::json!({
+        "query": q, "start": start, "end": end.to_string(), "width": w.parse::<u32>().unwrap(), "legend": l,
+    })).collect::<Vec<_>>()});
+    let (status, ct, bytes) = post_batch(&server.base, &body.to_string());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(ct, "application/x-osprey-chart-batch");
+    let frames = batch_frames(&bytes);
+    let mut seen: Vec<u32> = frames.iter().map(|f| f.0).collect();
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2, 3], "one frame per query");
+    for (i, status, body) in &frames {
+        let (q, w, l) = queries[*i as usize];
+        let single = format!(
+            "{}/api/v1/dashboard/query_range?query={}&start={start}&end={end}&width={w}&legend={}&format=binary",
+            server.base,
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
+            form_urlencoded::byte_serialize(l.as_bytes()).collect::<String>(),
+        );
+        let (s, _, want) = fetch(&single);
+        assert_eq!(*status as u16, s, "query {i} ({q})");
+        if s == 200 {
+            assert_eq!(body, &want, "query {i} ({q}): the single query's bytes");
+        } else {
+            // The error the single query gives, as JSON.
+            let got: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let want: serde_json::Value = serde_json::from_slice(&want).unwrap();
+            assert_eq!(got, want, "query {i}");
+            assert_eq!(got["errorType"], "bad_data");
+        }
+    }
+    assert_eq!(frames.iter().filter(|f| f.1 == 200).count(), 3);
+}
+
+#[test]
+fn chart_batch_refuses_bad_input_by_name_and_evaluates_nothing() {
+    let dir = artifact_dir("chart-batch-bad");
+    let server = ServerProcess::start(&dir.join("data"), None, &dir);
+    load(&server);
+    let many = format!(
+        r#"{{"queries": [{}]}}"#,
+        vec![r#"{"query": "load"}"#; 101].join(",")
+    );
+    for (body, want) in [
+        ("not json", "not JSON"),
+        (r#"{"queries": []}"#, "empty"),
+        (r#"{"queries": "load"}"#, "array"),
+        (r#"{"query": "load"}"#, "\"query\""),
+        (
+            r#"{"queries": [{"query": "load"}, {"query": "load", "width": 0}]}"#,
+            "queries[1]: invalid parameter \"width\"",
+        ),
+        (
+            r#"{"queries": [{"query": "load", "start": "yesterday"}]}"#,
+            "queries[0]: invalid parameter \"start\"",
+        ),
+        (
+            r#"{"queries": [{"query": "load", "start": 100, "end": 10}]}"#,
+            "\"end\"",
+        ),
+        (
+            r#"{"queries": [{"query": "load", "step": "1ms", "start": 0, "end": 86400}]}"#,
+            "\"step\"",
+        ),
+        (
+            r#"{"queries": [{"query": ""}]}"#,
+            "queries[0]: invalid parameter \"query\"",
+        ),
+        (
+            r#"{"queries": [{"query": "load", "format": "json"}]}"#,
+            "\"format\"",
+        ),
+        (many.as_str(), "at most 100"),
+    ] {
+        let (status, ct, bytes) = post_batch(&server.base, body);
+        assert_eq!(status, 400, "{body}: {}", String::from_utf8_lossy(&bytes));
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["errorType"], "bad_data");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    // Reading only: GET is not the method.
+    let (status, _, bytes) = fetch(&format!("{}/api/v1/dashboard/query_batch", server.base));
+    assert_eq!(status, 405, "{}", String::from_utf8_lossy(&bytes));
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["status"], "error");
+}

@@ -37,6 +37,7 @@ const ALIASES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/metric-export-schema", "read"),
     ("get", "/api/v1/metric-export/", "read"),
     ("get", "/ui/{file}", "none"),
+    ("get", "/ui/v/{version}/{file}", "none"),
 ];
 
 /// What the router's `{*path}` wildcard of the Heapster model API stands
@@ -263,6 +264,7 @@ impl Fixture {
             .replace("{name}", "namespace")
             .replace("{uid}", "keep")
             .replace("{file}", "app.js")
+            .replace("{version}", osprey_dashboard::assets::VERSION)
             .replace("{id}", id)
     }
 

@@ -764,6 +764,59 @@ fn check_dashboards(w: &World) {
         )
         .is_empty()
     );
+    // The batch of a dashboard's chart queries: the same scope for each.
+    let batch = |token: Option<&str>, queries: &[&str]| -> (u16, Vec<Vec<String>>) {
+        let body = json!({"queries": queries.iter()
+            .map(|q| json!({"query": q, "start": start, "end": end}))
+            .collect::<Vec<_>>()});
+        let mut req = client()
+            .post(format!("{base}/api/v1/dashboard/query_batch"))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().unwrap();
+        if status != 200 {
+            return (status, Vec::new());
+        }
+        assert_eq!(&bytes[..4], b"OSB1");
+        let mut out = vec![Vec::new(); queries.len()];
+        let mut at = 4;
+        while at < bytes.len() {
+            let word = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+            let (i, st, len) = (word(at), word(at + 4), word(at + 8));
+            assert_eq!(st, 200, "query {i}");
+            let body = &bytes[at + 12..at + 12 + len];
+            let h = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+            let head: Value = serde_json::from_slice(&body[8..8 + h]).unwrap();
+            out[i] = head["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["metric"]["namespace"].as_str().unwrap_or("").to_string())
+                .collect();
+            at += 12 + len;
+        }
+        (status, out)
+    };
+    let all = [
+        "container_memory_working_set_bytes",
+        "{__name__=~\".+\", namespace!=\"a\"}",
+        "container_memory_working_set_bytes{namespace=\"b\"}",
+    ];
+    let (s, got) = batch(Some(A_READ), &all);
+    assert_eq!(s, 200);
+    assert_eq!(got[0], ["a"]);
+    assert!(got[1].is_empty() && got[2].is_empty(), "{got:?}");
+    let (s, got) = batch(Some(ADMIN), &all);
+    assert_eq!(s, 200);
+    assert_eq!(got[0], ["a", "b"]);
+    assert_eq!(got[2], ["b"]);
+    let (s, got) = batch(Some(B_READ), &all[..1]);
+    assert_eq!((s, got), (200, vec![vec!["b".to_string()]]));
+    assert_eq!(batch(None, &all).0, 401);
     let svg = |token| {
         client()
             .get(format!("{base}/api/v1/render"))

@@ -42,5 +42,14 @@ mod tests {
         assert!(super::get("app.js").is_some());
         assert!(super::index().bytes.starts_with(b"<!doctype html>"));
         assert!(super::get("../Cargo.toml").is_none());
+        let index = std::str::from_utf8(super::index().bytes).unwrap();
+        assert!(
+            index.contains(&format!("src=\"/ui/v/{}/app.js\"", super::VERSION)),
+            "{index}"
+        );
+        assert!(
+            !index.contains("\"/ui/app.js"),
+            "every file is loaded by version"
+        );
     }
 }

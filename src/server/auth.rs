@@ -42,6 +42,7 @@ const READ_ONLY_POSTS: &[&str] = &[
     "/api/v1/query_range",
     "/api/v1/series",
     "/api/v1/labels",
+    "/api/v1/dashboard/query_batch",
 ];
 
 /// Endpoints that push data.

@@ -13,6 +13,7 @@
 
 pub mod alerting;
 pub mod auth;
+pub mod chart_batch;
 pub mod chart_query;
 pub mod config;
 pub mod dashboards;
@@ -80,6 +81,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route(
             "/api/v1/dashboard/query_range",
             axum::routing::get(chart_query::query_range),
+        )
+        .route(
+            "/api/v1/dashboard/query_batch",
+            axum::routing::post(chart_batch::query_batch),
         )
         .merge(crate::logs::api::routes())
         .merge(alerting::routes())

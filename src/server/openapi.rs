@@ -72,6 +72,12 @@ const OPS: &[Op] = &[
         auth: "read",
     },
     Op {
+        method: "post",
+        path: "/api/v1/dashboard/query_batch",
+        summary: "Several chart queries in one request, body {queries: [{query, start, end, step, width, legend}]} (at most 100; each as /api/v1/dashboard/query_range takes it): evaluated a few at a time and streamed as each is ready (application/x-osprey-chart-batch: OSB1, then per query its index, HTTP status and length as u32 little-endian and its binary chart answer or JSON error). 400 names the query and parameter at fault.",
+        auth: "read",
+    },
+    Op {
         method: "get",
         path: "/api/v1/dashboards",
         summary: "List dashboards (uid, title, tags, version, provisioned), by title.",

@@ -135,14 +135,26 @@ impl HeadSeries {
     /// All samples in `[start, end]`, sorted, out-of-order ones merged in.
     fn samples(&self, spill: &ChunkSpill, start: i64, end: i64) -> Vec<Sample> {
         let mut out = Vec::new();
+        // One buffer for every chunk read from the spill file.
+        let mut buf = Vec::new();
+        let decode = |bytes: &[u8], out: &mut Vec<Sample>, whole: bool| {
+            let it = XorIter::new(bytes);
+            out.reserve(it.total());
+            if whole {
+                out.extend(it);
+            } else {
+                out.extend(it.filter(|s| s.t >= start && s.t <= end));
+            }
+        };
         for c in &self.sealed {
             if c.max_t() >= start && c.min_t <= end {
-                let bytes = spill.load(&c.loc);
-                out.extend(XorIter::new(&bytes).filter(|s| s.t >= start && s.t <= end));
+                let whole = c.min_t >= start && c.max_t() <= end;
+                decode(spill.load_into(&c.loc, &mut buf), &mut out, whole);
             }
         }
         if !self.open.is_empty() && self.open.last_t() >= start && self.open_min_t <= end {
-            out.extend(XorIter::new(self.open.bytes()).filter(|s| s.t >= start && s.t <= end));
+            let whole = self.open_min_t >= start && self.open.last_t() <= end;
+            decode(self.open.bytes(), &mut out, whole);
         }
         let ooo: Vec<Sample> = self
             .ooo

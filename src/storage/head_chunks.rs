@@ -118,20 +118,34 @@ impl ChunkSpill {
     pub fn load<'a>(&self, loc: &'a ChunkLoc) -> Cow<'a, [u8]> {
         match loc {
             ChunkLoc::Mem(b) => Cow::Borrowed(b),
+            ChunkLoc::File { .. } => {
+                let mut buf = Vec::new();
+                self.load_into(loc, &mut buf);
+                Cow::Owned(buf)
+            }
+        }
+    }
+
+    /// [`ChunkSpill::load`] reading a chunk from the file into `buf`, so
+    /// that a query reading many chunks reuses one buffer.
+    pub fn load_into<'a>(&self, loc: &'a ChunkLoc, buf: &'a mut Vec<u8>) -> &'a [u8] {
+        match loc {
+            ChunkLoc::Mem(b) => b,
             ChunkLoc::File { off, off_hi, len } => {
-                let off = &((*off as u64) | ((*off_hi as u64) << 32));
-                let mut buf = vec![0u8; *len as usize];
+                let off = (*off as u64) | ((*off_hi as u64) << 32);
+                buf.clear();
+                buf.resize(*len as usize, 0);
                 let res = match (&self.file, &self.dir) {
-                    (Some(f), _) => f.read_exact_at(&mut buf, *off),
+                    (Some(f), _) => f.read_exact_at(buf, off),
                     (None, Some(dir)) => File::open(dir.join(format!("{:08}", self.seq)))
-                        .and_then(|f| f.read_exact_at(&mut buf, *off)),
+                        .and_then(|f| f.read_exact_at(buf, off)),
                     (None, None) => Err(std::io::Error::other("no head chunk file")),
                 };
                 if let Err(err) = res {
                     tracing::error!(%err, "cannot read head chunk");
                     buf.clear();
                 }
-                Cow::Owned(buf)
+                buf
             }
         }
     }

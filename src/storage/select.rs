@@ -35,19 +35,31 @@ pub struct SeriesSet {
 
 impl SeriesSet {
     fn load(&self, labels: Labels, parts: SeriesParts) -> Result<Series> {
+        if parts.blocks.is_empty() {
+            // Only head samples (the recent hours): already in range and
+            // sorted, taken as they are.
+            return Ok(Series {
+                labels,
+                samples: parts.head,
+            });
+        }
         let mut samples = Vec::new();
         for (block, refs) in &parts.blocks {
             for c in refs {
                 let decoded = block.read_samples(c)?;
-                samples.extend(
-                    decoded
-                        .into_iter()
-                        .filter(|s| s.t >= self.start && s.t <= self.end),
-                );
+                if c.min_t >= self.start && c.max_t <= self.end {
+                    samples.extend_from_slice(&decoded);
+                } else {
+                    samples.extend(
+                        decoded
+                            .into_iter()
+                            .filter(|s| s.t >= self.start && s.t <= self.end),
+                    );
+                }
             }
         }
         let sorted_before = samples.len();
-        samples.extend(parts.head);
+        samples.extend_from_slice(&parts.head);
         if sorted_before > 0
             && sorted_before < samples.len()
             && samples[sorted_before].t <= samples[sorted_before - 1].t

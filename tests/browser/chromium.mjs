@@ -10,12 +10,12 @@ export const CHROMIUM = process.env.OSPREY_CHROMIUM || '/usr/bin/chromium';
 export const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 
-export async function launch({ width = 1280, height = 900 } = {}) {
+export async function launch({ width = 1280, height = 900, deviceScaleFactor = 1 } = {}) {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM} (apt-get install chromium)`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'osprey-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, args: FLAGS,
-    viewport: { width, height }, timezoneId: 'UTC', locale: 'en-US',
+    viewport: { width, height }, deviceScaleFactor, timezoneId: 'UTC', locale: 'en-US',
   });
   const errors = [];
   const watch = (page) => {

@@ -149,10 +149,15 @@ try {
   await page.reload();
   await waitReady(page);
   await assertPanels();
+  // The graph's and the singlestat's queries (on screen together) went to
+  // the server as one batch request, not one request each.
+  const chartRequests = await page.evaluate(() => performance.getEntriesByType('resource')
+    .map((e) => new URL(e.name).pathname).filter((p) => p.startsWith('/api/v1/dashboard/')));
+  assert.deepEqual(chartRequests, ['/api/v1/dashboard/query_batch'], 'one batch for the charts on screen');
   await page.goto(`${base}/#/dashboards`);
   await waitReady(page);
   await page.locator('#dashboards-table a', { hasText: 'E2E board' }).waitFor();
-  check('the dashboard is found again after a reload');
+  check('the dashboard is found again after a reload, its charts queried in one batch');
 
   step = 'export';
   await page.goto(`${base}/#/d/${uid}`);

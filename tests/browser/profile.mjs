@@ -5,15 +5,15 @@
 // canvas raster = `CanvasRenderingContext2D::FinalizeFrame`, GC, layout),
 // then the API requests' timing. The trace itself is written to
 // `trace.json` in the given directory (load it in chrome://tracing or
-// Perfetto). Usage: node profile.mjs <url> [out-dir] [warm=2]
+// Perfetto). Usage: node profile.mjs <url> [out-dir] [warm=2] [devicePixelRatio=1]
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, waitReady } from './chromium.mjs';
 
-const [url, outDir = '.', warmArg = '2'] = process.argv.slice(2);
+const [url, outDir = '.', warmArg = '2', dprArg = '1'] = process.argv.slice(2);
 const CATEGORIES = ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'blink', 'toplevel', 'loading'];
-const { page, close } = await launch({ width: 1400, height: 2400 });
+const { page, close } = await launch({ width: 1400, height: 2400, deviceScaleFactor: Number(dprArg) || 1 });
 const cdp = await page.context().newCDPSession(page);
 try {
   for (let i = 0; i < Number(warmArg); i++) {

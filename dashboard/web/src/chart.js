@@ -3,10 +3,12 @@
 // that peaks stay visible; a legend table with min/max/avg/last; drag to
 // zoom (sets the shared time range); a cursor shared by every chart.
 
-import uPlot from '/ui/uPlot.esm.js';
+// Relative: the page loads every module from one versioned directory.
+import uPlot from './uPlot.esm.js';
 import { fmt } from './units.js';
 import { timeState } from './time.js';
 import { orNull } from './wire.js';
+import { lineWidth } from './pixels.js';
 
 export const PALETTE = ['#7EB26D', '#EAB839', '#6ED0E0', '#EF843C', '#E24D42', '#1F78C1', '#BA43A9', '#705DA0', '#508642', '#CCA300'];
 
@@ -158,12 +160,7 @@ export function drawChart(el, results, opts = {}) {
     series: [{}, ...series.map((s, i) => ({
       label: s.name,
       stroke: PALETTE[i % PALETTE.length],
-      // 1 px, not more: Skia draws strokes of at most one device pixel as
-      // hairlines, and anything wider as an outline polygon filled with
-      // antialiasing. For 50 zig-zagging min/max series that was ~70 ms of
-      // canvas raster per chart (1.25 px) against ~10 ms (1 px): see
-      // docs/benchmarks.md, dashboard.
-      width: 1,
+      width: lineWidth(),
       spanGaps: false,
       points: { show: false },
     }))],

@@ -44,3 +44,48 @@ export function decodeChart(buf) {
 
 /** A bucket value as uPlot wants it: null for a gap (JSON null or NaN). */
 export const orNull = (v) => (v === null || v === undefined || v !== v ? null : v);
+
+/**
+ * Splits the batch answer of `POST /api/v1/dashboard/query_batch` (see
+ * src/server/chart_batch.rs) into frames as its bytes arrive: "OSB1", then
+ * per query its index, HTTP status and body length (u32 little-endian)
+ * and the body (a binary chart answer for 200, a JSON error otherwise).
+ * `push(chunk)` returns the frames completed by that chunk, each
+ * {index, status, body: ArrayBuffer of its own}.
+ */
+export class BatchFrames {
+  constructor() {
+    this.buf = new Uint8Array(0);
+    this.magic = false;
+  }
+
+  push(chunk) {
+    const joined = new Uint8Array(this.buf.length + chunk.length);
+    joined.set(this.buf, 0);
+    joined.set(chunk, this.buf.length);
+    let at = 0;
+    const out = [];
+    if (!this.magic) {
+      if (joined.length < 4) { this.buf = joined; return out; }
+      if (String.fromCharCode(...joined.subarray(0, 4)) !== 'OSB1') throw new Error('not a batch chart answer (no OSB1 mark)');
+      this.magic = true;
+      at = 4;
+    }
+    const dv = new DataView(joined.buffer, joined.byteOffset, joined.byteLength);
+    while (joined.length - at >= 12) {
+      const len = dv.getUint32(at + 8, true);
+      if (joined.length - at - 12 < len) break;
+      out.push({
+        index: dv.getUint32(at, true),
+        status: dv.getUint32(at + 4, true),
+        body: joined.slice(at + 12, at + 12 + len).buffer,
+      });
+      at += 12 + len;
+    }
+    this.buf = joined.subarray(at);
+    return out;
+  }
+
+  /** True when no partial frame is left over (the answer ended cleanly). */
+  get clean() { return this.magic && this.buf.length === 0; }
+}
