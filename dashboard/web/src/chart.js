@@ -160,7 +160,7 @@ export function drawChart(el, results, opts = {}) {
     series: [{}, ...series.map((s, i) => ({
       label: s.name,
       stroke: PALETTE[i % PALETTE.length],
-      width: lineWidth(),
+      width: lineWidth(undefined, undefined, series.length),
       spanGaps: false,
       points: { show: false },
     }))],
