@@ -240,20 +240,44 @@ fn thread_class(comm: &str) -> &'static str {
 /// Threads that exit between two samples take their last few ms with
 /// them; that CPU is still in the process total, so each sample gives the
 /// process's growth minus the living threads' growth (what exited threads
-/// used since their last sample) to the classes of the threads that
-/// vanished, in proportion to what they used in their last interval.
-/// What cannot be placed (threads born and gone between two samples, read
-/// skew) stays in `unattributed`; the classes plus it equal the process
-/// total.
+/// used since their last sample) to the threads that vanished, in
+/// proportion to what they used in their last interval. What cannot be
+/// placed (threads born and gone between two samples, read skew) stays in
+/// `unattributed`; the classes plus it equal the process total.
+///
+/// A new thread bears its parent's name until it sets its own (tantivy's
+/// threads are started by Osprey's indexer), so a thread's name is read
+/// again in its first samples and its CPU counted under its last class.
 struct ThreadCpu {
-    /// tid → (class, ns at the last sample, ns used in the last interval).
-    threads: BTreeMap<u32, (&'static str, u64, u64)>,
+    threads: BTreeMap<u32, Seen>,
+    /// CPU of exited threads, by class, and how many there were.
+    finished: BTreeMap<&'static str, (u64, usize)>,
     process_ns: u64,
-    totals: BTreeMap<&'static str, u64>,
-    /// Threads of each class seen (tantivy starts an indexing thread per
-    /// segment, so its count is the number of commits plus one).
-    started: BTreeMap<&'static str, usize>,
     unattributed: i64,
+}
+
+/// A thread as last sampled.
+struct Seen {
+    class: &'static str,
+    /// Samples it has been in (its name is read again in the first few).
+    samples: u32,
+    /// schedstat ns at the last sample.
+    ns: u64,
+    /// ns used in the last interval.
+    last: u64,
+    /// ns counted for it during the phase.
+    counted: u64,
+}
+
+fn read_schedstat(tid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+}
+
+fn read_class(tid: u32) -> &'static str {
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
+    thread_class(comm.trim())
 }
 
 impl ThreadCpu {
@@ -263,12 +287,8 @@ impl ThreadCpu {
             return out;
         };
         for e in dir.filter_map(Result::ok) {
-            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
-            if let Some(ns) = std::fs::read_to_string(e.path().join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            if let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok())
+                && let Some(ns) = read_schedstat(tid)
             {
                 out.push((tid, ns));
             }
@@ -280,89 +300,117 @@ impl ThreadCpu {
     fn start() -> Self {
         let mut me = Self {
             threads: BTreeMap::new(),
+            finished: BTreeMap::new(),
             process_ns: 0,
-            totals: BTreeMap::new(),
-            started: BTreeMap::new(),
             unattributed: 0,
         };
         me.sample();
-        me.totals.clear();
-        me.unattributed = 0;
+        for t in me.threads.values_mut() {
+            t.counted = 0;
+        }
         me
     }
 
     fn sample(&mut self) {
-        let live = Self::read_threads();
+        let mut live = Self::read_threads();
+        // Listing /proc/self/task while threads come and go can skip a
+        // living thread: a known thread missing from the list is asked
+        // for directly, and only counted as gone when it really is (else
+        // it would come back as new and be counted twice).
+        let listed: std::collections::BTreeSet<u32> = live.iter().map(|(t, _)| *t).collect();
+        for tid in self.threads.keys().filter(|t| !listed.contains(t)) {
+            if let Some(ns) = read_schedstat(*tid) {
+                live.push((*tid, ns));
+            }
+        }
         let process_ns = process_cpu_ns();
         let mut seen = std::collections::BTreeSet::new();
         let mut live_growth = 0u64;
         for (tid, ns) in live {
             seen.insert(tid);
-            let entry = self.threads.entry(tid).or_insert_with(|| {
-                let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-                    .unwrap_or_default();
-                let class = thread_class(comm.trim());
-                *self.started.entry(class).or_default() += 1;
-                // Born since the last sample: all its CPU is new.
-                (class, 0, 0)
+            // Born since the last sample: all its CPU is new.
+            let t = self.threads.entry(tid).or_insert(Seen {
+                class: "rest",
+                samples: 0,
+                ns: 0,
+                last: 0,
+                counted: 0,
             });
-            let d = ns.saturating_sub(entry.1);
-            *self.totals.entry(entry.0).or_default() += d;
+            if t.samples < 5 {
+                t.class = read_class(tid);
+            }
+            t.samples += 1;
+            let d = ns.saturating_sub(t.ns);
+            t.counted += d;
             live_growth += d;
-            entry.1 = ns;
-            entry.2 = d;
+            t.ns = ns;
+            t.last = d;
         }
-        let gone: Vec<(u32, (&'static str, u64, u64))> = self
+        let gone: Vec<u32> = self
             .threads
-            .iter()
-            .filter(|(tid, _)| !seen.contains(tid))
-            .map(|(t, v)| (*t, *v))
+            .keys()
+            .filter(|tid| !seen.contains(tid))
+            .copied()
             .collect();
         let residue = process_ns.saturating_sub(self.process_ns) as i64 - live_growth as i64;
         if self.process_ns == 0 {
             // The first sample only sets the bases.
         } else if residue > 0 && !gone.is_empty() {
-            let weights: u64 = gone.iter().map(|(_, v)| v.2).sum();
-            for (_, (class, _, last)) in &gone {
-                let share = if weights == 0 {
+            let weights: u64 = gone.iter().map(|t| self.threads[t].last).sum();
+            for tid in &gone {
+                let t = self.threads.get_mut(tid).expect("known");
+                t.counted += if weights == 0 {
                     residue as u64 / gone.len() as u64
                 } else {
-                    (residue as u128 * *last as u128 / weights as u128) as u64
+                    (residue as u128 * t.last as u128 / weights as u128) as u64
                 };
-                *self.totals.entry(class).or_default() += share;
             }
         } else {
             self.unattributed += residue;
         }
-        for (tid, _) in gone {
-            self.threads.remove(&tid);
+        for tid in gone {
+            let t = self.threads.remove(&tid).expect("known");
+            let f = self.finished.entry(t.class).or_default();
+            f.0 += t.counted;
+            f.1 += 1;
         }
         self.process_ns = process_ns;
     }
 
-    fn secs(&self, class: &str) -> f64 {
-        self.totals.get(class).copied().unwrap_or(0) as f64 / 1e9
+    /// CPU ns and threads seen per class.
+    fn totals(&self) -> BTreeMap<&'static str, (u64, usize)> {
+        let mut totals = self.finished.clone();
+        for t in self.threads.values() {
+            let e = totals.entry(t.class).or_default();
+            e.0 += t.counted;
+            e.1 += 1;
+        }
+        totals
     }
 
-    /// `| class | CPU-s | share | MB per CPU-s |` rows for `raw` bytes.
+    /// `| class | threads | CPU-s | cores | share | MB per CPU-s |` rows
+    /// for `raw` bytes.
     fn print(&self, raw: usize, wall_s: f64) {
+        let totals = self.totals();
         let total: f64 =
-            self.totals.values().sum::<u64>() as f64 / 1e9 + self.unattributed as f64 / 1e9;
+            totals.values().map(|v| v.0).sum::<u64>() as f64 / 1e9 + self.unattributed as f64 / 1e9;
         println!(
             "| thread class | threads seen | CPU-s | cores over the phase | share | raw MB per CPU-s of it |"
         );
         println!("|---|---|---|---|---|---|");
-        let mut rows: Vec<(&str, f64)> = self.totals.keys().map(|c| (*c, self.secs(c))).collect();
+        let mut rows: Vec<(&str, usize, f64)> = totals
+            .iter()
+            .map(|(c, (ns, n))| (*c, *n, *ns as f64 / 1e9))
+            .collect();
         // Read skew between a thread's and the process's clock is a few
         // µs; only a real remainder gets a row.
         if self.unattributed.abs() >= 5_000_000 {
-            rows.push(("unattributed", self.unattributed as f64 / 1e9));
+            rows.push(("unattributed", 0, self.unattributed as f64 / 1e9));
         }
-        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-        for (class, s) in rows {
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        for (class, n, s) in rows {
             println!(
-                "| {class} | {} | {s:.2} | {:.2} | {:.0} % | {:.1} |",
-                self.started.get(class).copied().unwrap_or(0),
+                "| {class} | {n} | {s:.2} | {:.2} | {:.0} % | {:.1} |",
                 s / wall_s,
                 100.0 * s / total,
                 raw as f64 / 1e6 / s
@@ -414,7 +462,10 @@ impl Sampler {
     fn now(&self) -> BTreeMap<&'static str, f64> {
         let mut c = self.cpu.lock().unwrap();
         c.sample();
-        c.totals.keys().map(|k| (*k, c.secs(k))).collect()
+        c.totals()
+            .into_iter()
+            .map(|(k, (ns, _))| (k, ns as f64 / 1e9))
+            .collect()
     }
 }
 
