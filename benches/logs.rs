@@ -17,8 +17,16 @@
 //! `OSPREY_BENCH_LOG_LINES` sets N (default 1 000 000);
 //! `OSPREY_BENCH_LOG_COMPRESS=0` stores the documents without LZ4;
 //! `OSPREY_BENCH_LOG_COMPARE=0` skips grep and SQLite;
+//! `OSPREY_BENCH_LOG_QUERIES=0` stops after indexing (profiling);
 //! `OSPREY_BENCH_LOG_IDLE_BYTES` sets `commit_idle_bytes` (0 turns the
 //! idle commit off).
+//!
+//! The indexing phase's CPU is also reported per thread class (tantivy's
+//! indexing threads, Osprey's indexer, merges, the docstore compressor, the
+//! rest), from `/proc/self/task/<tid>/schedstat` sampled every 10 ms by a
+//! thread of the benchmark (see [`ThreadCpu`]): tantivy starts a new
+//! indexing thread (and docstore thread) for every segment, so threads come
+//! and go during the phase.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -201,6 +209,275 @@ fn cpu_secs() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Process CPU time (every thread, living or exited), nanoseconds.
+fn process_cpu_ns() -> u64 {
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// The class a thread's name (`comm`, cut to 15 bytes) puts it in.
+fn thread_class(comm: &str) -> &'static str {
+    if comm.starts_with("thrd-tantivy-in") {
+        "tantivy indexing"
+    } else if comm.starts_with("osprey-log-inde") {
+        "osprey indexer"
+    } else if comm.starts_with("merge_thread") {
+        "merges"
+    } else if comm.starts_with("docstore-compre") {
+        "docstore compressor"
+    } else if comm.starts_with("segment_updater") {
+        "segment updater"
+    } else if comm.starts_with("bench-sampler") {
+        "benchmark sampler"
+    } else {
+        "rest"
+    }
+}
+
+/// CPU time per thread class, from each thread's `schedstat` (ns on CPU).
+///
+/// Threads that exit between two samples take their last few ms with
+/// them; that CPU is still in the process total, so each sample gives the
+/// process's growth minus the living threads' growth (what exited threads
+/// used since their last sample) to the threads that vanished, in
+/// proportion to what they used in their last interval. What cannot be
+/// placed (threads born and gone between two samples, read skew) stays in
+/// `unattributed`; the classes plus it equal the process total.
+///
+/// A new thread bears its parent's name until it sets its own (tantivy's
+/// threads are started by Osprey's indexer), so a thread's name is read
+/// again in its first samples and its CPU counted under its last class.
+struct ThreadCpu {
+    threads: BTreeMap<u32, Seen>,
+    /// CPU of exited threads, by class, and how many there were.
+    finished: BTreeMap<&'static str, (u64, usize)>,
+    process_ns: u64,
+    unattributed: i64,
+}
+
+/// A thread as last sampled.
+struct Seen {
+    class: &'static str,
+    /// Samples it has been in (its name is read again in the first few).
+    samples: u32,
+    /// schedstat ns at the last sample.
+    ns: u64,
+    /// ns used in the last interval.
+    last: u64,
+    /// ns counted for it during the phase.
+    counted: u64,
+}
+
+fn read_schedstat(tid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+}
+
+fn read_class(tid: u32) -> &'static str {
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
+    thread_class(comm.trim())
+}
+
+impl ThreadCpu {
+    fn read_threads() -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+            return out;
+        };
+        for e in dir.filter_map(Result::ok) {
+            if let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok())
+                && let Some(ns) = read_schedstat(tid)
+            {
+                out.push((tid, ns));
+            }
+        }
+        out
+    }
+
+    /// Starts counting: what every living thread used so far is the base.
+    fn start() -> Self {
+        let mut me = Self {
+            threads: BTreeMap::new(),
+            finished: BTreeMap::new(),
+            process_ns: 0,
+            unattributed: 0,
+        };
+        me.sample();
+        for t in me.threads.values_mut() {
+            t.counted = 0;
+        }
+        me
+    }
+
+    fn sample(&mut self) {
+        let mut live = Self::read_threads();
+        // Listing /proc/self/task while threads come and go can skip a
+        // living thread: a known thread missing from the list is asked
+        // for directly, and only counted as gone when it really is (else
+        // it would come back as new and be counted twice).
+        let listed: std::collections::BTreeSet<u32> = live.iter().map(|(t, _)| *t).collect();
+        for tid in self.threads.keys().filter(|t| !listed.contains(t)) {
+            if let Some(ns) = read_schedstat(*tid) {
+                live.push((*tid, ns));
+            }
+        }
+        let process_ns = process_cpu_ns();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut live_growth = 0u64;
+        for (tid, ns) in live {
+            seen.insert(tid);
+            // Born since the last sample: all its CPU is new.
+            let t = self.threads.entry(tid).or_insert(Seen {
+                class: "rest",
+                samples: 0,
+                ns: 0,
+                last: 0,
+                counted: 0,
+            });
+            if t.samples < 5 {
+                t.class = read_class(tid);
+            }
+            t.samples += 1;
+            let d = ns.saturating_sub(t.ns);
+            t.counted += d;
+            live_growth += d;
+            t.ns = ns;
+            t.last = d;
+        }
+        let gone: Vec<u32> = self
+            .threads
+            .keys()
+            .filter(|tid| !seen.contains(tid))
+            .copied()
+            .collect();
+        let residue = process_ns.saturating_sub(self.process_ns) as i64 - live_growth as i64;
+        if self.process_ns == 0 {
+            // The first sample only sets the bases.
+        } else if residue > 0 && !gone.is_empty() {
+            let weights: u64 = gone.iter().map(|t| self.threads[t].last).sum();
+            for tid in &gone {
+                let t = self.threads.get_mut(tid).expect("known");
+                t.counted += if weights == 0 {
+                    residue as u64 / gone.len() as u64
+                } else {
+                    (residue as u128 * t.last as u128 / weights as u128) as u64
+                };
+            }
+        } else {
+            self.unattributed += residue;
+        }
+        for tid in gone {
+            let t = self.threads.remove(&tid).expect("known");
+            let f = self.finished.entry(t.class).or_default();
+            f.0 += t.counted;
+            f.1 += 1;
+        }
+        self.process_ns = process_ns;
+    }
+
+    /// CPU ns and threads seen per class.
+    fn totals(&self) -> BTreeMap<&'static str, (u64, usize)> {
+        let mut totals = self.finished.clone();
+        for t in self.threads.values() {
+            let e = totals.entry(t.class).or_default();
+            e.0 += t.counted;
+            e.1 += 1;
+        }
+        totals
+    }
+
+    /// `| class | threads | CPU-s | cores | share | MB per CPU-s |` rows
+    /// for `raw` bytes.
+    fn print(&self, raw: usize, wall_s: f64) {
+        let totals = self.totals();
+        let total: f64 =
+            totals.values().map(|v| v.0).sum::<u64>() as f64 / 1e9 + self.unattributed as f64 / 1e9;
+        println!(
+            "| thread class | threads seen | CPU-s | cores over the phase | share | raw MB per CPU-s of it |"
+        );
+        println!("|---|---|---|---|---|---|");
+        let mut rows: Vec<(&str, usize, f64)> = totals
+            .iter()
+            .map(|(c, (ns, n))| (*c, *n, *ns as f64 / 1e9))
+            .collect();
+        // Read skew between a thread's and the process's clock is a few
+        // µs; only a real remainder gets a row.
+        if self.unattributed.abs() >= 5_000_000 {
+            rows.push(("unattributed", 0, self.unattributed as f64 / 1e9));
+        }
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        for (class, n, s) in rows {
+            println!(
+                "| {class} | {n} | {s:.2} | {:.2} | {:.0} % | {:.1} |",
+                s / wall_s,
+                100.0 * s / total,
+                raw as f64 / 1e6 / s
+            );
+        }
+        println!(
+            "| all (process) | | {total:.2} | {:.2} | 100 % | {:.1} |",
+            total / wall_s,
+            raw as f64 / 1e6 / total
+        );
+    }
+}
+
+/// Samples [`ThreadCpu`] every 10 ms on a thread of its own until dropped.
+struct Sampler {
+    cpu: Arc<std::sync::Mutex<ThreadCpu>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start() -> Self {
+        let cpu = Arc::new(std::sync::Mutex::new(ThreadCpu::start()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (cpu.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("bench-sampler".into())
+            .spawn(move || {
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    c.lock().unwrap().sample();
+                }
+            })
+            .expect("sampler thread");
+        Self {
+            cpu,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// A sample now, and the figures so far.
+    fn report(&self, raw: usize, wall_s: f64) {
+        let mut c = self.cpu.lock().unwrap();
+        c.sample();
+        c.print(raw, wall_s);
+    }
+
+    fn now(&self) -> BTreeMap<&'static str, f64> {
+        let mut c = self.cpu.lock().unwrap();
+        c.sample();
+        c.totals()
+            .into_iter()
+            .map(|(k, (ns, _))| (k, ns as f64 / 1e9))
+            .collect()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn time_runs(runs: usize, mut f: impl FnMut() -> usize) -> (f64, f64, usize) {
     let mut hits = 0;
     for _ in 0..3 {
@@ -275,19 +552,23 @@ fn main() {
     // The pushes' copies of the lines are made before the clock starts:
     // the figure is the store's work, not the benchmark's.
     let chunks: Vec<Vec<PreparedLine>> = lines.chunks(20_000).map(<[_]>::to_vec).collect();
+    let sampler = Sampler::start();
     let (cpu0, t0) = (cpu_secs(), Instant::now());
     let chunks = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
     let pushers: Vec<_> = (0..4)
         .map(|_| {
             let (store, chunks) = (store.clone(), chunks.clone());
-            std::thread::spawn(move || {
-                loop {
-                    let Some(c) = chunks.lock().unwrap().next() else {
-                        return;
-                    };
-                    store.push_blocking(c, None).expect("push");
-                }
-            })
+            std::thread::Builder::new()
+                .name("bench-pusher".into())
+                .spawn(move || {
+                    loop {
+                        let Some(c) = chunks.lock().unwrap().next() else {
+                            return;
+                        };
+                        store.push_blocking(c, None).expect("push");
+                    }
+                })
+                .expect("pusher thread")
         })
         .collect();
     for p in pushers {
@@ -295,8 +576,14 @@ fn main() {
     }
     let index_s = t0.elapsed().as_secs_f64();
     let index_cpu = cpu_secs() - cpu0;
+    let by_thread = sampler.now();
+    println!("\n## indexing CPU by thread (until the last push was answered)");
+    sampler.report(raw, index_s);
     store.shutdown();
     let closed_s = t0.elapsed().as_secs_f64();
+    println!("\n## indexing CPU by thread, until the store was closed (merges finished)");
+    sampler.report(raw, closed_s);
+    drop(sampler);
     drop(store);
     let size: u64 = std::fs::read_dir(&root)
         .unwrap()
@@ -311,6 +598,15 @@ fn main() {
         index_cpu,
         index_cpu / index_s
     );
+    let tantivy_s = by_thread.get("tantivy indexing").copied().unwrap_or(0.0);
+    let osprey_s = by_thread.get("osprey indexer").copied().unwrap_or(0.0);
+    println!(
+        "per indexing thread: wall {:.1} MB/s with one tantivy indexing thread; raw bytes per CPU-second of the tantivy indexing thread(s) {:.1} MB ({tantivy_s:.2} CPU-s); of tantivy's and Osprey's indexing threads together {:.1} MB ({:.2} CPU-s)",
+        raw as f64 / 1e6 / index_s,
+        raw as f64 / 1e6 / tantivy_s,
+        raw as f64 / 1e6 / (tantivy_s + osprey_s),
+        tantivy_s + osprey_s
+    );
     println!(
         "index size {:.1} MB = {:.2} bytes per raw byte",
         size as f64 / 1e6,
@@ -319,6 +615,15 @@ fn main() {
 
     // 2. Queries.
     let store = Arc::new(LogStore::open(&root, config, &registry).expect("reopen"));
+    let segments: usize = store
+        .partitions(i64::MIN, i64::MAX)
+        .iter()
+        .map(|p| p.reader.searcher().segment_readers().len())
+        .sum();
+    println!("segments after the merges: {segments}");
+    if std::env::var("OSPREY_BENCH_LOG_QUERIES").is_ok_and(|v| v == "0") {
+        return;
+    }
     let rare_trace = lines
         .iter()
         .find_map(|l| {

@@ -5,9 +5,9 @@
 //! Each partition records its exact span in `partition.json` (written
 //! before the index), so a change of the configured length never makes
 //! spans overlap or lines land in the wrong place, and the format of its
-//! contents ([`FORMAT`]): format 2 is read and written with its own
-//! schema ([`LogSchema::format_2`]); format 1 is refused with an error
-//! saying what to do, never misread.
+//! contents ([`FORMAT`]): formats 2 and 3 are read and written with their
+//! own schemas ([`LogSchema::for_format`]); format 1 is refused with an
+//! error saying what to do, never misread.
 
 use std::path::{Path, PathBuf};
 
@@ -23,12 +23,13 @@ use super::streams::StreamTable;
 /// The span file's name.
 const SPAN_FILE: &str = "partition.json";
 
-/// The partition format this version writes: 3 = lines carry a stream id
+/// The partition format this version writes: 4 = lines carry a stream id
 /// (labels are in the stream table, `streams.jsonl`) and their length in
-/// bytes (a fast field). Format 2 lacks the length and is still read and
-/// written; format 1 (no `format` key) stored every line's labels in the
-/// index and is refused.
-pub const FORMAT: u32 = 3;
+/// bytes (a fast field), and no field has field norms (nothing is scored).
+/// Formats 2 (no length) and 3 (field norms) are still read and written
+/// with their own schemas ([`LogSchema::for_format`]); format 1 (no
+/// `format` key) stored every line's labels in the index and is refused.
+pub const FORMAT: u32 = 4;
 
 /// The oldest format this version reads.
 pub const OLDEST_FORMAT: u32 = 2;
@@ -153,10 +154,10 @@ impl Partition {
                 file.format
             )));
         }
-        let schema = if file.format == 2 {
-            LogSchema::format_2()
-        } else {
+        let schema = if file.format == FORMAT {
             schema.clone()
+        } else {
+            LogSchema::for_format(file.format)
         };
         let span = file.span;
         let mmap = MmapDirectory::open(dir)
@@ -286,6 +287,118 @@ mod tests {
         );
     }
 
+    /// Partitions of formats 2 and 3 (left by earlier versions) are
+    /// written and searched next to a new one: terms, phrases, level and
+    /// label filters, histograms.
+    #[test]
+    fn every_readable_format_is_written_and_searched() {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+
+        use crate::logs::query::{Direction, SearchParams};
+        use crate::logs::schema::{PreparedLine, StreamLabels, parse_level};
+        use crate::logs::{LogStore, LogsConfig, now_ns};
+
+        let root = tempfile::tempdir().unwrap();
+        let today = now_ns().div_euclid(DAY) * DAY;
+        let formats = [2, 3, FORMAT];
+        // The day before yesterday in format 2, yesterday in format 3, as
+        // earlier versions left them; today's is created in the current one.
+        for (i, format) in formats[..2].iter().enumerate() {
+            let start = today - (2 - i as i64) * DAY;
+            let dir = root.path().join(dir_name(start));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join(SPAN_FILE),
+                format!(
+                    r#"{{"start_ns":{start},"end_ns":{},"format":{format}}}"#,
+                    start + DAY
+                ),
+            )
+            .unwrap();
+        }
+        let config = LogsConfig {
+            commit_interval: std::time::Duration::from_millis(5),
+            retention: std::time::Duration::from_secs(30 * 86_400),
+            ..LogsConfig::default()
+        };
+        let store = LogStore::open(root.path(), config, &prometheus::Registry::new()).unwrap();
+        let stream = |ns: &str| {
+            Arc::new(StreamLabels::new(BTreeMap::from([(
+                "namespace".to_string(),
+                ns.to_string(),
+            )])))
+        };
+        let (prod, dev) = (stream("prod"), stream("dev"));
+        for day in 0..3 {
+            let t = today - (2 - day) * DAY + 1_000;
+            let line = |i: i64, s: &Arc<StreamLabels>, m: String| PreparedLine {
+                ts_ns: t + i,
+                stream: s.clone(),
+                level: parse_level(&m),
+                message: m,
+            };
+            let lines = vec![
+                line(0, &prod, format!("ERROR day{day} connection refused by db")),
+                line(
+                    1,
+                    &prod,
+                    format!("INFO day{day} refused connection politely"),
+                ),
+                line(2, &dev, format!("ERROR day{day} connection refused in dev")),
+            ];
+            store.push_blocking(lines, None).unwrap();
+        }
+        let got: Vec<u32> = store
+            .partitions(i64::MIN, i64::MAX)
+            .iter()
+            .map(|p| p.format)
+            .collect();
+        assert_eq!(got, formats);
+        let params = SearchParams {
+            start_ns: today - 2 * DAY,
+            end_ns: today + DAY,
+            limit: 100,
+            cursor: None,
+            direction: Direction::Forward,
+        };
+        let search = |q: &str| -> Vec<String> {
+            let q = store.parse_query(q).unwrap();
+            let page = store.search(q.as_ref(), &params).unwrap();
+            page.lines.into_iter().map(|l| l.message).collect()
+        };
+        let per_day =
+            |f: &dyn Fn(i64) -> Vec<String>| -> Vec<String> { (0..3).flat_map(f).collect() };
+        assert_eq!(
+            search("\"connection refused\""),
+            per_day(&|d| vec![
+                format!("ERROR day{d} connection refused by db"),
+                format!("ERROR day{d} connection refused in dev"),
+            ])
+        );
+        assert_eq!(search("refused connection").len(), 9);
+        assert_eq!(
+            search("namespace:prod AND level:error"),
+            per_day(&|d| vec![format!("ERROR day{d} connection refused by db")])
+        );
+        assert_eq!(
+            search("day1 AND politely"),
+            ["INFO day1 refused connection politely"]
+        );
+        let q = store.parse_query("level:error").unwrap();
+        let h = store
+            .histogram(
+                q.as_ref(),
+                (today - 2 * DAY) / 1_000_000,
+                (today + DAY) / 1_000_000,
+                DAY / 1_000_000,
+            )
+            .unwrap();
+        let counts: Vec<u64> = h.buckets.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [2, 2, 2]);
+        store.shutdown();
+    }
+
     #[test]
     fn a_partition_of_the_previous_format_is_refused_with_what_to_do() {
         let root = tempfile::tempdir().unwrap();
@@ -310,7 +423,7 @@ mod tests {
         let e = Partition::open(&dir, &schema, Compressor::None).unwrap_err();
         let e = e.to_string();
         assert!(
-            e.contains("format 1") && e.contains("formats 2 to 3"),
+            e.contains("format 1") && e.contains("formats 2 to 4"),
             "{e}"
         );
         assert!(e.contains("move the directory"), "{e}");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 
 /// Stream labels that also get a field of their own, so queries can say
@@ -59,31 +59,53 @@ impl LogSchema {
     /// Builds the schema of the current partition format
     /// ([`super::partition::FORMAT`]).
     pub fn new() -> Self {
-        Self::build(true)
+        Self::for_format(super::partition::FORMAT)
     }
 
-    /// The schema of partitions of format 2: the current one without the
-    /// `bytes` field (added last, so every other field keeps its id and
-    /// queries built with the current schema run on both).
-    pub fn format_2() -> Self {
-        Self::build(false)
+    /// The schema of partitions of `format` (2 to
+    /// [`super::partition::FORMAT`]). Every field keeps its id in all of
+    /// them, so queries built with the current schema run on each:
+    ///
+    /// - format 2: no `bytes` field (it was added last);
+    /// - format 3: `bytes`; every indexed field with field norms (token
+    ///   counts per line, tantivy's default, for BM25 scoring);
+    /// - format 4: the same fields without field norms. Searches never
+    ///   score (results are ordered by time), so the norms and the BM25
+    ///   block maxima tantivy derives from them when it writes and merges
+    ///   postings were work and bytes for nothing.
+    pub fn for_format(format: u32) -> Self {
+        Self::build(format >= 3, format < 4)
     }
 
-    fn build(with_bytes: bool) -> Self {
+    fn build(with_bytes: bool, fieldnorms: bool) -> Self {
         let mut b = Schema::builder();
         let timestamp = b.add_i64_field("timestamp", FAST);
         let id = b.add_u64_field("id", FAST);
-        let stream_id = b.add_u64_field("stream_id", FAST | INDEXED);
-        let label_fields = LABEL_FIELDS.map(|name| b.add_text_field(name, STRING));
-        let level = b.add_text_field("level", STRING | STORED);
-        let labels = b.add_text_field("labels", STRING);
+        let mut stream_id_options = NumericOptions::default().set_indexed().set_fast();
+        if fieldnorms {
+            stream_id_options = stream_id_options.set_fieldnorm();
+        }
+        let stream_id = b.add_u64_field("stream_id", stream_id_options);
+        // Raw terms (`STRING`), with or without norms.
+        let raw = || {
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_index_option(IndexRecordOption::Basic)
+                    .set_fieldnorms(fieldnorms),
+            )
+        };
+        let label_fields = LABEL_FIELDS.map(|name| b.add_text_field(name, raw()));
+        let level = b.add_text_field("level", raw().set_stored());
+        let labels = b.add_text_field("labels", raw());
         let message = b.add_text_field(
             "message",
             TextOptions::default()
                 .set_indexing_options(
                     TextFieldIndexing::default()
                         .set_tokenizer("default")
-                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                        .set_fieldnorms(fieldnorms),
                 )
                 .set_stored(),
         );
@@ -298,6 +320,54 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(parse_level(line), want, "{line}");
+        }
+    }
+
+    /// The schemas older versions wrote, as they wrote them: a partition
+    /// of format 2 or 3 only opens if [`LogSchema::for_format`] gives
+    /// exactly its schema back.
+    #[test]
+    fn older_formats_keep_the_schema_they_were_written_with() {
+        use tantivy::schema::{INDEXED, STORED, STRING};
+        for with_bytes in [false, true] {
+            let mut b = Schema::builder();
+            b.add_i64_field("timestamp", FAST);
+            b.add_u64_field("id", FAST);
+            b.add_u64_field("stream_id", FAST | INDEXED);
+            for name in LABEL_FIELDS {
+                b.add_text_field(name, STRING);
+            }
+            b.add_text_field("level", STRING | STORED);
+            b.add_text_field("labels", STRING);
+            b.add_text_field(
+                "message",
+                TextOptions::default()
+                    .set_indexing_options(
+                        TextFieldIndexing::default()
+                            .set_tokenizer("default")
+                            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                    )
+                    .set_stored(),
+            );
+            if with_bytes {
+                b.add_u64_field("bytes", FAST);
+            }
+            let format = if with_bytes { 3 } else { 2 };
+            assert_eq!(LogSchema::for_format(format).schema, b.build(), "{format}");
+        }
+        // Format 4: the same fields, ids and options, without norms.
+        let (f3, f4) = (LogSchema::for_format(3), LogSchema::new());
+        assert_eq!(f3.schema.num_fields(), f4.schema.num_fields());
+        for ((field, old), (_, new)) in f3.schema.fields().zip(f4.schema.fields()) {
+            assert_eq!(old.name(), new.name());
+            assert_eq!(old.is_indexed(), new.is_indexed(), "{}", old.name());
+            assert_eq!(old.is_fast(), new.is_fast(), "{}", old.name());
+            assert_eq!(old.is_stored(), new.is_stored(), "{}", old.name());
+            assert!(!new.has_fieldnorms(), "{}", new.name());
+            assert_eq!(
+                f3.query_fields().contains(&field),
+                f4.query_fields().contains(&field)
+            );
         }
     }
 

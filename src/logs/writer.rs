@@ -24,6 +24,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tantivy::indexer::UserOperation;
 use tantivy::{IndexWriter, TantivyDocument};
 
 use super::partition::{Partition, Span, span_for};
@@ -40,6 +41,12 @@ const IDLE_WRITER: Duration = Duration::from_secs(600);
 /// How long a queue must stay empty for a group of `commit_idle_bytes`
 /// to be committed before its deadline.
 const IDLE_GAP: Duration = Duration::from_millis(10);
+
+/// Documents handed to tantivy's indexing thread at a time: one channel
+/// message (and wake-up) per batch instead of per line, small enough that
+/// the thread starts on a push's first lines while the rest are built and
+/// that its memory check (once per batch) stays close to the budget.
+const DOC_BATCH: usize = 256;
 
 /// One push, queued for the indexing thread.
 pub struct Job {
@@ -234,10 +241,14 @@ fn add_job(
     // partition), not for every line.
     let mut cur: Option<(Span, bool)> = None;
     let mut last_stream: Option<(*const StreamLabels, i64, u64)> = None;
+    // Documents not yet handed to the writer of partition `key`.
+    let mut batch: Vec<UserOperation<TantivyDocument>> = Vec::with_capacity(DOC_BATCH);
+    let mut batch_key = 0;
     for line in std::mem::take(&mut job.lines) {
         let (span, duplicate) = match cur {
             Some((span, dup)) if span.contains(line.ts_ns) => (span, dup),
             _ => {
+                flush_batch(writers, batch_key, &mut batch)?;
                 let part = partition_for(shared, line.ts_ns)?;
                 let w = writer_for(shared, writers, &part)?;
                 let dup = job.batch.as_ref().is_some_and(|(source, seq)| {
@@ -270,13 +281,18 @@ fn add_job(
         };
         let id = w.ckpt.next_id;
         w.ckpt.next_id += 1;
-        w.writer
-            .add_document(w.part.schema.document(&line, id, stream_id))
-            .map_err(|e| LogError::Index(e.to_string()))?;
+        batch.push(UserOperation::Add(
+            w.part.schema.document(&line, id, stream_id),
+        ));
+        batch_key = key;
+        if batch.len() >= DOC_BATCH {
+            flush_batch(writers, key, &mut batch)?;
+        }
         let range = touched.entry(key).or_insert((id, id));
         range.1 = id;
         outcome.stored += 1;
     }
+    flush_batch(writers, batch_key, &mut batch)?;
     if let Some((source, seq)) = &job.batch {
         for key in job_parts {
             let w = writers.get_mut(&key).expect("writer exists");
@@ -285,6 +301,23 @@ fn add_job(
         }
     }
     Ok(outcome)
+}
+
+/// Hands `batch` (documents for the partition starting at `key`) to its
+/// writer.
+fn flush_batch(
+    writers: &mut BTreeMap<i64, PartWriter>,
+    key: i64,
+    batch: &mut Vec<UserOperation<TantivyDocument>>,
+) -> Result<(), LogError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let w = writers.get_mut(&key).expect("writer opened");
+    w.writer
+        .run(std::mem::replace(batch, Vec::with_capacity(DOC_BATCH)))
+        .map_err(|e| LogError::Index(e.to_string()))?;
+    Ok(())
 }
 
 /// The jobs of one commit, their lines already added to the writers.
