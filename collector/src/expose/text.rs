@@ -138,11 +138,12 @@ fn escape_help(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// Label value escaping: backslash, double quote and newline. The runs
-/// between escapes are copied whole: label values (cgroup paths, images)
-/// rarely hold any, and a byte-at-a-time push was most of a scrape's time.
+/// between escapes are found with a SIMD search and copied whole: label
+/// values (cgroup paths, images) rarely hold any, and a byte-at-a-time
+/// push, then a byte-at-a-time search, were most of a scrape's time.
 fn escape_label_value(buf: &mut Vec<u8>, s: &str) {
     let mut rest = s.as_bytes();
-    while let Some(at) = rest.iter().position(|&b| matches!(b, b'\\' | b'"' | b'\n')) {
+    while let Some(at) = memchr::memchr3(b'\\', b'"', b'\n', rest) {
         buf.extend_from_slice(&rest[..at]);
         buf.extend_from_slice(match rest[at] {
             b'\\' => b"\\\\",
