@@ -146,6 +146,73 @@ pub fn flat_keyed(text: &str) -> impl Iterator<Item = Result<(&str, u64), ParseE
     })
 }
 
+/// Calls `visit(key, value)` for each `key value` line of a flat keyed
+/// file, in file order: what [`flat_keyed`] yields, with the same rules
+/// and errors (the first bad line ends the visit), in one pass over the
+/// bytes. Lines as the kernel writes them (`key`, one space, digits) take
+/// a fast path; anything else (blank lines, other whitespace, errors) the
+/// general one.
+pub fn visit_flat_keyed<'a>(
+    text: &'a str,
+    mut visit: impl FnMut(&'a str, u64),
+) -> Result<(), ParseError> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        match kernel_line(&bytes[start..]) {
+            Some((key_len, value, line_len)) => {
+                // The key ends at an ASCII space: a char boundary.
+                visit(&text[start..start + key_len], value);
+                start += line_len;
+            }
+            None => {
+                let end = bytes[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |i| start + i + 1);
+                // Newlines are ASCII, so both ends are char boundaries.
+                for pair in flat_keyed(&text[start..end]) {
+                    let (key, value) = pair?;
+                    visit(key, value);
+                }
+                start = end;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `key value\n` (or at the end of the text): a key of bytes above ASCII
+/// space, one space, 1–19 digits (which cannot overflow a u64). Returns the
+/// key's length, the value and the line's length with its newline; `None`
+/// for anything else, left to the general parser.
+fn kernel_line(line: &[u8]) -> Option<(usize, u64, usize)> {
+    let key_len = line.iter().position(|&b| b <= b' ')?;
+    if key_len == 0 || line[key_len] != b' ' {
+        return None;
+    }
+    let mut value = 0u64;
+    let mut i = key_len + 1;
+    while i < line.len() {
+        let digit = line[i].wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        // Wrapping: past 19 digits the value is thrown away below.
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        i += 1;
+    }
+    let digits = i - key_len - 1;
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    match line.get(i) {
+        None => Some((key_len, value, i)),
+        Some(b'\n') => Some((key_len, value, i + 1)),
+        Some(_) => None,
+    }
+}
+
 /// Iterates over the `sub=value` fields after the key of a nested keyed
 /// line.
 fn nested_fields(rest: &str) -> impl Iterator<Item = Result<(&str, &str), ParseError>> {
@@ -250,7 +317,60 @@ pub fn pressure(text: &str) -> Result<Pressure, ParseError> {
 /// per-tick path uses only the totals, and three float conversions per
 /// line were most of the cost of reading a PSI file.
 pub fn pressure_totals(text: &str) -> Result<Pressure, ParseError> {
-    parse_pressure::<false>(text)
+    // Three PSI files per v2 cgroup per tick: lines exactly as the kernel
+    // prints them (`kernel/sched/psi.c`) are read byte by byte; anything
+    // else goes to the general parser, which gives the same result or
+    // error.
+    kernel_pressure_totals(text.as_bytes()).map_or_else(|| parse_pressure::<false>(text), Ok)
+}
+
+/// [`pressure_totals`] of a file of `some`/`full` lines in the kernel's
+/// exact format (`some avg10=D.DD avg60=D.DD avg300=D.DD total=N`); `None`
+/// for anything else.
+fn kernel_pressure_totals(mut rest: &[u8]) -> Option<Pressure> {
+    let mut out = Pressure::default();
+    while !rest.is_empty() {
+        let (slot, mut line) = if let Some(line) = rest.strip_prefix(b"some ") {
+            (&mut out.some, line)
+        } else {
+            (&mut out.full, rest.strip_prefix(b"full ")?)
+        };
+        for name in [&b"avg10="[..], b"avg60=", b"avg300="] {
+            line = line.strip_prefix(name)?;
+            let int = line.iter().take_while(|b| b.is_ascii_digit()).count();
+            line = &line[int..];
+            let frac = match line.strip_prefix(b".") {
+                Some(after) => {
+                    let frac = after.iter().take_while(|b| b.is_ascii_digit()).count();
+                    line = &after[frac..];
+                    frac
+                }
+                None => 0,
+            };
+            if int + frac == 0 {
+                return None;
+            }
+            line = line.strip_prefix(b" ")?;
+        }
+        line = line.strip_prefix(b"total=")?;
+        let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 {
+            return None; // 20 digits may overflow: the general parser says so
+        }
+        let total = line[..digits]
+            .iter()
+            .fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        rest = match &line[digits..] {
+            [] => &[],
+            [b'\n', after @ ..] => after,
+            _ => return None,
+        };
+        *slot = Some(PsiLine {
+            total_us: total,
+            ..PsiLine::default()
+        });
+    }
+    Some(out)
 }
 
 fn parse_pressure<const AVERAGES: bool>(text: &str) -> Result<Pressure, ParseError> {
@@ -370,6 +490,77 @@ pub fn blkio_v1(text: &str) -> impl Iterator<Item = Result<BlkioEntry, ParseErro
     })
 }
 
+/// Calls `visit` for each entry of a v1 blkio file, in file order: what
+/// [`blkio_v1`] yields, with the same rules and errors (the first bad
+/// line ends the visit). Lines as the kernel prints them
+/// (`major:minor Op value`) are read byte by byte; anything else goes to
+/// the general parser.
+pub fn visit_blkio_v1(text: &str, mut visit: impl FnMut(BlkioEntry)) -> Result<(), ParseError> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        if let Some((entry, len)) = kernel_blkio_line(&bytes[start..]) {
+            visit(entry);
+            start += len;
+            continue;
+        }
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| start + i + 1);
+        for entry in blkio_v1(&text[start..end]) {
+            visit(entry?);
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Leading decimal digits of `b` (1–19 of them, so no overflow) and their
+/// count.
+fn leading_u64(b: &[u8]) -> Option<(u64, usize)> {
+    let n = b.iter().take_while(|b| b.is_ascii_digit()).count();
+    (1..=19).contains(&n).then(|| {
+        let value = b[..n]
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        (value, n)
+    })
+}
+
+/// `major:minor Op value\n` (or at the end of the text) → the entry and
+/// the line's length with its newline; `None` for anything else.
+fn kernel_blkio_line(line: &[u8]) -> Option<(BlkioEntry, usize)> {
+    let (major, n) = leading_u64(line)?;
+    let rest = line[n..].strip_prefix(b":")?;
+    let (minor, n) = leading_u64(rest)?;
+    let rest = rest[n..].strip_prefix(b" ")?;
+    let op_len = rest.iter().position(|&b| b <= b' ')?;
+    let op = match &rest[..op_len] {
+        b"Read" => BlkioOp::Read,
+        b"Write" => BlkioOp::Write,
+        b"Sync" => BlkioOp::Sync,
+        b"Async" => BlkioOp::Async,
+        b"Discard" => BlkioOp::Discard,
+        b"Total" => BlkioOp::Total,
+        _ => return None,
+    };
+    let rest = rest[op_len..].strip_prefix(b" ")?;
+    let (value, n) = leading_u64(rest)?;
+    let after = match rest.get(n) {
+        None => 0,
+        Some(b'\n') => 1,
+        Some(_) => return None,
+    };
+    let entry = BlkioEntry {
+        major,
+        minor,
+        op,
+        value,
+    };
+    Some((entry, line.len() - rest.len() + n + after))
+}
+
 /// The v2 `cpu.max` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuMax {
@@ -469,6 +660,81 @@ mod tests {
     }
 
     #[test]
+    fn visit_flat_keyed_agrees_with_flat_keyed() {
+        let visit = |text: &str| {
+            let mut out = Vec::new();
+            let end = visit_flat_keyed(text, |k, v| out.push((k.to_string(), v)));
+            (out, end)
+        };
+        let iterate = |text: &str| {
+            let mut out = Vec::new();
+            for pair in flat_keyed(text) {
+                match pair {
+                    Ok((k, v)) => out.push((k.to_string(), v)),
+                    Err(e) => return (out, Err(e)),
+                }
+            }
+            (out, Ok(()))
+        };
+        for text in [
+            "",
+            "\n",
+            "user 10\nsystem 20\n",
+            "user 10\nsystem 20",
+            "user 10\n\n  system\t20  \n\n",
+            "a\t1\nb 2\r\nc 3\n",
+            "max 18446744073709551615\n",
+            "max 18446744073709551616\n",
+            "big 9999999999999999999\nlead 007\n",
+            "cache 123\nrss",
+            "cache 1\nrss\n",
+            "cache 1\nrss 12abc\n",
+            "cache 1\nrss 1 2\nswap 3\n",
+            "cache -1\n",
+            " rss 5\n",
+            "clé 5\nrss 6\n",
+        ] {
+            assert_eq!(visit(text), iterate(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn visit_blkio_v1_agrees_with_blkio_v1() {
+        let visit = |text: &str| {
+            let mut out = Vec::new();
+            let end = visit_blkio_v1(text, |e| out.push(e));
+            (out, end)
+        };
+        let iterate = |text: &str| {
+            let mut out = Vec::new();
+            for entry in blkio_v1(text) {
+                match entry {
+                    Ok(e) => out.push(e),
+                    Err(e) => return (out, Err(e)),
+                }
+            }
+            (out, Ok(()))
+        };
+        for text in [
+            "",
+            "Total 0\n",
+            "8:0 Read 1\n8:0 Write 2\n8:0 Sync 3\n8:0 Async 4\n8:0 Discard 5\n8:0 Total 15\n253:1 Read 7\nTotal 22\n",
+            "8:0 Read 1",
+            "8:0 Read 18446744073709551615\n8:0 Write 18446744073709551616\n",
+            "8:0 Frob 1\n8:0  Read 2\n8:0\tWrite 3\n",
+            "8:0 Read\n",
+            "8:0 Read -1\n",
+            "8:0 Read 1 2\n",
+            "8 Read 1\n",
+            "8:x Read 1\n",
+            "8:0 Read 1x\n",
+            "\n8:0 Read 1\r\nTotal 1\n",
+        ] {
+            assert_eq!(visit(text), iterate(text), "{text:?}");
+        }
+    }
+
+    #[test]
     fn io_stat_lines() {
         let text =
             "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 cost.usage=7\n253:1 rbytes=9\n";
@@ -531,6 +797,32 @@ mod tests {
             assert!(pressure(bad).is_err(), "{bad:?}");
         }
         assert_eq!(pressure_totals("").unwrap(), Pressure::default());
+        // The kernel's exact lines take a byte-level path; whatever else
+        // the general parser accepts or refuses must come out the same.
+        for text in [
+            "some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\n",
+            "some avg10=1.50 avg60=0.25 avg300=0.00 total=1234",
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=18446744073709551615\n",
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=18446744073709551616\n",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\nsome avg10=0.00 avg60=0.00 avg300=0.00 total=6\n",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=6\n",
+            "some  avg10=0.00 avg60=0.00 avg300=0.00 total=5\n",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=5 \n",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=5x\n",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=\n",
+            "some avg300=0.00 avg10=0.00 avg60=0.00 total=5\n",
+            "some total=5\n",
+            "other avg10=0.00 avg60=0.00 avg300=0.00 total=5\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=6\n",
+            "some avg10=1. avg60=.5 avg300=7 total=1\n",
+            "some avg10=. avg60=0.00 avg300=0.00 total=1\n",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\r\n",
+        ] {
+            assert_eq!(
+                pressure_totals(text),
+                parse_pressure::<false>(text),
+                "{text:?}"
+            );
+        }
         assert_eq!(
             pressure_totals("full avg10=12 avg60=0.5 avg300=.5 total=7\n")
                 .unwrap()

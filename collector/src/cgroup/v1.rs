@@ -50,16 +50,14 @@ pub fn user_hz() -> u64 {
 /// `nr_bursts`/`burst_time` appear on kernels ≥ 5.14.
 pub fn apply_cpu_stat(text: &str, cpu: &mut CpuStats) -> Result<(), ParseError> {
     let mut cfs = CfsStats::default();
-    for pair in parse::flat_keyed(text) {
-        match pair? {
-            ("nr_periods", v) => cfs.periods = v,
-            ("nr_throttled", v) => cfs.throttled_periods = v,
-            ("throttled_time", v) => cfs.throttled_ns = v,
-            ("nr_bursts", v) => cfs.burst_periods = Some(v),
-            ("burst_time", v) => cfs.burst_ns = Some(v),
-            _ => {}
-        }
-    }
+    parse::visit_flat_keyed(text, |key, v| match key {
+        "nr_periods" => cfs.periods = v,
+        "nr_throttled" => cfs.throttled_periods = v,
+        "throttled_time" => cfs.throttled_ns = v,
+        "nr_bursts" => cfs.burst_periods = Some(v),
+        "burst_time" => cfs.burst_ns = Some(v),
+        _ => {}
+    })?;
     cpu.cfs = Some(cfs);
     Ok(())
 }
@@ -74,8 +72,9 @@ pub fn apply_memory_stat(
     use_hierarchy: bool,
     memory: &mut MemoryStats,
 ) -> Result<(), ParseError> {
-    for pair in parse::flat_keyed(text) {
-        let (key, value) = pair?;
+    // Read every tick of every cgroup: one pass over the bytes
+    // (`visit_flat_keyed`), no per-line iterator of results.
+    parse::visit_flat_keyed(text, |key, value| {
         let (hierarchical, name) = match key.strip_prefix("total_") {
             Some(name) => (true, name),
             None => (false, key),
@@ -85,16 +84,15 @@ pub fn apply_memory_stat(
             (true, "inactive_file") => &mut memory.inactive_file,
             (false, "pgfault") => &mut memory.pgfault,
             (false, "pgmajfault") => &mut memory.pgmajfault,
-            (h, _) if h != use_hierarchy => continue,
+            (h, _) if h != use_hierarchy => return,
             (_, "cache") => &mut memory.cache,
             (_, "rss") => &mut memory.rss,
             (_, "swap") => &mut memory.swap,
             (_, "mapped_file") => &mut memory.mapped_file,
-            _ => continue,
+            _ => return,
         };
         *slot = value;
-    }
-    Ok(())
+    })
 }
 
 /// `memory.oom_control`: the `oom_kill` counter (kernel ≥ 4.13).
@@ -125,16 +123,14 @@ pub fn apply_blkio(
 
 /// Folds a v1 operations file (`…io_serviced…`) into per-device counters.
 pub fn apply_blkio_serviced(text: &str, devices: &mut Vec<BlkioDevice>) -> Result<(), ParseError> {
-    for entry in parse::blkio_v1(text) {
-        let e = entry?;
+    parse::visit_blkio_v1(text, |e| {
         let dev = device_entry(devices, e.major, e.minor);
         match e.op {
             BlkioOp::Read => dev.reads = e.value,
             BlkioOp::Write => dev.writes = e.value,
             _ => {}
         }
-    }
-    Ok(())
+    })
 }
 
 /// Folds a v1 bytes file (`…io_service_bytes…`) into per-device counters.
@@ -142,16 +138,14 @@ pub fn apply_blkio_service_bytes(
     text: &str,
     devices: &mut Vec<BlkioDevice>,
 ) -> Result<(), ParseError> {
-    for entry in parse::blkio_v1(text) {
-        let e = entry?;
+    parse::visit_blkio_v1(text, |e| {
         let dev = device_entry(devices, e.major, e.minor);
         match e.op {
             BlkioOp::Read => dev.read_bytes = e.value,
             BlkioOp::Write => dev.write_bytes = e.value,
             _ => {}
         }
-    }
-    Ok(())
+    })
 }
 
 /// Whether a v1 blkio file has any per-device entry: cAdvisor uses the

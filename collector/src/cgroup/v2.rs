@@ -17,23 +17,20 @@ use crate::stats::{BlkioDevice, CfsStats, ContainerSpec, CpuStats, MemoryStats, 
 pub fn apply_cpu_stat(text: &str, cpu: &mut CpuStats) -> Result<(), ParseError> {
     let mut cfs = CfsStats::default();
     let mut has_cfs = false;
-    for pair in parse::flat_keyed(text) {
-        let (key, v) = pair?;
-        match key {
-            "usage_usec" => cpu.usage_ns = usec_to_ns(v),
-            "user_usec" => cpu.user_ns = usec_to_ns(v),
-            "system_usec" => cpu.system_ns = usec_to_ns(v),
-            "nr_periods" => {
-                cfs.periods = v;
-                has_cfs = true;
-            }
-            "nr_throttled" => cfs.throttled_periods = v,
-            "throttled_usec" => cfs.throttled_ns = usec_to_ns(v),
-            "nr_bursts" => cfs.burst_periods = Some(v),
-            "burst_usec" => cfs.burst_ns = Some(usec_to_ns(v)),
-            _ => {}
+    parse::visit_flat_keyed(text, |key, v| match key {
+        "usage_usec" => cpu.usage_ns = usec_to_ns(v),
+        "user_usec" => cpu.user_ns = usec_to_ns(v),
+        "system_usec" => cpu.system_ns = usec_to_ns(v),
+        "nr_periods" => {
+            cfs.periods = v;
+            has_cfs = true;
         }
-    }
+        "nr_throttled" => cfs.throttled_periods = v,
+        "throttled_usec" => cfs.throttled_ns = usec_to_ns(v),
+        "nr_bursts" => cfs.burst_periods = Some(v),
+        "burst_usec" => cfs.burst_ns = Some(usec_to_ns(v)),
+        _ => {}
+    })?;
     cpu.cfs = has_cfs.then_some(cfs);
     Ok(())
 }
@@ -46,8 +43,9 @@ fn usec_to_ns(usec: u64) -> u64 {
 /// `active_file`, `inactive_file`, `kernel` (kernel ≥ 5.18), `pgfault`,
 /// `pgmajfault`.
 pub fn apply_memory_stat(text: &str, memory: &mut MemoryStats) -> Result<(), ParseError> {
-    for pair in parse::flat_keyed(text) {
-        let (key, value) = pair?;
+    // Read every tick of every cgroup: one pass over the bytes
+    // (`visit_flat_keyed`), no per-line iterator of results.
+    parse::visit_flat_keyed(text, |key, value| {
         let slot = match key {
             "anon" => &mut memory.rss,
             "file" => &mut memory.cache,
@@ -57,11 +55,10 @@ pub fn apply_memory_stat(text: &str, memory: &mut MemoryStats) -> Result<(), Par
             "kernel" => &mut memory.kernel,
             "pgfault" => &mut memory.pgfault,
             "pgmajfault" => &mut memory.pgmajfault,
-            _ => continue,
+            _ => return,
         };
         *slot = value;
-    }
-    Ok(())
+    })
 }
 
 /// `memory.events`: `max` → failcnt, `oom` → OOM events, `oom_kill` → OOM

@@ -69,8 +69,10 @@ pub fn to_proto(families: &[Family]) -> Vec<MetricFamily> {
 /// registry), as Prometheus text.
 pub fn encode(families: &[Family], extra: &[MetricFamily]) -> Result<Vec<u8>, prometheus::Error> {
     use std::io::Write;
-    let samples: usize = families.iter().map(|f| f.samples.len()).sum();
-    let mut buf = Vec::with_capacity(64 + samples * 160);
+    // One allocation of about the right size: on a node of 2000 cgroups
+    // the text is ~20 MB (cAdvisor's labels, the long kubepods ids, on
+    // every line), and growing it by doubling copied it over again.
+    let mut buf = Vec::with_capacity(encoded_len_estimate(families));
     for f in families.iter().filter(|f| !f.samples.is_empty()) {
         let kind = match f.kind {
             MetricKind::Counter => "counter",
@@ -98,13 +100,30 @@ pub fn encode(families: &[Family], extra: &[MetricFamily]) -> Result<Vec<u8>, pr
             buf.push(b' ');
             write_value(&mut buf, s.value);
             if let Some(t) = s.timestamp_ms {
-                let _ = write!(buf, " {t}");
+                buf.push(b' ');
+                buf.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
             }
             buf.push(b'\n');
         }
     }
     TextEncoder::new().encode(extra, &mut buf)?;
     Ok(buf)
+}
+
+/// About the length of the text of `families` (the `# HELP`/`# TYPE`
+/// lines and every sample's name, labels and value), for one allocation.
+fn encoded_len_estimate(families: &[Family]) -> usize {
+    families
+        .iter()
+        .map(|f| {
+            let line = |s: &super::families::Sample| {
+                let labels: usize = s.labels().map(|(k, v)| k.len() + v.len() + 4).sum();
+                f.name.len() + labels + 24 + if s.timestamp_ms.is_some() { 14 } else { 0 }
+            };
+            f.help.len() + 2 * f.name.len() + 32 + f.samples.iter().map(line).sum::<usize>()
+        })
+        .sum::<usize>()
+        + 4096
 }
 
 /// Help text escaping: backslash and newline.
@@ -118,16 +137,22 @@ fn escape_help(buf: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Label value escaping: backslash, double quote and newline.
+/// Label value escaping: backslash, double quote and newline. The runs
+/// between escapes are found with a SIMD search and copied whole: label
+/// values (cgroup paths, images) rarely hold any, and a byte-at-a-time
+/// push, then a byte-at-a-time search, were most of a scrape's time.
 fn escape_label_value(buf: &mut Vec<u8>, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b'"' => buf.extend_from_slice(b"\\\""),
-            b'\n' => buf.extend_from_slice(b"\\n"),
-            _ => buf.push(b),
-        }
+    let mut rest = s.as_bytes();
+    while let Some(at) = memchr::memchr3(b'\\', b'"', b'\n', rest) {
+        buf.extend_from_slice(&rest[..at]);
+        buf.extend_from_slice(match rest[at] {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            _ => b"\\n",
+        });
+        rest = &rest[at + 1..];
     }
+    buf.extend_from_slice(rest);
 }
 
 /// Values as the format wants them: `+Inf`, `-Inf`, `NaN`, else the
@@ -140,6 +165,11 @@ fn write_value(buf: &mut Vec<u8>, v: f64) {
         buf.extend_from_slice(b"+Inf");
     } else if v == f64::NEG_INFINITY {
         buf.extend_from_slice(b"-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        // Most values are whole counts (bytes, pages, events): written as
+        // integers, the same text `{v}` gives, without the float
+        // formatting.
+        buf.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
     } else {
         let _ = write!(buf, "{v}");
     }
@@ -151,6 +181,47 @@ mod tests {
 
     use super::*;
     use crate::expose::families::Sample;
+
+    #[test]
+    fn whole_values_are_written_as_rust_formats_them() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -5.0,
+            123_456_789.0,
+            1e14,
+            999_999_999_999_999.0,
+            -999_999_999_999_999.0,
+            1e15,
+            1e16,
+            1e21,
+            u64::MAX as f64,
+            0.5,
+            -2.25,
+            1.5e-9,
+            4503599627370497.0,
+        ] {
+            let mut buf = Vec::new();
+            write_value(&mut buf, v);
+            assert_eq!(String::from_utf8(buf).unwrap(), format!("{v}"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_between_plain_runs() {
+        for (value, escaped) in [
+            ("", ""),
+            ("plain/path", "plain/path"),
+            ("\"", "\\\""),
+            ("a\\b\"c\nd\n", "a\\\\b\\\"c\\nd\\n"),
+            ("é\"ü", "é\\\"ü"),
+        ] {
+            let mut buf = Vec::new();
+            escape_label_value(&mut buf, value);
+            assert_eq!(String::from_utf8(buf).unwrap(), escaped, "{value:?}");
+        }
+    }
 
     #[test]
     fn writes_the_text_format_with_escapes_and_special_values() {
