@@ -24,7 +24,11 @@ fn load(server: &ServerProcess) -> i64 {
 }
 
 fn fetch(url: &str) -> (u16, String, Vec<u8>) {
-    let resp = reqwest::blocking::get(url).expect("server answers");
+    status_type_body(reqwest::blocking::get(url).expect("server answers"))
+}
+
+/// A response's status, Content-Type and body.
+fn status_type_body(resp: reqwest::blocking::Response) -> (u16, String, Vec<u8>) {
     let status = resp.status().as_u16();
     let ct = resp
         .headers()
@@ -278,13 +282,7 @@ fn post_batch(base: &str, body: &str) -> (u16, String, Vec<u8>) {
         .body(body.to_string())
         .send()
         .expect("server answers");
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, ct, resp.bytes().unwrap().to_vec())
+    status_type_body(resp)
 }
 
 #[test]

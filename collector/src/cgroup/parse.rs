@@ -659,6 +659,19 @@ mod tests {
         assert!(matches!(bad[2], Err(ParseError::InvalidNumber { .. })));
     }
 
+    /// The items an iterating parser yields up to its first error, and
+    /// that error: what the visiting parsers return.
+    fn until_error<T, E>(items: impl IntoIterator<Item = Result<T, E>>) -> (Vec<T>, Result<(), E>) {
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Ok(v) => out.push(v),
+                Err(e) => return (out, Err(e)),
+            }
+        }
+        (out, Ok(()))
+    }
+
     #[test]
     fn visit_flat_keyed_agrees_with_flat_keyed() {
         let visit = |text: &str| {
@@ -666,16 +679,8 @@ mod tests {
             let end = visit_flat_keyed(text, |k, v| out.push((k.to_string(), v)));
             (out, end)
         };
-        let iterate = |text: &str| {
-            let mut out = Vec::new();
-            for pair in flat_keyed(text) {
-                match pair {
-                    Ok((k, v)) => out.push((k.to_string(), v)),
-                    Err(e) => return (out, Err(e)),
-                }
-            }
-            (out, Ok(()))
-        };
+        let iterate =
+            |text: &str| until_error(flat_keyed(text).map(|p| p.map(|(k, v)| (k.to_string(), v))));
         for text in [
             "",
             "\n",
@@ -705,16 +710,7 @@ mod tests {
             let end = visit_blkio_v1(text, |e| out.push(e));
             (out, end)
         };
-        let iterate = |text: &str| {
-            let mut out = Vec::new();
-            for entry in blkio_v1(text) {
-                match entry {
-                    Ok(e) => out.push(e),
-                    Err(e) => return (out, Err(e)),
-                }
-            }
-            (out, Ok(()))
-        };
+        let iterate = |text: &str| until_error(blkio_v1(text));
         for text in [
             "",
             "Total 0\n",
