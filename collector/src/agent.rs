@@ -81,7 +81,6 @@ impl RunningAgent {
 /// Starts collecting (on its own thread) and, when configured, shipping.
 /// Must be called within a tokio runtime.
 pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
-    limit_malloc_arenas();
     let mut collector = Collector::new(config.clone())?;
     let tls = config.tls.client();
     let shipper = match config.remote_write.clone() {
@@ -304,6 +303,11 @@ pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec
     out
 }
 
+/// Tunes glibc's allocator for a process that is only an agent (`osprey
+/// agent` calls it first thing; `osprey up`, which also runs the server's
+/// many allocating threads, does not, and neither does [`start`]: these
+/// settings are process-wide).
+///
 /// glibc gives every thread that allocates its own arena and keeps what a
 /// thread freed in it: a scrape of a large node, served on whichever I/O
 /// thread, then pinned several MiB per thread. One arena lets the next
@@ -315,7 +319,7 @@ pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec
 /// MB at 2000 cgroups) came from the heap and stayed in the agent's RSS
 /// after it was sent. Fixed at 1 MiB, blocks that large are mapped for
 /// their lifetime and returned to the system when freed.
-fn limit_malloc_arenas() {
+pub fn tune_allocator_for_agent_process() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables.
     unsafe {

@@ -317,6 +317,7 @@ pub fn run(file: ConfigFile, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
         std::io::stdout().write_all(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    osprey_collector::agent::tune_allocator_for_agent_process();
     let rt = runtime()?;
     rt.block_on(osprey_collector::agent::run(config, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
