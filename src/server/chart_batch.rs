@@ -138,11 +138,7 @@ async fn answer(state: Arc<ServerState>, scope: Scope, index: usize, q: ChartQue
     };
     match result {
         Ok(bytes) => frame(index, StatusCode::OK, &bytes),
-        Err(e) => {
-            let body =
-                serde_json::json!({"status": "error", "errorType": e.kind, "error": e.message});
-            frame(index, e.status, body.to_string().as_bytes())
-        }
+        Err(e) => frame(index, e.status, e.body().to_string().as_bytes()),
     }
 }
 

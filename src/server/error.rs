@@ -46,13 +46,16 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// The JSON body this error is answered with.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "status": "error", "errorType": self.kind, "error": self.message })
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            Json(json!({ "status": "error", "errorType": self.kind, "error": self.message }));
-        (self.status, body).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 
