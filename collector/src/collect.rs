@@ -406,6 +406,7 @@ impl Collector {
         let reader = match CgroupReader::open_with(&self.layout, path, hold_slow) {
             Ok(mut r) => {
                 r.set_slow_interval(self.config.slow_stat_interval);
+                r.set_carry_quiet_memory_stat(self.config.carry_quiet_memory_stat);
                 self.fds_in_use += r.open_file_count() as u64;
                 r
             }

@@ -86,6 +86,12 @@ pub struct AgentConfig {
     /// shorter; in between, their last figures are reported.
     #[serde(with = "humantime_serde")]
     pub slow_stat_interval: Duration,
+    /// Between slow reads, skip `memory.stat` for a cgroup whose CPU time
+    /// and memory usage have not moved since it was last read, reporting
+    /// its last figures: the kernel's dearest file (v1 renders ~80 numbers
+    /// per read) for the cgroups that are idle, which on a dense node are
+    /// most. `false` reads it every tick.
+    pub carry_quiet_memory_stat: bool,
     /// How often cgroups that only aggregate others are read when the
     /// interval is shorter: pod and QoS-class cgroups (`kubepods*.slice`,
     /// `…-pod<uid>.slice`), whose processes all live in their container
@@ -234,6 +240,7 @@ impl Default for AgentConfig {
             subtrees: Vec::new(),
             rescan_interval: Duration::from_secs(60),
             slow_stat_interval: Duration::from_secs(10),
+            carry_quiet_memory_stat: true,
             aggregate_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),
             fs_interval: Duration::from_secs(60),

@@ -767,3 +767,71 @@ fn holding_the_slow_files_reads_the_same_figures() {
         );
     }
 }
+
+#[test]
+fn memory_stat_is_carried_over_quiet_ticks_only() {
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let path = paths::docker_systemd(&paths::container_id(12));
+        let mut v = values();
+        tree.add_cgroup(&path, &v).unwrap();
+        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        reader.set_carry_quiet_memory_stat(true);
+        let first = reader.read_stats(0).unwrap();
+
+        // memory.stat changes behind the probes' back: a quiet tick
+        // reports the figures of its last read.
+        v.memory_stat.anon += MIB;
+        v.memory_stat.inactive_file += MIB;
+        v.memory_stat.pgfault += 10;
+        if let Some(local) = &mut v.memory_stat_local {
+            local.pgfault += 10;
+        }
+        tree.set_values(&path, &v).unwrap();
+        let quiet = reader.read_stats(1).unwrap();
+        assert_eq!(
+            quiet.memory, first.memory,
+            "quiet tick: memory.stat carried"
+        );
+
+        // The cgroup ran: memory.stat is read again.
+        v.cpu_usage_ns += 1_000;
+        tree.set_values(&path, &v).unwrap();
+        let ran = reader.read_stats(2).unwrap();
+        assert_eq!(
+            ran.memory.rss,
+            first.memory.rss + MIB,
+            "{:?}",
+            tree.version()
+        );
+        assert_eq!(ran.memory.pgfault, first.memory.pgfault + 10);
+        assert_eq!(ran.memory.working_set, first.memory.working_set - MIB);
+
+        // Memory charged or freed without CPU time showing: read again.
+        v.memory_stat.anon += MIB;
+        v.memory_usage += MIB;
+        tree.set_values(&path, &v).unwrap();
+        let charged = reader.read_stats(3).unwrap();
+        assert_eq!(charged.memory.rss, first.memory.rss + 2 * MIB);
+        assert_eq!(charged.memory.usage, first.memory.usage + MIB);
+
+        // Quiet again, but the slow read comes due: everything is read.
+        v.memory_stat.file += MIB;
+        tree.set_values(&path, &v).unwrap();
+        assert_eq!(reader.read_stats(4).unwrap().memory, charged.memory);
+        reader.set_slow_interval(std::time::Duration::ZERO);
+        let slow = reader.read_stats(5).unwrap();
+        assert_eq!(slow.memory.cache, charged.memory.cache + MIB);
+
+        // Off: every tick reads it.
+        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        reader.set_carry_quiet_memory_stat(false);
+        reader.read_stats(6).unwrap();
+        v.memory_stat.file += MIB;
+        tree.set_values(&path, &v).unwrap();
+        assert_eq!(
+            reader.read_stats(7).unwrap().memory.cache,
+            slow.memory.cache + MIB
+        );
+    }
+}

@@ -93,6 +93,11 @@ pub struct AgentArgs {
     /// read when the interval is shorter; 0s: every tick [default: 10s].
     #[arg(long, env = "OSPREY_AGGREGATE_INTERVAL", value_parser = humantime::parse_duration)]
     pub aggregate_interval: Option<Duration>,
+    /// Read memory.stat of every cgroup every tick, even of cgroups whose
+    /// CPU time and memory usage have not moved since its last read (by
+    /// default their last figures are reported until the next slow read, 10 s).
+    #[arg(long, env = "OSPREY_ALWAYS_READ_MEMORY_STAT")]
+    pub always_read_memory_stat: bool,
     /// Directory entries the writable-layer walker may examine per tick [default: 20000].
     #[arg(long, env = "OSPREY_FS_WALK_BUDGET")]
     pub fs_walk_budget: Option<usize>,
@@ -159,6 +164,9 @@ impl AgentArgs {
         );
         if self.cpu_load {
             c.cpu_load = true;
+        }
+        if self.always_read_memory_stat {
+            c.carry_quiet_memory_stat = false;
         }
         if self.node_name.is_some() {
             c.node_name = self.node_name.clone();

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::v1::{self, BLKIO_FILE_SETS, SpecDirs};
 use super::{ParseError, ReadError, is_gone, v2};
 use crate::layout::{CgroupLayout, CgroupMode};
-use crate::stats::{ContainerSpec, ContainerStats, PidsStats, PressureStats};
+use crate::stats::{ContainerSpec, ContainerStats, MemoryStats, PidsStats, PressureStats};
 
 /// Which statistics file a descriptor reads; decides how its contents are
 /// folded into the sample.
@@ -141,6 +141,20 @@ pub struct CgroupReader {
     read_cfs: bool,
     /// Keep the slow files open too (see [`CgroupReader::open_with`]).
     hold_slow_files: bool,
+    /// Carry `memory.stat` over ticks in which the cgroup is quiet (see
+    /// [`CgroupReader::set_carry_quiet_memory_stat`]).
+    carry_quiet_memory_stat: bool,
+    /// The last `memory.stat` read: the CPU time and memory usage read in
+    /// the same tick, and the figures it gave.
+    last_memory_stat: Option<LastMemoryStat>,
+}
+
+/// A `memory.stat` read and the activity probes read with it.
+#[derive(Debug, Clone)]
+struct LastMemoryStat {
+    cpu_usage_ns: u64,
+    memory_usage: u64,
+    memory: MemoryStats,
 }
 
 /// The figures of the slow files, carried between their reads.
@@ -178,6 +192,10 @@ impl StatFile {
             StatFile::V2MemoryPressure => "memory.pressure",
             StatFile::V2IoPressure => "io.pressure",
         }
+    }
+
+    fn is_memory_stat(self) -> bool {
+        matches!(self, StatFile::V1MemoryStat | StatFile::V2MemoryStat)
     }
 
     /// Files whose figures move slowly or rarely (a high-water mark, event
@@ -225,6 +243,8 @@ impl CgroupReader {
             next_slow: None,
             read_cfs: true,
             slow: SlowFigures::default(),
+            carry_quiet_memory_stat: false,
+            last_memory_stat: None,
             mode: layout.mode(),
             files: Vec::new(),
             blkio: BlkioV1::default(),
@@ -411,6 +431,25 @@ impl CgroupReader {
         self.next_slow = None;
     }
 
+    /// Whether `memory.stat` may be carried over a quiet tick: one in which
+    /// neither the cgroup's CPU time nor its memory usage moved since
+    /// `memory.stat` was last read. Its figures (anonymous and file memory,
+    /// the LRU lists behind the working set, page faults) only change when
+    /// the cgroup's tasks run or memory is charged or freed, so a quiet
+    /// tick would read the same text; what the probes cannot see (the
+    /// kernel moving pages between the LRU lists of an idle cgroup under
+    /// memory pressure) waits at most the slow interval, when every file is
+    /// read. It matters because the kernel renders v1 `memory.stat` with
+    /// ~80 `printf`s on every read: ~11 µs, as much as all other per-tick
+    /// files of a cgroup together; idle containers (every pod's pause
+    /// container, idle sidecars) are most of a dense node.
+    ///
+    /// Off by default; needs the slow interval set, and a cgroup whose CPU
+    /// time and memory usage are both read every tick.
+    pub fn set_carry_quiet_memory_stat(&mut self, carry: bool) {
+        self.carry_quiet_memory_stat = carry;
+    }
+
     /// The interface this reader reads (v1 or v2).
     pub fn mode(&self) -> CgroupMode {
         self.mode
@@ -475,10 +514,23 @@ impl CgroupReader {
         let now = Instant::now();
         let read_slow = self.next_slow.is_none_or(|t| now >= t);
 
+        let may_carry = self.carry_quiet_memory_stat && !read_slow && !self.usage_from_stat;
+        let mut carried_memory_stat = false;
+        let mut probes = Probes::default();
         for (index, held) in self.files.iter().enumerate() {
             if (!read_slow && held.kind.is_slow())
                 || (!self.read_cfs && held.kind == StatFile::V1CpuStat)
             {
+                continue;
+            }
+            if held.kind.is_memory_stat()
+                && let Some(last) = self
+                    .last_memory_stat
+                    .as_ref()
+                    .filter(|last| may_carry && probes.quiet_since(last, &stats))
+            {
+                copy_memory_stat_figures(self.mode, &last.memory, &mut stats.memory);
+                carried_memory_stat = true;
                 continue;
             }
             let read = match &held.file {
@@ -518,6 +570,16 @@ impl CgroupReader {
                 &mut pressure,
             )
             .map_err(|e| ReadError::parse(&held.path(), e))?;
+            probes.saw(held.kind);
+        }
+        if !carried_memory_stat && probes.cpu && probes.memory {
+            self.last_memory_stat = Some(LastMemoryStat {
+                cpu_usage_ns: stats.cpu.usage_ns,
+                memory_usage: stats.memory.usage,
+                memory: stats.memory.clone(),
+            });
+        } else if !carried_memory_stat {
+            self.last_memory_stat = None;
         }
         for index in gone_optional.into_iter().rev() {
             self.files.remove(index);
@@ -719,6 +781,47 @@ fn apply(
         StatFile::V2IoPressure => pressure.get_or_insert_default().io = v2::read_pressure(text)?,
     }
     Ok(())
+}
+
+/// Which activity probes a tick has read so far: the cgroup's CPU time
+/// and its memory usage, both read before `memory.stat`.
+#[derive(Debug, Default)]
+struct Probes {
+    cpu: bool,
+    memory: bool,
+}
+
+impl Probes {
+    fn saw(&mut self, kind: StatFile) {
+        match kind {
+            StatFile::V1CpuacctUsage | StatFile::V2CpuStat => self.cpu = true,
+            StatFile::V1MemoryUsage | StatFile::V2MemoryCurrent => self.memory = true,
+            _ => {}
+        }
+    }
+
+    /// Both probes were read this tick and neither moved since `last`.
+    fn quiet_since(&self, last: &LastMemoryStat, stats: &ContainerStats) -> bool {
+        self.cpu
+            && self.memory
+            && stats.cpu.usage_ns == last.cpu_usage_ns
+            && stats.memory.usage == last.memory_usage
+    }
+}
+
+/// Copies what `memory.stat` gives in `mode` from `from` to `to`.
+fn copy_memory_stat_figures(mode: CgroupMode, from: &MemoryStats, to: &mut MemoryStats) {
+    to.rss = from.rss;
+    to.cache = from.cache;
+    to.mapped_file = from.mapped_file;
+    to.active_file = from.active_file;
+    to.inactive_file = from.inactive_file;
+    to.pgfault = from.pgfault;
+    to.pgmajfault = from.pgmajfault;
+    match mode {
+        CgroupMode::V1 => to.swap = from.swap,
+        CgroupMode::V2 => to.kernel = from.kernel,
+    }
 }
 
 enum ReadFailure {
