@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::expose::families::{DeviceNames, ExposeOptions};
-use crate::expose::{snapshot_families, text};
+use crate::expose::snapshot_families;
+use crate::expose::text::TextChunks;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{ContainerInfo, Snapshot};
 use crate::stats::ContainerStats;
@@ -92,26 +94,38 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
     let snap = state.latest();
     let families = snapshot_families(&snap, &state.expose, &state.devices);
+    drop(snap);
     let mut extra = state.self_metrics.gather();
     extra.extend((state.extra_metrics)());
-    let encoded = text::encode(&families, &extra);
-    drop(families);
-    // The families of a large node are megabytes allocated once per
-    // scrape: hand them back to the system rather than keep them.
-    crate::agent::release_free_memory();
-    match encoded {
-        Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics failed: {e}"),
-        ),
+    // Streamed a chunk at a time as the client reads: the whole text of a
+    // dense node is tens of megabytes.
+    let text = ScrapeText(TextChunks::new(families, extra));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        Body::from_stream(futures_util::stream::iter(text)),
+    )
+        .into_response()
+}
+
+/// The text of one scrape; hands the memory of its families (megabytes on
+/// a large node, allocated once per scrape) back to the system when done.
+struct ScrapeText(TextChunks);
+
+impl Iterator for ScrapeText {
+    type Item = Result<Vec<u8>, prometheus::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+}
+
+impl Drop for ScrapeText {
+    fn drop(&mut self) {
+        self.0 = TextChunks::new(Vec::new(), Vec::new());
+        crate::agent::release_free_memory();
     }
 }
 

@@ -104,7 +104,7 @@ impl Default for SelfMetrics {
 /// snapshot of its atomics).
 pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto::MetricFamily> {
     use crate::expose::families::{Family, MetricKind, Sample};
-    let base = std::sync::Arc::new(Vec::new());
+    let base = crate::expose::families::LabelSet::new(Vec::new());
     let one = |name, help, kind, value: u64| Family {
         name,
         help,
@@ -195,7 +195,7 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
 pub fn log_families(s: &crate::logs::LogStats) -> Vec<prometheus::proto::MetricFamily> {
     use crate::expose::families::{Family, MetricKind, Sample};
     use crate::logs::LogStats;
-    let base = std::sync::Arc::new(Vec::new());
+    let base = crate::expose::families::LabelSet::new(Vec::new());
     let one = |name, help, kind, value: f64| Family {
         name,
         help,

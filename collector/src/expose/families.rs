@@ -1,8 +1,9 @@
 //! The mapping from [`Snapshot`] to metric families.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::snapshot::{ContainerSample, Snapshot};
 use crate::stats::FilesystemStats;
@@ -17,7 +18,49 @@ pub enum MetricKind {
 }
 
 /// Label pairs shared by every sample of one container.
-pub type BaseLabels = Arc<Vec<(String, String)>>;
+pub type BaseLabels = Arc<LabelSet>;
+
+/// Label pairs, and their text in the exposition format, rendered once:
+/// a container's labels (its long cgroup id, image, pod …) are the same on
+/// each of its ~40 lines, and escaping them again on every line was most
+/// of the work of a scrape.
+#[derive(Debug, Default)]
+pub struct LabelSet {
+    pairs: Vec<(String, String)>,
+    text: OnceLock<Box<[u8]>>,
+}
+
+impl LabelSet {
+    /// A shared set of `pairs`, in the order they are written.
+    pub fn new(pairs: Vec<(String, String)>) -> BaseLabels {
+        Arc::new(LabelSet {
+            pairs,
+            text: OnceLock::new(),
+        })
+    }
+
+    /// `name="value",…` with values escaped, rendered on first use.
+    pub fn text(&self) -> &[u8] {
+        self.text.get_or_init(|| {
+            let mut buf = Vec::new();
+            for (i, (k, v)) in self.pairs.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                super::text::write_label(&mut buf, k, v);
+            }
+            buf.into_boxed_slice()
+        })
+    }
+}
+
+impl Deref for LabelSet {
+    type Target = [(String, String)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.pairs
+    }
+}
 
 /// One sample: the container's base labels, extra labels of this metric
 /// (`interface`, `device`, `cpu` …) and the value.
@@ -147,7 +190,7 @@ fn by_id<T: Copy>(list: &[(String, T)], id: &str) -> Option<T> {
 /// Pod status under kube-state-metrics' names (see [`crate::kube_state`]).
 fn kube_families(b: &mut Builder, snap: &Snapshot) {
     for r in &snap.kube.restarts {
-        let base: BaseLabels = Arc::new(vec![
+        let base = LabelSet::new(vec![
             ("namespace".into(), r.namespace.clone()),
             ("pod".into(), r.pod.clone()),
             ("uid".into(), r.uid.clone()),
@@ -163,7 +206,7 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
         );
     }
     for r in &snap.kube.resources {
-        let base: BaseLabels = Arc::new(vec![
+        let base = LabelSet::new(vec![
             ("namespace".into(), r.namespace.clone()),
             ("pod".into(), r.pod.clone()),
             ("uid".into(), r.uid.clone()),
@@ -187,7 +230,7 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
     for r in &snap.kube.node {
         // No `node` label here: the shipper puts the node's name on every
         // series (a scrape of /metrics adds `instance`).
-        let base: BaseLabels = Arc::new(vec![
+        let base = LabelSet::new(vec![
             ("resource".into(), r.resource.clone()),
             ("unit".into(), r.unit.clone()),
         ]);
@@ -205,7 +248,7 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
         b.add(name, help, G, &base, Vec::new(), r.value);
     }
     for ns in &snap.kube.namespaces {
-        let base: BaseLabels = Arc::new(vec![
+        let base = LabelSet::new(vec![
             ("namespace".into(), ns.name.clone()),
             ("uid".into(), ns.uid.clone()),
         ]);
@@ -222,7 +265,7 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
 
 fn machine_families(b: &mut Builder, snap: &Snapshot) {
     let m = &snap.machine;
-    let base: BaseLabels = Arc::new(vec![
+    let base = LabelSet::new(vec![
         ("boot_id".into(), m.boot_id.clone()),
         ("machine_id".into(), m.machine_id.clone()),
         ("system_uuid".into(), m.system_uuid.clone()),
@@ -330,7 +373,7 @@ fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
         }
         v.push((name, i.labels.get(key).cloned().unwrap_or_default()));
     }
-    Arc::new(v)
+    LabelSet::new(v)
 }
 
 /// Replaces every character outside `[a-zA-Z0-9_]` with `_`.

@@ -66,64 +66,146 @@ pub fn to_proto(families: &[Family]) -> Vec<MetricFamily> {
 }
 
 /// Encodes families, then any already-built ones (e.g. the agent's own
-/// registry), as Prometheus text.
+/// registry), as Prometheus text, all in one buffer (for `--once` and
+/// tests; `/metrics` streams [`TextChunks`]).
 pub fn encode(families: &[Family], extra: &[MetricFamily]) -> Result<Vec<u8>, prometheus::Error> {
-    use std::io::Write;
-    // One allocation of about the right size: on a node of 2000 cgroups
-    // the text is ~20 MB (cAdvisor's labels, the long kubepods ids, on
-    // every line), and growing it by doubling copied it over again.
-    let mut buf = Vec::with_capacity(encoded_len_estimate(families));
-    for f in families.iter().filter(|f| !f.samples.is_empty()) {
-        let kind = match f.kind {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-        };
-        buf.extend_from_slice(b"# HELP ");
-        buf.extend_from_slice(f.name.as_bytes());
-        buf.push(b' ');
-        escape_help(&mut buf, f.help);
-        let _ = writeln!(buf, "\n# TYPE {} {kind}", f.name);
-        for s in &f.samples {
-            buf.extend_from_slice(f.name.as_bytes());
-            let mut first = true;
-            for (k, v) in s.labels() {
-                buf.push(if first { b'{' } else { b',' });
-                first = false;
-                buf.extend_from_slice(k.as_bytes());
-                buf.extend_from_slice(b"=\"");
-                escape_label_value(&mut buf, v);
-                buf.push(b'"');
-            }
-            if !first {
-                buf.push(b'}');
-            }
-            buf.push(b' ');
-            write_value(&mut buf, s.value);
-            if let Some(t) = s.timestamp_ms {
-                buf.push(b' ');
-                buf.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
-            }
-            buf.push(b'\n');
-        }
-    }
-    TextEncoder::new().encode(extra, &mut buf)?;
+    let mut chunks = TextChunks::new(families.to_vec(), extra.to_vec());
+    let mut buf = Vec::new();
+    while chunks.fill(&mut buf, usize::MAX)? {}
     Ok(buf)
 }
 
-/// About the length of the text of `families` (the `# HELP`/`# TYPE`
-/// lines and every sample's name, labels and value), for one allocation.
-fn encoded_len_estimate(families: &[Family]) -> usize {
-    families
-        .iter()
-        .map(|f| {
-            let line = |s: &super::families::Sample| {
-                let labels: usize = s.labels().map(|(k, v)| k.len() + v.len() + 4).sum();
-                f.name.len() + labels + 24 + if s.timestamp_ms.is_some() { 14 } else { 0 }
+/// The text exposition of families, then of already-built ones, produced
+/// a chunk at a time as the reader takes it: a dense node's text is tens of
+/// megabytes (cAdvisor's label set on each of ~80 000 lines) and built
+/// whole it set the agent's peak memory, twice its steady size.
+#[derive(Debug)]
+pub struct TextChunks {
+    families: Vec<Family>,
+    extra: Vec<MetricFamily>,
+    /// The family being written, and its next sample.
+    family: usize,
+    sample: usize,
+    /// Whether the current family's `# HELP`/`# TYPE` lines are out.
+    header_written: bool,
+    extra_written: bool,
+    chunk_size: usize,
+}
+
+/// What one chunk of `/metrics` holds, about: large enough that writing a
+/// chunk costs little beside its text, small enough to stay below the
+/// allocator's mmap threshold (1 MiB in the agent) and so be reused.
+pub const CHUNK_SIZE: usize = 128 * 1024;
+
+impl TextChunks {
+    /// The text of `families` (empty ones are left out), then `extra`.
+    pub fn new(families: Vec<Family>, extra: Vec<MetricFamily>) -> Self {
+        TextChunks {
+            families: families
+                .into_iter()
+                .filter(|f| !f.samples.is_empty())
+                .collect(),
+            extra,
+            family: 0,
+            sample: 0,
+            header_written: false,
+            extra_written: false,
+            chunk_size: CHUNK_SIZE,
+        }
+    }
+
+    /// Chunks of about `bytes` instead of [`CHUNK_SIZE`].
+    pub fn with_chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes.max(1);
+        self
+    }
+
+    /// Appends whole lines of the text to `buf` until it holds at least
+    /// `min` bytes or the text ends; `false` once nothing is left.
+    pub fn fill(&mut self, buf: &mut Vec<u8>, min: usize) -> Result<bool, prometheus::Error> {
+        use std::io::Write;
+        while buf.len() < min {
+            let Some(f) = self.families.get(self.family) else {
+                if self.extra_written {
+                    return Ok(false);
+                }
+                self.extra_written = true;
+                TextEncoder::new().encode(&self.extra, buf)?;
+                continue;
             };
-            f.help.len() + 2 * f.name.len() + 32 + f.samples.iter().map(line).sum::<usize>()
-        })
-        .sum::<usize>()
-        + 4096
+            if !self.header_written {
+                let kind = match f.kind {
+                    MetricKind::Counter => "counter",
+                    MetricKind::Gauge => "gauge",
+                };
+                buf.extend_from_slice(b"# HELP ");
+                buf.extend_from_slice(f.name.as_bytes());
+                buf.push(b' ');
+                escape_help(buf, f.help);
+                let _ = writeln!(buf, "\n# TYPE {} {kind}", f.name);
+                self.header_written = true;
+            }
+            let end = f.samples.len();
+            while self.sample < end && buf.len() < min {
+                write_sample(buf, f.name, &f.samples[self.sample]);
+                self.sample += 1;
+            }
+            if self.sample == end {
+                self.family += 1;
+                self.sample = 0;
+                self.header_written = false;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Iterator for TextChunks {
+    type Item = Result<Vec<u8>, prometheus::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Room for one more line past the chunk size, so that a chunk is
+        // one allocation.
+        let mut buf = Vec::with_capacity(self.chunk_size + 4096);
+        match self.fill(&mut buf, self.chunk_size) {
+            Ok(_) if buf.is_empty() => None,
+            Ok(_) => Some(Ok(buf)),
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// One sample's line: name, labels (the shared ones pre-rendered), value,
+/// and the timestamp of a sample read at an earlier tick.
+fn write_sample(buf: &mut Vec<u8>, name: &str, s: &super::families::Sample) {
+    buf.extend_from_slice(name.as_bytes());
+    let base = s.base.text();
+    if !base.is_empty() || !s.extra.is_empty() {
+        buf.push(b'{');
+        buf.extend_from_slice(base);
+        for (i, (k, v)) in s.extra.iter().enumerate() {
+            if i > 0 || !base.is_empty() {
+                buf.push(b',');
+            }
+            write_label(buf, k, v);
+        }
+        buf.push(b'}');
+    }
+    buf.push(b' ');
+    write_value(buf, s.value);
+    if let Some(t) = s.timestamp_ms {
+        buf.push(b' ');
+        buf.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
+    }
+    buf.push(b'\n');
+}
+
+/// `name="value"`, the value escaped.
+pub(super) fn write_label(buf: &mut Vec<u8>, name: &str, value: &str) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"=\"");
+    escape_label_value(buf, value);
+    buf.push(b'"');
 }
 
 /// Help text escaping: backslash and newline.
@@ -177,10 +259,8 @@ fn write_value(buf: &mut Vec<u8>, v: f64) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::expose::families::Sample;
+    use crate::expose::families::{LabelSet, Sample};
 
     #[test]
     fn whole_values_are_written_as_rust_formats_them() {
@@ -225,7 +305,7 @@ mod tests {
 
     #[test]
     fn writes_the_text_format_with_escapes_and_special_values() {
-        let base = Arc::new(vec![("id".to_string(), "/a\"b\\c\nd".to_string())]);
+        let base = LabelSet::new(vec![("id".to_string(), "/a\"b\\c\nd".to_string())]);
         let fam = Family {
             name: "m_total",
             help: "Help with \\ and\nnewline.",
@@ -238,7 +318,7 @@ mod tests {
                     timestamp_ms: None,
                 },
                 Sample {
-                    base: Arc::new(Vec::new()),
+                    base: LabelSet::new(Vec::new()),
                     extra: Vec::new(),
                     value: f64::INFINITY,
                     timestamp_ms: None,
@@ -264,5 +344,60 @@ mod tests {
             m_total{id=\"/a\\\"b\\\\c\\nd\"} NaN\n\
             m_total{id=\"/a\\\"b\\\\c\\nd\"} 1000000000000000000000\n";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn chunks_are_whole_lines_that_add_up_to_the_whole_text() {
+        let base = LabelSet::new(vec![
+            ("id".to_string(), "/kubepods/pod1/abc".to_string()),
+            ("image".to_string(), "nginx:1.25".to_string()),
+        ]);
+        let family = |name: &'static str, n: usize| Family {
+            name,
+            help: "Help.",
+            kind: MetricKind::Gauge,
+            samples: (0..n)
+                .map(|i| Sample {
+                    base: base.clone(),
+                    extra: if i % 2 == 0 {
+                        vec![("device", format!("sd{i}"))]
+                    } else {
+                        Vec::new()
+                    },
+                    value: i as f64 * 1.5,
+                    timestamp_ms: (i % 3 == 0).then_some(1_700_000_000_000 + i as i64),
+                })
+                .collect(),
+        };
+        let families = vec![family("a", 5), family("empty", 0), family("b", 40)];
+        let mut own = prometheus::proto::MetricFamily::default();
+        own.set_name("osprey_agent_ticks_total".into());
+        own.set_help("Ticks.".into());
+        own.set_field_type(prometheus::proto::MetricType::COUNTER);
+        let mut m = prometheus::proto::Metric::default();
+        let mut c = prometheus::proto::Counter::default();
+        c.set_value(3.0);
+        m.set_counter(c);
+        own.set_metric(vec![m]);
+        let whole = encode(&families, std::slice::from_ref(&own)).unwrap();
+        let text = String::from_utf8(whole.clone()).unwrap();
+        assert!(
+            !text.contains("# HELP empty"),
+            "empty families are left out"
+        );
+        assert!(text.ends_with("osprey_agent_ticks_total 3\n"), "{text}");
+        assert_eq!(text.matches("\nb{").count(), 40);
+
+        for size in [1, 7, 100, 1000, 1 << 20] {
+            let chunks: Vec<Vec<u8>> = TextChunks::new(families.clone(), vec![own.clone()])
+                .with_chunk_size(size)
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(chunks.concat(), whole, "chunk size {size}");
+            for chunk in &chunks[..chunks.len() - 1] {
+                assert!(chunk.len() >= size, "chunk size {size}: {}", chunk.len());
+                assert_eq!(chunk.last(), Some(&b'\n'), "whole lines");
+            }
+        }
     }
 }
