@@ -24,7 +24,9 @@
 //! id regardless of this guess.
 //!
 //! Containers and pods below `kubepods` also carry the pod uid and QoS
-//! class of their ancestors.
+//! class of their ancestors. The `kubepods` tree is recognised below other
+//! components too (`/node-1/kubepods/…`): where a Kubernetes node is itself
+//! a container (kind, k3d) and the agent sees its cgroups from the host.
 
 use std::fmt;
 
@@ -120,8 +122,9 @@ pub fn identify(path: &str) -> CgroupIdentity {
         return CgroupIdentity::of_kind(CgroupKind::Root);
     };
 
-    let (pod_uid, qos) = kubernetes_context(&components);
-    let under_kubepods = components.first().is_some_and(|c| is_kubepods(c));
+    let kubepods = kubepods_start(&components);
+    let (pod_uid, qos) = kubepods.map_or((None, None), |at| kubernetes_context(&components[at..]));
+    let under_kubepods = kubepods.is_some();
 
     if let Some((runtime, id)) = container_in_leaf(leaf, ancestors, under_kubepods) {
         return CgroupIdentity {
@@ -142,7 +145,7 @@ pub fn identify(path: &str) -> CgroupIdentity {
                 ..CgroupIdentity::of_kind(CgroupKind::Pod)
             };
         }
-        if components.len() == 1 || qos_of(leaf).is_some() {
+        if is_kubepods(leaf) || qos_of(leaf).is_some() {
             return CgroupIdentity {
                 qos,
                 ..CgroupIdentity::of_kind(CgroupKind::QosClass)
@@ -200,11 +203,16 @@ fn container_in_leaf<'a>(
     Some((runtime, leaf))
 }
 
-/// The pod uid and QoS class named by the path's kubepods components.
+/// Where the kubelet's tree starts in a cgroup path: at the root on a
+/// node, deeper when the node itself is a container whose cgroups the
+/// agent sees from outside (kind, k3d: `/docker/<id>/kubepods/…`).
+fn kubepods_start(components: &[&str]) -> Option<usize> {
+    components.iter().position(|c| is_kubepods(c))
+}
+
+/// The pod uid and QoS class named by the components of a kubepods tree
+/// (`components[0]` is `kubepods` or `kubepods.slice`).
 fn kubernetes_context(components: &[&str]) -> (Option<String>, Option<String>) {
-    if !components.first().is_some_and(|c| is_kubepods(c)) {
-        return (None, None);
-    }
     let mut pod_uid = None;
     let mut qos = None;
     for component in &components[1..] {
@@ -437,6 +445,23 @@ mod tests {
             },
             case("/process_api/7a042d2786c462c55b18be4b7ec9c2fa".into(), Raw),
             case("/osprey-test/a".into(), Raw),
+            // A node that is itself a container (kind, k3d), seen from
+            // its host: the kubelet's tree starts below the node's cgroup.
+            case("/node-1/kubepods".into(), QosClass),
+            in_pod(
+                case(format!("/node-1/kubepods/burstable/pod{UID}"), Pod),
+                "burstable",
+            ),
+            in_pod(
+                container(
+                    format!(
+                        "/node-1/kubepods.slice/kubepods-besteffort.slice/\
+                         kubepods-besteffort-pod{UID_}.slice/cri-containerd-{ID}.scope"
+                    ),
+                    Some(Containerd),
+                ),
+                "besteffort",
+            ),
             // Near misses stay raw.
             case(format!("/docker/{}", &ID[..63]), Raw),
             case(format!("/docker/{}", ID.to_uppercase()), Raw),
