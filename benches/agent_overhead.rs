@@ -1,7 +1,8 @@
 //! The whole agent's cost as a running process: `osprey agent --interval 1s`
 //! over 10, 100 and 1000 containers (real cgroup v1 hierarchies of this
-//! machine, and fixture trees in v1 and v2 formats with the kubepods
-//! layout: a pod cgroup per container), measured over a fixed period after
+//! machine, flat and in the kubepods layout with a pod cgroup per
+//! container, and fixture trees in v1 and v2 formats with the kubepods
+//! layout), measured over a fixed period after
 //! a warm-up. Everything the agent does is included: discovery, reading,
 //! the recent-history window, the HTTP server, and `/metrics` scrapes at a
 //! Prometheus-like cadence.
@@ -20,20 +21,33 @@
 //!   period, as a Prometheus server would (default 15; `0`: never, the
 //!   collection alone).
 //! - `OSPREY_BENCH_CONTAINERS`: comma-separated sizes (default `10,100,1000`).
-//! - `OSPREY_BENCH_CASES`: comma-separated cases out of `real,v1,v2`
-//!   (default all three).
+//! - `OSPREY_BENCH_CASES`: comma-separated cases out of `real` (cgroups
+//!   side by side), `real-pods` (the kubelet's layout: a pod cgroup per
+//!   container under `kubepods.slice`), `v1`, `v2` (fixtures in that
+//!   layout) (default all four).
 //! - `OSPREY_BENCH_AGENTS`: `label=path,label=path`: compare agent binaries
 //!   (A/B) in the same run, each row measured for each binary in turn
 //!   (default: the `osprey` built with the bench).
 //! - `OSPREY_BENCH_REPEAT`: measure every row this many times (default 1),
 //!   interleaving the binaries (A B A B …) so machine noise hits both.
+//! - `OSPREY_BENCH_ACTIVITY`: comma-separated, out of `active,idle`
+//!   (default both). `active`, the worst case: every cgroup's CPU time
+//!   moves between two ticks (in each real cgroup a process wakes every
+//!   500 ms; in the fixtures the bench advances each cgroup's CPU counter
+//!   every 500 ms). `idle`: nothing moves (the real cgroups' processes
+//!   sleep; the fixtures' files stay as written), as for pause containers
+//!   and idle sidecars. The agent reads less of an idle cgroup (it skips
+//!   `memory.stat` until the cgroup runs, or for 10 s), so both are shown.
 //! - `OSPREY_BENCH_HOLD`: build the 1000-container v1 and v2 kubepods
 //!   fixtures, print the agent commands that read them, and wait this many
 //!   seconds (for `perf record` on an agent started by hand).
 
 use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use osprey_collector::fixture::{FixtureTree, FixtureVersion, PathStyle, paths};
@@ -135,6 +149,7 @@ fn scrape(port: u16) -> Option<(usize, Option<f64>)> {
 
 struct Row {
     case: String,
+    activity: &'static str,
     agent: String,
     containers: usize,
     cgroups: f64,
@@ -253,6 +268,7 @@ fn measure(
     };
     Row {
         case: case.into(),
+        activity: "",
         agent: label.clone(),
         containers,
         cgroups,
@@ -268,29 +284,213 @@ fn measure(
     }
 }
 
+const REAL_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+
 struct RealTree {
     parent: String,
+    /// Each container's cgroup, relative to `parent`.
+    containers: Vec<String>,
+    /// Every directory made, parents first.
     dirs: Vec<PathBuf>,
 }
 
 impl RealTree {
-    fn create(n: usize) -> Option<Self> {
+    /// `n` cgroups side by side (`kubepods`: false), or `n` containers in
+    /// the kubelet's systemd-driver layout, each in its own pod cgroup
+    /// under the burstable QoS slice: the layout of the fixture rows, with
+    /// the kernel's own files.
+    fn create(n: usize, kubepods: bool) -> Option<Self> {
         let parent = format!("osprey-agentbench-{}", std::process::id());
+        let containers: Vec<String> = (0..n as u64)
+            .map(|i| {
+                if kubepods {
+                    PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd)
+                        .path(i)
+                        .trim_start_matches('/')
+                        .to_string()
+                } else {
+                    format!("c{i}")
+                }
+            })
+            .collect();
         let mut tree = Self {
             parent,
+            containers,
             dirs: Vec::new(),
         };
-        for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+        for c in REAL_CONTROLLERS {
             let base = Path::new("/sys/fs/cgroup").join(c).join(&tree.parent);
-            std::fs::create_dir(&base).ok()?;
-            tree.dirs.push(base.clone());
-            for i in 0..n {
-                let d = base.join(format!("c{i}"));
-                std::fs::create_dir(&d).ok()?;
-                tree.dirs.push(d);
+            for container in &tree.containers {
+                let mut dir = base.clone();
+                for part in std::iter::once("").chain(container.split('/')) {
+                    dir.push(part);
+                    if !dir.exists() {
+                        std::fs::create_dir(&dir).ok()?;
+                        tree.dirs.push(dir.clone());
+                    }
+                }
             }
         }
         Some(tree)
+    }
+}
+
+/// A process in each cgroup of a real tree, as every container has one:
+/// waking every 500 ms (`active`) or sleeping throughout (`idle`).
+struct Occupants(Vec<Child>);
+
+impl Occupants {
+    fn start(tree: &RealTree, wake: bool) -> Self {
+        let exe = std::env::current_exe().expect("the bench's own path");
+        let children = tree
+            .containers
+            .iter()
+            .map(|container| {
+                let procs: Vec<String> = REAL_CONTROLLERS
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "/sys/fs/cgroup/{c}/{}/{container}/cgroup.procs",
+                            tree.parent
+                        )
+                    })
+                    .collect();
+                Command::new(&exe)
+                    .env("OSPREY_BENCH_OCCUPY", procs.join(","))
+                    .env("OSPREY_BENCH_OCCUPY_WAKE", if wake { "1" } else { "0" })
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("starting a cgroup's process")
+            })
+            .collect();
+        // Ready when every cgroup holds its process.
+        let count = format!("/sys/fs/cgroup/pids/{}/pids.current", tree.parent);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(&count)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            != Some(tree.containers.len())
+        {
+            assert!(Instant::now() < deadline, "cgroup processes did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Occupants(children)
+    }
+}
+
+impl Drop for Occupants {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The body of a cgroup's process (`OSPREY_BENCH_OCCUPY`): joins the
+/// cgroups listed, then wakes every 500 ms or sleeps until killed. It dies
+/// with the bench.
+fn occupy(procs: &str, wake: bool) -> ! {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets this process's death signal.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let pid = std::process::id().to_string();
+    for file in procs.split(',') {
+        std::fs::write(file, &pid).unwrap_or_else(|e| panic!("joining {file}: {e}"));
+    }
+    loop {
+        if wake {
+            std::thread::sleep(Duration::from_millis(500));
+        } else {
+            // SAFETY: pause() only waits for a signal.
+            unsafe {
+                libc::pause();
+            }
+        }
+    }
+}
+
+/// Advances the CPU counter of every cgroup of a fixture tree every 500 ms
+/// (v1 `cpuacct.usage`, v2 `cpu.stat usage_usec`), as running containers
+/// move it; stops when dropped.
+struct FixtureActivity {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FixtureActivity {
+    fn start(tree: &FixtureTree) -> Self {
+        let name = match tree.version() {
+            FixtureVersion::V1 => "cpuacct.usage",
+            FixtureVersion::V2 => "cpu.stat",
+        };
+        let mut files = Vec::new();
+        find_files(tree.root(), name, &mut files);
+        assert!(!files.is_empty(), "no {name} in the fixture");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                for f in &files {
+                    advance_first_number(f);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        FixtureActivity {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FixtureActivity {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn find_files(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            find_files(&path, name, out);
+        } else if entry.file_name() == name {
+            out.push(path);
+        }
+    }
+}
+
+/// Adds 1000 to the first number in a file, rewriting it in place while
+/// its length stays (the agent reads it meanwhile and must never see it
+/// empty, as a truncating write would show it).
+fn advance_first_number(path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let Some(start) = text.find(|c: char| c.is_ascii_digit()) else {
+        return;
+    };
+    let len = text[start..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len() - start);
+    let Ok(n) = text[start..start + len].parse::<u64>() else {
+        return;
+    };
+    let next = (n + 1000).to_string();
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    if next.len() == len {
+        file.write_at(next.as_bytes(), start as u64).unwrap();
+    } else {
+        let whole = format!("{}{next}{}", &text[..start], &text[start + len..]);
+        file.write_at(whole.as_bytes(), 0).unwrap();
     }
 }
 
@@ -338,6 +538,12 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    if let Ok(procs) = std::env::var("OSPREY_BENCH_OCCUPY") {
+        occupy(
+            &procs,
+            std::env::var("OSPREY_BENCH_OCCUPY_WAKE").as_deref() == Ok("1"),
+        );
+    }
     if let Ok(hold) = std::env::var("OSPREY_BENCH_HOLD") {
         let trees = [FixtureVersion::V1, FixtureVersion::V2].map(|v| kubepods_fixture(v, 1000));
         for tree in &trees {
@@ -361,7 +567,7 @@ fn main() {
         .iter()
         .map(|s| s.parse().expect("OSPREY_BENCH_CONTAINERS: numbers"))
         .collect();
-    let cases = env_list("OSPREY_BENCH_CASES", "real,v1,v2");
+    let cases = env_list("OSPREY_BENCH_CASES", "real,real-pods,v1,v2");
     let agents: Vec<(String, PathBuf)> = match std::env::var("OSPREY_BENCH_AGENTS") {
         Ok(list) => list
             .split(',')
@@ -375,19 +581,32 @@ fn main() {
         Err(_) => vec![("osprey".into(), PathBuf::from(env!("CARGO_BIN_EXE_osprey")))],
     };
     let repeat = env_u64("OSPREY_BENCH_REPEAT", 1).max(1);
+    let activities: Vec<&'static str> = env_list("OSPREY_BENCH_ACTIVITY", "active,idle")
+        .iter()
+        .map(|a| match a.as_str() {
+            "active" => "active",
+            "idle" => "idle",
+            other => panic!("OSPREY_BENCH_ACTIVITY: unknown activity {other}"),
+        })
+        .collect();
 
     let mut rows = Vec::new();
     for &n in &sizes {
         for case in &cases {
             // Each case's tree is built once and read by every binary.
-            let real;
-            let fixture;
+            let mut real = None;
+            let mut fixture = None;
             let (name, args) = match case.as_str() {
-                "real" => {
-                    real = RealTree::create(n);
+                "real" | "real-pods" => {
+                    let kubepods = case == "real-pods";
+                    real = RealTree::create(n, kubepods);
                     match &real {
                         Some(tree) => (
-                            "real cgroup v1",
+                            if kubepods {
+                                "real v1 kubepods"
+                            } else {
+                                "real cgroup v1"
+                            },
                             vec!["--subtree".to_string(), format!("/{}", tree.parent)],
                         ),
                         None => {
@@ -402,24 +621,33 @@ fn main() {
                     } else {
                         FixtureVersion::V2
                     };
-                    fixture = kubepods_fixture(version, n);
+                    let tree = fixture.insert(kubepods_fixture(version, n));
                     let name = if case == "v1" {
                         "fixture v1"
                     } else {
                         "fixture v2"
                     };
-                    (name, fixture_args(&fixture))
+                    (name, fixture_args(tree))
                 }
                 other => panic!("OSPREY_BENCH_CASES: unknown case {other}"),
             };
-            for _ in 0..repeat {
-                for agent in &agents {
-                    let row = measure(&settings, agent, name, n, &args);
-                    eprintln!(
-                        "{} {} {}: {:.2} % of a core (load {})",
-                        row.agent, row.case, n, row.core_percent, row.load
-                    );
-                    rows.push(row);
+            for &activity in &activities {
+                let active = activity == "active";
+                let _occupants = real.as_ref().map(|tree| Occupants::start(tree, active));
+                let _moving = fixture
+                    .as_ref()
+                    .filter(|_| active)
+                    .map(FixtureActivity::start);
+                for _ in 0..repeat {
+                    for agent in &agents {
+                        let mut row = measure(&settings, agent, name, n, &args);
+                        row.activity = activity;
+                        eprintln!(
+                            "{} {} {} {activity}: {:.2} % of a core (load {})",
+                            row.agent, row.case, n, row.core_percent, row.load
+                        );
+                        rows.push(row);
+                    }
                 }
             }
         }
@@ -433,9 +661,10 @@ fn main() {
         }
     );
     println!(
-        "{:<10} {:<16} {:>6} {:>7} {:>9} {:>7} {:>7} {:>11} {:>7} {:>8} {:>8} {:>11}",
+        "{:<10} {:<16} {:<7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>11} {:>7} {:>8} {:>8} {:>11}",
         "agent",
         "case",
+        "activity",
         "conts",
         "cgroups",
         "% core",
@@ -449,9 +678,10 @@ fn main() {
     );
     for r in rows {
         println!(
-            "{:<10} {:<16} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>8.1} {:>8.1} {:>11}{}",
+            "{:<10} {:<16} {:<7} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>8.1} {:>8.1} {:>11}{}",
             r.agent,
             r.case,
+            r.activity,
             r.containers,
             r.cgroups,
             r.core_percent,
