@@ -38,12 +38,17 @@
 //!   sleep; the fixtures' files stay as written), as for pause containers
 //!   and idle sidecars. The agent reads less of an idle cgroup (it skips
 //!   `memory.stat` until the cgroup runs, or for 10 s), so both are shown.
+//! - `OSPREY_BENCH_FLOOR`: `0` skips the floor. By default each case and
+//!   activity also measures the floor: one thread holding the same files
+//!   open (the per-tick ones, the slow ones and the pod cgroups' ones,
+//!   these two every tenth tick) and reading each once when due; the table
+//!   shows the agent's collection as a multiple of it (`× floor`).
 //! - `OSPREY_BENCH_HOLD`: build the 1000-container v1 and v2 kubepods
 //!   fixtures, print the agent commands that read them, and wait this many
 //!   seconds (for `perf record` on an agent started by hand).
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -304,10 +309,7 @@ impl RealTree {
         let containers: Vec<String> = (0..n as u64)
             .map(|i| {
                 if kubepods {
-                    PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd)
-                        .path(i)
-                        .trim_start_matches('/')
-                        .to_string()
+                    KUBEPODS_STYLE.path(i).trim_start_matches('/').to_string()
                 } else {
                     format!("c{i}")
                 }
@@ -502,15 +504,147 @@ impl Drop for RealTree {
     }
 }
 
+/// The files the agent reads per tick and on its slow cadence, as
+/// `(controller, file, every)`: read every `every` ticks.
+const V1_FILES: [(&str, &str, u64); 9] = [
+    ("cpuacct", "cpuacct.usage", 1),
+    ("memory", "memory.usage_in_bytes", 1),
+    ("memory", "memory.stat", 1),
+    ("pids", "pids.current", 1),
+    ("cpuacct", "cpuacct.stat", 10),
+    ("memory", "memory.max_usage_in_bytes", 10),
+    ("memory", "memory.failcnt", 10),
+    ("memory", "memory.kmem.usage_in_bytes", 10),
+    ("memory", "memory.oom_control", 10),
+];
+const V2_FILES: [(&str, &str, u64); 11] = [
+    ("", "cpu.stat", 1),
+    ("", "memory.current", 1),
+    ("", "memory.stat", 1),
+    ("", "memory.swap.current", 1),
+    ("", "io.stat", 1),
+    ("", "pids.current", 1),
+    ("", "cpu.pressure", 1),
+    ("", "memory.pressure", 1),
+    ("", "io.pressure", 1),
+    ("", "memory.peak", 10),
+    ("", "memory.events", 10),
+];
+
+/// The floor's file list for containers and their pod cgroups (read every
+/// tenth tick, as the agent reads aggregates): `(path, every)`.
+fn floor_files(
+    containers: &[String],
+    files: &[(&str, &str, u64)],
+    path_of: impl Fn(&str, &str, &str) -> PathBuf,
+) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut pods: Vec<&str> = Vec::new();
+    for c in containers {
+        for (controller, file, every) in files {
+            out.push((path_of(controller, c, file), *every));
+        }
+        if let Some((pod, _)) = c.rsplit_once('/')
+            && pod.contains("-pod")
+        {
+            pods.push(pod);
+        }
+    }
+    for pod in pods {
+        for (controller, file, _) in files {
+            out.push((path_of(controller, pod, file), 10));
+        }
+    }
+    out
+}
+
+/// The floor: the CPU time of merely reading the same files, held open and
+/// `pread` once when due, by one thread at 1 s ticks for `seconds`.
+/// Returns (CPU ms per tick, reads per tick, files held open).
+fn measure_floor(files: &[(PathBuf, u64)], seconds: u64) -> (f64, f64, usize) {
+    // Files past the open-file limit are opened when due, as the agent's
+    // slow files are when it cannot raise the limit.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let budget = (limit.rlim_cur as usize).saturating_sub(256);
+    let held: Vec<(Option<std::fs::File>, &Path, u64)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (path, every))| {
+            let f = (i < budget).then(|| {
+                std::fs::File::open(path)
+                    .unwrap_or_else(|e| panic!("floor: opening {}: {e}", path.display()))
+            });
+            (f, path.as_path(), *every)
+        })
+        .collect();
+    let held_count = held.iter().filter(|(f, _, _)| f.is_some()).count();
+    let mut buf = vec![0u8; 64 * 1024];
+    let thread_cpu_ns = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the struct we pass.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let t0 = Instant::now();
+    let cpu0 = thread_cpu_ns();
+    let mut reads = 0u64;
+    for tick in 0..seconds {
+        for (i, (f, path, every)) in held.iter().enumerate() {
+            // Spread the slower files over the ticks, as the agent does.
+            if (tick + i as u64).is_multiple_of(*every) {
+                match f {
+                    Some(f) => {
+                        let _ = f.read_at(&mut buf, 0);
+                    }
+                    None => {
+                        let _ = std::fs::File::open(path).and_then(|f| f.read_at(&mut buf, 0));
+                    }
+                }
+                reads += 1;
+            }
+        }
+        let next = t0 + Duration::from_secs(tick + 1);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let cpu = thread_cpu_ns() - cpu0;
+    (
+        cpu as f64 / 1e6 / seconds as f64,
+        reads as f64 / seconds as f64,
+        held_count,
+    )
+}
+
+/// The fixture rows' layout: the kubelet's systemd driver, a burstable pod
+/// cgroup per container.
+const KUBEPODS_STYLE: PathStyle =
+    PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+
 fn kubepods_fixture(version: FixtureVersion, n: usize) -> FixtureTree {
     let tree = FixtureTree::new(version).expect("fixture");
-    tree.add_containers(
-        PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd),
-        0,
-        n,
-    )
-    .expect("containers");
+    tree.add_containers(KUBEPODS_STYLE, 0, n)
+        .expect("containers");
     tree
+}
+
+/// The floor of one case and activity (see [`measure_floor`]).
+struct Floor {
+    case: &'static str,
+    activity: &'static str,
+    containers: usize,
+    files: usize,
+    held: usize,
+    reads_per_tick: f64,
+    ms_per_tick: f64,
 }
 
 fn fixture_args(tree: &FixtureTree) -> Vec<String> {
@@ -590,6 +724,8 @@ fn main() {
         })
         .collect();
 
+    let with_floor = std::env::var("OSPREY_BENCH_FLOOR").as_deref() != Ok("0");
+    let mut floors: Vec<Floor> = Vec::new();
     let mut rows = Vec::new();
     for &n in &sizes {
         for case in &cases {
@@ -649,6 +785,40 @@ fn main() {
                         rows.push(row);
                     }
                 }
+                if with_floor {
+                    let files = match (&real, &fixture) {
+                        (Some(tree), _) => {
+                            floor_files(&tree.containers, &V1_FILES, |c, path, f| {
+                                Path::new("/sys/fs/cgroup")
+                                    .join(c)
+                                    .join(&tree.parent)
+                                    .join(path)
+                                    .join(f)
+                            })
+                        }
+                        (None, Some(tree)) => {
+                            let containers: Vec<String> =
+                                (0..n as u64).map(|i| KUBEPODS_STYLE.path(i)).collect();
+                            let list = match tree.version() {
+                                FixtureVersion::V1 => &V1_FILES[..],
+                                FixtureVersion::V2 => &V2_FILES[..],
+                            };
+                            floor_files(&containers, list, |c, path, f| tree.file_path(c, path, f))
+                        }
+                        (None, None) => unreachable!("every case has a tree"),
+                    };
+                    let (ms, reads, held) = measure_floor(&files, settings.seconds);
+                    eprintln!("floor {name} {n} {activity}: {ms:.2} ms per tick");
+                    floors.push(Floor {
+                        case: name,
+                        activity,
+                        containers: n,
+                        files: files.len(),
+                        held,
+                        reads_per_tick: reads,
+                        ms_per_tick: ms,
+                    });
+                }
             }
         }
     }
@@ -661,7 +831,7 @@ fn main() {
         }
     );
     println!(
-        "{:<10} {:<16} {:<7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>11} {:>7} {:>8} {:>8} {:>11}",
+        "{:<10} {:<16} {:<7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>11} {:>7} {:>7} {:>8} {:>8} {:>11}",
         "agent",
         "case",
         "activity",
@@ -671,6 +841,7 @@ fn main() {
         "user %",
         "sys %",
         "collect ms",
+        "× floor",
         "scrapes",
         "RSS MiB",
         "peak MiB",
@@ -678,7 +849,7 @@ fn main() {
     );
     for r in rows {
         println!(
-            "{:<10} {:<16} {:<7} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>8.1} {:>8.1} {:>11}{}",
+            "{:<10} {:<16} {:<7} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>7} {:>8.1} {:>8.1} {:>11}{}",
             r.agent,
             r.case,
             r.activity,
@@ -688,6 +859,15 @@ fn main() {
             r.user_percent,
             r.system_percent,
             r.collect_ms_per_tick,
+            floors
+                .iter()
+                .find(|f| f.case == r.case
+                    && f.activity == r.activity
+                    && f.containers == r.containers)
+                .map_or("-".to_string(), |f| format!(
+                    "{:.2}",
+                    r.collect_ms_per_tick / f.ms_per_tick
+                )),
             r.scrapes,
             r.rss_mib,
             r.peak_mib,
@@ -698,5 +878,28 @@ fn main() {
                 String::new()
             }
         );
+    }
+    if !floors.is_empty() {
+        println!(
+            "floor: the same files held open and read (pread) once when due by one thread, 1 s ticks, {} s",
+            settings.seconds
+        );
+        println!(
+            "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11} {:>13} {:>9}",
+            "case", "activity", "conts", "files", "held", "reads/tick", "CPU ms/tick", "% core"
+        );
+        for f in &floors {
+            println!(
+                "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11.0} {:>13.2} {:>8.2}%",
+                f.case,
+                f.activity,
+                f.containers,
+                f.files,
+                f.held,
+                f.reads_per_tick,
+                f.ms_per_tick,
+                f.ms_per_tick / 10.0
+            );
+        }
     }
 }
