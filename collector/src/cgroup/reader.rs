@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::v1::{self, BLKIO_FILE_SETS, SpecDirs};
 use super::{ParseError, ReadError, is_gone, v2};
-use crate::layout::{CgroupLayout, CgroupMode};
+use crate::layout::{CgroupLayout, CgroupMode, join_cgroup};
 use crate::stats::{ContainerSpec, ContainerStats, MemoryStats, PidsStats, PressureStats};
 
 /// Which statistics file a descriptor reads; decides how its contents are
@@ -56,9 +56,12 @@ struct HeldFile {
     /// Missing at open time is an error (it is part of every cgroup of the
     /// controller), and failing later means the cgroup is gone.
     required: bool,
-    /// The controller directory, shared by the files in it: a full path
-    /// per file was most of a reader's memory at thousands of cgroups.
-    dir: Arc<Path>,
+    /// The hierarchy the file is in: an index into the reader's mount
+    /// points. The file's path is rebuilt from it and the cgroup's path
+    /// when needed (opening a slow file, an error): a full path per file,
+    /// later per controller, was most of a reader's memory at thousands of
+    /// cgroups.
+    mount: u8,
     /// Held open for per-tick reads; `None` for the slow files, opened when
     /// due (every few seconds), so that thousands of cgroups fit under the
     /// open-file limit.
@@ -72,13 +75,6 @@ struct BlkioPair {
     service_bytes: (PathBuf, File),
 }
 
-impl HeldFile {
-    /// The file's path, for opening it when due and for error messages.
-    fn path(&self) -> PathBuf {
-        self.dir.join(self.kind.file_name())
-    }
-}
-
 /// The v1 blkio sources of a cgroup. cAdvisor takes the first file set in
 /// [`BLKIO_FILE_SETS`] order that yields data. Until one has, the
 /// candidates are probed (opened, read, closed) at most every
@@ -89,8 +85,9 @@ impl HeldFile {
 /// empty while the cgroup lives.
 #[derive(Debug, Default)]
 struct BlkioV1 {
-    /// The blkio directory and the file sets not yet seen with data.
-    dir: Option<Arc<Path>>,
+    /// The blkio hierarchy (an index into the reader's mount points) and
+    /// the file sets not yet seen with data.
+    mount: Option<u8>,
     candidates: Vec<(&'static str, &'static str)>,
     chosen: Option<BlkioPair>,
     next_probe: Option<Instant>,
@@ -130,7 +127,10 @@ pub struct CgroupReader {
     /// A directory of the cgroup; whether it still exists tells a removed
     /// cgroup from a file the kernel hid.
     primary_dir: Arc<Path>,
-    spec_v1: SpecDirs,
+    /// The mount points of the hierarchies the reader's files are in.
+    mounts: Vec<Arc<Path>>,
+    /// v1: the hierarchies of the `cpu`, `memory` and `pids` limit files.
+    spec_v1: [Option<u8>; 3],
     /// Slow-moving figures (peak usage, limit hits, OOM counts, v1 kernel
     /// memory) are re-read at most this often; zero reads them every tick.
     slow_interval: Duration,
@@ -252,7 +252,8 @@ impl CgroupReader {
             user_hz: v1::user_hz(),
             usage_from_stat: false,
             primary_dir: Arc::from(Path::new("")),
-            spec_v1: SpecDirs::default(),
+            mounts: Vec::new(),
+            spec_v1: [None; 3],
             cgroup,
         };
         match reader.mode {
@@ -265,13 +266,15 @@ impl CgroupReader {
     fn open_v1(&mut self, layout: &CgroupLayout) -> Result<(), ReadError> {
         let is_root = self.cgroup == "/";
         let mut any_mounted = false;
-        let mut dir_of = |controller: &str| -> Option<Arc<Path>> {
-            let dir = layout.v1_dir(controller, &self.cgroup)?;
+        let mut dir_of = |controller: &str| -> Option<(u8, PathBuf)> {
+            let mount = layout.v1.get(controller)?;
             any_mounted = true;
+            let dir = join_cgroup(mount, &self.cgroup);
             // A cgroup may exist in some hierarchies only (systemd creates
             // service cgroups in `memory` only with MemoryAccounting=yes);
             // cAdvisor skips controllers without a directory likewise.
-            dir.is_dir().then(|| Arc::from(dir))
+            dir.is_dir()
+                .then(|| (mount_index(&mut self.mounts, mount), dir))
         };
         let cpuacct = dir_of("cpuacct");
         let cpu = dir_of("cpu");
@@ -284,7 +287,7 @@ impl CgroupReader {
             .flatten()
             .next()
         {
-            Some(dir) => dir.clone(),
+            Some((_, dir)) => Arc::from(dir.as_path()),
             None if any_mounted => return Err(self.vanished()),
             None => {
                 return Err(ReadError::NotMounted {
@@ -300,9 +303,9 @@ impl CgroupReader {
         if let Some(dir) = &cpu {
             self.hold(dir, "cpu.stat", StatFile::V1CpuStat, false)?;
         }
-        if let Some(dir) = &memory {
+        if let Some(dir @ (_, path)) = &memory {
             if let Some((path, text)) =
-                super::read_optional(&self.cgroup, dir, "memory.use_hierarchy")?
+                super::read_optional(&self.cgroup, path, "memory.use_hierarchy")?
             {
                 self.use_hierarchy =
                     v1::parse_use_hierarchy(&text).map_err(|e| ReadError::parse(&path, e))?;
@@ -324,32 +327,31 @@ impl CgroupReader {
             )?;
             self.hold(dir, "memory.oom_control", StatFile::V1OomControl, false)?;
         }
-        if let Some(dir) = &blkio {
+        if let Some((mount, dir)) = &blkio {
             for (serviced, bytes) in BLKIO_FILE_SETS {
                 if dir.join(serviced).exists() && dir.join(bytes).exists() {
                     self.blkio.candidates.push((serviced, bytes));
                 }
             }
-            self.blkio.dir = Some(dir.clone());
+            self.blkio.mount = Some(*mount);
         }
         if let Some(dir) = &pids {
             // `pids.max` is a limit: read with the spec, not every tick.
             self.hold(dir, "pids.current", StatFile::PidsCurrent, true)?;
         }
-        self.spec_v1 = SpecDirs { cpu, memory, pids };
+        self.spec_v1 = [cpu, memory, pids].map(|dir| dir.map(|(mount, _)| mount));
         Ok(())
     }
 
     fn open_v2(&mut self, layout: &CgroupLayout) -> Result<(), ReadError> {
-        let dir: Arc<Path> = layout
-            .v2_dir(&self.cgroup)
-            .ok_or(ReadError::NotMounted {
-                what: "the unified (v2) hierarchy",
-            })?
-            .into();
-        if !dir.is_dir() {
+        let mount = layout.unified.as_ref().ok_or(ReadError::NotMounted {
+            what: "the unified (v2) hierarchy",
+        })?;
+        let path = join_cgroup(mount, &self.cgroup);
+        if !path.is_dir() {
             return Err(self.vanished());
         }
+        let dir = (mount_index(&mut self.mounts, mount), path);
         // Only `cpu.stat` exists in every v2 cgroup; the rest depends on
         // the controllers enabled by the parent and on root-ness.
         self.hold(&dir, "cpu.stat", StatFile::V2CpuStat, true)?;
@@ -364,7 +366,7 @@ impl CgroupReader {
         self.hold(&dir, "cpu.pressure", StatFile::V2CpuPressure, false)?;
         self.hold(&dir, "memory.pressure", StatFile::V2MemoryPressure, false)?;
         self.hold(&dir, "io.pressure", StatFile::V2IoPressure, false)?;
-        self.primary_dir = dir;
+        self.primary_dir = Arc::from(dir.1.as_path());
         Ok(())
     }
 
@@ -372,7 +374,7 @@ impl CgroupReader {
     /// exists.
     fn hold(
         &mut self,
-        dir: &Arc<Path>,
+        (mount, dir): &(u8, PathBuf),
         name: &str,
         kind: StatFile,
         required: bool,
@@ -383,7 +385,7 @@ impl CgroupReader {
                 self.files.push(HeldFile {
                     kind,
                     required,
-                    dir: dir.clone(),
+                    mount: *mount,
                     file: (self.hold_slow_files || !kind.is_slow()).then_some(file),
                 });
                 Ok(true)
@@ -460,6 +462,11 @@ impl CgroupReader {
         &self.cgroup
     }
 
+    /// The path of a held file, for opening it when due and for errors.
+    fn file_path(&self, held: &HeldFile) -> PathBuf {
+        join_cgroup(&self.mounts[usize::from(held.mount)], &self.cgroup).join(held.kind.file_name())
+    }
+
     /// The files one [`read_stats`](Self::read_stats) reads on an ordinary
     /// tick, in order (a v1 cgroup's blkio files only once a set with data
     /// was chosen; the probes are not per tick).
@@ -472,7 +479,7 @@ impl CgroupReader {
                     && !f.kind.is_slow()
                     && (self.read_cfs || f.kind != StatFile::V1CpuStat)
             })
-            .map(HeldFile::path)
+            .map(|f| self.file_path(f))
             .collect();
         if let Some(pair) = &self.blkio.chosen {
             out.push(pair.serviced.0.clone());
@@ -515,6 +522,7 @@ impl CgroupReader {
         let read_slow = self.next_slow.is_none_or(|t| now >= t);
 
         let may_carry = self.carry_quiet_memory_stat && !read_slow && !self.usage_from_stat;
+        let path_of = |held: &HeldFile| self.file_path(held);
         let mut carried_memory_stat = false;
         let mut probes = Probes::default();
         for (index, held) in self.files.iter().enumerate() {
@@ -535,7 +543,7 @@ impl CgroupReader {
             }
             let read = match &held.file {
                 Some(file) => read_text(file, buf),
-                None => File::open(held.path())
+                None => File::open(path_of(held))
                     .map_err(ReadFailure::Io)
                     .and_then(|file| read_text(&file, buf)),
             };
@@ -552,12 +560,12 @@ impl CgroupReader {
                 }
                 Err(ReadFailure::Io(source)) => {
                     return Err(ReadError::Io {
-                        path: held.path(),
+                        path: path_of(held),
                         source,
                     });
                 }
                 Err(ReadFailure::NotText) => {
-                    return Err(ReadError::parse(&held.path(), ParseError::NotText));
+                    return Err(ReadError::parse(&path_of(held), ParseError::NotText));
                 }
             };
             apply(
@@ -569,7 +577,7 @@ impl CgroupReader {
                 &mut pids,
                 &mut pressure,
             )
-            .map_err(|e| ReadError::parse(&held.path(), e))?;
+            .map_err(|e| ReadError::parse(&path_of(held), e))?;
             probes.saw(held.kind);
         }
         if !carried_memory_stat && probes.cpu && probes.memory {
@@ -632,13 +640,14 @@ impl CgroupReader {
                 .map_err(|e| ReadError::parse(&pair.service_bytes.0, e));
         }
         let now = Instant::now();
-        let Some(dir) = &self.blkio.dir else {
+        let Some(mount) = self.blkio.mount else {
             return Ok(());
         };
         if self.blkio.candidates.is_empty() || self.blkio.next_probe.is_some_and(|t| now < t) {
             return Ok(());
         }
         self.blkio.next_probe = Some(now + BLKIO_PROBE_INTERVAL);
+        let dir = join_cgroup(&self.mounts[usize::from(mount)], &self.cgroup);
         for (serviced_name, bytes_name) in &self.blkio.candidates {
             let open = |name: &str| match File::open(dir.join(name)) {
                 Ok(f) => Ok((dir.join(name), f)),
@@ -675,7 +684,12 @@ impl CgroupReader {
     pub fn read_spec(&mut self) -> Result<ContainerSpec, ReadError> {
         match self.mode {
             CgroupMode::V1 => {
-                let spec = v1::read_spec(&self.cgroup, &self.spec_v1)?;
+                let [cpu, memory, pids] = self.spec_v1.map(|mount| {
+                    mount.map(|m| {
+                        Arc::from(join_cgroup(&self.mounts[usize::from(m)], &self.cgroup).as_path())
+                    })
+                });
+                let spec = v1::read_spec(&self.cgroup, &SpecDirs { cpu, memory, pids })?;
                 self.read_cfs = spec.cpu_quota_us.is_some();
                 Ok(spec)
             }
@@ -781,6 +795,17 @@ fn apply(
         StatFile::V2IoPressure => pressure.get_or_insert_default().io = v2::read_pressure(text)?,
     }
     Ok(())
+}
+
+/// The index of `mount` in a reader's mount points, added if new.
+fn mount_index(mounts: &mut Vec<Arc<Path>>, mount: &Path) -> u8 {
+    match mounts.iter().position(|m| **m == *mount) {
+        Some(i) => i as u8,
+        None => {
+            mounts.push(Arc::from(mount));
+            (mounts.len() - 1) as u8
+        }
+    }
 }
 
 /// Which activity probes a tick has read so far: the cgroup's CPU time
