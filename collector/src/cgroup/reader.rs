@@ -149,11 +149,11 @@ pub struct CgroupReader {
     last_memory_stat: Option<LastMemoryStat>,
 }
 
-/// A `memory.stat` read and the activity probes read with it.
+/// A `memory.stat` read: the CPU time read in the same tick, and the
+/// memory figures (with the usage read in the same tick).
 #[derive(Debug, Clone)]
 struct LastMemoryStat {
     cpu_usage_ns: u64,
-    memory_usage: u64,
     memory: MemoryStats,
 }
 
@@ -583,7 +583,6 @@ impl CgroupReader {
         if !carried_memory_stat && probes.cpu && probes.memory {
             self.last_memory_stat = Some(LastMemoryStat {
                 cpu_usage_ns: stats.cpu.usage_ns,
-                memory_usage: stats.memory.usage,
                 memory: stats.memory.clone(),
             });
         } else if !carried_memory_stat {
@@ -830,7 +829,7 @@ impl Probes {
         self.cpu
             && self.memory
             && stats.cpu.usage_ns == last.cpu_usage_ns
-            && stats.memory.usage == last.memory_usage
+            && stats.memory.usage == last.memory.usage
     }
 }
 
