@@ -316,7 +316,7 @@ pub fn run(file: ConfigFile, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                     container_labels: config.container_labels.clone(),
                 };
                 let families = osprey_collector::expose::snapshot_families(&snap, &opts, &devices);
-                osprey_collector::expose::text::encode(&families, &[])
+                osprey_collector::expose::text::encode(families, Vec::new())
                     .context("encoding metrics")?
             }
             _ => serde_json::to_vec_pretty(&snap).context("encoding JSON")?,

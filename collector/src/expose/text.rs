@@ -68,8 +68,11 @@ pub fn to_proto(families: &[Family]) -> Vec<MetricFamily> {
 /// Encodes families, then any already-built ones (e.g. the agent's own
 /// registry), as Prometheus text, all in one buffer (for `--once` and
 /// tests; `/metrics` streams [`TextChunks`]).
-pub fn encode(families: &[Family], extra: &[MetricFamily]) -> Result<Vec<u8>, prometheus::Error> {
-    let mut chunks = TextChunks::new(families.to_vec(), extra.to_vec());
+pub fn encode(
+    families: Vec<Family>,
+    extra: Vec<MetricFamily>,
+) -> Result<Vec<u8>, prometheus::Error> {
+    let mut chunks = TextChunks::new(families, extra);
     let mut buf = Vec::new();
     while chunks.fill(&mut buf, usize::MAX)? {}
     Ok(buf)
@@ -337,7 +340,7 @@ mod tests {
                 },
             ],
         };
-        let text = String::from_utf8(encode(&[fam], &[]).unwrap()).unwrap();
+        let text = String::from_utf8(encode(vec![fam], Vec::new()).unwrap()).unwrap();
         let expected = "# HELP m_total Help with \\\\ and\\nnewline.\n# TYPE m_total counter\n\
             m_total{id=\"/a\\\"b\\\\c\\nd\",cpu=\"total\"} 1.5\n\
             m_total +Inf\n\
@@ -379,7 +382,7 @@ mod tests {
         c.set_value(3.0);
         m.set_counter(c);
         own.set_metric(vec![m]);
-        let whole = encode(&families, std::slice::from_ref(&own)).unwrap();
+        let whole = encode(families.clone(), vec![own.clone()]).unwrap();
         let text = String::from_utf8(whole.clone()).unwrap();
         assert!(
             !text.contains("# HELP empty"),
