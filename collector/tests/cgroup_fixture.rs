@@ -746,6 +746,20 @@ fn v1_cfs_counters_are_read_only_under_a_quota() {
         "cpu.stat is not read without a quota"
     );
     assert!(without.files().iter().all(|f| !f.ends_with("cpu.stat")));
+    assert_eq!(
+        without.open_file_count() + 1,
+        with_quota.open_file_count(),
+        "an unread cpu.stat is not held open either"
+    );
+
+    // A quota set later: cpu.stat is held and read again.
+    v.spec.cpu_quota_us = Some(50_000);
+    tree.set_values(&free, &v).unwrap();
+    assert_eq!(without.read_spec().unwrap().cpu_quota_us, Some(50_000));
+    assert_eq!(without.open_file_count(), with_quota.open_file_count());
+    let cfs = without.read_stats(1).unwrap().cpu.cfs;
+    assert_eq!(cfs, with_quota.read_stats(1).unwrap().cpu.cfs);
+    assert!(cfs.is_some());
 }
 
 #[test]

@@ -64,7 +64,7 @@ struct HeldFile {
     mount: u8,
     /// Held open for per-tick reads; `None` for the slow files, opened when
     /// due (every few seconds), so that thousands of cgroups fit under the
-    /// open-file limit.
+    /// open-file limit, and for v1 `cpu.stat` while it is not read.
     file: Option<File>,
 }
 
@@ -673,13 +673,35 @@ impl CgroupReader {
         Ok(())
     }
 
+    /// Starts or stops reading v1 `cpu.stat` every tick. Without a quota
+    /// its descriptor is closed too: one per cgroup, at thousands of
+    /// cgroups the difference between holding every slow file open and
+    /// reopening some of them every few seconds under a 20 000-descriptor
+    /// limit. A quota set later reopens it; if that fails the tick's read
+    /// opens it on demand, and reports the cgroup gone if it is.
+    fn set_read_cfs(&mut self, read: bool) {
+        self.read_cfs = read;
+        let Some(index) = self
+            .files
+            .iter()
+            .position(|f| f.kind == StatFile::V1CpuStat)
+        else {
+            return;
+        };
+        if !read {
+            self.files[index].file = None;
+        } else if self.files[index].file.is_none() {
+            self.files[index].file = File::open(self.file_path(&self.files[index])).ok();
+        }
+    }
+
     /// Reads the cgroup's limits (shares, quota/period, memory and swap
     /// limits, reservation, task limit). Opens the limit files on demand:
     /// call on discovery and then on a slow cadence, not every tick.
     ///
-    /// On v1 it also decides whether `cpu.stat` is read per tick: its CFS
-    /// counters only move under a quota (cAdvisor exports them only then),
-    /// and most cgroups have none.
+    /// On v1 it also decides whether `cpu.stat` is read per tick, and held
+    /// open: its CFS counters only move under a quota (cAdvisor exports
+    /// them only then), and most cgroups have none.
     pub fn read_spec(&mut self) -> Result<ContainerSpec, ReadError> {
         match self.mode {
             CgroupMode::V1 => {
@@ -689,7 +711,7 @@ impl CgroupReader {
                     })
                 });
                 let spec = v1::read_spec(&self.cgroup, &SpecDirs { cpu, memory, pids })?;
-                self.read_cfs = spec.cpu_quota_us.is_some();
+                self.set_read_cfs(spec.cpu_quota_us.is_some());
                 Ok(spec)
             }
             CgroupMode::V2 => v2::read_spec(&self.cgroup, &self.primary_dir),
