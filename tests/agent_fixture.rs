@@ -498,3 +498,59 @@ fn a_tight_descriptor_limit_still_reads_every_cgroup() {
         );
     }
 }
+
+/// Under a descriptor limit the agent cannot raise, and without log
+/// tailing, it keeps 1 024 descriptors spare rather than a quarter of the
+/// limit: 600 v2 cgroups (~6 600 files) are all held open under a limit of
+/// 8 200, as under a generous one, instead of reopening slow files.
+#[test]
+fn a_limit_it_cannot_raise_still_holds_every_file_when_they_fit() {
+    use std::os::unix::process::CommandExt;
+    let tree = FixtureTree::v2().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..600 {
+        let id = paths::container_id(i);
+        tree.add_cgroup(&paths::docker_systemd(&id), &CgroupValues::sample(i))
+            .unwrap();
+    }
+    let held_under = |limit: u64| -> f64 {
+        let port = free_port();
+        let mut cmd = osprey();
+        cmd.args(["agent", "--interval", "1s", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--cgroup-root")
+            .arg(tree.root())
+            .arg("--docker-root")
+            .arg(tmp.path().join("docker"))
+            .arg("--sys-root")
+            .arg(tmp.path())
+            .arg("--pod-log-root")
+            .arg(tmp.path().join("no-pods"));
+        // SAFETY: setrlimit is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let _agent = ChildGuard::spawn(cmd, &format!("agent-limit-{limit}"), tmp.path());
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        wait_for(
+            std::time::Duration::from_secs(30),
+            "the agent's first collection",
+            || {
+                let (_, text) = get(&url)?;
+                metric_value(&text, "osprey_agent_open_files", &[]).filter(|n| *n > 0.0)
+            },
+        )
+    };
+    let generous = held_under(20_000);
+    assert!(generous > 600.0 * 10.0, "{generous} files held");
+    assert_eq!(held_under(8_200), generous);
+}

@@ -121,6 +121,10 @@ pub struct Collector {
 /// budgeting descriptors before the cgroups of a discovery round are opened.
 const PER_TICK_FILES_ESTIMATE: u64 = 9;
 
+/// Descriptors kept for everything besides cgroup files (see
+/// `Collector::spare_descriptors`), at most a quarter of the limit.
+const SPARE_DESCRIPTORS: u64 = 1024;
+
 impl Collector {
     /// Finds the cgroup hierarchies and reads machine facts; the first
     /// [`Collector::collect`] then discovers every cgroup.
@@ -402,15 +406,15 @@ impl Collector {
             return;
         }
         // Slow files are held open too while the descriptors allow it: the
-        // per-tick files of the cgroups still to be added come first, and a
-        // quarter of the limit is kept for everything else.
+        // per-tick files of the cgroups still to be added come first, and
+        // the rest of the process keeps what it needs.
         let reserved = still_to_add * PER_TICK_FILES_ESTIMATE;
-        let hold_slow = self.fds_in_use + reserved + 20 < self.fd_limit / 4 * 3;
+        let spare = self.spare_descriptors(still_to_add);
+        let hold_slow = self.fds_in_use + reserved + spare < self.fd_limit;
         let reader = match CgroupReader::open_with(&self.layout, path, hold_slow) {
             Ok(mut r) => {
                 r.set_slow_interval(self.config.slow_stat_interval);
                 r.set_carry_quiet_memory_stat(self.config.carry_quiet_memory_stat);
-                self.fds_in_use += r.open_file_count() as u64;
                 r
             }
             Err(e) => {
@@ -439,8 +443,26 @@ impl Collector {
             aggregate_phase,
             last: None,
         };
+        // After the spec is read: it decides whether v1 `cpu.stat` stays open.
         self.refresh_tracked(path, &mut t);
+        self.fds_in_use += (t.reader.open_file_count() + t.net.is_some() as usize) as u64;
         self.tracked.insert(path.to_string(), Box::new(t));
+    }
+
+    /// Descriptors left to the rest of the process when deciding whether a
+    /// cgroup's slow files are held open: the HTTP server's connections,
+    /// the shipper's spill files, files opened for a moment (a slow file,
+    /// a spec or metadata read, the writable-layer walk), and, when
+    /// container logs are tailed, two per cgroup (a log file and, around a
+    /// rotation, its successor). A fixed share of the limit was too much
+    /// at a 20 000-descriptor limit without logs: a thousand cgroups
+    /// reopened their slow files every few seconds for nothing.
+    fn spare_descriptors(&self, still_to_add: u64) -> u64 {
+        let logs = match self.config.logs {
+            Some(_) => 2 * (self.tracked.len() as u64 + still_to_add),
+            None => 0,
+        };
+        (self.fd_limit / 4).min(SPARE_DESCRIPTORS) + logs
     }
 
     fn remove(&mut self, path: &str) {
