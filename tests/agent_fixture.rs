@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 use common::*;
 use osprey_collector::fixture::{CgroupValues, FixtureTree, FixtureVersion, paths};
@@ -444,19 +445,26 @@ fn broken_cgroups_are_counted_and_do_not_hide_the_others() {
 }
 
 /// Under a tight descriptor limit the slow files are not held at the
-/// expense of other cgroups' per-tick files: every cgroup is read.
+/// expense of other cgroups' per-tick files (v1: also the blkio pair each
+/// cgroup opens on its first read): every cgroup is read, without error.
 #[test]
 fn a_tight_descriptor_limit_still_reads_every_cgroup() {
+    // v2: 45 cgroups × 9 per-tick files fit in 440 descriptors; with the
+    // two slow files also held for the first ones, they would not.
+    reads_every_cgroup_under(FixtureTree::v2().unwrap(), 44, 440);
+    // v1: 5 per-tick files and a blkio pair per cgroup (~560 with every
+    // slow file held).
+    reads_every_cgroup_under(FixtureTree::v1().unwrap(), 44, 440);
+}
+
+fn reads_every_cgroup_under(tree: FixtureTree, count: u64, limit: u64) {
     use std::os::unix::process::CommandExt;
-    let tree = FixtureTree::v2().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let ids: Vec<String> = (0..44).map(paths::container_id).collect();
+    let ids: Vec<String> = (0..count).map(paths::container_id).collect();
     for (i, id) in ids.iter().enumerate() {
         tree.add_cgroup(&paths::docker_systemd(id), &CgroupValues::sample(i as u64))
             .unwrap();
     }
-    // 45 cgroups × 9 per-tick files fit in 440 descriptors; with the two
-    // slow files also held for the first ones, they would not.
     let mut cmd = osprey();
     cmd.args(["agent", "--once", "--format", "prometheus"])
         .arg("--cgroup-root")
@@ -469,10 +477,10 @@ fn a_tight_descriptor_limit_still_reads_every_cgroup() {
         .arg(tmp.path().join("no-pods"));
     // SAFETY: setrlimit is async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let lim = libc::rlimit {
-                rlim_cur: 440,
-                rlim_max: 440,
+                rlim_cur: limit,
+                rlim_max: limit,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -484,9 +492,15 @@ fn a_tight_descriptor_limit_still_reads_every_cgroup() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("Too many open files"), "{stderr}");
+    assert!(!stderr.contains("cannot read cgroup"), "{stderr}");
     let text = String::from_utf8(out.stdout).unwrap();
     for id in &ids {
         let path = paths::docker_systemd(id);
+        let blkio = metric_value(
+            &text,
+            "container_fs_reads_bytes_total",
+            &[("id", path.as_str())],
+        );
         assert!(
             metric_value(
                 &text,
@@ -496,6 +510,9 @@ fn a_tight_descriptor_limit_still_reads_every_cgroup() {
             .is_some(),
             "{path} not read: {stderr}"
         );
+        if tree.version() == FixtureVersion::V1 {
+            assert!(blkio.is_some(), "{path}: no blkio figures: {stderr}");
+        }
     }
 }
 
@@ -505,7 +522,6 @@ fn a_tight_descriptor_limit_still_reads_every_cgroup() {
 /// 8 200, as under a generous one, instead of reopening slow files.
 #[test]
 fn a_limit_it_cannot_raise_still_holds_every_file_when_they_fit() {
-    use std::os::unix::process::CommandExt;
     let tree = FixtureTree::v2().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     for i in 0..600 {
@@ -514,38 +530,12 @@ fn a_limit_it_cannot_raise_still_holds_every_file_when_they_fit() {
             .unwrap();
     }
     let held_under = |limit: u64| -> f64 {
-        let port = free_port();
-        let mut cmd = osprey();
-        cmd.args(["agent", "--interval", "1s", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--cgroup-root")
-            .arg(tree.root())
-            .arg("--docker-root")
-            .arg(tmp.path().join("docker"))
-            .arg("--sys-root")
-            .arg(tmp.path())
-            .arg("--pod-log-root")
-            .arg(tmp.path().join("no-pods"));
-        // SAFETY: setrlimit is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: limit,
-                    rlim_max: limit,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let _agent = ChildGuard::spawn(cmd, &format!("agent-limit-{limit}"), tmp.path());
-        let url = format!("http://127.0.0.1:{port}/metrics");
+        let (_agent, metrics) = agent_under_limit(&tree, tmp.path(), limit);
         wait_for(
-            std::time::Duration::from_secs(30),
+            Duration::from_secs(30),
             "the agent's first collection",
             || {
-                let (_, text) = get(&url)?;
+                let (_, text) = get(&metrics)?;
                 metric_value(&text, "osprey_agent_open_files", &[]).filter(|n| *n > 0.0)
             },
         )
@@ -553,4 +543,91 @@ fn a_limit_it_cannot_raise_still_holds_every_file_when_they_fit() {
     let generous = held_under(20_000);
     assert!(generous > 600.0 * 10.0, "{generous} files held");
     assert_eq!(held_under(8_200), generous);
+}
+
+/// Cgroups that arrive after the slow files of the first ones filled the
+/// descriptor budget still get their per-tick files: other cgroups' slow
+/// files are closed to make room.
+#[test]
+fn cgroups_arriving_at_a_full_descriptor_budget_are_read() {
+    // v1 with a quota and blkio data: 7 per-tick descriptors a cgroup and 5
+    // slow ones. Under a limit of 2 000 the first 150 cgroups take ~1 300
+    // (about a third holding their slow files); 110 more need ~770, which
+    // fit only once those slow files are closed.
+    let tree = FixtureTree::v1().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let add = |range: std::ops::Range<u64>| {
+        for i in range {
+            let id = paths::container_id(i);
+            tree.add_cgroup(&paths::docker_systemd(&id), &CgroupValues::sample(i))
+                .unwrap();
+        }
+    };
+    add(0..150);
+    let (agent, metrics) = agent_under_limit(&tree, tmp.path(), 2_000);
+    wait_for(Duration::from_secs(30), "the first 150 cgroups", || {
+        let (_, text) = get(&metrics)?;
+        metric_value(&text, "osprey_agent_cgroups", &[]).filter(|n| *n > 150.0)
+    });
+    add(150..260);
+    let last = paths::docker_systemd(&paths::container_id(259));
+    let text = wait_for(Duration::from_secs(30), "the 110 new cgroups", || {
+        let (_, text) = get(&metrics)?;
+        let n = metric_value(&text, "osprey_agent_cgroups", &[])?;
+        (n > 260.0
+            && metric_value(
+                &text,
+                "container_memory_usage_bytes",
+                &[("id", last.as_str())],
+            )
+            .is_some())
+        .then_some(text)
+    });
+    let log = std::fs::read_to_string(tmp.path().join(format!("{}.log", agent.name))).unwrap();
+    assert!(!log.contains("Too many open files"), "{log}");
+    for i in 0..260 {
+        let id = paths::docker_systemd(&paths::container_id(i));
+        assert!(
+            metric_value(
+                &text,
+                "container_fs_reads_bytes_total",
+                &[("id", id.as_str())]
+            )
+            .is_some(),
+            "{id} not read: {log}"
+        );
+    }
+}
+
+/// `osprey agent` over `tree` with its open-file limit (soft and hard) set
+/// to `limit`; returns it and its `/metrics` URL.
+fn agent_under_limit(tree: &FixtureTree, dir: &Path, limit: u64) -> (ChildGuard, String) {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let mut cmd = osprey();
+    cmd.args(["agent", "--interval", "1s", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--cgroup-root")
+        .arg(tree.root())
+        .arg("--docker-root")
+        .arg(dir.join("docker"))
+        .arg("--sys-root")
+        .arg(dir)
+        .arg("--pod-log-root")
+        .arg(dir.join("no-pods"));
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let agent = ChildGuard::spawn(cmd, &format!("agent-limit-{limit}-{port}"), dir);
+    (agent, format!("http://127.0.0.1:{port}/metrics"))
 }

@@ -95,6 +95,9 @@ pub struct Collector {
     /// held at the start of this tick (plus those opened since).
     fd_limit: u64,
     fds_in_use: u64,
+    /// Whether some reader may hold its slow files open (see
+    /// `Collector::make_room`).
+    slow_files_held: bool,
     errors: ErrorCounts,
     logged: HashSet<(String, &'static str)>,
     last_spec_refresh: Instant,
@@ -201,6 +204,7 @@ impl Collector {
             scratch: Vec::new(),
             fd_limit,
             fds_in_use: 0,
+            slow_files_held: false,
             errors: ErrorCounts::default(),
             logged: HashSet::new(),
             last_spec_refresh: now,
@@ -251,7 +255,12 @@ impl Collector {
     /// Runs one cycle and returns what it read.
     pub fn collect(&mut self) -> Snapshot {
         let timestamp_ms = now_ms();
-        self.fds_in_use = self.open_files() as u64;
+        self.fds_in_use = self
+            .tracked
+            .values()
+            .map(|t| t.reader.file_count_to_come())
+            .sum::<usize>() as u64
+            + self.open_files() as u64;
         let events = self.discovery.refresh();
         let mut to_add = events
             .iter()
@@ -411,6 +420,11 @@ impl Collector {
         let reserved = still_to_add * PER_TICK_FILES_ESTIMATE;
         let spare = self.spare_descriptors(still_to_add);
         let hold_slow = self.fds_in_use + reserved + spare < self.fd_limit;
+        if hold_slow {
+            self.slow_files_held = true;
+        } else {
+            self.make_room(PER_TICK_FILES_ESTIMATE + spare);
+        }
         let reader = match CgroupReader::open_with(&self.layout, path, hold_slow) {
             Ok(mut r) => {
                 r.set_slow_interval(self.config.slow_stat_interval);
@@ -445,8 +459,31 @@ impl Collector {
         };
         // After the spec is read: it decides whether v1 `cpu.stat` stays open.
         self.refresh_tracked(path, &mut t);
-        self.fds_in_use += (t.reader.open_file_count() + t.net.is_some() as usize) as u64;
+        self.fds_in_use += (t.reader.open_file_count()
+            + t.reader.file_count_to_come()
+            + t.net.is_some() as usize) as u64;
         self.tracked.insert(path.to_string(), Box::new(t));
+    }
+
+    /// Closes other cgroups' held slow files until `wanted` descriptors
+    /// are free under the limit (or none is left to close): cgroups that
+    /// arrive after the slow files of the first ones filled the budget
+    /// still get their per-tick files.
+    fn make_room(&mut self, wanted: u64) {
+        if !self.slow_files_held || self.fds_in_use + wanted <= self.fd_limit {
+            return;
+        }
+        self.slow_files_held = false;
+        for t in self.tracked.values_mut() {
+            self.fds_in_use = self
+                .fds_in_use
+                .saturating_sub(t.reader.release_slow_files() as u64);
+            if self.fds_in_use + wanted <= self.fd_limit {
+                // Some readers further on may still hold theirs.
+                self.slow_files_held = true;
+                return;
+            }
+        }
     }
 
     /// Descriptors left to the rest of the process when deciding whether a

@@ -494,6 +494,32 @@ impl CgroupReader {
             + 2 * self.blkio.chosen.is_some() as usize
     }
 
+    /// Closes the slow files held open (they are then opened when due, as
+    /// when the reader was opened without holding them) and returns how
+    /// many were closed: room for another cgroup's per-tick files.
+    pub fn release_slow_files(&mut self) -> usize {
+        self.hold_slow_files = false;
+        let mut closed = 0;
+        for held in &mut self.files {
+            if held.kind.is_slow() && held.file.take().is_some() {
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Descriptors this reader may still open and hold: a v1 blkio file
+    /// pair, once a probe finds one with data (usually on the first read).
+    /// Counted when budgeting descriptors, or the pairs of a thousand
+    /// cgroups would find the limit already spent on slow files.
+    pub fn file_count_to_come(&self) -> usize {
+        if self.blkio.chosen.is_none() && !self.blkio.candidates.is_empty() {
+            2
+        } else {
+            0
+        }
+    }
+
     /// Reads the statistics of the cgroup now. Network and filesystem are
     /// left empty (other modules fill them).
     ///
