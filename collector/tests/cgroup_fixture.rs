@@ -849,3 +849,33 @@ fn memory_stat_is_carried_over_quiet_ticks_only() {
         );
     }
 }
+
+#[test]
+fn a_blkio_pair_is_budgeted_until_the_first_probe_only() {
+    let tree = FixtureTree::v1().unwrap();
+    let with_data = paths::docker_systemd(&paths::container_id(13));
+    let without = paths::docker_systemd(&paths::container_id(14));
+    tree.add_cgroup(&with_data, &values()).unwrap();
+    tree.add_cgroup(&without, &values()).unwrap();
+    // Throttle files as 6.x kernels leave them without a rule: no devices.
+    let dir = tree.file_path("blkio", &without, "");
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("blkio.") && name.contains("serv") {
+            std::fs::write(entry.path(), "Total 0\n").unwrap();
+        }
+    }
+    for (path, pair_found) in [(&with_data, true), (&without, false)] {
+        let mut reader = CgroupReader::open(tree.layout(), path).unwrap();
+        let before = reader.open_file_count();
+        assert_eq!(reader.file_count_to_come(), 2, "{path}: before the probe");
+        let stats = reader.read_stats(0).unwrap();
+        assert_eq!(reader.file_count_to_come(), 0, "{path}: after the probe");
+        assert_eq!(!stats.blkio.is_empty(), pair_found, "{path}");
+        assert_eq!(
+            reader.open_file_count(),
+            before + if pair_found { 2 } else { 0 },
+            "{path}"
+        );
+    }
+}

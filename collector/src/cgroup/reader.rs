@@ -509,11 +509,16 @@ impl CgroupReader {
     }
 
     /// Descriptors this reader may still open and hold: a v1 blkio file
-    /// pair, once a probe finds one with data (usually on the first read).
+    /// pair, if the first probe (on the first read) finds one with data.
     /// Counted when budgeting descriptors, or the pairs of a thousand
-    /// cgroups would find the limit already spent on slow files.
+    /// cgroups would find the limit already spent on slow files. After
+    /// that probe nothing is counted: on kernels whose throttle files stay
+    /// empty, two phantom descriptors per cgroup would crowd out slow files.
     pub fn file_count_to_come(&self) -> usize {
-        if self.blkio.chosen.is_none() && !self.blkio.candidates.is_empty() {
+        if self.blkio.chosen.is_none()
+            && !self.blkio.candidates.is_empty()
+            && self.blkio.next_probe.is_none()
+        {
             2
         } else {
             0
@@ -674,23 +679,32 @@ impl CgroupReader {
         self.blkio.next_probe = Some(now + BLKIO_PROBE_INTERVAL);
         let dir = join_cgroup(&self.mounts[usize::from(mount)], &self.cgroup);
         for (serviced_name, bytes_name) in &self.blkio.candidates {
+            // Out of descriptors: no blkio figures until the next probe,
+            // rather than no sample (a set that gets data long after the
+            // cgroup was budgeted may find the limit spent).
             let open = |name: &str| match File::open(dir.join(name)) {
-                Ok(f) => Ok((dir.join(name), f)),
+                Ok(f) => Ok(Some((dir.join(name), f))),
                 Err(e) if is_gone(&e) => Err(ReadError::Vanished {
                     cgroup: self.cgroup.clone(),
                 }),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => Ok(None),
                 Err(source) => Err(ReadError::Io {
                     path: dir.join(name),
                     source,
                 }),
             };
-            let serviced = open(serviced_name)?;
+            let Some(serviced) = open(serviced_name)? else {
+                return Ok(());
+            };
             if !v1::blkio_has_data(read_blkio_file(&serviced, buf, &self.cgroup)?) {
                 continue;
             }
+            let Some(service_bytes) = open(bytes_name)? else {
+                return Ok(());
+            };
             let pair = BlkioPair {
                 serviced,
-                service_bytes: open(bytes_name)?,
+                service_bytes,
             };
             self.blkio.chosen = Some(pair);
             self.blkio.candidates.clear();
