@@ -98,6 +98,10 @@ pub struct Collector {
     /// Whether some reader may hold its slow files open (see
     /// `Collector::make_room`).
     slow_files_held: bool,
+    /// Whether some reader does not hold its slow files, and when holding
+    /// was last granted (see `Collector::grant_slow_files`).
+    slow_files_wanted: bool,
+    last_slow_grant: Instant,
     errors: ErrorCounts,
     logged: HashSet<(String, &'static str)>,
     last_spec_refresh: Instant,
@@ -205,6 +209,8 @@ impl Collector {
             fd_limit,
             fds_in_use: 0,
             slow_files_held: false,
+            slow_files_wanted: false,
+            last_slow_grant: now,
             errors: ErrorCounts::default(),
             logged: HashSet::new(),
             last_spec_refresh: now,
@@ -261,6 +267,7 @@ impl Collector {
             .map(|t| t.reader.file_count_to_come())
             .sum::<usize>() as u64
             + self.open_files() as u64;
+        self.grant_slow_files();
         let events = self.discovery.refresh();
         let mut to_add = events
             .iter()
@@ -423,6 +430,7 @@ impl Collector {
         if hold_slow {
             self.slow_files_held = true;
         } else {
+            self.slow_files_wanted = true;
             self.make_room(PER_TICK_FILES_ESTIMATE + spare);
         }
         let reader = match CgroupReader::open_with(&self.layout, path, hold_slow) {
@@ -474,6 +482,7 @@ impl Collector {
             return;
         }
         self.slow_files_held = false;
+        self.slow_files_wanted = true;
         for t in self.tracked.values_mut() {
             self.fds_in_use = self
                 .fds_in_use
@@ -483,6 +492,34 @@ impl Collector {
                 self.slow_files_held = true;
                 return;
             }
+        }
+    }
+
+    /// Lets cgroups that were opened without holding their slow files
+    /// hold them, while the budget allows: the budget at discovery counts
+    /// descriptors that may never be opened (a v1 blkio pair before its
+    /// probe), and cgroups go away. At most once per slow interval.
+    fn grant_slow_files(&mut self) {
+        if !self.slow_files_wanted
+            || self.last_slow_grant.elapsed() < self.config.slow_stat_interval
+        {
+            return;
+        }
+        self.last_slow_grant = Instant::now();
+        self.slow_files_wanted = false;
+        let spare = self.spare_descriptors(0);
+        for t in self.tracked.values_mut() {
+            if t.reader.holds_slow_files() {
+                continue;
+            }
+            // Slow files are five at most: room for them and for one more
+            // cgroup's per-tick files besides the spare.
+            if self.fds_in_use + 5 + PER_TICK_FILES_ESTIMATE + spare >= self.fd_limit {
+                self.slow_files_wanted = true;
+                return;
+            }
+            self.fds_in_use += t.reader.hold_slow_files() as u64;
+            self.slow_files_held = true;
         }
     }
 

@@ -494,6 +494,23 @@ impl CgroupReader {
             + 2 * self.blkio.chosen.is_some() as usize
     }
 
+    /// Keeps the slow files open from their next read on (as
+    /// [`open_with`](Self::open_with) `hold_slow_files` does from the
+    /// start) and returns how many descriptors that will take.
+    pub fn hold_slow_files(&mut self) -> usize {
+        self.hold_slow_files = true;
+        self.files
+            .iter()
+            .filter(|f| f.kind.is_slow() && f.file.is_none())
+            .count()
+    }
+
+    /// Whether the slow files are (or will be, from their next read) held
+    /// open.
+    pub fn holds_slow_files(&self) -> bool {
+        self.hold_slow_files
+    }
+
     /// Closes the slow files held open (they are then opened when due, as
     /// when the reader was opened without holding them) and returns how
     /// many were closed: room for another cgroup's per-tick files.
@@ -549,6 +566,7 @@ impl CgroupReader {
         let mut pids = PidsStats::default();
         let mut pressure: Option<PressureStats> = None;
         let mut gone_optional = Vec::new();
+        let mut to_hold = Vec::new();
         let now = Instant::now();
         let read_slow = self.next_slow.is_none_or(|t| now >= t);
 
@@ -572,11 +590,17 @@ impl CgroupReader {
                 carried_memory_stat = true;
                 continue;
             }
+            let mut opened = None;
             let read = match &held.file {
                 Some(file) => read_text(file, buf),
-                None => File::open(path_of(held))
-                    .map_err(ReadFailure::Io)
-                    .and_then(|file| read_text(&file, buf)),
+                None => match File::open(path_of(held)) {
+                    Ok(file) => {
+                        let read = read_text(&file, buf);
+                        opened = Some(file);
+                        read
+                    }
+                    Err(err) => Err(ReadFailure::Io(err)),
+                },
             };
             let text = match read {
                 Ok(text) => text,
@@ -610,6 +634,13 @@ impl CgroupReader {
             )
             .map_err(|e| ReadError::parse(&path_of(held), e))?;
             probes.saw(held.kind);
+            if self.hold_slow_files && held.kind.is_slow() {
+                to_hold.extend(opened.map(|file| (index, file)));
+            }
+        }
+        // Slow files opened on demand, kept since holding was granted.
+        for (index, file) in to_hold {
+            self.files[index].file = Some(file);
         }
         if !carried_memory_stat && probes.cpu && probes.memory {
             self.last_memory_stat = Some(LastMemoryStat {
