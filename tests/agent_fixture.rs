@@ -458,36 +458,15 @@ fn a_tight_descriptor_limit_still_reads_every_cgroup() {
 }
 
 fn reads_every_cgroup_under(tree: FixtureTree, count: u64, limit: u64) {
-    use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().unwrap();
     let ids: Vec<String> = (0..count).map(paths::container_id).collect();
     for (i, id) in ids.iter().enumerate() {
         tree.add_cgroup(&paths::docker_systemd(id), &CgroupValues::sample(i as u64))
             .unwrap();
     }
-    let mut cmd = osprey();
+    let mut cmd = osprey_with_limit(limit);
     cmd.args(["agent", "--once", "--format", "prometheus"])
-        .arg("--cgroup-root")
-        .arg(tree.root())
-        .arg("--docker-root")
-        .arg(tmp.path().join("docker"))
-        .arg("--sys-root")
-        .arg(tmp.path())
-        .arg("--pod-log-root")
-        .arg(tmp.path().join("no-pods"));
-    // SAFETY: setrlimit is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .args(fixture_roots(&tree, tmp.path()));
     let out = cmd.output().expect("running osprey");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -648,22 +627,23 @@ fn agent_under_limit_with(
     limit: u64,
     config: Option<&Path>,
 ) -> (ChildGuard, String) {
-    use std::os::unix::process::CommandExt;
     let port = free_port();
-    let mut cmd = osprey();
+    let mut cmd = osprey_with_limit(limit);
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
     cmd.args(["agent", "--interval", "1s", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
-        .arg("--cgroup-root")
-        .arg(tree.root())
-        .arg("--docker-root")
-        .arg(dir.join("docker"))
-        .arg("--sys-root")
-        .arg(dir)
-        .arg("--pod-log-root")
-        .arg(dir.join("no-pods"));
+        .args(fixture_roots(tree, dir));
+    let agent = ChildGuard::spawn(cmd, &format!("agent-limit-{limit}-{port}"), dir);
+    (agent, format!("http://127.0.0.1:{port}/metrics"))
+}
+
+/// `osprey` with its open-file limit (soft and hard) set to `limit`, which
+/// it cannot raise.
+fn osprey_with_limit(limit: u64) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = osprey();
     // SAFETY: setrlimit is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
@@ -677,6 +657,20 @@ fn agent_under_limit_with(
             Ok(())
         });
     }
-    let agent = ChildGuard::spawn(cmd, &format!("agent-limit-{limit}-{port}"), dir);
-    (agent, format!("http://127.0.0.1:{port}/metrics"))
+    cmd
+}
+
+/// The agent flags that read `tree`, with empty runtime and log roots
+/// under `dir`.
+fn fixture_roots(tree: &FixtureTree, dir: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "--cgroup-root".into(),
+        tree.root().into(),
+        "--docker-root".into(),
+        dir.join("docker").into(),
+        "--sys-root".into(),
+        dir.into(),
+        "--pod-log-root".into(),
+        dir.join("no-pods").into(),
+    ]
 }
