@@ -589,13 +589,7 @@ fn slow_files_are_held_once_the_budget_has_room_for_them() {
     for i in 0..300 {
         let path = paths::docker_systemd(&paths::container_id(i));
         tree.add_cgroup(&path, &CgroupValues::sample(i)).unwrap();
-        let dir = tree.file_path("blkio", &path, "");
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("blkio.") && name.contains("serv") {
-                std::fs::write(entry.path(), "Total 0\n").unwrap();
-            }
-        }
+        tree.clear_blkio_v1(&path).unwrap();
     }
     let config = tmp.path().join("agent.toml");
     std::fs::write(&config, "[agent]\nslow_stat_interval = \"1s\"\n").unwrap();

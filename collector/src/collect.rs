@@ -128,6 +128,12 @@ pub struct Collector {
 /// budgeting descriptors before the cgroups of a discovery round are opened.
 const PER_TICK_FILES_ESTIMATE: u64 = 9;
 
+/// Descriptors a tracked cgroup holds, or may open and hold soon (a v1
+/// blkio pair before its first probe), for the descriptor budget.
+fn budgeted_descriptors(t: &Tracked) -> u64 {
+    (t.reader.open_file_count() + t.reader.file_count_to_come() + t.net.is_some() as usize) as u64
+}
+
 /// Descriptors kept for everything besides cgroup files (see
 /// `Collector::spare_descriptors`), at most a quarter of the limit.
 const SPARE_DESCRIPTORS: u64 = 1024;
@@ -261,12 +267,7 @@ impl Collector {
     /// Runs one cycle and returns what it read.
     pub fn collect(&mut self) -> Snapshot {
         let timestamp_ms = now_ms();
-        self.fds_in_use = self
-            .tracked
-            .values()
-            .map(|t| t.reader.file_count_to_come())
-            .sum::<usize>() as u64
-            + self.open_files() as u64;
+        self.fds_in_use = self.tracked.values().map(|t| budgeted_descriptors(t)).sum();
         self.grant_slow_files();
         let events = self.discovery.refresh();
         let mut to_add = events
@@ -467,9 +468,7 @@ impl Collector {
         };
         // After the spec is read: it decides whether v1 `cpu.stat` stays open.
         self.refresh_tracked(path, &mut t);
-        self.fds_in_use += (t.reader.open_file_count()
-            + t.reader.file_count_to_come()
-            + t.net.is_some() as usize) as u64;
+        self.fds_in_use += budgeted_descriptors(&t);
         self.tracked.insert(path.to_string(), Box::new(t));
     }
 

@@ -857,14 +857,7 @@ fn a_blkio_pair_is_budgeted_until_the_first_probe_only() {
     let without = paths::docker_systemd(&paths::container_id(14));
     tree.add_cgroup(&with_data, &values()).unwrap();
     tree.add_cgroup(&without, &values()).unwrap();
-    // Throttle files as 6.x kernels leave them without a rule: no devices.
-    let dir = tree.file_path("blkio", &without, "");
-    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("blkio.") && name.contains("serv") {
-            std::fs::write(entry.path(), "Total 0\n").unwrap();
-        }
-    }
+    tree.clear_blkio_v1(&without).unwrap();
     for (path, pair_found) in [(&with_data, true), (&without, false)] {
         let mut reader = CgroupReader::open(tree.layout(), path).unwrap();
         let before = reader.open_file_count();
