@@ -257,6 +257,9 @@ impl Discovery {
                 self.pending.push(DiscoveryEvent::Added(path.clone()));
             }
         }
+        if let Some(watcher) = &mut self.watcher {
+            watcher.share_paths(&fresh);
+        }
         self.presence = fresh;
         self.last_rescan = Some(Instant::now());
     }

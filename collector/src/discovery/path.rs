@@ -43,6 +43,11 @@ impl CgroupPath {
         &*self.0 == "/"
     }
 
+    /// Whether `other` is this very copy of the path (not merely equal).
+    pub fn shares_text_with(&self, other: &CgroupPath) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The child cgroup called `name` (one path component).
     pub fn join(&self, name: &str) -> Self {
         if self.is_root() {

@@ -194,6 +194,28 @@ fn a_cgroup_is_present_while_in_any_stat_hierarchy() {
 }
 
 #[test]
+fn every_hierarchy_shares_one_copy_of_each_path() {
+    let mut cgroups = TestCgroups::new();
+    let layout = real_layout();
+    let base = base_name("share");
+    let hierarchies = walk::hierarchy_roots(&layout);
+    for mount in &hierarchies {
+        cgroups.mkdir(mount.join(&base));
+        cgroups.mkdir(mount.join(&base).join("c"));
+    }
+    let discovery = Discovery::new(layout, only(&base), no_backstop()).unwrap();
+    let watcher = discovery.watcher.as_ref().expect("inotify on");
+    let path = CgroupPath::new(&format!("/{base}/c"));
+    let copies: Vec<&CgroupPath> = watcher.watched_paths().filter(|p| **p == path).collect();
+    assert_eq!(copies.len(), hierarchies.len(), "one watch per hierarchy");
+    let (kept, _) = discovery.presence.get_key_value(&path).unwrap();
+    assert!(
+        copies.iter().all(|p| p.shares_text_with(kept)),
+        "each watch holds the presence map's copy"
+    );
+}
+
+#[test]
 fn without_inotify_every_refresh_rescans() {
     let mut cgroups = TestCgroups::new();
     let layout = real_layout();
