@@ -20,8 +20,11 @@ use crate::stats::ContainerStats;
 #[derive(Debug)]
 struct PackedSnapshot {
     timestamp_ms: i64,
-    /// Sorted by id, as the collector emits them.
-    infos: Vec<Arc<ContainerInfo>>,
+    /// Sorted by id, as the collector emits them. Shared with the
+    /// snapshot packed before when the cgroups are the same ones (the
+    /// usual case): copying the list took a reference count on each
+    /// identity at every tick and dropped one as the oldest snapshot left.
+    infos: Arc<[Arc<ContainerInfo>]>,
     /// Where cgroup `i`'s encoded statistics end in `data`.
     ends: Vec<u32>,
     data: Vec<u8>,
@@ -36,19 +39,26 @@ impl PackedSnapshot {
     fn pack(snap: &Snapshot, before: Option<&PackedSnapshot>) -> Self {
         let mut data = Vec::with_capacity(before.map_or(0, |b| b.data.len()));
         let mut ends = Vec::with_capacity(snap.containers.len());
-        // Both lists are sorted by id: one cursor walks `before`.
+        let shared = before
+            .filter(|b| same_identities(&b.infos, &snap.containers))
+            .map(|b| b.infos.clone());
+        // Both lists are sorted by id: one cursor walks `before` (in step
+        // with `snap` when the lists are the same).
         let mut cursor = 0;
-        for c in &snap.containers {
+        for (i, c) in snap.containers.iter().enumerate() {
             let carried = c.stats.timestamp_ms != snap.timestamp_ms;
             let reused = carried
                 && before.is_some_and(|b| {
                     let id = c.info.id.as_str();
+                    if shared.is_some() {
+                        cursor = i;
+                    }
                     while cursor < b.infos.len() && b.infos[cursor].id.as_str() < id {
                         cursor += 1;
                     }
                     match b.entry(cursor) {
                         Some((info, bytes))
-                            if info.id == id
+                            if (Arc::ptr_eq(info, &c.info) || info.id == id)
                                 && encoded_timestamp(bytes) == Some(c.stats.timestamp_ms) =>
                         {
                             data.extend_from_slice(bytes);
@@ -66,14 +76,15 @@ impl PackedSnapshot {
         data.shrink_to_fit();
         Self {
             timestamp_ms: snap.timestamp_ms,
-            infos: snap.containers.iter().map(|c| c.info.clone()).collect(),
+            infos: shared
+                .unwrap_or_else(|| snap.containers.iter().map(|c| c.info.clone()).collect()),
             ends,
             data,
         }
     }
 
     /// The identity and encoded statistics of entry `i`.
-    fn entry(&self, i: usize) -> Option<(&ContainerInfo, &[u8])> {
+    fn entry(&self, i: usize) -> Option<(&Arc<ContainerInfo>, &[u8])> {
         let info = self.infos.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         Some((info, &self.data[start..self.ends[i] as usize]))
@@ -169,6 +180,16 @@ impl RecentSamples {
     pub fn is_empty(&self) -> bool {
         self.latest.is_none()
     }
+}
+
+/// Whether `infos` are the identities of `containers`, one for one (the
+/// same shared values, not merely equal ones).
+fn same_identities(infos: &[Arc<ContainerInfo>], containers: &[ContainerSample]) -> bool {
+    infos.len() == containers.len()
+        && infos
+            .iter()
+            .zip(containers)
+            .all(|(info, c)| Arc::ptr_eq(info, &c.info))
 }
 
 /// The read time at the front of encoded statistics (the first field of
@@ -346,6 +367,55 @@ mod tests {
         r.push(tick(5000, 5000));
         let (_, got) = r.since("/pod", 0).unwrap();
         assert_eq!(got, vec![pod(1000), pod(700), pod(500), pod(5000)]);
+    }
+
+    #[test]
+    fn packed_snapshots_share_the_identities_while_the_cgroups_stay() {
+        let infos: Vec<Arc<ContainerInfo>> = ["/a", "/b"]
+            .iter()
+            .map(|id| {
+                Arc::new(ContainerInfo {
+                    id: id.to_string(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let tick = |ts: i64, infos: &[Arc<ContainerInfo>]| {
+            Arc::new(Snapshot {
+                timestamp_ms: ts,
+                containers: infos
+                    .iter()
+                    .map(|info| ContainerSample {
+                        info: info.clone(),
+                        stats: ContainerStats {
+                            timestamp_ms: ts,
+                            ..Default::default()
+                        },
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        };
+        let mut r = RecentSamples::new(60_000, 12);
+        for ts in [1000, 2000, 3000] {
+            r.push(tick(ts, &infos));
+        }
+        assert!(Arc::ptr_eq(&r.older[0].infos, &r.older[1].infos));
+        // /b's identity was refreshed (a new label): a list of its own,
+        // and each snapshot answers with the identity it was taken with.
+        let mut refreshed = infos.clone();
+        refreshed[1] = Arc::new(ContainerInfo {
+            id: "/b".into(),
+            image: "new".into(),
+            ..Default::default()
+        });
+        r.push(tick(4000, &refreshed));
+        r.push(tick(5000, &refreshed));
+        assert!(Arc::ptr_eq(&r.older[0].infos, &r.older[2].infos));
+        assert!(!Arc::ptr_eq(&r.older[2].infos, &r.older[3].infos));
+        assert_eq!(r.older[2].get("/b").unwrap().0.image, "");
+        assert_eq!(r.older[3].get("/b").unwrap().0.image, "new");
+        assert_eq!(r.since("/b", 0).unwrap().1.len(), 5);
     }
 
     #[test]
