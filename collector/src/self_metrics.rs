@@ -111,7 +111,7 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
         kind,
         samples: vec![Sample {
             base: base.clone(),
-            extra: Vec::new(),
+            extra: Box::default(),
             value: value as f64,
             timestamp_ms: None,
         }],
@@ -182,7 +182,7 @@ pub fn shipper_families(s: &crate::ship::ShipperStats) -> Vec<prometheus::proto:
             kind: MetricKind::Gauge,
             samples: vec![Sample {
                 base: base.clone(),
-                extra: Vec::new(),
+                extra: Box::default(),
                 value: t.as_secs_f64(),
                 timestamp_ms: None,
             }],
@@ -202,7 +202,7 @@ pub fn log_families(s: &crate::logs::LogStats) -> Vec<prometheus::proto::MetricF
         kind,
         samples: vec![Sample {
             base: base.clone(),
-            extra: Vec::new(),
+            extra: Box::default(),
             value,
             timestamp_ms: None,
         }],

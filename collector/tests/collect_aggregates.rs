@@ -144,7 +144,7 @@ fn aggregates_are_read_every_nth_tick_and_keep_their_read_time() {
             .unwrap()
     };
     let pod_ts = usage(carried, &pod).1;
-    assert_eq!(sample_of(&pod).timestamp_ms, Some(pod_ts));
+    assert_eq!(sample_of(&pod).timestamp_ms.map(|t| t.get()), Some(pod_ts));
     assert_eq!(sample_of(container).timestamp_ms, None);
     let body = String::from_utf8(text::encode(families.clone(), Vec::new()).unwrap()).unwrap();
     let pod_line = body

@@ -1,6 +1,7 @@
 //! The mapping from [`Snapshot`] to metric families.
 
 use std::collections::HashMap;
+use std::num::NonZeroI64;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -64,18 +65,21 @@ impl Deref for LabelSet {
 
 /// One sample: the container's base labels, extra labels of this metric
 /// (`interface`, `device`, `cpu` …) and the value.
+///
+/// Kept to 40 bytes: a scrape of 2000 cgroups builds ~80 000 of them at
+/// once, and they were the largest part of the agent's peak memory.
 #[derive(Debug, Clone)]
 pub struct Sample {
     /// Base labels (shared).
     pub base: BaseLabels,
     /// Metric-specific labels.
-    pub extra: Vec<(&'static str, String)>,
+    pub extra: Box<[(&'static str, String)]>,
     /// The value, in the metric's base unit.
     pub value: f64,
     /// When the value was read, ms since the epoch, if earlier than the
     /// snapshot it comes from (an aggregate cgroup read on a slower
     /// cadence); `None`: at the snapshot's time.
-    pub timestamp_ms: Option<i64>,
+    pub timestamp_ms: Option<NonZeroI64>,
 }
 
 impl Sample {
@@ -112,7 +116,7 @@ struct Builder {
     families: Vec<Family>,
     index: HashMap<&'static str, usize>,
     /// The timestamp of the samples being added (see [`Sample::timestamp_ms`]).
-    timestamp_ms: Option<i64>,
+    timestamp_ms: Option<NonZeroI64>,
     /// The family after the one added to last: every container adds its
     /// series in the same order, so this is usually the next one, found
     /// without hashing the name (tens of thousands of times a scrape).
@@ -144,7 +148,7 @@ impl Builder {
         self.next = i + 1;
         self.families[i].samples.push(Sample {
             base: base.clone(),
-            extra,
+            extra: extra.into_boxed_slice(),
             value,
             timestamp_ms: self.timestamp_ms,
         });
@@ -172,7 +176,8 @@ pub fn snapshot_families(
     for c in &snap.containers {
         // A sample read at an earlier tick keeps that time (0: not set).
         let read_at = c.stats.timestamp_ms;
-        b.timestamp_ms = (read_at > 0 && read_at < snap.timestamp_ms).then_some(read_at);
+        b.timestamp_ms =
+            NonZeroI64::new(read_at).filter(|_| read_at > 0 && read_at < snap.timestamp_ms);
         container_families(&mut b, snap, c, opts, devices);
     }
     kube_families(&mut b, snap);
@@ -407,7 +412,7 @@ fn container_families(
         G,
         &base,
         none(),
-        b.timestamp_ms.unwrap_or(snap.timestamp_ms) as f64 / 1000.0,
+        b.timestamp_ms.map_or(snap.timestamp_ms, NonZeroI64::get) as f64 / 1000.0,
     );
     b.add(
         "container_start_time_seconds",

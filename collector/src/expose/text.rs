@@ -42,7 +42,7 @@ pub fn to_proto(families: &[Family]) -> Vec<MetricFamily> {
                         .collect();
                     m.set_label(labels);
                     if let Some(t) = s.timestamp_ms {
-                        m.set_timestamp_ms(t);
+                        m.set_timestamp_ms(t.get());
                     }
                     match f.kind {
                         MetricKind::Counter => {
@@ -198,7 +198,7 @@ fn write_sample(buf: &mut Vec<u8>, name: &str, s: &super::families::Sample) {
     write_value(buf, s.value);
     if let Some(t) = s.timestamp_ms {
         buf.push(b' ');
-        buf.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
+        buf.extend_from_slice(itoa::Buffer::new().format(t.get()).as_bytes());
     }
     buf.push(b'\n');
 }
@@ -316,25 +316,25 @@ mod tests {
             samples: vec![
                 Sample {
                     base: base.clone(),
-                    extra: vec![("cpu", "total".into())],
+                    extra: vec![("cpu", "total".into())].into(),
                     value: 1.5,
                     timestamp_ms: None,
                 },
                 Sample {
                     base: LabelSet::new(Vec::new()),
-                    extra: Vec::new(),
+                    extra: Box::default(),
                     value: f64::INFINITY,
                     timestamp_ms: None,
                 },
                 Sample {
                     base: base.clone(),
-                    extra: Vec::new(),
+                    extra: Box::default(),
                     value: f64::NAN,
                     timestamp_ms: None,
                 },
                 Sample {
                     base,
-                    extra: Vec::new(),
+                    extra: Box::default(),
                     value: 1e21,
                     timestamp_ms: None,
                 },
@@ -363,12 +363,13 @@ mod tests {
                 .map(|i| Sample {
                     base: base.clone(),
                     extra: if i % 2 == 0 {
-                        vec![("device", format!("sd{i}"))]
+                        vec![("device", format!("sd{i}"))].into()
                     } else {
-                        Vec::new()
+                        Box::default()
                     },
                     value: i as f64 * 1.5,
-                    timestamp_ms: (i % 3 == 0).then_some(1_700_000_000_000 + i as i64),
+                    timestamp_ms: std::num::NonZeroI64::new(1_700_000_000_000 + i as i64)
+                        .filter(|_| i % 3 == 0),
                 })
                 .collect(),
         };
