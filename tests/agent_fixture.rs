@@ -55,6 +55,8 @@ fn run_once(tree: &FixtureTree, docker_root: &Path, sys_root: &Path, format: &st
             format,
             "--container-label",
             "com.example.team",
+            "--container-label",
+            "qos_class",
         ])
         .arg("--cgroup-root")
         .arg(tree.root())
@@ -338,6 +340,7 @@ fn exercise(version: FixtureVersion) {
         ("name", "web"),
         ("image", "nginx:1.27"),
         ("container_label_com_example_team", "payments"),
+        ("container_label_qos_class", ""),
     ];
     assert!(
         metric_value(&text, "container_memory_usage_bytes", &docker_labels).is_some(),
@@ -349,6 +352,7 @@ fn exercise(version: FixtureVersion) {
         ("pod", "api-7d9"),
         ("container", "api"),
         ("image", "registry/api:2.1"),
+        ("container_label_qos_class", "burstable"),
     ];
     assert!(
         metric_value(&text, "container_memory_usage_bytes", &k8s_labels).is_some(),

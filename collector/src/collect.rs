@@ -796,12 +796,6 @@ fn container_info(
         CgroupKind::SystemdUnit => "systemd",
         CgroupKind::Raw => "raw",
     };
-    let mut labels = meta.labels.clone();
-    if let Some(qos) = &identity.qos {
-        labels
-            .entry("qos_class".into())
-            .or_insert_with(|| qos.clone());
-    }
     ContainerInfo {
         id: path.to_string(),
         name: if meta.name.is_empty() {
@@ -821,7 +815,8 @@ fn container_info(
             meta.pod_uid.clone()
         },
         container: meta.container.clone(),
-        labels,
+        labels: meta.labels.clone(),
+        qos_class: identity.qos.clone(),
         spec: spec.clone(),
         creation_time_seconds,
     }

@@ -376,7 +376,7 @@ fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
         if v.iter().any(|(k, _)| *k == name) {
             continue; // two keys sanitising alike: the first wins, as cAdvisor
         }
-        v.push((name, i.labels.get(key).cloned().unwrap_or_default()));
+        v.push((name, i.label(key).unwrap_or_default().to_string()));
     }
     LabelSet::new(v)
 }
