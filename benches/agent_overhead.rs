@@ -165,6 +165,10 @@ struct Row {
     scrapes: usize,
     exited_threads: usize,
     rss_mib: f64,
+    /// The anonymous part of the RSS: the agent's own memory, without the
+    /// pages of its binary and libraries it has mapped (which move by a
+    /// MiB between builds with the code's layout).
+    anon_mib: f64,
     peak_mib: f64,
     load: String,
 }
@@ -284,6 +288,7 @@ fn measure(
         scrapes,
         exited_threads,
         rss_mib: status_kib(pid, "VmRSS:") as f64 / 1024.0,
+        anon_mib: status_kib(pid, "RssAnon:") as f64 / 1024.0,
         peak_mib: status_kib(pid, "VmHWM:") as f64 / 1024.0,
         load: format!("{load0}→{}", load_average()),
     }
@@ -831,7 +836,7 @@ fn main() {
         }
     );
     println!(
-        "{:<10} {:<16} {:<7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>11} {:>7} {:>7} {:>8} {:>8} {:>11}",
+        "{:<10} {:<16} {:<7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>11} {:>7} {:>7} {:>8} {:>8} {:>8} {:>11}",
         "agent",
         "case",
         "activity",
@@ -844,12 +849,13 @@ fn main() {
         "× floor",
         "scrapes",
         "RSS MiB",
+        "anon MiB",
         "peak MiB",
         "load"
     );
     for r in rows {
         println!(
-            "{:<10} {:<16} {:<7} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>7} {:>8.1} {:>8.1} {:>11}{}",
+            "{:<10} {:<16} {:<7} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>11}{}",
             r.agent,
             r.case,
             r.activity,
@@ -870,6 +876,7 @@ fn main() {
                 )),
             r.scrapes,
             r.rss_mib,
+            r.anon_mib,
             r.peak_mib,
             r.load,
             if r.exited_threads > 0 {
