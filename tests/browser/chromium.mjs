@@ -32,6 +32,16 @@ export async function launch({ width = 1280, height = 900, deviceScaleFactor = 1
 }
 
 /** Waits until the page's route is drawn and every on-screen panel has loaded. */
+// Follows `link` to the app's page `route` and waits until that page is
+// ready. The app routes on `hashchange`, which fires after the click has
+// returned: waiting for readiness alone could see the old page, still
+// ready, and go on with it.
+export async function follow(page, link, route) {
+  await link.click();
+  await page.waitForFunction((r) => document.body.dataset.route === r, route, { polling: 50 });
+  await waitReady(page);
+}
+
 export async function waitReady(page, timeout = 20000) {
   await page.waitForFunction(() => {
     if (document.body.dataset.ready !== 'true') return false;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, waitReady, reportFailure } from './chromium.mjs';
+import { launch, waitReady, follow, reportFailure } from './chromium.mjs';
 
 const [base, artifacts, node, cgroup, address] = process.argv.slice(2);
 const { page, errors, close } = await launch();
@@ -38,8 +38,7 @@ try {
   check('overview lists the node with its address');
 
   step = 'node';
-  await nodeLink.click();
-  await waitReady(page);
+  await follow(page, nodeLink, 'node');
   // The loaded cgroup's CPU: a rate over 1 minute, near one core once it has run a while.
   const cell = page.locator(`#containers-table tr[data-key="${cgroup}"] td[data-col="cpu"]`);
   let cpu = NaN;
@@ -57,8 +56,7 @@ try {
   check(`node page shows the address and the loaded container at ${cpu.toFixed(2)} cores`);
 
   step = 'container';
-  await page.locator(`#containers-table tr[data-key="${cgroup}"] a.container-link`).click();
-  await waitReady(page);
+  await follow(page, page.locator(`#containers-table tr[data-key="${cgroup}"] a.container-link`), 'container');
   const charts = await page.locator('.panel[data-state="ready"] canvas').count();
   assert.ok(charts >= 4, `container charts drawn (${charts})`);
   const cpuSeries = await page.locator('.panel[data-title="CPU vs limit"]').getAttribute('data-series');
