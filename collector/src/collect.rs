@@ -299,7 +299,7 @@ impl Collector {
         let mut vanished = Vec::new();
         // The descriptors are counted here, where each cgroup is in the
         // cache anyway: a pass of its own over thousands of boxed cgroups
-        // was a tenth of the loop's own time in cache misses.
+        // was a sixth of the loop's own time in cache misses.
         let (mut budgeted, mut held) = (0, 0);
         for (path, t) in &mut self.tracked {
             // An aggregate not due this tick: its last sample, with the
