@@ -39,10 +39,13 @@
 //!   and idle sidecars. The agent reads less of an idle cgroup (it skips
 //!   `memory.stat` until the cgroup runs, or for 10 s), so both are shown.
 //! - `OSPREY_BENCH_FLOOR`: `0` skips the floor. By default each case and
-//!   activity also measures the floor: one thread holding the same files
-//!   open (the per-tick ones, the slow ones and the pod cgroups' ones,
-//!   these two every tenth tick) and reading each once when due; the table
-//!   shows the agent's collection as a multiple of it (`× floor`).
+//!   activity also measures the floor: one thread holding the files the
+//!   agent reads open (the list and cadences the collector itself plans,
+//!   [`Collector::read_plan`]: per-tick files, slow ones and the pod
+//!   cgroups' every tenth tick, blkio pairs with data, and for idle
+//!   cgroups `memory.stat` every tenth tick) and reading each once when
+//!   due, half the period before the agents and half after; the table
+//!   shows the agent's collection as a multiple of the mean (`× floor`).
 //! - `OSPREY_BENCH_HOLD`: build the 1000-container v1 and v2 kubepods
 //!   fixtures, print the agent commands that read them, and wait this many
 //!   seconds (for `perf record` on an agent started by hand).
@@ -55,6 +58,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use osprey_collector::collect::Collector;
+use osprey_collector::config::AgentConfig;
 use osprey_collector::fixture::{FixtureTree, FixtureVersion, PathStyle, paths};
 
 fn clock_ticks() -> f64 {
@@ -509,64 +514,26 @@ impl Drop for RealTree {
     }
 }
 
-/// The files the agent reads per tick and on its slow cadence, as
-/// `(controller, file, every)`: read every `every` ticks.
-const V1_FILES: [(&str, &str, u64); 9] = [
-    ("cpuacct", "cpuacct.usage", 1),
-    ("memory", "memory.usage_in_bytes", 1),
-    ("memory", "memory.stat", 1),
-    ("pids", "pids.current", 1),
-    ("cpuacct", "cpuacct.stat", 10),
-    ("memory", "memory.max_usage_in_bytes", 10),
-    ("memory", "memory.failcnt", 10),
-    ("memory", "memory.kmem.usage_in_bytes", 10),
-    ("memory", "memory.oom_control", 10),
-];
-const V2_FILES: [(&str, &str, u64); 11] = [
-    ("", "cpu.stat", 1),
-    ("", "memory.current", 1),
-    ("", "memory.stat", 1),
-    ("", "memory.swap.current", 1),
-    ("", "io.stat", 1),
-    ("", "pids.current", 1),
-    ("", "cpu.pressure", 1),
-    ("", "memory.pressure", 1),
-    ("", "io.pressure", 1),
-    ("", "memory.peak", 10),
-    ("", "memory.events", 10),
-];
-
-/// The floor's file list for containers and their pod cgroups (read every
-/// tenth tick, as the agent reads aggregates): `(path, every)`.
-fn floor_files(
-    containers: &[String],
-    files: &[(&str, &str, u64)],
-    path_of: impl Fn(&str, &str, &str) -> PathBuf,
-) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
-    let mut pods: Vec<&str> = Vec::new();
-    for c in containers {
-        for (controller, file, every) in files {
-            out.push((path_of(controller, c, file), *every));
-        }
-        if let Some((pod, _)) = c.rsplit_once('/')
-            && pod.contains("-pod")
-        {
-            pods.push(pod);
-        }
-    }
-    for pod in pods {
-        for (controller, file, _) in files {
-            out.push((path_of(controller, pod, file), 10));
-        }
-    }
-    out
+/// The floor's files: those an agent with `config` reads, as the
+/// collector plans them after its first tick (the per-tick files, the slow
+/// ones, the pod and QoS cgroups' on their slower cadence, the v1 blkio
+/// pairs with data, `/proc/<pid>/net/dev` of pods with their own network),
+/// each with how often it is due: `(path, every)`. For `idle` cgroups
+/// `memory.stat` is due on the slow cadence, as the agent carries it over
+/// quiet ticks.
+fn floor_plan(config: AgentConfig, active: bool) -> Vec<(PathBuf, u64)> {
+    let mut collector = Collector::new(config).expect("an in-process collector for the plan");
+    collector.collect();
+    collector
+        .read_plan()
+        .into_iter()
+        .map(|r| (r.path, if active { r.every } else { r.quiet_every }))
+        .collect()
 }
 
 /// The floor: the CPU time of merely reading the same files, held open and
 /// `pread` once when due, by one thread at 1 s ticks for `seconds`.
-/// Returns (CPU ms per tick, reads per tick, files held open).
-fn measure_floor(files: &[(PathBuf, u64)], seconds: u64) -> (f64, f64, usize) {
+fn measure_floor(files: &[(PathBuf, u64)], seconds: u64) -> FloorRun {
     // Files past the open-file limit are opened when due, as the agent's
     // slow files are when it cannot raise the limit.
     let mut limit = libc::rlimit {
@@ -622,11 +589,21 @@ fn measure_floor(files: &[(PathBuf, u64)], seconds: u64) -> (f64, f64, usize) {
         }
     }
     let cpu = thread_cpu_ns() - cpu0;
-    (
-        cpu as f64 / 1e6 / seconds as f64,
-        reads as f64 / seconds as f64,
-        held_count,
-    )
+    FloorRun {
+        ms_per_tick: cpu as f64 / 1e6 / seconds as f64,
+        reads_per_tick: reads as f64 / seconds as f64,
+        held: held_count,
+    }
+}
+
+/// One run of [`measure_floor`].
+#[derive(Debug, Clone, Copy)]
+struct FloorRun {
+    /// CPU time per tick.
+    ms_per_tick: f64,
+    reads_per_tick: f64,
+    /// Files held open (the rest opened when due).
+    held: usize,
 }
 
 /// The fixture rows' layout: the kubelet's systemd driver, a burstable pod
@@ -649,7 +626,20 @@ struct Floor {
     files: usize,
     held: usize,
     reads_per_tick: f64,
+    /// The mean of the runs before and after the agents.
     ms_per_tick: f64,
+    before_ms: f64,
+    after_ms: f64,
+}
+
+/// The configuration [`fixture_args`] gives an agent.
+fn fixture_config(tree: &FixtureTree) -> AgentConfig {
+    AgentConfig {
+        interval: Duration::from_secs(1),
+        cgroup_root: Some(tree.root().to_path_buf()),
+        containers_only: true,
+        ..AgentConfig::default()
+    }
 }
 
 fn fixture_args(tree: &FixtureTree) -> Vec<String> {
@@ -737,7 +727,7 @@ fn main() {
             // Each case's tree is built once and read by every binary.
             let mut real = None;
             let mut fixture = None;
-            let (name, args) = match case.as_str() {
+            let (name, args, config) = match case.as_str() {
                 "real" | "real-pods" => {
                     let kubepods = case == "real-pods";
                     real = RealTree::create(n, kubepods);
@@ -749,6 +739,11 @@ fn main() {
                                 "real cgroup v1"
                             },
                             vec!["--subtree".to_string(), format!("/{}", tree.parent)],
+                            AgentConfig {
+                                interval: Duration::from_secs(1),
+                                subtrees: vec![format!("/{}", tree.parent)],
+                                ..AgentConfig::default()
+                            },
                         ),
                         None => {
                             eprintln!("real cgroups need root and cgroup v1; row skipped");
@@ -768,7 +763,7 @@ fn main() {
                     } else {
                         "fixture v2"
                     };
-                    (name, fixture_args(tree))
+                    (name, fixture_args(tree), fixture_config(tree))
                 }
                 other => panic!("OSPREY_BENCH_CASES: unknown case {other}"),
             };
@@ -779,6 +774,12 @@ fn main() {
                     .as_ref()
                     .filter(|_| active)
                     .map(FixtureActivity::start);
+                // The floor is measured before and after the agents, half
+                // the period each: the machine's speed drifts within an
+                // hour, and a floor from another moment misstates the ratio.
+                let plan = with_floor.then(|| floor_plan(config.clone(), active));
+                let half = settings.seconds.div_ceil(2);
+                let before = plan.as_ref().map(|files| measure_floor(files, half));
                 for _ in 0..repeat {
                     for agent in &agents {
                         let mut row = measure(&settings, agent, name, n, &args);
@@ -790,38 +791,23 @@ fn main() {
                         rows.push(row);
                     }
                 }
-                if with_floor {
-                    let files = match (&real, &fixture) {
-                        (Some(tree), _) => {
-                            floor_files(&tree.containers, &V1_FILES, |c, path, f| {
-                                Path::new("/sys/fs/cgroup")
-                                    .join(c)
-                                    .join(&tree.parent)
-                                    .join(path)
-                                    .join(f)
-                            })
-                        }
-                        (None, Some(tree)) => {
-                            let containers: Vec<String> =
-                                (0..n as u64).map(|i| KUBEPODS_STYLE.path(i)).collect();
-                            let list = match tree.version() {
-                                FixtureVersion::V1 => &V1_FILES[..],
-                                FixtureVersion::V2 => &V2_FILES[..],
-                            };
-                            floor_files(&containers, list, |c, path, f| tree.file_path(c, path, f))
-                        }
-                        (None, None) => unreachable!("every case has a tree"),
-                    };
-                    let (ms, reads, held) = measure_floor(&files, settings.seconds);
-                    eprintln!("floor {name} {n} {activity}: {ms:.2} ms per tick");
+                if let (Some(files), Some(before)) = (&plan, before) {
+                    let after = measure_floor(files, half);
+                    let ms = (before.ms_per_tick + after.ms_per_tick) / 2.0;
+                    eprintln!(
+                        "floor {name} {n} {activity}: {ms:.2} ms per tick ({:.2} before, {:.2} after)",
+                        before.ms_per_tick, after.ms_per_tick
+                    );
                     floors.push(Floor {
                         case: name,
                         activity,
                         containers: n,
                         files: files.len(),
-                        held,
-                        reads_per_tick: reads,
+                        held: before.held,
+                        reads_per_tick: before.reads_per_tick,
                         ms_per_tick: ms,
+                        before_ms: before.ms_per_tick,
+                        after_ms: after.ms_per_tick,
                     });
                 }
             }
@@ -888,16 +874,25 @@ fn main() {
     }
     if !floors.is_empty() {
         println!(
-            "floor: the same files held open and read (pread) once when due by one thread, 1 s ticks, {} s",
-            settings.seconds
+            "floor: the agent's files held open and read (pread) once when due by one thread, 1 s ticks, {} s before the agents and {} s after",
+            settings.seconds.div_ceil(2),
+            settings.seconds.div_ceil(2)
         );
         println!(
-            "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11} {:>13} {:>9}",
-            "case", "activity", "conts", "files", "held", "reads/tick", "CPU ms/tick", "% core"
+            "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11} {:>13} {:>9} {:>15}",
+            "case",
+            "activity",
+            "conts",
+            "files",
+            "held",
+            "reads/tick",
+            "CPU ms/tick",
+            "% core",
+            "before / after"
         );
         for f in &floors {
             println!(
-                "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11.0} {:>13.2} {:>8.2}%",
+                "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11.0} {:>13.2} {:>8.2}% {:>7.2} / {:<7.2}",
                 f.case,
                 f.activity,
                 f.containers,
@@ -905,7 +900,9 @@ fn main() {
                 f.held,
                 f.reads_per_tick,
                 f.ms_per_tick,
-                f.ms_per_tick / 10.0
+                f.ms_per_tick / 10.0,
+                f.before_ms,
+                f.after_ms
             );
         }
     }

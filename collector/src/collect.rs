@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cgroup::ReadError;
-use crate::cgroup::reader::CgroupReader;
+use crate::cgroup::reader::{CgroupReader, ReadCadence};
 use crate::config::AgentConfig;
 use crate::discovery::mountinfo::{LayoutOptions, discover_layout};
 use crate::discovery::{
@@ -206,7 +206,7 @@ impl Collector {
         let mounts = read_mounts(&config);
         let now = Instant::now();
         let load = config.cpu_load.then(|| LoadReader::new(&config.proc_root));
-        let aggregate_every = aggregate_every(config.interval, config.aggregate_interval);
+        let aggregate_every = ticks_per(config.interval, config.aggregate_interval);
         Ok(Self {
             netns: NetnsRegistry::new(&config.proc_root),
             walker: LayerWalker::new(config.fs_walk_budget),
@@ -266,6 +266,48 @@ impl Collector {
             .collect()
     }
 
+    /// Every file the collector reads and how often, as the tracked
+    /// cgroups stand after the last [`collect`](Self::collect): the
+    /// benchmark's floor reads exactly these, so that the agent's cost is
+    /// compared with reading the same files at the same cadence.
+    pub fn read_plan(&self) -> Vec<PlannedRead> {
+        let slow_every = ticks_per(self.config.interval, self.config.slow_stat_interval);
+        let mut out = Vec::new();
+        for t in self.tracked.values() {
+            let every = match t.aggregate_phase {
+                Some(_) => self.aggregate_every,
+                None => 1,
+            };
+            for (path, cadence) in t.reader.read_plan() {
+                out.push(match cadence {
+                    ReadCadence::Tick => PlannedRead {
+                        path,
+                        every,
+                        quiet_every: every,
+                    },
+                    ReadCadence::WhileBusy => PlannedRead {
+                        path,
+                        every,
+                        quiet_every: every.max(slow_every),
+                    },
+                    ReadCadence::Slow => PlannedRead {
+                        path,
+                        every: every.max(slow_every),
+                        quiet_every: every.max(slow_every),
+                    },
+                });
+            }
+            if let Some(net) = &t.net {
+                out.push(PlannedRead {
+                    path: net.path(&self.config.proc_root),
+                    every,
+                    quiet_every: every,
+                });
+            }
+        }
+        out
+    }
+
     /// Read errors so far, by reason.
     pub fn errors(&self) -> &ErrorCounts {
         &self.errors
@@ -274,6 +316,7 @@ impl Collector {
     /// Runs one cycle and returns what it read.
     pub fn collect(&mut self) -> Snapshot {
         let timestamp_ms = now_ms();
+        let tick_started = Instant::now();
         self.grant_slow_files();
         let events = self.discovery.refresh();
         let mut to_add = events
@@ -315,7 +358,10 @@ impl Collector {
                 held += held_descriptors(t);
                 continue;
             }
-            match t.reader.read_stats_with(timestamp_ms, &mut self.scratch) {
+            match t
+                .reader
+                .read_stats_with(timestamp_ms, tick_started, &mut self.scratch)
+            {
                 Ok(mut stats) => {
                     stats.pids.limit = t.spec.pids_limit;
                     if let Some(net) = &mut t.net {
@@ -830,13 +876,25 @@ fn is_aggregate(kind: CgroupKind) -> bool {
     matches!(kind, CgroupKind::Pod | CgroupKind::QosClass)
 }
 
-/// Every how many ticks aggregates are read: `aggregate` rounded up to
-/// whole intervals, at least every tick.
-fn aggregate_every(interval: Duration, aggregate: Duration) -> u64 {
+/// One file of [`Collector::read_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRead {
+    /// The file.
+    pub path: PathBuf,
+    /// Read every this many ticks while its cgroup is busy.
+    pub every: u64,
+    /// Read every this many ticks while its cgroup is quiet (neither CPU
+    /// time nor memory usage moving).
+    pub quiet_every: u64,
+}
+
+/// How many ticks of `interval` make `period` (aggregates' and slow
+/// files' cadences), rounded up, at least one.
+fn ticks_per(interval: Duration, period: Duration) -> u64 {
     if interval.is_zero() {
         return 1;
     }
-    aggregate.as_nanos().div_ceil(interval.as_nanos()).max(1) as u64
+    period.as_nanos().div_ceil(interval.as_nanos()).max(1) as u64
 }
 
 /// Milliseconds since the Unix epoch, now.

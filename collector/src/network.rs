@@ -101,6 +101,11 @@ impl NetDevReader {
         self.pid
     }
 
+    /// The file read, under `proc_root`.
+    pub fn path(&self, proc_root: &Path) -> PathBuf {
+        net_dev_path(proc_root, self.pid)
+    }
+
     /// The namespace read.
     pub fn netns(&self) -> NetnsId {
         self.netns

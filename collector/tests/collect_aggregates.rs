@@ -232,3 +232,44 @@ fn zero_aggregate_interval_reads_every_cgroup_every_tick() {
         previous = snap.timestamp_ms;
     }
 }
+
+#[test]
+fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
+    let tree = FixtureTree::new(FixtureVersion::V1).unwrap();
+    let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+    let container = tree.add_containers(style, 0, 1).unwrap().remove(0);
+    let pod = parent(&container);
+    let mut collector = Collector::new(AgentConfig {
+        slow_stat_interval: Duration::from_secs(5),
+        ..config(&tree, Duration::from_secs(10))
+    })
+    .unwrap();
+    collector.collect();
+    let plan = collector.read_plan();
+    let cadence = |controller: &str, cgroup: &str, file: &str| {
+        let path = tree.file_path(controller, cgroup, file);
+        plan.iter()
+            .find(|r| r.path == path)
+            .map(|r| (r.every, r.quiet_every))
+            .unwrap_or_else(|| panic!("{} in the plan", path.display()))
+    };
+    // A container: per tick, memory.stat on the slow cadence while
+    // quiet, the slow files on it always.
+    assert_eq!(cadence("cpuacct", &container, "cpuacct.usage"), (1, 1));
+    assert_eq!(cadence("memory", &container, "memory.stat"), (1, 5));
+    assert_eq!(cadence("memory", &container, "memory.failcnt"), (5, 5));
+    // Its blkio pair, chosen on the first read because it has data.
+    assert!(
+        plan.iter()
+            .any(|r| r.path.starts_with(tree.cgroup_dir("blkio", &container)) && r.every == 1),
+        "the container's blkio files in the plan: {plan:?}"
+    );
+    // Its pod, an aggregate: every tenth tick, slow files included.
+    assert_eq!(cadence("cpuacct", &pod, "cpuacct.usage"), (10, 10));
+    assert_eq!(cadence("memory", &pod, "memory.failcnt"), (10, 10));
+    // Nothing the collector does not hold is planned twice.
+    let mut paths: Vec<_> = plan.iter().map(|r| &r.path).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), plan.len());
+}

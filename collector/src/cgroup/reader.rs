@@ -49,6 +49,20 @@ enum StatFile {
     V2IoPressure,
 }
 
+/// How often a reader reads one of its files (see
+/// [`CgroupReader::read_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCadence {
+    /// At every read.
+    Tick,
+    /// At every read while the cgroup's CPU time or memory usage moves;
+    /// on the slow cadence while it is quiet (`memory.stat` when
+    /// [`CgroupReader::set_carry_quiet_memory_stat`] is on).
+    WhileBusy,
+    /// On the slow cadence ([`CgroupReader::set_slow_interval`]).
+    Slow,
+}
+
 /// An open statistics file.
 #[derive(Debug)]
 struct HeldFile {
@@ -488,6 +502,33 @@ impl CgroupReader {
         out
     }
 
+    /// Every file this reader reads and how often (see [`ReadCadence`]):
+    /// the per-tick files, the slow ones, and a v1 cgroup's blkio pair
+    /// once one with data was chosen. The benchmark's floor reads exactly
+    /// these.
+    pub fn read_plan(&self) -> Vec<(PathBuf, ReadCadence)> {
+        let mut out: Vec<(PathBuf, ReadCadence)> = self
+            .files
+            .iter()
+            .filter(|f| self.read_cfs || f.kind != StatFile::V1CpuStat)
+            .map(|f| {
+                let cadence = if f.kind.is_slow() {
+                    ReadCadence::Slow
+                } else if f.kind.is_memory_stat() && self.carry_quiet_memory_stat {
+                    ReadCadence::WhileBusy
+                } else {
+                    ReadCadence::Tick
+                };
+                (self.file_path(f), cadence)
+            })
+            .collect();
+        if let Some(pair) = &self.blkio.chosen {
+            out.push((pair.serviced.0.clone(), ReadCadence::Tick));
+            out.push((pair.service_bytes.0.clone(), ReadCadence::Tick));
+        }
+        out
+    }
+
     /// Number of file descriptors this reader holds open.
     pub fn open_file_count(&self) -> usize {
         self.files.iter().filter(|f| f.file.is_some()).count()
@@ -549,14 +590,17 @@ impl CgroupReader {
     /// reader. A file that disappears while its cgroup still exists (PSI
     /// switched off through `cgroup.pressure`) is dropped from the reader.
     pub fn read_stats(&mut self, timestamp_ms: i64) -> Result<ContainerStats, ReadError> {
-        self.read_stats_with(timestamp_ms, &mut Vec::new())
+        self.read_stats_with(timestamp_ms, Instant::now(), &mut Vec::new())
     }
 
     /// [`read_stats`](Self::read_stats) with a caller-owned scratch buffer,
-    /// so that a thousand readers share one instead of holding one each.
+    /// so that a thousand readers share one instead of holding one each,
+    /// and the tick's monotonic time `now` (when slow files are due), so
+    /// that the clock is read once a tick rather than once a cgroup.
     pub fn read_stats_with(
         &mut self,
         timestamp_ms: i64,
+        now: Instant,
         buf: &mut Vec<u8>,
     ) -> Result<ContainerStats, ReadError> {
         let mut stats = ContainerStats {
@@ -567,7 +611,6 @@ impl CgroupReader {
         let mut pressure: Option<PressureStats> = None;
         let mut gone_optional = Vec::new();
         let mut to_hold = Vec::new();
-        let now = Instant::now();
         let read_slow = self.next_slow.is_none_or(|t| now >= t);
 
         let may_carry = self.carry_quiet_memory_stat && !read_slow && !self.usage_from_stat;
@@ -653,7 +696,7 @@ impl CgroupReader {
         for index in gone_optional.into_iter().rev() {
             self.files.remove(index);
         }
-        self.read_blkio_v1(&mut stats, buf)?;
+        self.read_blkio_v1(&mut stats, now, buf)?;
 
         let memory = &mut stats.memory;
         if read_slow {
@@ -690,6 +733,7 @@ impl CgroupReader {
     fn read_blkio_v1(
         &mut self,
         stats: &mut ContainerStats,
+        now: Instant,
         buf: &mut Vec<u8>,
     ) -> Result<(), ReadError> {
         if let Some(pair) = &self.blkio.chosen {
@@ -700,7 +744,6 @@ impl CgroupReader {
             return v1::apply_blkio_service_bytes(bytes, &mut stats.blkio)
                 .map_err(|e| ReadError::parse(&pair.service_bytes.0, e));
         }
-        let now = Instant::now();
         let Some(mount) = self.blkio.mount else {
             return Ok(());
         };
@@ -739,7 +782,7 @@ impl CgroupReader {
             };
             self.blkio.chosen = Some(pair);
             self.blkio.candidates.clear();
-            return self.read_blkio_v1(stats, buf);
+            return self.read_blkio_v1(stats, now, buf);
         }
         Ok(())
     }
