@@ -36,6 +36,7 @@ pub mod logs;
 pub mod machine;
 pub mod metadata;
 pub mod network;
+mod prefetch;
 mod readfile;
 pub mod self_metrics;
 pub mod serve;

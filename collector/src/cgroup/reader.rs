@@ -529,6 +529,12 @@ impl CgroupReader {
         out
     }
 
+    /// Starts loading the cache lines a read goes through besides the
+    /// reader itself (its list of open files).
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::prefetch(self.files.as_slice());
+    }
+
     /// Number of file descriptors this reader holds open.
     pub fn open_file_count(&self) -> usize {
         self.files.iter().filter(|f| f.file.is_some()).count()
