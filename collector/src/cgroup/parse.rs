@@ -653,6 +653,17 @@ pub fn memory_events(text: &str) -> Result<MemoryEvents, ParseError> {
 mod tests {
     use super::*;
 
+    /// A deterministic stream of pseudo-random numbers (xorshift64) for
+    /// the randomised tests.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn the_word_scan_finds_the_first_space_or_control_byte_as_a_byte_scan_does() {
         // Bytes on both sides of the boundary (0x20/0x21), and high bytes
@@ -661,26 +672,20 @@ mod tests {
         let alphabet = [
             0x00, 0x09, b'\n', b' ', b'!', b'a', b'_', 0x7f, 0x80, 0xa0, 0xff,
         ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..50_000 {
             let len = (next() % 26) as usize;
             let mut bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     // Mostly key bytes, so the first hit lands anywhere.
-                    if next() % 6 == 0 {
+                    if next().is_multiple_of(6) {
                         alphabet[(next() % alphabet.len() as u64) as usize]
                     } else {
                         b'a' + (next() % 26) as u8
                     }
                 })
                 .collect();
-            if len > 0 && next() % 4 == 0 {
+            if len > 0 && next().is_multiple_of(4) {
                 bytes[len - 1] = 0xff;
             }
             let expected = bytes.iter().position(|&b| b <= b' ');
@@ -967,14 +972,7 @@ mod tests {
             "18446744073709551616",
             "\u{0}",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let len = (next() % 24) as usize;
             let text: String = (0..len)
