@@ -291,23 +291,17 @@ impl Collector {
                 Some(_) => self.aggregate_every,
                 None => 1,
             };
+            let slow = every.max(slow_every);
             for (path, cadence) in t.reader.read_plan() {
-                out.push(match cadence {
-                    ReadCadence::Tick => PlannedRead {
-                        path,
-                        every,
-                        quiet_every: every,
-                    },
-                    ReadCadence::WhileBusy => PlannedRead {
-                        path,
-                        every,
-                        quiet_every: every.max(slow_every),
-                    },
-                    ReadCadence::Slow => PlannedRead {
-                        path,
-                        every: every.max(slow_every),
-                        quiet_every: every.max(slow_every),
-                    },
+                let (every, quiet_every) = match cadence {
+                    ReadCadence::Tick => (every, every),
+                    ReadCadence::WhileBusy => (every, slow),
+                    ReadCadence::Slow => (slow, slow),
+                };
+                out.push(PlannedRead {
+                    path,
+                    every,
+                    quiet_every,
                 });
             }
             if let Some(net) = &t.net {

@@ -483,23 +483,14 @@ impl CgroupReader {
 
     /// The files one [`read_stats`](Self::read_stats) reads on an ordinary
     /// tick, in order (a v1 cgroup's blkio files only once a set with data
-    /// was chosen; the probes are not per tick).
+    /// was chosen; the probes are not per tick): the
+    /// [`read_plan`](Self::read_plan) without the slow files.
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self
-            .files
-            .iter()
-            .filter(|f| {
-                f.file.is_some()
-                    && !f.kind.is_slow()
-                    && (self.read_cfs || f.kind != StatFile::V1CpuStat)
-            })
-            .map(|f| self.file_path(f))
-            .collect();
-        if let Some(pair) = &self.blkio.chosen {
-            out.push(pair.serviced.0.clone());
-            out.push(pair.service_bytes.0.clone());
-        }
-        out
+        self.read_plan()
+            .into_iter()
+            .filter(|(_, cadence)| *cadence != ReadCadence::Slow)
+            .map(|(path, _)| path)
+            .collect()
     }
 
     /// Every file this reader reads and how often (see [`ReadCadence`]):
