@@ -30,7 +30,6 @@ pub fn browser_tools() -> std::path::PathBuf {
     dir
 }
 
-/// Runs `node tests/browser/<script> args…`; fails with its output.
 /// Runs the browser tests one at a time. Side by side on two cores (three
 /// Chromiums and three `osprey up`), the end-to-end test's busy loop read
 /// 0–0.07 cores on the node page on 2026-11-27, at this tree and at the
@@ -40,6 +39,7 @@ fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
     BROWSER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs `node tests/browser/<script> args…`; fails with its output.
 fn run_node(browser: &Path, script: &str, args: &[&str], dir: &Path) {
     let out = Command::new("node")
         .arg(browser.join(script))

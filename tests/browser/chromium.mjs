@@ -31,7 +31,6 @@ export async function launch({ width = 1280, height = 900, deviceScaleFactor = 1
   };
 }
 
-/** Waits until the page's route is drawn and every on-screen panel has loaded. */
 // Follows `link` to the app's page `route` and waits until that page is
 // ready. The app routes on `hashchange`, which fires after the click has
 // returned: waiting for readiness alone could see the old page, still
@@ -42,6 +41,7 @@ export async function follow(page, link, route) {
   await waitReady(page);
 }
 
+/** Waits until the page's route is drawn and every on-screen panel has loaded. */
 export async function waitReady(page, timeout = 20000) {
   await page.waitForFunction(() => {
     if (document.body.dataset.ready !== 'true') return false;
