@@ -3,7 +3,7 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::collect::Collector;
 use crate::config::AgentConfig;
@@ -183,12 +183,8 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
                     s.enqueue(to_time_series(&families, snap.timestamp_ms, &node));
                 }
                 thread_state.publish(snap);
-                // Keep to the grid: a slow tick does not shift later ones.
-                next += interval;
                 let now = Instant::now();
-                if next < now {
-                    next = now;
-                }
+                next = next_tick(next, interval, now);
                 match stopped.recv_timeout(next - now) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
@@ -203,6 +199,21 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         shipper,
         logs,
     })
+}
+
+/// When the tick after the one due at `due` starts, seen at `now`: on the
+/// grid of `interval`s from the first, so that a slow tick does not shift
+/// later ones; ticks missed while the process could not run (a tick that
+/// overran, a paused VM, SIGSTOP) are skipped, not run back to back: two
+/// samples a millisecond apart would give every rate taken between them
+/// from a millisecond's change.
+fn next_tick(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = due + interval;
+    if next > now {
+        return next;
+    }
+    let missed = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
+    next + interval * u32::try_from(missed).unwrap_or(u32::MAX)
 }
 
 /// Runs the agent until `shutdown` completes: collection, the HTTP API on
@@ -335,5 +346,25 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only releases free memory.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_keep_to_the_grid_and_skip_the_ones_missed() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // A tick that took 30 ms: the next is a second after the last start.
+        assert_eq!(next_tick(start, second, at(30)), at(1000));
+        // One that overran by 300 ms: the next grid point, not at once.
+        assert_eq!(next_tick(start, second, at(1300)), at(2000));
+        // Resumed 10.5 s later: once more on the grid, nothing run twice.
+        assert_eq!(next_tick(start, second, at(10_500)), at(11_000));
+        // Exactly on a grid point that has come: the one after it.
+        assert_eq!(next_tick(start, second, at(2000)), at(3000));
     }
 }
