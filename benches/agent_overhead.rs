@@ -38,14 +38,18 @@
 //!   sleep; the fixtures' files stay as written), as for pause containers
 //!   and idle sidecars. The agent reads less of an idle cgroup (it skips
 //!   `memory.stat` until the cgroup runs, or for 10 s), so both are shown.
-//! - `OSPREY_BENCH_FLOOR`: `0` skips the floor. By default each case and
-//!   activity also measures the floor: one thread holding the files the
-//!   agent reads open (the list and cadences the collector itself plans,
-//!   [`Collector::read_plan`]: per-tick files, slow ones and the pod
-//!   cgroups' every tenth tick, blkio pairs with data, and for idle
-//!   cgroups `memory.stat` every tenth tick) and reading each once when
-//!   due, half the period before the agents and half after; the table
-//!   shows the agent's collection as a multiple of the mean (`× floor`).
+//! - `OSPREY_BENCH_FLOOR`: `0` skips the floor. By default each agent's
+//!   row also measures the floor: a single-threaded process of the bench's
+//!   own holding the files the agent reads open (the list and cadences the
+//!   collector itself plans, [`Collector::read_plan`]: per-tick files, slow
+//!   ones and the pod cgroups' every tenth tick, blkio pairs with data, and
+//!   for idle cgroups `memory.stat` every tenth tick) and reading each once
+//!   when due, a cgroup's files together, at 1 s ticks. The two take turns
+//!   in 10 s slices, the one stopped (SIGSTOP) while the other runs, so
+//!   that both see the machine at the same moments and neither's reads
+//!   touch the other's; the table shows the agent's collection as a
+//!   multiple of the floor's (`× floor`). The agent's figures are per tick
+//!   of its running time (its own count of collections).
 //! - `OSPREY_BENCH_HOLD`: build the 1000-container v1 and v2 kubepods
 //!   fixtures, print the agent commands that read them, and wait this many
 //!   seconds (for `perf record` on an agent started by hand).
@@ -104,6 +108,30 @@ fn thread_run_ns(pid: u32) -> HashMap<u32, (String, u64)> {
         }
     }
     out
+}
+
+/// Collections the agent has finished, from its own
+/// `osprey_agent_collection_duration_seconds` histogram.
+fn ticks_done(port: u16) -> u64 {
+    let body = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .expect("scraping /metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix("osprey_agent_collection_duration_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the agent's collection count on /metrics")
+}
+
+/// Sends `signal` to the agent (SIGSTOP and SIGCONT around the floor).
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill only sends a signal to the agent we started.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "signalling the agent: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {
@@ -176,6 +204,8 @@ struct Row {
     anon_mib: f64,
     peak_mib: f64,
     load: String,
+    /// The floor, measured between the agent's slices (see [`FloorFiles`]).
+    floor: Option<FloorRun>,
 }
 
 struct Settings {
@@ -189,6 +219,7 @@ fn measure(
     case: &str,
     containers: usize,
     args: &[String],
+    floor: Option<&[PlannedFile]>,
 ) -> Row {
     let port = free_port();
     let child = Command::new(binary)
@@ -220,36 +251,68 @@ fn measure(
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    // Opened before the measured period: opening ~20 000 files is no part
+    // of either figure.
+    let mut floor = floor.map(FloorProcess::start);
     // Warm-up: the first ticks open files, and the allocator settles after
     // the start-up scrapes above.
     std::thread::sleep(Duration::from_secs(5));
+    let ticks0 = ticks_done(port);
     let load0 = load_average();
     let threads0 = thread_run_ns(pid);
     let (user0, system0) = user_system_seconds(pid);
-    let t0 = Instant::now();
-    let end = t0 + Duration::from_secs(settings.seconds);
+    // The agent and the floor's process take turns in slices of 10 s, the
+    // one stopped (SIGSTOP) while the other runs. The machine's speed
+    // drifts by tens of percent within minutes, so a floor taken before or
+    // after the agent misstated the ratio by as much; read at the same
+    // time (half a tick apart), the one's reads made the other's dearer
+    // (the floor took 40 % more beside the agent than alone, the agent
+    // 30 % less); and read from the bench's own process (a thousand
+    // children, an HTTP client's threads) the same files cost 10-35 %
+    // more than from a process of their own. 10 s: the agent's slow files
+    // are due every 10 s, and after a pause they are all due at once, so
+    // a 10 s slice reads them as often as an agent never paused does.
+    let slice = Duration::from_secs(10);
+    let period = Duration::from_secs(settings.seconds);
+    // The agent's running time, and when (in it) the next scrape is due: a
+    // Prometheus server scrapes at its own cadence, not in step with the
+    // agent's ticks, so the first scrape comes half a period in.
+    let mut ran = Duration::ZERO;
+    let mut next_scrape = settings.scrape_every.map(|every| every / 2);
     let mut scrapes = 0;
-    // A Prometheus server scrapes at its own cadence, not in step with the
-    // agent's ticks: the first scrape comes half a period in.
-    let mut next_scrape = settings.scrape_every.map(|every| t0 + every / 2);
-    loop {
-        let now = Instant::now();
-        let wake = next_scrape.map_or(end, |s| s.min(end));
-        if wake > now {
-            std::thread::sleep(wake - now);
+    while ran < period {
+        let len = slice.min(period - ran);
+        let started = Instant::now();
+        loop {
+            let now = ran + started.elapsed();
+            let wake = next_scrape.map_or(ran + len, |s| s.min(ran + len));
+            if wake > now {
+                std::thread::sleep(wake - now);
+            }
+            if started.elapsed() >= len {
+                break;
+            }
+            if let (Some(s), Some(every)) = (next_scrape, settings.scrape_every) {
+                scrape(port).expect("scraping /metrics");
+                scrapes += 1;
+                next_scrape = Some(s + every);
+            }
         }
-        if Instant::now() >= end {
-            break;
-        }
-        if let (Some(s), Some(every)) = (next_scrape, settings.scrape_every) {
-            scrape(port).expect("scraping /metrics");
-            scrapes += 1;
-            next_scrape = Some(s + every);
+        ran += started.elapsed();
+        if let Some(floor) = &mut floor {
+            signal(pid, libc::SIGSTOP);
+            floor.run(len.as_secs());
+            signal(pid, libc::SIGCONT);
         }
     }
     let threads1 = thread_run_ns(pid);
-    let wall = t0.elapsed().as_secs_f64();
     let (user1, system1) = user_system_seconds(pid);
+    // The agent's running time in ticks (one a second), counted by the
+    // agent itself: a resumed agent runs the tick it missed at once, so
+    // the wall time of the slices would undercount them.
+    let ticks = ticks_done(port).saturating_sub(ticks0).max(1);
+    let wall = ticks as f64;
+    let floor = floor.map(|f| f.result());
     let mut total_ns = 0u64;
     let mut collect_ns = 0u64;
     for (tid, (name, ns)) in &threads1 {
@@ -289,13 +352,14 @@ fn measure(
         core_percent: 100.0 * cpu / wall,
         user_percent: split(user1 - user0),
         system_percent: split(system1 - system0),
-        collect_ms_per_tick: 1000.0 * collect_ns as f64 / 1e9 / wall, // one tick a second
+        collect_ms_per_tick: 1000.0 * collect_ns as f64 / 1e9 / wall,
         scrapes,
         exited_threads,
         rss_mib: status_kib(pid, "VmRSS:") as f64 / 1024.0,
         anon_mib: status_kib(pid, "RssAnon:") as f64 / 1024.0,
         peak_mib: status_kib(pid, "VmHWM:") as f64 / 1024.0,
         load: format!("{load0}→{}", load_average()),
+        floor,
     }
 }
 
@@ -518,90 +582,264 @@ impl Drop for RealTree {
 /// collector plans them after its first tick (the per-tick files, the slow
 /// ones, the pod and QoS cgroups' on their slower cadence, the v1 blkio
 /// pairs with data, `/proc/<pid>/net/dev` of pods with their own network),
-/// each with how often it is due: `(path, every)`. For `idle` cgroups
-/// `memory.stat` is due on the slow cadence, as the agent carries it over
-/// quiet ticks.
-fn floor_plan(config: AgentConfig, active: bool) -> Vec<(PathBuf, u64)> {
+/// each with how often it is due. For `idle` cgroups `memory.stat` is due
+/// on the slow cadence, as the agent carries it over quiet ticks.
+fn floor_plan(config: AgentConfig, active: bool) -> Vec<PlannedFile> {
     let mut collector = Collector::new(config).expect("an in-process collector for the plan");
     collector.collect();
     collector
         .read_plan()
         .into_iter()
-        .map(|r| (r.path, if active { r.every } else { r.quiet_every }))
+        .map(|r| PlannedFile {
+            every: if active { r.every } else { r.quiet_every },
+            path: r.path,
+            cgroup: r.cgroup as u64,
+        })
         .collect()
 }
 
-/// The floor: the CPU time of merely reading the same files, held open and
-/// `pread` once when due, by one thread at 1 s ticks for `seconds`.
-fn measure_floor(files: &[(PathBuf, u64)], seconds: u64) -> FloorRun {
-    // Files past the open-file limit are opened when due, as the agent's
-    // slow files are when it cannot raise the limit.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct we pass.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let budget = (limit.rlim_cur as usize).saturating_sub(256);
-    let held: Vec<(Option<std::fs::File>, &Path, u64)> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (path, every))| {
-            let f = (i < budget).then(|| {
-                std::fs::File::open(path)
-                    .unwrap_or_else(|e| panic!("floor: opening {}: {e}", path.display()))
-            });
-            (f, path.as_path(), *every)
-        })
-        .collect();
-    let held_count = held.iter().filter(|(f, _, _)| f.is_some()).count();
-    let mut buf = vec![0u8; 64 * 1024];
-    let thread_cpu_ns = || {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+/// A file of the floor: read every `every` ticks, on the ticks where
+/// `(tick + cgroup) % every == 0`, so that the slower files are spread
+/// over the ticks and a cgroup's due files are read together, as the agent
+/// reads them. (Spread file by file instead, a pod cgroup's nine files
+/// were read on nine ticks out of ten, each time from cold caches: the
+/// floor cost more than the agent's own collection.)
+struct PlannedFile {
+    path: PathBuf,
+    cgroup: u64,
+    every: u64,
+}
+
+/// The floor: the agent's files, held open (as many as the open-file limit
+/// allows; the rest are opened when due, as the agent's slow files are
+/// when it cannot raise the limit), read with `pread` once when due by one
+/// thread at 1 s ticks. It runs in a process of its own
+/// ([`FloorProcess`]), single-threaded, beside the agent's.
+struct FloorFiles {
+    files: Vec<(Option<std::fs::File>, PlannedFile)>,
+    buf: Vec<u8>,
+    /// The next tick's number: the slower files are spread over the ticks
+    /// from one slice to the next.
+    tick: u64,
+    cpu_ns: u64,
+    reads: u64,
+}
+
+impl FloorFiles {
+    fn open(plan: Vec<PlannedFile>) -> Self {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
-        // SAFETY: clock_gettime only writes the struct we pass.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    };
-    let t0 = Instant::now();
-    let cpu0 = thread_cpu_ns();
-    let mut reads = 0u64;
-    for tick in 0..seconds {
-        for (i, (f, path, every)) in held.iter().enumerate() {
-            // Spread the slower files over the ticks, as the agent does.
-            if (tick + i as u64).is_multiple_of(*every) {
-                match f {
-                    Some(f) => {
-                        let _ = f.read_at(&mut buf, 0);
-                    }
-                    None => {
-                        let _ = std::fs::File::open(path).and_then(|f| f.read_at(&mut buf, 0));
-                    }
-                }
-                reads += 1;
-            }
-        }
-        let next = t0 + Duration::from_secs(tick + 1);
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+        // SAFETY: getrlimit only writes the struct we pass.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        let budget = (limit.rlim_cur as usize).saturating_sub(256);
+        let files = plan
+            .into_iter()
+            .enumerate()
+            .map(|(i, planned)| {
+                let f = (i < budget).then(|| {
+                    std::fs::File::open(&planned.path).unwrap_or_else(|e| {
+                        panic!("floor: opening {}: {e}", planned.path.display())
+                    })
+                });
+                (f, planned)
+            })
+            .collect();
+        FloorFiles {
+            files,
+            buf: vec![0u8; 64 * 1024],
+            tick: 0,
+            cpu_ns: 0,
+            reads: 0,
         }
     }
-    let cpu = thread_cpu_ns() - cpu0;
-    FloorRun {
-        ms_per_tick: cpu as f64 / 1e6 / seconds as f64,
-        reads_per_tick: reads as f64 / seconds as f64,
-        held: held_count,
+
+    /// Reads what is due at each of `ticks` 1 s ticks, adding the thread's
+    /// CPU time to the total.
+    fn run(&mut self, ticks: u64) {
+        let start = Instant::now();
+        let cpu0 = thread_cpu_ns();
+        for n in 0..ticks {
+            let tick = self.tick + n;
+            for (f, planned) in &self.files {
+                if (tick + planned.cgroup).is_multiple_of(planned.every) {
+                    match f {
+                        Some(f) => {
+                            let _ = f.read_at(&mut self.buf, 0);
+                        }
+                        None => {
+                            let _ = std::fs::File::open(&planned.path)
+                                .and_then(|f| f.read_at(&mut self.buf, 0));
+                        }
+                    }
+                    self.reads += 1;
+                }
+            }
+            let next = start + Duration::from_secs(n + 1);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        self.cpu_ns += thread_cpu_ns() - cpu0;
+        self.tick += ticks;
+    }
+
+    fn held(&self) -> usize {
+        self.files.iter().filter(|(f, _)| f.is_some()).count()
     }
 }
 
-/// One run of [`measure_floor`].
+/// The body of the floor's process (`OSPREY_BENCH_FLOOR_PLAN`: a file of
+/// `cgroup every path` lines): opens the files, says `files held`, then
+/// for each `run N` line on stdin reads N ticks and says `cpu_ns reads`.
+/// It dies with the bench.
+fn floor_process(plan_file: &str) -> ! {
+    use std::io::{BufRead as _, Write as _};
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets this process's death signal.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let plan = std::fs::read_to_string(plan_file)
+        .expect("the floor's plan")
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let mut number = || {
+                parts
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a plan line")
+            };
+            let (cgroup, every) = (number(), number());
+            PlannedFile {
+                cgroup,
+                every,
+                path: PathBuf::from(parts.next().expect("a plan line's path")),
+            }
+        })
+        .collect();
+    let mut floor = FloorFiles::open(plan);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} {}", floor.files.len(), floor.held()).unwrap();
+    out.flush().unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("the bench's command");
+        let ticks: u64 = line
+            .strip_prefix("run ")
+            .and_then(|n| n.parse().ok())
+            .expect("run N");
+        let (cpu0, reads0) = (floor.cpu_ns, floor.reads);
+        floor.run(ticks);
+        writeln!(out, "{} {}", floor.cpu_ns - cpu0, floor.reads - reads0).unwrap();
+        out.flush().unwrap();
+    }
+    std::process::exit(0);
+}
+
+/// The floor's process, as the bench drives it.
+struct FloorProcess {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    files: usize,
+    held: usize,
+    ticks: u64,
+    cpu_ns: u64,
+    reads: u64,
+}
+
+impl FloorProcess {
+    fn start(plan: &[PlannedFile]) -> Self {
+        use std::io::BufRead as _;
+        let plan_file = std::env::temp_dir().join(format!(
+            "osprey-agentbench-floor-{}.plan",
+            std::process::id()
+        ));
+        let text: String = plan
+            .iter()
+            .map(|p| format!("{} {} {}\n", p.cgroup, p.every, p.path.display()))
+            .collect();
+        std::fs::write(&plan_file, text).expect("writing the floor's plan");
+        let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
+            .env("OSPREY_BENCH_FLOOR_PLAN", &plan_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the floor's process");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        stdout
+            .read_line(&mut ready)
+            .expect("the floor's process ready");
+        let _ = std::fs::remove_file(&plan_file);
+        let mut counts = ready.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        let (files, held) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+        FloorProcess {
+            child,
+            stdin,
+            stdout,
+            files,
+            held,
+            ticks: 0,
+            cpu_ns: 0,
+            reads: 0,
+        }
+    }
+
+    /// Reads `ticks` ticks' worth and waits for it to finish.
+    fn run(&mut self, ticks: u64) {
+        use std::io::{BufRead as _, Write as _};
+        writeln!(self.stdin, "run {ticks}").expect("commanding the floor");
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("the floor's answer");
+        let mut n = line
+            .split_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(0));
+        self.cpu_ns += n.next().unwrap_or(0);
+        self.reads += n.next().unwrap_or(0);
+        self.ticks += ticks;
+    }
+
+    fn result(&self) -> FloorRun {
+        FloorRun {
+            ms_per_tick: self.cpu_ns as f64 / 1e6 / self.ticks.max(1) as f64,
+            reads_per_tick: self.reads as f64 / self.ticks.max(1) as f64,
+            files: self.files,
+            held: self.held,
+        }
+    }
+}
+
+impl Drop for FloorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The calling thread's CPU time, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What [`FloorFiles`] measured.
 #[derive(Debug, Clone, Copy)]
 struct FloorRun {
     /// CPU time per tick.
     ms_per_tick: f64,
     reads_per_tick: f64,
+    /// Files in the plan.
+    files: usize,
     /// Files held open (the rest opened when due).
     held: usize,
 }
@@ -616,20 +854,6 @@ fn kubepods_fixture(version: FixtureVersion, n: usize) -> FixtureTree {
     tree.add_containers(KUBEPODS_STYLE, 0, n)
         .expect("containers");
     tree
-}
-
-/// The floor of one case and activity (see [`measure_floor`]).
-struct Floor {
-    case: &'static str,
-    activity: &'static str,
-    containers: usize,
-    files: usize,
-    held: usize,
-    reads_per_tick: f64,
-    /// The mean of the runs before and after the agents.
-    ms_per_tick: f64,
-    before_ms: f64,
-    after_ms: f64,
 }
 
 /// The configuration [`fixture_args`] gives an agent.
@@ -672,6 +896,9 @@ fn main() {
             &procs,
             std::env::var("OSPREY_BENCH_OCCUPY_WAKE").as_deref() == Ok("1"),
         );
+    }
+    if let Ok(plan) = std::env::var("OSPREY_BENCH_FLOOR_PLAN") {
+        floor_process(&plan);
     }
     if let Ok(hold) = std::env::var("OSPREY_BENCH_HOLD") {
         let trees = [FixtureVersion::V1, FixtureVersion::V2].map(|v| kubepods_fixture(v, 1000));
@@ -720,7 +947,6 @@ fn main() {
         .collect();
 
     let with_floor = std::env::var("OSPREY_BENCH_FLOOR").as_deref() != Ok("0");
-    let mut floors: Vec<Floor> = Vec::new();
     let mut rows = Vec::new();
     for &n in &sizes {
         for case in &cases {
@@ -774,47 +1000,30 @@ fn main() {
                     .as_ref()
                     .filter(|_| active)
                     .map(FixtureActivity::start);
-                // The floor is measured before and after the agents, half
-                // the period each: the machine's speed drifts within an
-                // hour, and a floor from another moment misstates the ratio.
                 let plan = with_floor.then(|| floor_plan(config.clone(), active));
-                let half = settings.seconds.div_ceil(2);
-                let before = plan.as_ref().map(|files| measure_floor(files, half));
                 for _ in 0..repeat {
                     for agent in &agents {
-                        let mut row = measure(&settings, agent, name, n, &args);
+                        let mut row = measure(&settings, agent, name, n, &args, plan.as_deref());
                         row.activity = activity;
                         eprintln!(
-                            "{} {} {} {activity}: {:.2} % of a core (load {})",
-                            row.agent, row.case, n, row.core_percent, row.load
+                            "{} {} {} {activity}: {:.2} % of a core, collection {:.2} ms per tick, floor {} (load {})",
+                            row.agent,
+                            row.case,
+                            n,
+                            row.core_percent,
+                            row.collect_ms_per_tick,
+                            row.floor
+                                .map_or("-".to_string(), |f| format!("{:.2} ms", f.ms_per_tick)),
+                            row.load
                         );
                         rows.push(row);
                     }
-                }
-                if let (Some(files), Some(before)) = (&plan, before) {
-                    let after = measure_floor(files, half);
-                    let ms = (before.ms_per_tick + after.ms_per_tick) / 2.0;
-                    eprintln!(
-                        "floor {name} {n} {activity}: {ms:.2} ms per tick ({:.2} before, {:.2} after)",
-                        before.ms_per_tick, after.ms_per_tick
-                    );
-                    floors.push(Floor {
-                        case: name,
-                        activity,
-                        containers: n,
-                        files: files.len(),
-                        held: before.held,
-                        reads_per_tick: before.reads_per_tick,
-                        ms_per_tick: ms,
-                        before_ms: before.ms_per_tick,
-                        after_ms: after.ms_per_tick,
-                    });
                 }
             }
         }
     }
     println!(
-        "agent process at a 1 s interval, measured over {} s after warm-up; {}",
+        "agent process at a 1 s interval, measured over {} s of its running time after warm-up; {}",
         settings.seconds,
         match settings.scrape_every {
             Some(every) => format!("/metrics scraped every {} s", every.as_secs()),
@@ -839,7 +1048,7 @@ fn main() {
         "peak MiB",
         "load"
     );
-    for r in rows {
+    for r in &rows {
         println!(
             "{:<10} {:<16} {:<7} {:>6} {:>7} {:>8.2}% {:>7.2} {:>7.2} {:>11.2} {:>7} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>11}{}",
             r.agent,
@@ -851,15 +1060,10 @@ fn main() {
             r.user_percent,
             r.system_percent,
             r.collect_ms_per_tick,
-            floors
-                .iter()
-                .find(|f| f.case == r.case
-                    && f.activity == r.activity
-                    && f.containers == r.containers)
-                .map_or("-".to_string(), |f| format!(
-                    "{:.2}",
-                    r.collect_ms_per_tick / f.ms_per_tick
-                )),
+            r.floor.map_or("-".to_string(), |f| format!(
+                "{:.2}",
+                r.collect_ms_per_tick / f.ms_per_tick
+            )),
             r.scrapes,
             r.rss_mib,
             r.anon_mib,
@@ -872,14 +1076,14 @@ fn main() {
             }
         );
     }
-    if !floors.is_empty() {
+    if rows.iter().any(|r| r.floor.is_some()) {
         println!(
-            "floor: the agent's files held open and read (pread) once when due by one thread, 1 s ticks, {} s before the agents and {} s after",
-            settings.seconds.div_ceil(2),
-            settings.seconds.div_ceil(2)
+            "floor: the agent's files held open and read (pread) once when due by one thread, 1 s ticks, {} s in all, in 10 s slices between the agent's while it is stopped",
+            settings.seconds
         );
         println!(
-            "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11} {:>13} {:>9} {:>15}",
+            "{:<10} {:<16} {:<7} {:>6} {:>7} {:>7} {:>11} {:>13} {:>9}",
+            "agent",
             "case",
             "activity",
             "conts",
@@ -887,22 +1091,21 @@ fn main() {
             "held",
             "reads/tick",
             "CPU ms/tick",
-            "% core",
-            "before / after"
+            "% core"
         );
-        for f in &floors {
+        for r in &rows {
+            let Some(f) = r.floor else { continue };
             println!(
-                "{:<16} {:<7} {:>6} {:>7} {:>7} {:>11.0} {:>13.2} {:>8.2}% {:>7.2} / {:<7.2}",
-                f.case,
-                f.activity,
-                f.containers,
+                "{:<10} {:<16} {:<7} {:>6} {:>7} {:>7} {:>11.0} {:>13.2} {:>8.2}%",
+                r.agent,
+                r.case,
+                r.activity,
+                r.containers,
                 f.files,
                 f.held,
                 f.reads_per_tick,
                 f.ms_per_tick,
-                f.ms_per_tick / 10.0,
-                f.before_ms,
-                f.after_ms
+                f.ms_per_tick / 10.0
             );
         }
     }

@@ -286,7 +286,7 @@ impl Collector {
     pub fn read_plan(&self) -> Vec<PlannedRead> {
         let slow_every = ticks_per(self.config.interval, self.config.slow_stat_interval);
         let mut out = Vec::new();
-        for t in self.tracked.values() {
+        for (cgroup, t) in self.tracked.values().enumerate() {
             let every = match t.aggregate_phase {
                 Some(_) => self.aggregate_every,
                 None => 1,
@@ -300,6 +300,7 @@ impl Collector {
                 };
                 out.push(PlannedRead {
                     path,
+                    cgroup,
                     every,
                     quiet_every,
                 });
@@ -307,6 +308,7 @@ impl Collector {
             if let Some(net) = &t.net {
                 out.push(PlannedRead {
                     path: net.path(&self.config.proc_root),
+                    cgroup,
                     every,
                     quiet_every: every,
                 });
@@ -902,6 +904,10 @@ fn is_aggregate(kind: CgroupKind) -> bool {
 pub struct PlannedRead {
     /// The file.
     pub path: PathBuf,
+    /// The cgroup it is read for, by its place in the reading order: a
+    /// cgroup's due files are read together, at one tick, one after the
+    /// other (its kernel structures warm in the caches from the first).
+    pub cgroup: usize,
     /// Read every this many ticks while its cgroup is busy.
     pub every: u64,
     /// Read every this many ticks while its cgroup is quiet (neither CPU
