@@ -601,9 +601,8 @@ fn floor_plan(config: AgentConfig, active: bool) -> Vec<PlannedFile> {
 /// A file of the floor: read every `every` ticks, on the ticks where
 /// `(tick + cgroup) % every == 0`, so that the slower files are spread
 /// over the ticks and a cgroup's due files are read together, as the agent
-/// reads them. (Spread file by file instead, a pod cgroup's nine files
-/// were read on nine ticks out of ten, each time from cold caches: the
-/// floor cost more than the agent's own collection.)
+/// reads them (spread file by file, a pod cgroup's nine files were read
+/// on nine ticks out of ten, which the agent never does).
 struct PlannedFile {
     path: PathBuf,
     cgroup: u64,
