@@ -110,15 +110,10 @@ fn thread_run_ns(pid: u32) -> HashMap<u32, (String, u64)> {
     out
 }
 
-/// Collections the agent has finished, from its own
-/// `osprey_agent_collection_duration_seconds` histogram.
+/// Collections the agent has finished (see [`Scraped::collections`]).
 fn ticks_done(port: u16) -> u64 {
-    let body = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
-        .and_then(|r| r.text())
-        .expect("scraping /metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix("osprey_agent_collection_duration_seconds_count "))
-        .and_then(|v| v.trim().parse().ok())
+    scrape(port)
+        .and_then(|s| s.collections)
         .expect("the agent's collection count on /metrics")
 }
 
@@ -171,18 +166,31 @@ impl Drop for Agent {
     }
 }
 
-/// Scrapes `/metrics` once; returns the body's size and the agent's
-/// `osprey_agent_cgroups` figure.
-fn scrape(port: u16) -> Option<(usize, Option<f64>)> {
+/// What a scrape of `/metrics` says of the agent itself.
+struct Scraped {
+    /// `osprey_agent_cgroups`: the cgroups its last collection read.
+    cgroups: Option<f64>,
+    /// The collections it has finished: the count of its
+    /// `osprey_agent_collection_duration_seconds` histogram.
+    collections: Option<u64>,
+}
+
+/// Scrapes `/metrics` once.
+fn scrape(port: u16) -> Option<Scraped> {
     let body = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
         .ok()?
         .text()
         .ok()?;
-    let cgroups = body
-        .lines()
-        .find_map(|l| l.strip_prefix("osprey_agent_cgroups "))
-        .and_then(|v| v.parse().ok());
-    Some((body.len(), cgroups))
+    let value = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(str::trim)
+    };
+    Some(Scraped {
+        cgroups: value("osprey_agent_cgroups").and_then(|v| v.parse().ok()),
+        collections: value("osprey_agent_collection_duration_seconds_count")
+            .and_then(|v| v.parse().ok()),
+    })
 }
 
 struct Row {
@@ -240,7 +248,7 @@ fn measure(
     let deadline = Instant::now() + Duration::from_secs(60);
     let cgroups = loop {
         if let Some(n) = scrape(port)
-            .and_then(|(_, n)| n)
+            .and_then(|s| s.cgroups)
             .filter(|n| *n >= containers as f64)
         {
             break n;
@@ -311,7 +319,7 @@ fn measure(
     // agent itself: a resumed agent runs the tick it missed at once, so
     // the wall time of the slices would undercount them.
     let ticks = ticks_done(port).saturating_sub(ticks0).max(1);
-    let wall = ticks as f64;
+    let run_seconds = ticks as f64;
     let floor = floor.map(|f| f.result());
     let mut total_ns = 0u64;
     let mut collect_ns = 0u64;
@@ -338,7 +346,7 @@ fn measure(
     };
     let split = |part: f64| {
         if tick_total > 0.0 {
-            100.0 * cpu * part / tick_total / wall
+            100.0 * cpu * part / tick_total / run_seconds
         } else {
             0.0
         }
@@ -349,10 +357,10 @@ fn measure(
         agent: label.clone(),
         containers,
         cgroups,
-        core_percent: 100.0 * cpu / wall,
+        core_percent: 100.0 * cpu / run_seconds,
         user_percent: split(user1 - user0),
         system_percent: split(system1 - system0),
-        collect_ms_per_tick: 1000.0 * collect_ns as f64 / 1e9 / wall,
+        collect_ms_per_tick: 1000.0 * collect_ns as f64 / 1e9 / run_seconds,
         scrapes,
         exited_threads,
         rss_mib: status_kib(pid, "VmRSS:") as f64 / 1024.0,
