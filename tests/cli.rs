@@ -138,6 +138,23 @@ fn a_bad_config_file_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn a_zero_interval_is_refused_with_a_clear_error() {
+    for command in [["agent", "--once"], ["up", "--print-config"]] {
+        let out = osprey()
+            .args(command)
+            .args(["--interval", "0s"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command:?} ran with a 0s interval");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("interval must be longer than 0s"),
+            "{command:?}: the error names the setting: {err}"
+        );
+    }
+}
+
+#[test]
 fn json_logs_on_request() {
     let out = osprey()
         .args([

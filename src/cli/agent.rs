@@ -139,8 +139,19 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
-    /// Applies the flags (and environment) over the file's settings.
-    pub fn apply(&self, mut c: AgentConfig) -> AgentConfig {
+    /// Applies the flags (and environment) over the file's settings, and
+    /// refuses settings the agent cannot run with.
+    pub fn apply(&self, c: AgentConfig) -> anyhow::Result<AgentConfig> {
+        let c = self.apply_unchecked(c);
+        // A zero interval would read every cgroup in a busy loop.
+        anyhow::ensure!(
+            !c.interval.is_zero(),
+            "the collection interval must be longer than 0s (--interval, OSPREY_INTERVAL or `interval` in [agent]), e.g. 1s or 10s"
+        );
+        Ok(c)
+    }
+
+    fn apply_unchecked(&self, mut c: AgentConfig) -> AgentConfig {
         macro_rules! set {
             ($($field:ident),*) => {$(
                 if let Some(v) = &self.$field { c.$field = v.clone(); }
@@ -267,7 +278,7 @@ pub struct AgentCommand {
 
 /// Merges the file, environment and flags into the agent's configuration.
 pub fn agent_config(file: AgentConfig, cmd: &AgentCommand) -> anyhow::Result<AgentConfig> {
-    let mut c = cmd.agent.apply(file);
+    let mut c = cmd.agent.apply(file)?;
     let listener = cmd.tls.apply(c.tls.listener()?)?;
     set_listener_tls(&mut c, listener);
     if let Some(l) = cmd.listen {

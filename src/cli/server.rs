@@ -113,7 +113,7 @@ pub fn run_up(file: ConfigFile, cmd: UpCommand) -> anyhow::Result<ExitCode> {
     if agent_file.data_dir == AgentConfig::default().data_dir {
         agent_file.data_dir = server.data_dir.join("agent");
     }
-    let mut agent = cmd.agent.apply(agent_file);
+    let mut agent = cmd.agent.apply(agent_file)?;
     if let Some(l) = cmd.agent_listen {
         agent.listen = l;
     }
