@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::collect::Collector;
 use crate::config::AgentConfig;
-use crate::expose::families::{DeviceNames, ExposeOptions, Family};
-use crate::expose::snapshot_families;
+use crate::expose::families::{DeviceNames, ExposeOptions};
+use crate::expose::visit_samples;
 use crate::http::AgentState;
 use crate::self_metrics::SelfMetrics;
 use crate::ship::remote_write::{Label, Sample, TimeSeries};
@@ -143,7 +143,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             config.window_samples,
         )),
         self_metrics: SelfMetrics::new(),
-        devices: DeviceNames::new(&config.sys_root),
+        devices: Arc::new(DeviceNames::new(&config.sys_root)),
         expose: ExposeOptions {
             container_labels: config.container_labels.clone(),
         },
@@ -178,9 +178,12 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
                     collector.errors(),
                 );
                 if let Some(s) = &thread_shipper {
-                    let families =
-                        snapshot_families(&snap, &thread_state.expose, &thread_state.devices);
-                    s.enqueue(to_time_series(&families, snap.timestamp_ms, &node));
+                    s.enqueue(to_time_series(
+                        &snap,
+                        &thread_state.expose,
+                        &thread_state.devices,
+                        &node,
+                    ));
                 }
                 thread_state.publish(snap);
                 let now = Instant::now();
@@ -269,7 +272,7 @@ pub fn node_name(config: &AgentConfig) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Converts families to remote-write series, adding `job` and `node`
+/// A snapshot's samples as remote-write series, adding `job` and `node`
 /// labels (what a Prometheus scrape would add as `job`/`instance`). Empty
 /// label values are left out here; the shipper sorts the labels.
 ///
@@ -277,40 +280,47 @@ pub fn node_name(config: &AgentConfig) -> String {
 /// [`timestamp_ms`](crate::expose::families::Sample::timestamp_ms): an
 /// aggregate cgroup between its reads) are left out: they were shipped
 /// with the tick that read them.
-pub fn to_time_series(families: &[Family], timestamp_ms: i64, node: &str) -> Vec<TimeSeries> {
-    let mut out = Vec::with_capacity(families.iter().map(|f| f.samples.len()).sum());
-    for f in families {
-        for s in f.samples.iter().filter(|s| s.timestamp_ms.is_none()) {
-            let mut labels: Vec<Label> = Vec::with_capacity(s.base.len() + s.extra.len() + 3);
-            labels.push(Label {
-                name: "__name__".into(),
-                value: f.name.into(),
-            });
-            labels.push(Label {
-                name: "job".into(),
-                value: "osprey-agent".into(),
-            });
-            labels.push(Label {
-                name: "node".into(),
-                value: node.into(),
-            });
-            for (k, v) in s.labels() {
-                if !v.is_empty() {
-                    labels.push(Label {
-                        name: k.into(),
-                        value: v.into(),
-                    });
-                }
-            }
-            out.push(TimeSeries {
-                labels,
-                samples: vec![Sample {
-                    value: s.value,
-                    timestamp: timestamp_ms,
-                }],
-            });
+pub fn to_time_series(
+    snap: &Snapshot,
+    opts: &ExposeOptions,
+    devices: &DeviceNames,
+    node: &str,
+) -> Vec<TimeSeries> {
+    let mut out = Vec::new();
+    visit_samples(snap, opts, devices, |s| {
+        if s.timestamp_ms.is_some() {
+            return;
         }
-    }
+        let mut labels: Vec<Label> = Vec::with_capacity(s.base.len() + s.extra.len() + 3);
+        labels.push(Label {
+            name: "__name__".into(),
+            value: s.name.into(),
+        });
+        labels.push(Label {
+            name: "job".into(),
+            value: "osprey-agent".into(),
+        });
+        labels.push(Label {
+            name: "node".into(),
+            value: node.into(),
+        });
+        let base = s.base.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in base.chain(s.extra.iter().copied()) {
+            if !v.is_empty() {
+                labels.push(Label {
+                    name: k.into(),
+                    value: v.into(),
+                });
+            }
+        }
+        out.push(TimeSeries {
+            labels,
+            samples: vec![Sample {
+                value: s.value,
+                timestamp: snap.timestamp_ms,
+            }],
+        });
+    });
     out
 }
 

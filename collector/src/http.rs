@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::expose::families::{DeviceNames, ExposeOptions};
-use crate::expose::snapshot_families;
 use crate::expose::text::TextChunks;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{ContainerInfo, Snapshot};
@@ -35,7 +34,7 @@ pub struct AgentState {
     /// The agent's own metrics.
     pub self_metrics: SelfMetrics,
     /// Block device names for `device` labels.
-    pub devices: DeviceNames,
+    pub devices: Arc<DeviceNames>,
     /// Exposition options.
     pub expose: ExposeOptions,
     /// Collection interval (health is judged against it).
@@ -92,14 +91,16 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
-    let snap = state.latest();
-    let families = snapshot_families(&snap, &state.expose, &state.devices);
-    drop(snap);
     let mut extra = state.self_metrics.gather();
     extra.extend((state.extra_metrics)());
     // Streamed a chunk at a time as the client reads: the whole text of a
     // dense node is tens of megabytes.
-    let text = ScrapeText(TextChunks::new(families, extra));
+    let text = ScrapeText(TextChunks::snapshot(
+        state.latest(),
+        &state.expose,
+        state.devices.clone(),
+        extra,
+    ));
     (
         [(
             header::CONTENT_TYPE,
@@ -110,8 +111,9 @@ async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
         .into_response()
 }
 
-/// The text of one scrape; hands the memory of its families (megabytes on
-/// a large node, allocated once per scrape) back to the system when done.
+/// The text of one scrape; hands the memory it took (the containers'
+/// labels, a chunk, about a megabyte on a large node) back to the system
+/// when done.
 struct ScrapeText(TextChunks);
 
 impl Iterator for ScrapeText {

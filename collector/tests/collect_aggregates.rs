@@ -168,7 +168,12 @@ fn aggregates_are_read_every_nth_tick_and_keep_their_read_time() {
     );
 
     // Remote-write: a carried sample was shipped with the tick that read it.
-    let series = to_time_series(&families, carried.timestamp_ms, "node-1");
+    let series = to_time_series(
+        carried,
+        &ExposeOptions::default(),
+        &DeviceNames::default(),
+        "node-1",
+    );
     let ids: Vec<&str> = series
         .iter()
         .filter(|s| {

@@ -326,9 +326,16 @@ pub fn run(file: ConfigFile, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                 let opts = osprey_collector::expose::families::ExposeOptions {
                     container_labels: config.container_labels.clone(),
                 };
-                let families = osprey_collector::expose::snapshot_families(&snap, &opts, &devices);
-                osprey_collector::expose::text::encode(families, Vec::new())
-                    .context("encoding metrics")?
+                // The same text as a scrape of /metrics gives.
+                osprey_collector::expose::text::TextChunks::snapshot(
+                    std::sync::Arc::new(snap),
+                    &opts,
+                    std::sync::Arc::new(devices),
+                    Vec::new(),
+                )
+                .collect::<Result<Vec<_>, _>>()
+                .context("encoding metrics")?
+                .concat()
             }
             _ => serde_json::to_vec_pretty(&snap).context("encoding JSON")?,
         };

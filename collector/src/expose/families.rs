@@ -1,4 +1,7 @@
-//! The mapping from [`Snapshot`] to metric families.
+//! Metric families and samples, the machine's and pod status families,
+//! and the walk over all of a snapshot's samples ([`visit_samples`]); the
+//! per-container families are a table of their own
+//! ([`super::container`]).
 
 use std::collections::HashMap;
 use std::num::NonZeroI64;
@@ -6,8 +9,9 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use super::container::{CONTAINER_METRICS, Context, ExtraLabels, read_at};
 use crate::snapshot::{ContainerSample, Snapshot};
-use crate::stats::FilesystemStats;
+use MetricKind::{Counter as C, Gauge as G};
 
 /// Prometheus metric type of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +70,9 @@ impl Deref for LabelSet {
 /// One sample: the container's base labels, extra labels of this metric
 /// (`interface`, `device`, `cpu` …) and the value.
 ///
-/// Kept to 40 bytes: a scrape of 2000 cgroups builds ~80 000 of them at
-/// once, and they were the largest part of the agent's peak memory.
+/// Built for the machine's and pod status families, the agent's own, and
+/// by [`snapshot_families`]; the containers' samples (~80 000 at 2000
+/// cgroups) are written as they are found instead.
 #[derive(Debug, Clone)]
 pub struct Sample {
     /// Base labels (shared).
@@ -112,15 +117,13 @@ pub struct ExposeOptions {
     pub container_labels: Vec<String>,
 }
 
+/// Builds the machine's and the pod status families (a few dozen samples:
+/// built as [`Family`]s; the containers' go through the
+/// [`CONTAINER_METRICS`] table).
+#[derive(Default)]
 struct Builder {
     families: Vec<Family>,
     index: HashMap<&'static str, usize>,
-    /// The timestamp of the samples being added (see [`Sample::timestamp_ms`]).
-    timestamp_ms: Option<NonZeroI64>,
-    /// The family after the one added to last: every container adds its
-    /// series in the same order, so this is usually the next one, found
-    /// without hashing the name (tens of thousands of times a scrape).
-    next: usize,
 }
 
 impl Builder {
@@ -133,67 +136,128 @@ impl Builder {
         extra: Vec<(&'static str, String)>,
         value: f64,
     ) {
-        let i = match self.families.get(self.next) {
-            Some(f) if std::ptr::eq(f.name, name) || f.name == name => self.next,
-            _ => *self.index.entry(name).or_insert_with(|| {
-                self.families.push(Family {
-                    name,
-                    help,
-                    kind,
-                    samples: Vec::new(),
-                });
-                self.families.len() - 1
-            }),
-        };
-        self.next = i + 1;
+        let i = *self.index.entry(name).or_insert_with(|| {
+            self.families.push(Family {
+                name,
+                help,
+                kind,
+                samples: Vec::new(),
+            });
+            self.families.len() - 1
+        });
         self.families[i].samples.push(Sample {
             base: base.clone(),
             extra: extra.into_boxed_slice(),
             value,
-            timestamp_ms: self.timestamp_ms,
+            timestamp_ms: None,
         });
     }
 }
 
-const NS: f64 = 1e-9;
-const US: f64 = 1e-6;
-use MetricKind::{Counter as C, Gauge as G};
+/// One sample of a snapshot, borrowed from it while a reader (remote-write,
+/// [`snapshot_families`]) walks them with [`visit_samples`].
+pub struct SampleView<'a> {
+    /// Metric name.
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Type.
+    pub kind: MetricKind,
+    /// The labels shared by the container's (or the machine's) samples.
+    pub base: &'a BaseLabels,
+    /// The labels of this sample only.
+    pub extra: ExtraLabels<'a>,
+    /// The value, in the metric's base unit.
+    pub value: f64,
+    /// As [`Sample::timestamp_ms`].
+    pub timestamp_ms: Option<NonZeroI64>,
+}
 
-/// Builds every family of a snapshot: machine facts, then each container's
-/// CPU, memory, block I/O, pids, pressure, network and filesystem series.
+/// Calls `f` with every sample of a snapshot, family by family (a family's
+/// samples one after the other), without building them: machine facts,
+/// then each per-container family ([`CONTAINER_METRICS`]), then pod
+/// status.
+pub fn visit_samples(
+    snap: &Snapshot,
+    opts: &ExposeOptions,
+    devices: &DeviceNames,
+    mut f: impl FnMut(&SampleView<'_>),
+) {
+    visit_families(&machine_families(snap), &mut f);
+    let bases: Vec<(BaseLabels, Option<NonZeroI64>)> = snap
+        .containers
+        .iter()
+        .map(|c| (base_labels(c, opts), read_at(snap, c)))
+        .collect();
+    let cx = Context { snap, devices };
+    for m in CONTAINER_METRICS {
+        for (c, (base, timestamp_ms)) in snap.containers.iter().zip(&bases) {
+            m.samples(&cx, c, &mut |extra, value| {
+                f(&SampleView {
+                    name: m.name,
+                    help: m.help,
+                    kind: m.kind,
+                    base,
+                    extra,
+                    value,
+                    timestamp_ms: *timestamp_ms,
+                })
+            });
+        }
+    }
+    visit_families(&kube_families(snap), &mut f);
+}
+
+fn visit_families(families: &[Family], f: &mut impl FnMut(&SampleView<'_>)) {
+    for family in families {
+        for s in &family.samples {
+            let extra: Vec<(&'static str, &str)> =
+                s.extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            f(&SampleView {
+                name: family.name,
+                help: family.help,
+                kind: family.kind,
+                base: &s.base,
+                extra: &extra,
+                value: s.value,
+                timestamp_ms: s.timestamp_ms,
+            });
+        }
+    }
+}
+
+/// Builds every family of a snapshot (see [`visit_samples`]), for tests
+/// and library users: a scrape, `--once` and remote-write never build
+/// the container samples.
 pub fn snapshot_families(
     snap: &Snapshot,
     opts: &ExposeOptions,
     devices: &DeviceNames,
 ) -> Vec<Family> {
-    let mut b = Builder {
-        families: Vec::with_capacity(64),
-        index: HashMap::with_capacity(64),
-        timestamp_ms: None,
-        next: 0,
-    };
-    machine_families(&mut b, snap);
-    for c in &snap.containers {
-        // A sample read at an earlier tick keeps that time (0: not set).
-        let read_at = c.stats.timestamp_ms;
-        b.timestamp_ms =
-            NonZeroI64::new(read_at).filter(|_| read_at > 0 && read_at < snap.timestamp_ms);
-        container_families(&mut b, snap, c, opts, devices);
-    }
-    kube_families(&mut b, snap);
-    b.families
-}
-
-/// The value recorded for cgroup `id` in one of the snapshot's sorted
-/// per-cgroup lists.
-fn by_id<T: Copy>(list: &[(String, T)], id: &str) -> Option<T> {
-    list.binary_search_by(|(k, _)| k.as_str().cmp(id))
-        .ok()
-        .map(|i| list[i].1)
+    let mut families: Vec<Family> = Vec::new();
+    visit_samples(snap, opts, devices, |s| {
+        let sample = Sample {
+            base: s.base.clone(),
+            extra: s.extra.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            value: s.value,
+            timestamp_ms: s.timestamp_ms,
+        };
+        match families.last_mut() {
+            Some(f) if f.name == s.name => f.samples.push(sample),
+            _ => families.push(Family {
+                name: s.name,
+                help: s.help,
+                kind: s.kind,
+                samples: vec![sample],
+            }),
+        }
+    });
+    families
 }
 
 /// Pod status under kube-state-metrics' names (see [`crate::kube_state`]).
-fn kube_families(b: &mut Builder, snap: &Snapshot) {
+pub fn kube_families(snap: &Snapshot) -> Vec<Family> {
+    let mut b = Builder::default();
     for r in &snap.kube.restarts {
         let base = LabelSet::new(vec![
             ("namespace".into(), r.namespace.clone()),
@@ -266,9 +330,13 @@ fn kube_families(b: &mut Builder, snap: &Snapshot) {
             ns.created_seconds,
         );
     }
+    b.families
 }
 
-fn machine_families(b: &mut Builder, snap: &Snapshot) {
+/// Facts about the machine: cores, memory, swap, the kubelet's filesystem,
+/// `machine_info`.
+pub fn machine_families(snap: &Snapshot) -> Vec<Family> {
+    let mut b = Builder::default();
     let m = &snap.machine;
     let base = LabelSet::new(vec![
         ("boot_id".into(), m.boot_id.clone()),
@@ -349,36 +417,57 @@ fn machine_families(b: &mut Builder, snap: &Snapshot) {
         ],
         1.0,
     );
+    b.families
 }
 
-fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
-    let i = &c.info;
-    let mut v = vec![
-        ("container".to_string(), i.container.clone()),
-        ("id".to_string(), i.id.clone()),
-        ("image".to_string(), i.image.clone()),
-        // cAdvisor sets `name` from a container's first alias; raw cgroups
-        // (root, pods, slices, services) have none, and dashboards rely on
-        // `name!=""` to select containers.
-        (
-            "name".to_string(),
-            if i.kind == "container" {
-                i.name.clone()
-            } else {
-                String::new()
-            },
-        ),
-        ("namespace".to_string(), i.namespace.clone()),
-        ("pod".to_string(), i.pod.clone()),
-    ];
-    for key in &opts.container_labels {
-        let name = format!("container_label_{}", sanitize_label_name(key));
-        if v.iter().any(|(k, _)| *k == name) {
-            continue; // two keys sanitising alike: the first wins, as cAdvisor
+/// A container's labels, shared by each of its samples.
+pub fn base_labels(c: &ContainerSample, opts: &ExposeOptions) -> BaseLabels {
+    let mut pairs = Vec::with_capacity(6 + opts.container_labels.len());
+    for_each_base_label(c, opts, |k, v| pairs.push((k.to_string(), v.to_string())));
+    LabelSet::new(pairs)
+}
+
+/// A container's labels as text (`name="value",…`), as [`LabelSet::text`]
+/// renders them, without keeping the pairs.
+pub fn base_labels_text(c: &ContainerSample, opts: &ExposeOptions) -> Box<[u8]> {
+    let mut buf = Vec::with_capacity(256);
+    for_each_base_label(c, opts, |k, v| {
+        if !buf.is_empty() {
+            buf.push(b',');
         }
-        v.push((name, i.label(key).unwrap_or_default().to_string()));
+        super::text::write_label(&mut buf, k, v);
+    });
+    buf.into_boxed_slice()
+}
+
+/// Calls `f` with each of a container's labels, in the order they are
+/// written: cAdvisor's fixed set, then the runtime labels the operator
+/// chose.
+fn for_each_base_label(c: &ContainerSample, opts: &ExposeOptions, mut f: impl FnMut(&str, &str)) {
+    let i = &c.info;
+    f("container", &i.container);
+    f("id", &i.id);
+    f("image", &i.image);
+    // cAdvisor sets `name` from a container's first alias; raw cgroups
+    // (root, pods, slices, services) have none, and dashboards rely on
+    // `name!=""` to select containers.
+    f("name", if i.kind == "container" { &i.name } else { "" });
+    f("namespace", &i.namespace);
+    f("pod", &i.pod);
+    for (n, key) in opts.container_labels.iter().enumerate() {
+        let name = sanitize_label_name(key);
+        // Two keys sanitising alike: the first wins, as in cAdvisor.
+        if opts.container_labels[..n]
+            .iter()
+            .any(|k| sanitize_label_name(k) == name)
+        {
+            continue;
+        }
+        f(
+            &format!("container_label_{name}"),
+            i.label(key).unwrap_or_default(),
+        );
     }
-    LabelSet::new(v)
 }
 
 /// Replaces every character outside `[a-zA-Z0-9_]` with `_`.
@@ -394,523 +483,13 @@ pub fn sanitize_label_name(key: &str) -> String {
         .collect()
 }
 
-fn container_families(
-    b: &mut Builder,
-    snap: &Snapshot,
-    c: &ContainerSample,
-    opts: &ExposeOptions,
-    devices: &DeviceNames,
-) {
-    let base = base_labels(c, opts);
-    let s = &c.stats;
-    let spec = &c.info.spec;
-    let none = Vec::new;
-
-    b.add(
-        "container_last_seen",
-        "Last time a container was seen by the exporter",
-        G,
-        &base,
-        none(),
-        b.timestamp_ms.map_or(snap.timestamp_ms, NonZeroI64::get) as f64 / 1000.0,
-    );
-    b.add(
-        "container_start_time_seconds",
-        "Start time of the container since unix epoch in seconds.",
-        G,
-        &base,
-        none(),
-        c.info.creation_time_seconds,
-    );
-    b.add(
-        "container_creation_time_seconds",
-        "Creation time of the container since unix epoch in seconds.",
-        G,
-        &base,
-        none(),
-        c.info.creation_time_seconds,
-    );
-
-    // Limits.
-    if let Some(p) = spec.cpu_period_us {
-        b.add(
-            "container_spec_cpu_period",
-            "CPU period of the container.",
-            G,
-            &base,
-            none(),
-            p as f64,
-        );
-    }
-    if let Some(q) = spec.cpu_quota_us {
-        b.add(
-            "container_spec_cpu_quota",
-            "CPU quota of the container.",
-            G,
-            &base,
-            none(),
-            q as f64,
-        );
-    }
-    if let Some(sh) = spec.cpu_shares {
-        b.add(
-            "container_spec_cpu_shares",
-            "CPU share of the container.",
-            G,
-            &base,
-            none(),
-            sh as f64,
-        );
-    }
-    b.add(
-        "container_spec_memory_limit_bytes",
-        "Memory limit for the container.",
-        G,
-        &base,
-        none(),
-        spec.memory_limit.unwrap_or(0) as f64,
-    );
-    b.add(
-        "container_spec_memory_swap_limit_bytes",
-        "Memory swap limit for the container.",
-        G,
-        &base,
-        none(),
-        spec.memory_swap_limit.unwrap_or(0) as f64,
-    );
-    b.add(
-        "container_spec_memory_reservation_limit_bytes",
-        "Memory reservation limit for the container.",
-        G,
-        &base,
-        none(),
-        spec.memory_reservation.unwrap_or(0) as f64,
-    );
-
-    // CPU.
-    if s.cpu.usage_ns > 0 {
-        b.add(
-            "container_cpu_usage_seconds_total",
-            "Cumulative cpu time consumed in seconds.",
-            C,
-            &base,
-            vec![("cpu", "total".to_string())],
-            s.cpu.usage_ns as f64 * NS,
-        );
-    }
-    b.add(
-        "container_cpu_user_seconds_total",
-        "Cumulative user cpu time consumed in seconds.",
-        C,
-        &base,
-        none(),
-        s.cpu.user_ns as f64 * NS,
-    );
-    b.add(
-        "container_cpu_system_seconds_total",
-        "Cumulative system cpu time consumed in seconds.",
-        C,
-        &base,
-        none(),
-        s.cpu.system_ns as f64 * NS,
-    );
-    // cAdvisor emits throttling only for containers with a quota.
-    if let (Some(cfs), Some(_)) = (&s.cpu.cfs, spec.cpu_quota_us) {
-        b.add(
-            "container_cpu_cfs_periods_total",
-            "Number of elapsed enforcement period intervals.",
-            C,
-            &base,
-            none(),
-            cfs.periods as f64,
-        );
-        b.add(
-            "container_cpu_cfs_throttled_periods_total",
-            "Number of throttled period intervals.",
-            C,
-            &base,
-            none(),
-            cfs.throttled_periods as f64,
-        );
-        b.add(
-            "container_cpu_cfs_throttled_seconds_total",
-            "Total time duration the container has been throttled.",
-            C,
-            &base,
-            none(),
-            cfs.throttled_ns as f64 * NS,
-        );
-        if let Some(n) = cfs.burst_periods {
-            b.add(
-                "container_cpu_cfs_burst_periods_total",
-                "Number of periods when burst occurs.",
-                C,
-                &base,
-                none(),
-                n as f64,
-            );
-        }
-        if let Some(n) = cfs.burst_ns {
-            b.add(
-                "container_cpu_cfs_burst_seconds_total",
-                "Total time duration the container has been bursted.",
-                C,
-                &base,
-                none(),
-                n as f64 * NS,
-            );
-        }
-    }
-
-    // Memory.
-    let m = &s.memory;
-    let gauges: [(&'static str, &'static str, u64); 9] = [
-        (
-            "container_memory_cache",
-            "Number of bytes of page cache memory.",
-            m.cache,
-        ),
-        ("container_memory_rss", "Size of RSS in bytes.", m.rss),
-        (
-            "container_memory_kernel_usage",
-            "Size of kernel memory allocated in bytes.",
-            m.kernel,
-        ),
-        (
-            "container_memory_mapped_file",
-            "Size of memory mapped files in bytes.",
-            m.mapped_file,
-        ),
-        (
-            "container_memory_swap",
-            "Container swap usage in bytes.",
-            m.swap,
-        ),
-        (
-            "container_memory_usage_bytes",
-            "Current memory usage in bytes, including all memory regardless of when it was accessed",
-            m.usage,
-        ),
-        (
-            "container_memory_working_set_bytes",
-            "Current working set in bytes.",
-            m.working_set,
-        ),
-        (
-            "container_memory_total_active_file_bytes",
-            "Current total active file in bytes.",
-            m.active_file,
-        ),
-        (
-            "container_memory_total_inactive_file_bytes",
-            "Current total inactive file in bytes.",
-            m.inactive_file,
-        ),
-    ];
-    for (name, help, v) in gauges {
-        b.add(name, help, G, &base, none(), v as f64);
-    }
-    if let Some(max) = m.max_usage {
-        b.add(
-            "container_memory_max_usage_bytes",
-            "Maximum memory usage recorded in bytes",
-            G,
-            &base,
-            none(),
-            max as f64,
-        );
-    }
-    b.add(
-        "container_memory_failcnt",
-        "Number of memory usage hits limits",
-        G,
-        &base,
-        none(),
-        m.failcnt as f64,
-    );
-    for (kind, v) in [("pgfault", m.pgfault), ("pgmajfault", m.pgmajfault)] {
-        b.add(
-            "container_memory_failures_total",
-            "Cumulative count of memory allocation failures.",
-            C,
-            &base,
-            vec![
-                ("failure_type", kind.to_string()),
-                ("scope", "container".to_string()),
-            ],
-            v as f64,
-        );
-    }
-    b.add(
-        "container_oom_events_total",
-        "Count of out of memory events observed for the container",
-        C,
-        &base,
-        none(),
-        m.oom_kills as f64,
-    );
-
-    // Block I/O.
-    for d in &s.blkio {
-        let dev = devices.name(d.major, d.minor);
-        let dl = || vec![("device", dev.clone())];
-        b.add(
-            "container_fs_reads_bytes_total",
-            "Cumulative count of bytes read",
-            C,
-            &base,
-            dl(),
-            d.read_bytes as f64,
-        );
-        b.add(
-            "container_fs_writes_bytes_total",
-            "Cumulative count of bytes written",
-            C,
-            &base,
-            dl(),
-            d.write_bytes as f64,
-        );
-        b.add(
-            "container_fs_reads_total",
-            "Cumulative count of reads completed",
-            C,
-            &base,
-            dl(),
-            d.reads as f64,
-        );
-        b.add(
-            "container_fs_writes_total",
-            "Cumulative count of writes completed",
-            C,
-            &base,
-            dl(),
-            d.writes as f64,
-        );
-        for (op, v) in [("Read", d.read_bytes), ("Write", d.write_bytes)] {
-            b.add(
-                "container_blkio_device_usage_total",
-                "Blkio Device bytes usage",
-                C,
-                &base,
-                vec![
-                    ("device", dev.clone()),
-                    ("major", d.major.to_string()),
-                    ("minor", d.minor.to_string()),
-                    ("operation", op.to_string()),
-                ],
-                v as f64,
-            );
-        }
-    }
-
-    // Tasks.
-    if let Some(n) = s.pids.current {
-        b.add(
-            "container_threads",
-            "Number of threads running inside the container",
-            G,
-            &base,
-            none(),
-            n as f64,
-        );
-        b.add(
-            "container_threads_max",
-            "Maximum number of threads allowed inside the container, infinity if value is zero",
-            G,
-            &base,
-            none(),
-            s.pids.limit.unwrap_or(0) as f64,
-        );
-    }
-
-    // Pressure.
-    if let Some(p) = &s.pressure {
-        for (res, psi) in [("cpu", &p.cpu), ("memory", &p.memory), ("io", &p.io)] {
-            let (waiting, stalled) = psi_names(res);
-            b.add(
-                waiting.0,
-                waiting.1,
-                C,
-                &base,
-                none(),
-                psi.some_total_us as f64 * US,
-            );
-            b.add(
-                stalled.0,
-                stalled.1,
-                C,
-                &base,
-                none(),
-                psi.full_total_us as f64 * US,
-            );
-        }
-    }
-
-    // Network.
-    for i in &s.network {
-        let il = || vec![("interface", i.name.clone())];
-        let rows: [(&'static str, &'static str, u64); 8] = [
-            (
-                "container_network_receive_bytes_total",
-                "Cumulative count of bytes received",
-                i.rx_bytes,
-            ),
-            (
-                "container_network_receive_packets_total",
-                "Cumulative count of packets received",
-                i.rx_packets,
-            ),
-            (
-                "container_network_receive_packets_dropped_total",
-                "Cumulative count of packets dropped while receiving",
-                i.rx_dropped,
-            ),
-            (
-                "container_network_receive_errors_total",
-                "Cumulative count of errors encountered while receiving",
-                i.rx_errors,
-            ),
-            (
-                "container_network_transmit_bytes_total",
-                "Cumulative count of bytes transmitted",
-                i.tx_bytes,
-            ),
-            (
-                "container_network_transmit_packets_total",
-                "Cumulative count of packets transmitted",
-                i.tx_packets,
-            ),
-            (
-                "container_network_transmit_packets_dropped_total",
-                "Cumulative count of packets dropped while transmitting",
-                i.tx_dropped,
-            ),
-            (
-                "container_network_transmit_errors_total",
-                "Cumulative count of errors encountered while transmitting",
-                i.tx_errors,
-            ),
-        ];
-        for (name, help, v) in rows {
-            b.add(name, help, C, &base, il(), v as f64);
-        }
-    }
-
-    if let Some(v) = by_id(&snap.cpu_load, &c.info.id) {
-        b.add(
-            "container_cpu_load_average_10s",
-            "Value of container cpu load average over the last 10 seconds.",
-            G,
-            &base,
-            none(),
-            v,
-        );
-    }
-    if let Some(v) = by_id(&snap.log_usage, &c.info.id) {
-        b.add(
-            "container_logs_usage_bytes",
-            "Bytes of the container's log files kept by the kubelet (current and rotated).",
-            G,
-            &base,
-            none(),
-            v as f64,
-        );
-    }
-
-    // Filesystems: the node's for the root cgroup, the writable layer for
-    // containers.
-    let fss: &[FilesystemStats] = if c.info.id == "/" {
-        &snap.node_filesystems
-    } else {
-        &s.filesystem
-    };
-    for f in fss {
-        let dl = || vec![("device", f.device.clone())];
-        b.add(
-            "container_fs_usage_bytes",
-            "Number of bytes that are consumed by the container on this filesystem.",
-            G,
-            &base,
-            dl(),
-            f.usage as f64,
-        );
-        b.add(
-            "container_fs_limit_bytes",
-            "Number of bytes that can be consumed by the container on this filesystem.",
-            G,
-            &base,
-            dl(),
-            f.limit as f64,
-        );
-        b.add(
-            "container_fs_available_bytes",
-            "Number of bytes available to non-root users on this filesystem.",
-            G,
-            &base,
-            dl(),
-            f.available as f64,
-        );
-        b.add(
-            "container_fs_inodes_total",
-            "Number of Inodes",
-            C,
-            &base,
-            dl(),
-            f.inodes as f64,
-        );
-        b.add(
-            "container_fs_inodes_free",
-            "Number of available Inodes",
-            G,
-            &base,
-            dl(),
-            f.inodes_free as f64,
-        );
-    }
-}
-
-fn psi_names(res: &str) -> ((&'static str, &'static str), (&'static str, &'static str)) {
-    match res {
-        "cpu" => (
-            (
-                "container_pressure_cpu_waiting_seconds_total",
-                "Total time duration tasks in the container have waited due to CPU pressure.",
-            ),
-            (
-                "container_pressure_cpu_stalled_seconds_total",
-                "Total time duration no tasks in the container could make progress due to CPU congestion.",
-            ),
-        ),
-        "memory" => (
-            (
-                "container_pressure_memory_waiting_seconds_total",
-                "Total time duration tasks in the container have waited due to memory pressure.",
-            ),
-            (
-                "container_pressure_memory_stalled_seconds_total",
-                "Total time duration no tasks in the container could make progress due to memory congestion.",
-            ),
-        ),
-        _ => (
-            (
-                "container_pressure_io_waiting_seconds_total",
-                "Total time duration tasks in the container have waited due to IO pressure.",
-            ),
-            (
-                "container_pressure_io_stalled_seconds_total",
-                "Total time duration no tasks in the container could make progress due to IO congestion.",
-            ),
-        ),
-    }
-}
-
 /// Resolves block devices' `major:minor` to `/dev/<name>` through
 /// `/sys/dev/block`, remembering every answer (devices don't get renamed
 /// under a running agent often enough to matter).
 #[derive(Debug, Default)]
 pub struct DeviceNames {
     sys_root: PathBuf,
-    cache: std::sync::Mutex<HashMap<(u64, u64), String>>,
+    cache: std::sync::Mutex<HashMap<(u64, u64), Arc<str>>>,
 }
 
 impl DeviceNames {
@@ -924,8 +503,14 @@ impl DeviceNames {
 
     /// `/dev/<name>` for the device, or `major:minor` when unknown.
     pub fn name(&self, major: u64, minor: u64) -> String {
+        self.with_name(major, minor, str::to_string)
+    }
+
+    /// Calls `f` with the device's name (see [`DeviceNames::name`]),
+    /// without copying it.
+    pub fn with_name<R>(&self, major: u64, minor: u64, f: impl FnOnce(&str) -> R) -> R {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
+        let name = cache
             .entry((major, minor))
             .or_insert_with(|| {
                 let link = self.sys_root.join(format!("dev/block/{major}:{minor}"));
@@ -936,7 +521,11 @@ impl DeviceNames {
                             .map(|n| format!("/dev/{}", n.to_string_lossy()))
                     })
                     .unwrap_or_else(|| format!("{major}:{minor}"))
+                    .into()
             })
-            .clone()
+            .clone();
+        // Not under the lock: `f` may be anything.
+        drop(cache);
+        f(&name)
     }
 }

@@ -16,7 +16,8 @@
 //! `_total`) and `container_fs_inodes_total` is a `counter` (a name ending
 //! in `_total` must be one).
 
+pub mod container;
 pub mod families;
 pub mod text;
 
-pub use families::{Family, MetricKind, Sample, snapshot_families};
+pub use families::{Family, MetricKind, Sample, snapshot_families, visit_samples};

@@ -11,7 +11,15 @@
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 
-use super::families::{Family, MetricKind};
+use std::num::NonZeroI64;
+use std::sync::Arc;
+
+use super::container::{CONTAINER_METRICS, Context, read_at};
+use super::families::{
+    DeviceNames, ExposeOptions, Family, MetricKind, base_labels_text, kube_families,
+    machine_families,
+};
+use crate::snapshot::Snapshot;
 
 /// Converts families into the `prometheus` crate's model.
 pub fn to_proto(families: &[Family]) -> Vec<MetricFamily> {
@@ -78,19 +86,21 @@ pub fn encode(
     Ok(buf)
 }
 
-/// The text exposition of families, then of already-built ones, produced
-/// a chunk at a time as the reader takes it: a dense node's text is tens of
-/// megabytes (cAdvisor's label set on each of ~80 000 lines) and built
-/// whole it set the agent's peak memory, twice its steady size.
+/// The text exposition of a snapshot (or of families), then of
+/// already-built families, produced a chunk at a time as the reader takes
+/// it: a dense node's text is tens of megabytes (cAdvisor's label set on
+/// each of ~80 000 lines) and built whole it set the agent's peak memory,
+/// twice its steady size. A snapshot's container samples are written as
+/// they are found, never built (see [`super::container`]).
 #[derive(Debug)]
 pub struct TextChunks {
-    families: Vec<Family>,
+    /// Families written first (a snapshot's machine facts).
+    head: FamilyText,
+    /// A snapshot's per-container families.
+    containers: Option<ContainerText>,
+    /// Families written after those (a snapshot's pod status).
+    tail: FamilyText,
     extra: Vec<MetricFamily>,
-    /// The family being written, and its next sample.
-    family: usize,
-    sample: usize,
-    /// Whether the current family's `# HELP`/`# TYPE` lines are out.
-    header_written: bool,
     extra_written: bool,
     chunk_size: usize,
 }
@@ -104,14 +114,41 @@ impl TextChunks {
     /// The text of `families` (empty ones are left out), then `extra`.
     pub fn new(families: Vec<Family>, extra: Vec<MetricFamily>) -> Self {
         TextChunks {
-            families: families
-                .into_iter()
-                .filter(|f| !f.samples.is_empty())
-                .collect(),
+            head: FamilyText::new(families),
+            containers: None,
+            tail: FamilyText::new(Vec::new()),
             extra,
-            family: 0,
-            sample: 0,
-            header_written: false,
+            extra_written: false,
+            chunk_size: CHUNK_SIZE,
+        }
+    }
+
+    /// The text of a snapshot's families (as
+    /// [`snapshot_families`](super::snapshot_families) builds them, in the
+    /// same order), then `extra`.
+    pub fn snapshot(
+        snap: Arc<Snapshot>,
+        opts: &ExposeOptions,
+        devices: Arc<DeviceNames>,
+        extra: Vec<MetricFamily>,
+    ) -> Self {
+        let bases = snap
+            .containers
+            .iter()
+            .map(|c| base_labels_text(c, opts))
+            .collect();
+        TextChunks {
+            head: FamilyText::new(machine_families(&snap)),
+            tail: FamilyText::new(kube_families(&snap)),
+            containers: Some(ContainerText {
+                snap,
+                devices,
+                bases,
+                metric: 0,
+                container: 0,
+                header_written: false,
+            }),
+            extra,
             extra_written: false,
             chunk_size: CHUNK_SIZE,
         }
@@ -126,39 +163,22 @@ impl TextChunks {
     /// Appends whole lines of the text to `buf` until it holds at least
     /// `min` bytes or the text ends; `false` once nothing is left.
     pub fn fill(&mut self, buf: &mut Vec<u8>, min: usize) -> Result<bool, prometheus::Error> {
-        use std::io::Write;
-        while buf.len() < min {
-            let Some(f) = self.families.get(self.family) else {
-                if self.extra_written {
-                    return Ok(false);
-                }
-                self.extra_written = true;
-                TextEncoder::new().encode(&self.extra, buf)?;
-                continue;
-            };
-            if !self.header_written {
-                let kind = match f.kind {
-                    MetricKind::Counter => "counter",
-                    MetricKind::Gauge => "gauge",
-                };
-                buf.extend_from_slice(b"# HELP ");
-                buf.extend_from_slice(f.name.as_bytes());
-                buf.push(b' ');
-                escape_help(buf, f.help);
-                let _ = writeln!(buf, "\n# TYPE {} {kind}", f.name);
-                self.header_written = true;
-            }
-            let end = f.samples.len();
-            while self.sample < end && buf.len() < min {
-                write_sample(buf, f.name, &f.samples[self.sample]);
-                self.sample += 1;
-            }
-            if self.sample == end {
-                self.family += 1;
-                self.sample = 0;
-                self.header_written = false;
-            }
+        if !self.head.fill(buf, min) {
+            return Ok(true);
         }
+        if let Some(containers) = &mut self.containers
+            && !containers.fill(buf, min)
+        {
+            return Ok(true);
+        }
+        if !self.tail.fill(buf, min) {
+            return Ok(true);
+        }
+        if self.extra_written {
+            return Ok(false);
+        }
+        self.extra_written = true;
+        TextEncoder::new().encode(&self.extra, buf)?;
         Ok(true)
     }
 }
@@ -178,25 +198,169 @@ impl Iterator for TextChunks {
     }
 }
 
-/// One sample's line: name, labels (the shared ones pre-rendered), value,
-/// and the timestamp of a sample read at an earlier tick.
-fn write_sample(buf: &mut Vec<u8>, name: &str, s: &super::families::Sample) {
+/// Built families being written out: the family next, and its next sample.
+#[derive(Debug)]
+struct FamilyText {
+    families: Vec<Family>,
+    family: usize,
+    sample: usize,
+    /// Whether the current family's `# HELP`/`# TYPE` lines are out.
+    header_written: bool,
+}
+
+impl FamilyText {
+    fn new(families: Vec<Family>) -> Self {
+        FamilyText {
+            families: families
+                .into_iter()
+                .filter(|f| !f.samples.is_empty())
+                .collect(),
+            family: 0,
+            sample: 0,
+            header_written: false,
+        }
+    }
+
+    /// Writes lines until `buf` holds `min` bytes; `true` once all are out.
+    fn fill(&mut self, buf: &mut Vec<u8>, min: usize) -> bool {
+        while buf.len() < min {
+            let Some(f) = self.families.get(self.family) else {
+                return true;
+            };
+            if !self.header_written {
+                write_header(buf, f.name, f.help, f.kind);
+                self.header_written = true;
+            }
+            let end = f.samples.len();
+            while self.sample < end && buf.len() < min {
+                let s = &f.samples[self.sample];
+                let extra = s.extra.iter().map(|(k, v)| (*k, v.as_str()));
+                write_sample(buf, f.name, s.base.text(), extra, s.value, s.timestamp_ms);
+                self.sample += 1;
+            }
+            if self.sample == end {
+                self.family += 1;
+                self.sample = 0;
+                self.header_written = false;
+            }
+        }
+        self.family == self.families.len()
+    }
+}
+
+/// A snapshot's per-container families being written out: family by
+/// family ([`CONTAINER_METRICS`]), container by container.
+struct ContainerText {
+    snap: Arc<Snapshot>,
+    devices: Arc<DeviceNames>,
+    /// Each container's labels, rendered once: they are on each of its
+    /// ~40 lines.
+    bases: Vec<Box<[u8]>>,
+    /// The family next, and the container next in it.
+    metric: usize,
+    container: usize,
+    /// Whether the current family's `# HELP`/`# TYPE` lines are out (they
+    /// are written with its first sample: a family no container has is
+    /// left out).
+    header_written: bool,
+}
+
+impl std::fmt::Debug for ContainerText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerText")
+            .field("containers", &self.snap.containers.len())
+            .field("metric", &self.metric)
+            .field("container", &self.container)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContainerText {
+    /// Writes a container's samples at a time until `buf` holds `min`
+    /// bytes; `true` once all are out.
+    fn fill(&mut self, buf: &mut Vec<u8>, min: usize) -> bool {
+        let cx = Context {
+            snap: &self.snap,
+            devices: &self.devices,
+        };
+        while buf.len() < min {
+            let Some(m) = CONTAINER_METRICS.get(self.metric) else {
+                return true;
+            };
+            let Some(c) = cx.snap.containers.get(self.container) else {
+                self.metric += 1;
+                self.container = 0;
+                self.header_written = false;
+                continue;
+            };
+            let base = &self.bases[self.container];
+            let timestamp_ms = read_at(cx.snap, c);
+            let header_written = &mut self.header_written;
+            m.samples(&cx, c, &mut |extra, value| {
+                if !*header_written {
+                    write_header(buf, m.name, m.help, m.kind);
+                    *header_written = true;
+                }
+                write_sample(
+                    buf,
+                    m.name,
+                    base,
+                    extra.iter().copied(),
+                    value,
+                    timestamp_ms,
+                );
+            });
+            self.container += 1;
+        }
+        self.metric == CONTAINER_METRICS.len()
+    }
+}
+
+/// A family's `# HELP` and `# TYPE` lines.
+fn write_header(buf: &mut Vec<u8>, name: &str, help: &str, kind: MetricKind) {
+    let kind: &[u8] = match kind {
+        MetricKind::Counter => b"counter",
+        MetricKind::Gauge => b"gauge",
+    };
+    buf.extend_from_slice(b"# HELP ");
     buf.extend_from_slice(name.as_bytes());
-    let base = s.base.text();
-    if !base.is_empty() || !s.extra.is_empty() {
+    buf.push(b' ');
+    escape_help(buf, help);
+    buf.extend_from_slice(b"\n# TYPE ");
+    buf.extend_from_slice(name.as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(kind);
+    buf.push(b'\n');
+}
+
+/// One sample's line: name, labels (the shared ones pre-rendered, then
+/// the sample's own), value, and the timestamp of a sample read at an
+/// earlier tick.
+fn write_sample<'a>(
+    buf: &mut Vec<u8>,
+    name: &str,
+    base: &[u8],
+    extra: impl Iterator<Item = (&'a str, &'a str)>,
+    value: f64,
+    timestamp_ms: Option<NonZeroI64>,
+) {
+    buf.extend_from_slice(name.as_bytes());
+    let mut open = !base.is_empty();
+    if open {
         buf.push(b'{');
         buf.extend_from_slice(base);
-        for (i, (k, v)) in s.extra.iter().enumerate() {
-            if i > 0 || !base.is_empty() {
-                buf.push(b',');
-            }
-            write_label(buf, k, v);
-        }
+    }
+    for (k, v) in extra {
+        buf.push(if open { b',' } else { b'{' });
+        open = true;
+        write_label(buf, k, v);
+    }
+    if open {
         buf.push(b'}');
     }
     buf.push(b' ');
-    write_value(buf, s.value);
-    if let Some(t) = s.timestamp_ms {
+    write_value(buf, value);
+    if let Some(t) = timestamp_ms {
         buf.push(b' ');
         buf.extend_from_slice(itoa::Buffer::new().format(t.get()).as_bytes());
     }
@@ -264,6 +428,7 @@ fn write_value(buf: &mut Vec<u8>, v: f64) {
 mod tests {
     use super::*;
     use crate::expose::families::{LabelSet, Sample};
+    use crate::snapshot::Snapshot;
 
     #[test]
     fn whole_values_are_written_as_rust_formats_them() {
@@ -400,6 +565,188 @@ mod tests {
             assert_eq!(chunks.concat(), whole, "chunk size {size}");
             for chunk in &chunks[..chunks.len() - 1] {
                 assert!(chunk.len() >= size, "chunk size {size}: {}", chunk.len());
+                assert_eq!(chunk.last(), Some(&b'\n'), "whole lines");
+            }
+        }
+    }
+
+    /// A snapshot with a sample of every kind: the root cgroup (the node's
+    /// filesystems), a container with a quota, block I/O on two devices,
+    /// pressure, two interfaces, a writable layer, runtime labels, a
+    /// carried sample, a label needing escapes, and pod status.
+    fn snapshot_of_every_kind() -> Snapshot {
+        use crate::kube_state::{ContainerRestarts, KubeState};
+        use crate::snapshot::{ContainerInfo, ContainerSample};
+        use crate::stats::{
+            BlkioDevice, CfsStats, FilesystemStats, InterfaceStats, PressureStats, Psi,
+        };
+        let fs = |device: &str, usage| FilesystemStats {
+            device: device.into(),
+            usage,
+            limit: 1 << 30,
+            available: 1 << 29,
+            inodes: 1000,
+            inodes_free: 400,
+            ..Default::default()
+        };
+        let mut root = ContainerSample {
+            info: Arc::new(ContainerInfo {
+                id: "/".into(),
+                name: "/".into(),
+                kind: "root".into(),
+                ..Default::default()
+            }),
+            stats: Default::default(),
+        };
+        root.stats.cpu.usage_ns = 5_000_000_000;
+        let mut app = ContainerSample {
+            info: Arc::new(ContainerInfo {
+                id: "/kubepods/burstable/pod1/abc".into(),
+                name: "web\"1".into(),
+                kind: "container".into(),
+                image: "nginx:1.25".into(),
+                namespace: "default".into(),
+                pod: "web-1".into(),
+                container: "nginx".into(),
+                labels: [("app.kubernetes.io/name".to_string(), "web".to_string())].into(),
+                qos_class: Some("burstable".into()),
+                spec: crate::stats::ContainerSpec {
+                    cpu_quota_us: Some(50_000),
+                    cpu_period_us: Some(100_000),
+                    cpu_shares: Some(512),
+                    memory_limit: Some(1 << 28),
+                    ..Default::default()
+                },
+                creation_time_seconds: 1_700_000_000.5,
+                ..Default::default()
+            }),
+            stats: Default::default(),
+        };
+        let s = &mut app.stats;
+        s.cpu.usage_ns = 1_500_000_000;
+        s.cpu.user_ns = 1_000_000_000;
+        s.cpu.system_ns = 500_000_000;
+        s.cpu.cfs = Some(CfsStats {
+            periods: 10,
+            throttled_periods: 2,
+            throttled_ns: 3_000_000,
+            burst_periods: Some(1),
+            burst_ns: None,
+        });
+        s.memory.usage = 4096;
+        s.memory.max_usage = Some(8192);
+        s.memory.pgfault = 7;
+        s.blkio = vec![
+            BlkioDevice {
+                major: 8,
+                minor: 0,
+                read_bytes: 100,
+                write_bytes: 200,
+                reads: 1,
+                writes: 2,
+            },
+            BlkioDevice {
+                major: 253,
+                minor: 1,
+                read_bytes: 300,
+                write_bytes: 400,
+                reads: 3,
+                writes: 4,
+            },
+        ];
+        s.pids.current = Some(12);
+        s.pressure = Some(PressureStats {
+            cpu: Psi {
+                some_total_us: 1_000,
+                full_total_us: 0,
+            },
+            memory: Psi::default(),
+            io: Psi {
+                some_total_us: 5,
+                full_total_us: 2,
+            },
+        });
+        s.network = ["eth0", "eth1"]
+            .iter()
+            .enumerate()
+            .map(|(n, name)| InterfaceStats {
+                name: name.to_string(),
+                rx_bytes: 1000 * n as u64 + 1,
+                tx_errors: n as u64,
+                ..Default::default()
+            })
+            .collect();
+        s.filesystem = vec![fs("/dev/sda1", 12345)];
+        let mut pod = ContainerSample {
+            info: Arc::new(ContainerInfo {
+                id: "/kubepods/burstable/pod1".into(),
+                kind: "pod".into(),
+                ..Default::default()
+            }),
+            stats: Default::default(),
+        };
+        // Read at an earlier tick and carried.
+        pod.stats.timestamp_ms = 1_700_000_009_000;
+        pod.stats.memory.usage = 99;
+        Snapshot {
+            timestamp_ms: 1_700_000_010_000,
+            node_filesystems: Arc::new(vec![fs("/dev/sda1", 1 << 20), fs("tmpfs", 0)]),
+            containers: vec![root, app, pod],
+            cpu_load: vec![("/kubepods/burstable/pod1/abc".into(), 0.25)],
+            log_usage: Arc::new(vec![("/kubepods/burstable/pod1/abc".into(), 777)]),
+            kube: Arc::new(KubeState {
+                restarts: vec![ContainerRestarts {
+                    namespace: "default".into(),
+                    pod: "web-1".into(),
+                    uid: "1".into(),
+                    container: "nginx".into(),
+                    restarts: 3,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_streamed_snapshot_is_the_text_of_its_built_families() {
+        let snap = Arc::new(snapshot_of_every_kind());
+        let opts = ExposeOptions {
+            container_labels: vec!["app.kubernetes.io/name".into(), "qos_class".into()],
+        };
+        let devices = Arc::new(DeviceNames::new(std::path::Path::new("/nonexistent")));
+        let families = crate::expose::snapshot_families(&snap, &opts, &devices);
+        let built = encode(families, Vec::new()).unwrap();
+        let text = String::from_utf8(built.clone()).unwrap();
+        for line in [
+            "container_blkio_device_usage_total{container=\"nginx\",id=\"/kubepods/burstable/pod1/abc\",image=\"nginx:1.25\",name=\"web\\\"1\",namespace=\"default\",pod=\"web-1\",container_label_app_kubernetes_io_name=\"web\",container_label_qos_class=\"burstable\",device=\"253:1\",major=\"253\",minor=\"1\",operation=\"Write\"} 400\n",
+            "container_network_receive_bytes_total{container=\"nginx\",id=\"/kubepods/burstable/pod1/abc\",image=\"nginx:1.25\",name=\"web\\\"1\",namespace=\"default\",pod=\"web-1\",container_label_app_kubernetes_io_name=\"web\",container_label_qos_class=\"burstable\",interface=\"eth1\"} 1001\n",
+            "container_fs_usage_bytes{container=\"\",id=\"/\",image=\"\",name=\"\",namespace=\"\",pod=\"\",container_label_app_kubernetes_io_name=\"\",container_label_qos_class=\"\",device=\"tmpfs\"} 0\n",
+            "container_memory_usage_bytes{container=\"\",id=\"/kubepods/burstable/pod1\",image=\"\",name=\"\",namespace=\"\",pod=\"\",container_label_app_kubernetes_io_name=\"\",container_label_qos_class=\"\"} 99 1700000009000\n",
+            "container_cpu_cfs_burst_periods_total{",
+            "container_pressure_io_stalled_seconds_total{",
+            "container_cpu_load_average_10s{",
+            "container_logs_usage_bytes{",
+            "kube_pod_container_status_restarts_total{namespace=\"default\",pod=\"web-1\",uid=\"1\",container=\"nginx\"} 3\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // Families no container has are left out, headers included.
+        assert!(!text.contains("container_cpu_cfs_burst_seconds_total"));
+        assert_eq!(text.matches("# TYPE container_fs_usage_bytes ").count(), 1);
+
+        for size in [1, 100, 4096, CHUNK_SIZE] {
+            let streamed: Vec<Vec<u8>> =
+                TextChunks::snapshot(snap.clone(), &opts, devices.clone(), Vec::new())
+                    .with_chunk_size(size)
+                    .map(Result::unwrap)
+                    .collect();
+            assert_eq!(
+                String::from_utf8(streamed.concat()).unwrap(),
+                text,
+                "chunk size {size}"
+            );
+            for chunk in &streamed {
                 assert_eq!(chunk.last(), Some(&b'\n'), "whole lines");
             }
         }
