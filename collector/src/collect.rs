@@ -324,8 +324,6 @@ impl Collector {
 
     /// Runs one cycle and returns what it read.
     pub fn collect(&mut self) -> Snapshot {
-        let timestamp_ms = now_ms();
-        let tick_started = Instant::now();
         self.grant_slow_files();
         let events = self.discovery.refresh();
         let mut to_add = events
@@ -344,6 +342,14 @@ impl Collector {
         self.refresh_slow_state();
         self.refresh_pod_status();
         self.walker.step();
+
+        // The samples' time is taken here, when the reads begin, not when
+        // the tick did: the housekeeping above can take long (the re-scan
+        // and the limits of 2000 cgroups ~250 ms a minute, a slow pod list
+        // seconds), and a rate between this sample and the last would be
+        // off by as much as it took.
+        let timestamp_ms = now_ms();
+        let tick_started = Instant::now();
 
         let tick = self.tick;
         self.tick += 1;
