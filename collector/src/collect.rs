@@ -678,13 +678,15 @@ impl Collector {
             t.layer_dir = Some(dir.clone());
             self.walker.track(path, dir);
         }
-        t.info = Arc::new(container_info(
-            path,
-            &t.identity,
-            &t.meta,
-            &t.spec,
-            self.creation_time(path),
-        ));
+        // Taken once, when the cgroup is first seen: its directory's mtime
+        // moves whenever a child cgroup is made in it (on cgroupfs once the
+        // directory's attributes were set, as a chown does), and a pod's
+        // start time must not follow its containers'.
+        let created = match t.info.creation_time_seconds {
+            known if known > 0.0 => known,
+            _ => self.creation_time(path),
+        };
+        t.info = Arc::new(container_info(path, &t.identity, &t.meta, &t.spec, created));
     }
 
     /// Opens the network counters a cgroup should report: those of its

@@ -295,3 +295,67 @@ fn real_v1_root_cgroup() {
     assert_eq!(spec.memory_limit, None, "the root has no memory limit");
     assert_eq!(spec.cpu_quota_us, None);
 }
+
+/// A cgroup's creation time is taken once: its directory's mtime moves
+/// when a child cgroup is made in it (on kernfs once the directory's
+/// attributes were set, e.g. by a chown, as runtimes and systemd's
+/// delegation do), and a pod's start time must not move each time one of
+/// its containers starts.
+#[test]
+fn real_v1_creation_time_stays_when_a_child_cgroup_is_made() {
+    let parent = RealCgroup::create();
+    for dir in &parent.dirs {
+        std::os::unix::fs::chown(dir, Some(0), Some(0)).unwrap();
+    }
+    let mut collector =
+        osprey_collector::collect::Collector::new(osprey_collector::config::AgentConfig {
+            cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
+            subtrees: vec![parent.path()],
+            interval: Duration::from_secs(1),
+            // Limits and identities refreshed every tick.
+            spec_refresh_interval: Duration::ZERO,
+            ..Default::default()
+        })
+        .unwrap();
+    let created = |snap: &osprey_collector::snapshot::Snapshot, id: &str| {
+        snap.containers
+            .iter()
+            .find(|c| c.info.id == id)
+            .map(|c| c.info.creation_time_seconds)
+    };
+    let first = collector.collect();
+    let before = created(&first, &parent.path()).expect("the parent cgroup is read");
+    assert!(before > 0.0);
+
+    let child_dirs: Vec<PathBuf> = parent.dirs.iter().map(|d| d.join("child")).collect();
+    struct Remove(Vec<PathBuf>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for dir in &self.0 {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    let _remove = Remove(child_dirs.clone());
+    for dir in &child_dirs {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let mtime = std::fs::metadata(&parent.dirs[0])
+        .and_then(|m| m.modified())
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        mtime > before,
+        "the parent's mtime moved with the child ({mtime} against {before})"
+    );
+
+    let second = collector.collect();
+    let child = format!("{}/child", parent.path());
+    assert!(
+        created(&second, &child).is_some(),
+        "the child cgroup is read"
+    );
+    assert_eq!(created(&second, &parent.path()), Some(before));
+}
