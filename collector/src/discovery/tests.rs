@@ -451,3 +451,65 @@ fn options_parse_with_defaults_and_human_durations() {
         "typos are rejected"
     );
 }
+
+#[test]
+fn the_backstop_walks_only_when_a_directory_disagrees() {
+    // A fixture tree stands in for cgroupfs (tmpfs counts a directory's
+    // links as cgroupfs does); the backstop is due on every refresh.
+    let root = tempfile::tempdir().unwrap();
+    let memory = root.path().join("memory");
+    fs::create_dir(&memory).unwrap();
+    let layout = CgroupLayout {
+        v1: [("memory".to_owned(), memory.clone())].into(),
+        ..Default::default()
+    };
+    let options = DiscoveryOptions {
+        inotify: true,
+        rescan_interval: Duration::ZERO,
+    };
+    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
+    assert_eq!(discovery.refresh(), vec![added("/")]);
+    assert_eq!(discovery.full_walks(), 1);
+
+    fs::create_dir_all(memory.join("p/q")).unwrap();
+    let mut events = discovery.refresh();
+    events.sort();
+    assert_eq!(events, vec![added("/p"), added("/p/q")], "seen by inotify");
+    // A directory discovery skips changes the count but not what is known.
+    fs::create_dir(memory.join("p/x.mount")).unwrap();
+    for _ in 0..3 {
+        assert_eq!(discovery.refresh(), vec![]);
+    }
+    assert_eq!(discovery.full_walks(), 1, "nothing disagreed: no walk");
+
+    // Events lost: a watcher that watches nothing stands in for one whose
+    // events the kernel dropped without saying so.
+    discovery.watcher = Some(TreeWatcher::new(discovery.mounts.clone()).unwrap());
+    fs::create_dir(memory.join("p/r")).unwrap();
+    assert_eq!(discovery.refresh(), vec![added("/p/r")]);
+    assert_eq!(discovery.full_walks(), 2, "`/p` disagreed: walked");
+    fs::remove_dir(memory.join("p/q")).unwrap();
+    // The walk watched the tree again.
+    assert_eq!(discovery.refresh(), vec![removed("/p/q")]);
+    assert_eq!(discovery.full_walks(), 2);
+}
+
+#[test]
+fn the_backstop_sees_a_cgroup_inotify_missed_on_cgroupfs() {
+    let mut cgroups = TestCgroups::new();
+    let layout = real_layout();
+    let memory = layout.v1["memory"].clone();
+    let base = base_name("backstop");
+    cgroups.mkdir(memory.join(&base));
+    let options = DiscoveryOptions {
+        inotify: true,
+        rescan_interval: Duration::ZERO,
+    };
+    let mut discovery = Discovery::new(layout, only(&base), options).unwrap();
+    refresh_until(&mut discovery, &[added(&format!("/{base}"))]);
+    // Nothing watched from here on: only the backstop can see the child,
+    // through the parent's link count.
+    discovery.watcher = Some(TreeWatcher::new(discovery.mounts.clone()).unwrap());
+    cgroups.mkdir(memory.join(&base).join("child"));
+    assert_eq!(discovery.refresh(), vec![added(&format!("/{base}/child"))]);
+}
