@@ -45,6 +45,28 @@ pub(crate) fn pread_whole(
     }
 }
 
+/// Reads a small file whole in as few system calls as a file can be read
+/// in: open, one `pread` and close for a cgroup interface file shorter
+/// than 256 bytes (the kernel renders them whole, so a short read is the
+/// end); a longer file is read on with [`pread_whole`].
+pub(crate) fn read_small(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let mut first = [0u8; 256];
+    let n = loop {
+        match file.read_at(&mut first, 0) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            read => break read?,
+        }
+    };
+    if n < first.len() {
+        return Ok(first[..n].to_vec());
+    }
+    let mut buf = Vec::new();
+    let len = pread_whole(&file, &mut buf, true)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +89,22 @@ mod tests {
             &buf[..n],
             b"tiny",
             "re-read from offset 0 sees the new text"
+        );
+    }
+
+    #[test]
+    fn small_reads_give_the_whole_file_at_every_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for len in [0, 1, 255, 256, 257, 5000] {
+            let text: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(read_small(&path).unwrap(), text, "{len} bytes");
+        }
+        let gone = dir.path().join("gone");
+        assert_eq!(
+            read_small(&gone).unwrap_err().kind(),
+            io::ErrorKind::NotFound
         );
     }
 }
