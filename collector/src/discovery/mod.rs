@@ -232,7 +232,7 @@ impl Discovery {
     /// when watching) and diffs against what is known. While inotify has
     /// lost nothing, a cheap check comes first ([`Discovery::tree_agrees`]):
     /// at 2000 cgroups in five v1 hierarchies the walk lists ~10 000
-    /// directories of control files, ~160 ms of CPU, and the check ~20 ms.
+    /// directories of control files, ~160 ms of CPU, and the check ~25 ms.
     fn rescan(&mut self) {
         if self.watcher.is_some()
             && !self.events_lost
