@@ -240,10 +240,9 @@ fn without_inotify_every_refresh_rescans() {
     assert_eq!(discovery.refresh(), vec![removed(&format!("/{base}/y"))]);
 }
 
-#[test]
-fn inotify_and_rescan_together_report_each_change_once() {
-    // A fixture tree stands in for cgroupfs; the backstop interval is zero
-    // so every refresh both drains inotify and walks the tree.
+/// A `memory` hierarchy in a temporary directory, discovered with inotify
+/// and the backstop due on every refresh.
+fn watched_fixture_hierarchy() -> (tempfile::TempDir, Discovery) {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir(root.path().join("memory")).unwrap();
     let layout = CgroupLayout {
@@ -254,7 +253,15 @@ fn inotify_and_rescan_together_report_each_change_once() {
         inotify: true,
         rescan_interval: Duration::ZERO,
     };
-    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
+    let discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
+    (root, discovery)
+}
+
+#[test]
+fn inotify_and_rescan_together_report_each_change_once() {
+    // A fixture tree stands in for cgroupfs; the backstop interval is zero
+    // so every refresh both drains inotify and walks the tree.
+    let (root, mut discovery) = watched_fixture_hierarchy();
     assert_eq!(discovery.refresh(), vec![added("/")]);
     fs::create_dir_all(root.path().join("memory/p/q")).unwrap();
     let mut events = discovery.refresh();
@@ -456,18 +463,8 @@ fn options_parse_with_defaults_and_human_durations() {
 fn the_backstop_walks_only_when_a_directory_disagrees() {
     // A fixture tree stands in for cgroupfs (tmpfs counts a directory's
     // links as cgroupfs does); the backstop is due on every refresh.
-    let root = tempfile::tempdir().unwrap();
+    let (root, mut discovery) = watched_fixture_hierarchy();
     let memory = root.path().join("memory");
-    fs::create_dir(&memory).unwrap();
-    let layout = CgroupLayout {
-        v1: [("memory".to_owned(), memory.clone())].into(),
-        ..Default::default()
-    };
-    let options = DiscoveryOptions {
-        inotify: true,
-        rescan_interval: Duration::ZERO,
-    };
-    let mut discovery = Discovery::new(layout, DiscoveryFilter::default(), options).unwrap();
     assert_eq!(discovery.refresh(), vec![added("/")]);
     assert_eq!(discovery.full_walks(), 1);
 

@@ -2,7 +2,6 @@
 //! on a real node in a temporary directory.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -377,30 +376,9 @@ fn complete_names_are_not_reread_before_the_refresh_interval() {
     assert!(Arc::ptr_eq(&first, &resolve(&mut cache, &path)));
 }
 
-/// A one-route HTTP server on 127.0.0.1 answering every request with
-/// `body`, counting requests.
+/// A kubelet answering every request with `body` at once.
 fn serve(body: String) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/pods", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&hits);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (url, hits)
+    crate::fixture::kubelet::serve_pod_list(body, Duration::ZERO)
 }
 
 fn pod_list() -> String {
