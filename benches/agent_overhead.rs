@@ -52,7 +52,8 @@
 //!   of its running time (its own count of collections).
 //! - `OSPREY_BENCH_HOLD`: build the 1000-container v1 and v2 kubepods
 //!   fixtures, print the agent commands that read them, and wait this many
-//!   seconds (for `perf record` on an agent started by hand).
+//!   seconds or until SIGTERM or SIGINT, then remove them (for `perf
+//!   record` on an agent started by hand).
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt as _;
@@ -897,6 +898,39 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// SIGTERM and SIGINT, blocked so that they can be waited for: a held
+/// bench stopped by either still removes its trees (killed, it left them,
+/// 4 GB a pair, in `/dev/shm`).
+struct StopSignals(libc::sigset_t);
+
+impl StopSignals {
+    /// Blocks the signals in the calling thread (call before any thread is
+    /// started, so that every later one inherits the mask).
+    fn block() -> Self {
+        // SAFETY: the set is a local initialised by sigemptyset, and the
+        // mask is the calling thread's own.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            StopSignals(set)
+        }
+    }
+
+    /// Returns after `timeout`, or as soon as one of the signals arrives
+    /// (at once if one came while blocked).
+    fn wait(&self, timeout: Duration) {
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: 0,
+        };
+        // SAFETY: the set and the timeout are valid for the call.
+        unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &timeout) };
+    }
+}
+
 fn main() {
     if let Ok(procs) = std::env::var("OSPREY_BENCH_OCCUPY") {
         occupy(
@@ -908,6 +942,7 @@ fn main() {
         floor_process(&plan);
     }
     if let Ok(hold) = std::env::var("OSPREY_BENCH_HOLD") {
+        let stop = StopSignals::block();
         let trees = [FixtureVersion::V1, FixtureVersion::V2].map(|v| kubepods_fixture(v, 1000));
         for tree in &trees {
             println!(
@@ -916,7 +951,7 @@ fn main() {
                 fixture_args(tree).join(" ")
             );
         }
-        std::thread::sleep(Duration::from_secs(hold.parse().unwrap_or(600)));
+        stop.wait(Duration::from_secs(hold.parse().unwrap_or(600)));
         return;
     }
     let settings = Settings {
