@@ -501,13 +501,8 @@ impl DeviceNames {
         }
     }
 
-    /// `/dev/<name>` for the device, or `major:minor` when unknown.
-    pub fn name(&self, major: u64, minor: u64) -> String {
-        self.with_name(major, minor, str::to_string)
-    }
-
-    /// Calls `f` with the device's name (see [`DeviceNames::name`]),
-    /// without copying it.
+    /// Calls `f` with the device's name, `/dev/<name>`, or `major:minor`
+    /// when unknown (no copy: it is on each of a device's samples).
     pub fn with_name<R>(&self, major: u64, minor: u64, f: impl FnOnce(&str) -> R) -> R {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let name = cache
