@@ -54,6 +54,11 @@
 //!   fixtures, print the agent commands that read them, and wait this many
 //!   seconds or until SIGTERM or SIGINT, then remove them (for `perf
 //!   record` on an agent started by hand).
+//!
+//! Where it can (root, a memory controller), the bench runs each agent in
+//! a memory cgroup of its own and reports what that cgroup was charged
+//! beside the RSS: the kernel memory behind the agent's open files counts
+//! against a container's memory limit but not in its RSS.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt as _;
@@ -159,6 +164,125 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A memory cgroup of its own for the agent, so that the bench reads what
+/// a container limit on the agent would count: its RSS and also the kernel
+/// memory charged to it, of which the descriptors it holds open are most
+/// (each cgroup file read through a held descriptor keeps a page of the
+/// kernel's for its text until closed: ~4.4 KiB a descriptor on 6.x
+/// kernels). The RSS alone hides that.
+struct MemoryCgroup {
+    dir: PathBuf,
+    /// cgroup v1's memory controller, else the unified hierarchy.
+    v1: bool,
+}
+
+impl MemoryCgroup {
+    /// Makes the cgroup under the v1 memory controller or, without one,
+    /// in the unified hierarchy if it has the memory controller; `None`
+    /// without either (or without root).
+    fn create() -> Option<Self> {
+        let name = format!("osprey-agentbench-memory-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let (parent, is_v1) = if v1.join("memory.usage_in_bytes").exists() {
+            (v1.to_path_buf(), true)
+        } else {
+            let unified = Path::new("/sys/fs/cgroup");
+            let controllers =
+                std::fs::read_to_string(unified.join("cgroup.subtree_control")).ok()?;
+            if !controllers.split_whitespace().any(|c| c == "memory") {
+                return None;
+            }
+            (unified.to_path_buf(), false)
+        };
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir).ok()?;
+        Some(Self { dir, v1: is_v1 })
+    }
+
+    /// A command that runs `binary` in this cgroup from its first
+    /// instruction: a shell moves itself in, then becomes the agent (same
+    /// pid), so nothing the agent allocates is charged elsewhere.
+    fn command(&self, binary: &Path) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(r#"echo $$ > "$0" && exec "$@""#)
+            .arg(self.dir.join("cgroup.procs"))
+            .arg(binary);
+        command
+    }
+
+    fn read_mib(&self, file: &str) -> f64 {
+        std::fs::read_to_string(self.dir.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+    }
+
+    /// Everything charged to the cgroup now: RSS, kernel memory and any
+    /// page cache the agent brought in.
+    fn usage_mib(&self) -> f64 {
+        self.read_mib(if self.v1 {
+            "memory.usage_in_bytes"
+        } else {
+            "memory.current"
+        })
+    }
+
+    /// The page cache charged to the cgroup: pages of files the agent was
+    /// the first to read (its own binary, on a first run), which the
+    /// kernel reclaims before anything else. Without it the usage is what
+    /// the agent needs.
+    fn page_cache_mib(&self) -> f64 {
+        let key = if self.v1 { "cache " } else { "file " };
+        std::fs::read_to_string(self.dir.join("memory.stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
+            })
+            .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+    }
+
+    /// The highest [`usage_mib`](Self::usage_mib) since the cgroup was made.
+    fn peak_mib(&self) -> f64 {
+        self.read_mib(if self.v1 {
+            "memory.max_usage_in_bytes"
+        } else {
+            "memory.peak"
+        })
+    }
+
+    /// The kernel's memory charged to the cgroup (open files' buffers,
+    /// slab objects, page tables, stacks, socket buffers).
+    fn kernel_mib(&self) -> f64 {
+        if self.v1 {
+            return self.read_mib("memory.kmem.usage_in_bytes");
+        }
+        std::fs::read_to_string(self.dir.join("memory.stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("kernel ")?.trim().parse::<u64>().ok())
+            })
+            .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // The agent was killed and reaped first (it is dropped before);
+        // the kernel may take a moment to let the emptied cgroup go.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("could not remove {}", self.dir.display());
+    }
+}
+
 struct Agent(Child);
 impl Drop for Agent {
     fn drop(&mut self) {
@@ -212,6 +336,11 @@ struct Row {
     /// MiB between builds with the code's layout).
     anon_mib: f64,
     peak_mib: f64,
+    /// What the agent's own memory cgroup was charged at the end without
+    /// page cache, the kernel's share of it, and the peak charge (page
+    /// cache included: the kernel keeps no other peak) (see
+    /// [`MemoryCgroup`]); `None` where the bench could not make one.
+    cgroup_mib: Option<(f64, f64, f64)>,
     load: String,
     /// The floor, measured between the agent's slices (see [`FloorFiles`]).
     floor: Option<FloorRun>,
@@ -231,7 +360,12 @@ fn measure(
     floor: Option<&[PlannedFile]>,
 ) -> Row {
     let port = free_port();
-    let child = Command::new(binary)
+    let memory = MemoryCgroup::create();
+    let mut command = match &memory {
+        Some(cgroup) => cgroup.command(binary),
+        None => Command::new(binary),
+    };
+    let child = command
         .args([
             "agent",
             "--interval",
@@ -367,6 +501,13 @@ fn measure(
         rss_mib: status_kib(pid, "VmRSS:") as f64 / 1024.0,
         anon_mib: status_kib(pid, "RssAnon:") as f64 / 1024.0,
         peak_mib: status_kib(pid, "VmHWM:") as f64 / 1024.0,
+        cgroup_mib: memory.as_ref().map(|m| {
+            (
+                m.usage_mib() - m.page_cache_mib(),
+                m.kernel_mib(),
+                m.peak_mib(),
+            )
+        }),
         load: format!("{load0}→{}", load_average()),
         floor,
     }
@@ -1048,7 +1189,7 @@ fn main() {
                         let mut row = measure(&settings, agent, name, n, &args, plan.as_deref());
                         row.activity = activity;
                         eprintln!(
-                            "{} {} {} {activity}: {:.2} % of a core, collection {:.2} ms per tick, floor {} (load {})",
+                            "{} {} {} {activity}: {:.2} % of a core, collection {:.2} ms per tick, floor {}, RSS {:.1} MiB, cgroup {} (load {})",
                             row.agent,
                             row.case,
                             n,
@@ -1056,6 +1197,11 @@ fn main() {
                             row.collect_ms_per_tick,
                             row.floor
                                 .map_or("-".to_string(), |f| format!("{:.2} ms", f.ms_per_tick)),
+                            row.rss_mib,
+                            row.cgroup_mib
+                                .map_or("-".to_string(), |(usage, kernel, _)| format!(
+                                    "{usage:.1} MiB without page cache ({kernel:.1} kernel)"
+                                )),
                             row.load
                         );
                         rows.push(row);
@@ -1117,6 +1263,31 @@ fn main() {
                 String::new()
             }
         );
+    }
+    if rows.iter().any(|r| r.cgroup_mib.is_some()) {
+        println!(
+            "memory: the agent's own memory cgroup at the end of its row, without page cache (what a container limit on it counts, page cache aside: its anonymous memory and the kernel's for its open files and the rest), the kernel's share, and the peak charge (page cache included)"
+        );
+        println!(
+            "{:<10} {:<16} {:<7} {:>6} {:>8} {:>11} {:>11} {:>11}",
+            "agent",
+            "case",
+            "activity",
+            "conts",
+            "RSS MiB",
+            "charged MiB",
+            "kernel MiB",
+            "peak MiB"
+        );
+        for r in &rows {
+            let Some((usage, kernel, peak)) = r.cgroup_mib else {
+                continue;
+            };
+            println!(
+                "{:<10} {:<16} {:<7} {:>6} {:>8.1} {:>11.1} {:>11.1} {:>11.1}",
+                r.agent, r.case, r.activity, r.containers, r.rss_mib, usage, kernel, peak
+            );
+        }
     }
     if rows.iter().any(|r| r.floor.is_some()) {
         println!(
