@@ -517,10 +517,11 @@ impl Collector {
         // the rest of the process keeps what it needs.
         let reserved = still_to_add * PER_TICK_FILES_ESTIMATE;
         let spare = self.spare_descriptors(still_to_add);
-        let hold_slow = self.fds_in_use + reserved + spare < self.fd_limit;
+        let hold_slow =
+            self.config.hold_slow_files && self.fds_in_use + reserved + spare < self.fd_limit;
         if hold_slow {
             self.slow_files_held = true;
-        } else {
+        } else if self.config.hold_slow_files {
             self.slow_files_wanted = true;
             self.make_room(PER_TICK_FILES_ESTIMATE + spare);
         }

@@ -92,6 +92,16 @@ pub struct AgentConfig {
     /// per read) for the cgroups that are idle, which on a dense node are
     /// most. `false` reads it every tick.
     pub carry_quiet_memory_stat: bool,
+    /// Keep the slow files (above) open between their reads while the
+    /// open-file limit leaves room, as the per-tick files are. Each held
+    /// cgroup file costs kernel memory charged to the agent's cgroup,
+    /// though not in its RSS: its `struct file` and, once read, a page for
+    /// its text (~4.4 KiB); five slow files a cgroup come to ~22 KiB, 41
+    /// MiB on a node of 2000 cgroups. Opening them when due instead costs
+    /// ~3.5 µs a file: ~0.35 % of a core at 2000 cgroups and a 10 s
+    /// `slow_stat_interval` (`docs/benchmarks.md`, session 12). `false`
+    /// for nodes where the agent's memory limit is tight.
+    pub hold_slow_files: bool,
     /// How often cgroups that only aggregate others are read when the
     /// interval is shorter: pod and QoS-class cgroups (`kubepods*.slice`,
     /// `…-pod<uid>.slice`), whose processes all live in their container
@@ -241,6 +251,7 @@ impl Default for AgentConfig {
             rescan_interval: Duration::from_secs(60),
             slow_stat_interval: Duration::from_secs(10),
             carry_quiet_memory_stat: true,
+            hold_slow_files: true,
             aggregate_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),
             fs_interval: Duration::from_secs(60),

@@ -98,6 +98,12 @@ pub struct AgentArgs {
     /// default their last figures are reported until the next slow read, 10 s).
     #[arg(long, env = "OSPREY_ALWAYS_READ_MEMORY_STAT")]
     pub always_read_memory_stat: bool,
+    /// Open the slow files (peak memory, limit hits, OOM counts, v1 kernel
+    /// memory, user/system split) when due instead of holding them open:
+    /// ~22 KiB less kernel memory per cgroup, charged to the agent's
+    /// cgroup, for ~3.5 µs per file read (see `hold_slow_files`).
+    #[arg(long, env = "OSPREY_OPEN_SLOW_FILES_WHEN_DUE")]
+    pub open_slow_files_when_due: bool,
     /// Directory entries the writable-layer walker may examine per tick [default: 20000].
     #[arg(long, env = "OSPREY_FS_WALK_BUDGET")]
     pub fs_walk_budget: Option<usize>,
@@ -178,6 +184,9 @@ impl AgentArgs {
         }
         if self.always_read_memory_stat {
             c.carry_quiet_memory_stat = false;
+        }
+        if self.open_slow_files_when_due {
+            c.hold_slow_files = false;
         }
         if self.node_name.is_some() {
             c.node_name = self.node_name.clone();
