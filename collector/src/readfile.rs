@@ -45,12 +45,12 @@ pub(crate) fn pread_whole(
     }
 }
 
-/// Reads a small file, just opened, whole in as few system calls as a file
-/// can be read in: one `pread` (then the caller's close) for a cgroup
-/// interface file shorter than 256 bytes (the kernel renders them whole,
-/// so a short read is the end); a longer file is read on with
-/// [`pread_whole`].
-pub(crate) fn read_small(file: &File) -> io::Result<Vec<u8>> {
+/// Reads a small file whole in as few system calls as a file can be read
+/// in: open, one `pread` and close for a cgroup interface file shorter
+/// than 256 bytes (the kernel renders them whole, so a short read is the
+/// end); a longer file is read on with [`pread_whole`].
+pub(crate) fn read_small(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
     let mut first = [0u8; 256];
     let n = loop {
         match file.read_at(&mut first, 0) {
@@ -62,7 +62,7 @@ pub(crate) fn read_small(file: &File) -> io::Result<Vec<u8>> {
         return Ok(first[..n].to_vec());
     }
     let mut buf = Vec::new();
-    let len = pread_whole(file, &mut buf, true)?;
+    let len = pread_whole(&file, &mut buf, true)?;
     buf.truncate(len);
     Ok(buf)
 }
@@ -99,8 +99,12 @@ mod tests {
         for len in [0, 1, 255, 256, 257, 5000] {
             let text: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
             std::fs::write(&path, &text).unwrap();
-            let file = File::open(&path).unwrap();
-            assert_eq!(read_small(&file).unwrap(), text, "{len} bytes");
+            assert_eq!(read_small(&path).unwrap(), text, "{len} bytes");
         }
+        let gone = dir.path().join("gone");
+        assert_eq!(
+            read_small(&gone).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
     }
 }

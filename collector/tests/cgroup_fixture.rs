@@ -4,7 +4,6 @@
 use std::fs;
 
 use osprey_collector::cgroup::CgroupReader;
-use osprey_collector::cgroup::reader::ReadCadence;
 use osprey_collector::cgroup::v1::user_hz;
 use osprey_collector::fixture::paths::{self, Qos, Runtime};
 use osprey_collector::fixture::{
@@ -779,36 +778,6 @@ fn holding_the_slow_files_reads_the_same_figures() {
         assert_eq!(
             held.read_stats(5).unwrap(),
             on_demand.read_stats(5).unwrap()
-        );
-    }
-}
-
-#[test]
-fn a_reader_opened_without_holding_them_closes_its_slow_files() {
-    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
-        let path = paths::docker_systemd(&paths::container_id(11));
-        tree.add_cgroup(&path, &values()).unwrap();
-        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
-        reader.set_slow_interval(std::time::Duration::from_secs(3600));
-        // The first read takes every file, the slow ones included
-        // (opened relative to the cgroup's held directory).
-        let stats = reader.read_stats(5).unwrap();
-        assert_eq!(
-            stats.memory.max_usage,
-            Some(400 * MIB),
-            "the slow files were read"
-        );
-        let plan = reader.read_plan();
-        let slow = plan
-            .iter()
-            .filter(|(_, cadence)| *cadence == ReadCadence::Slow)
-            .count();
-        assert!(slow > 0, "{:?}: the fixture has slow files", tree.version());
-        assert_eq!(
-            reader.open_file_count(),
-            plan.len() - slow,
-            "{:?}: held descriptors are the per-tick files",
-            tree.version()
         );
     }
 }

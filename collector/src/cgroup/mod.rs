@@ -12,9 +12,7 @@ pub mod reader;
 pub mod v1;
 pub mod v2;
 
-use std::fs::File;
 use std::io;
-use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -88,62 +86,24 @@ pub(crate) fn is_gone(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ENODEV)
 }
 
-/// A cgroup's directory in one hierarchy, for the files read now and then
-/// (limits, slow figures): its path, and where the reader holds the
-/// directory open, its descriptor, which files are opened relative to
-/// without walking the path again.
-#[derive(Debug, Clone, Copy)]
-pub struct CgroupDir<'a> {
-    /// The directory, e.g. `/sys/fs/cgroup/memory/docker/<id>`.
-    pub path: &'a Path,
-    /// The directory held open (`O_PATH`), if it is.
-    pub fd: Option<BorrowedFd<'a>>,
-}
-
-impl<'a> CgroupDir<'a> {
-    /// A directory known by its path only.
-    pub fn at(path: &'a Path) -> Self {
-        CgroupDir { path, fd: None }
-    }
-
-    /// Opens file `name` of the directory for reading.
-    pub fn open(&self, name: &str) -> io::Result<File> {
-        match self.fd {
-            Some(dir) => rustix::fs::openat(
-                dir,
-                name,
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map(File::from)
-            .map_err(io::Error::from),
-            None => File::open(self.path.join(name)),
-        }
-    }
-}
-
 /// Reads a whole limit file that may be absent. `None` when it does not
 /// exist; [`ReadError::Vanished`] when `cgroup_dir` itself is gone.
 pub(crate) fn read_optional(
     cgroup: &str,
-    cgroup_dir: CgroupDir<'_>,
+    cgroup_dir: &Path,
     name: &str,
 ) -> Result<Option<(PathBuf, String)>, ReadError> {
-    let path = || cgroup_dir.path.join(name);
+    let path = cgroup_dir.join(name);
     // At every limit refresh this runs for each of thousands of cgroups'
-    // ~7 limit files: open, `read_small` and close take three system
-    // calls to `fs::read`'s five, and the open skips the path walk where
-    // the directory is held.
-    match cgroup_dir
-        .open(name)
-        .and_then(|file| crate::readfile::read_small(&file))
-    {
+    // ~7 limit files: `read_small` takes three system calls to
+    // `fs::read`'s five.
+    match crate::readfile::read_small(&path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Some((path(), text))),
-            Err(_) => Err(ReadError::parse(&path(), ParseError::NotText)),
+            Ok(text) => Ok(Some((path, text))),
+            Err(_) => Err(ReadError::parse(&path, ParseError::NotText)),
         },
         Err(err) if is_gone(&err) => {
-            if cgroup_dir.path.is_dir() {
+            if cgroup_dir.is_dir() {
                 Ok(None)
             } else {
                 Err(ReadError::Vanished {
@@ -151,10 +111,7 @@ pub(crate) fn read_optional(
                 })
             }
         }
-        Err(source) => Err(ReadError::Io {
-            path: path(),
-            source,
-        }),
+        Err(source) => Err(ReadError::Io { path, source }),
     }
 }
 

@@ -14,13 +14,12 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::v1::{self, BLKIO_FILE_SETS, SpecDirs};
-use super::{CgroupDir, ParseError, ReadError, is_gone, v2};
+use super::{ParseError, ReadError, is_gone, v2};
 use crate::layout::{CgroupLayout, CgroupMode, join_cgroup};
 use crate::stats::{ContainerSpec, ContainerStats, MemoryStats, PidsStats, PressureStats};
 
@@ -144,12 +143,6 @@ pub struct CgroupReader {
     primary_dir: Arc<Path>,
     /// The mount points of the hierarchies the reader's files are in.
     mounts: Vec<Arc<Path>>,
-    /// The cgroup's directory in each of `mounts` (same index) with files
-    /// opened when due (limits, slow files not held), held as an `O_PATH`
-    /// descriptor (no file buffer; ~0.25 KiB of kernel memory). Opening a
-    /// file relative to it skips walking the cgroup's path: ~1 µs of an
-    /// open's ~3.5 on the kubelet's long paths.
-    dirs: Vec<Option<OwnedFd>>,
     /// v1: the hierarchies of the `cpu`, `memory` and `pids` limit files.
     spec_v1: [Option<u8>; 3],
     /// Slow-moving figures (peak usage, limit hits, OOM counts, v1 kernel
@@ -274,7 +267,6 @@ impl CgroupReader {
             usage_from_stat: false,
             primary_dir: Arc::from(Path::new("")),
             mounts: Vec::new(),
-            dirs: Vec::new(),
             spec_v1: [None; 3],
             cgroup,
         };
@@ -282,7 +274,6 @@ impl CgroupReader {
             CgroupMode::V1 => reader.open_v1(layout)?,
             CgroupMode::V2 => reader.open_v2(layout)?,
         }
-        reader.open_dirs()?;
         Ok(reader)
     }
 
@@ -328,7 +319,7 @@ impl CgroupReader {
         }
         if let Some(dir @ (_, path)) = &memory {
             if let Some((path, text)) =
-                super::read_optional(&self.cgroup, CgroupDir::at(path), "memory.use_hierarchy")?
+                super::read_optional(&self.cgroup, path, "memory.use_hierarchy")?
             {
                 self.use_hierarchy =
                     v1::parse_use_hierarchy(&text).map_err(|e| ReadError::parse(&path, e))?;
@@ -490,63 +481,6 @@ impl CgroupReader {
         join_cgroup(&self.mounts[usize::from(held.mount)], &self.cgroup).join(held.kind.file_name())
     }
 
-    /// Holds the directories of the hierarchies with files opened when
-    /// due: limits and slow files (see `dirs`). Out of descriptors, a
-    /// directory is not held and its files are opened by path.
-    fn open_dirs(&mut self) -> Result<(), ReadError> {
-        self.dirs = Vec::with_capacity(self.mounts.len());
-        for (index, mount) in self.mounts.iter().enumerate() {
-            let has_limits = match self.mode {
-                CgroupMode::V1 => self.spec_v1.contains(&Some(index as u8)),
-                CgroupMode::V2 => true,
-            };
-            let has_slow_files = self
-                .files
-                .iter()
-                .any(|f| usize::from(f.mount) == index && f.kind.is_slow());
-            if !has_limits && !has_slow_files {
-                self.dirs.push(None);
-                continue;
-            }
-            let path = join_cgroup(mount, &self.cgroup);
-            let flags = rustix::fs::OFlags::PATH
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::CLOEXEC;
-            match rustix::fs::open(&path, flags, rustix::fs::Mode::empty()) {
-                Ok(dir) => self.dirs.push(Some(dir)),
-                Err(e) if is_gone(&e.into()) => return Err(self.vanished()),
-                Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE) => self.dirs.push(None),
-                Err(e) => {
-                    return Err(ReadError::Io {
-                        path,
-                        source: e.into(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens a file not held (a slow file when due), relative to its held
-    /// directory if it has one.
-    fn open_unheld(&self, held: &HeldFile) -> io::Result<File> {
-        let path = join_cgroup(&self.mounts[usize::from(held.mount)], &self.cgroup);
-        self.dir(held.mount, &path).open(held.kind.file_name())
-    }
-
-    /// The cgroup's directory `path` in hierarchy `mount`, with its held
-    /// descriptor if it has one.
-    fn dir<'a>(&'a self, mount: u8, path: &'a Path) -> CgroupDir<'a> {
-        CgroupDir {
-            path,
-            fd: self
-                .dirs
-                .get(usize::from(mount))
-                .and_then(Option::as_ref)
-                .map(|fd| fd.as_fd()),
-        }
-    }
-
     /// The files one [`read_stats`](Self::read_stats) reads on an ordinary
     /// tick, in order (a v1 cgroup's blkio files only once a set with data
     /// was chosen; the probes are not per tick): the
@@ -699,7 +633,7 @@ impl CgroupReader {
             let mut opened = None;
             let read = match &held.file {
                 Some(file) => read_text(file, buf),
-                None => match self.open_unheld(held) {
+                None => match File::open(path_of(held)) {
                     Ok(file) => {
                         let read = read_text(&file, buf);
                         opened = Some(file);
@@ -882,17 +816,16 @@ impl CgroupReader {
     pub fn read_spec(&mut self) -> Result<ContainerSpec, ReadError> {
         match self.mode {
             CgroupMode::V1 => {
-                let paths = self.spec_v1.map(|mount| {
-                    mount.map(|m| (m, join_cgroup(&self.mounts[usize::from(m)], &self.cgroup)))
+                let [cpu, memory, pids] = self.spec_v1.map(|mount| {
+                    mount.map(|m| {
+                        Arc::from(join_cgroup(&self.mounts[usize::from(m)], &self.cgroup).as_path())
+                    })
                 });
-                let [cpu, memory, pids] = paths
-                    .each_ref()
-                    .map(|dir| dir.as_ref().map(|(m, path)| self.dir(*m, path)));
                 let spec = v1::read_spec(&self.cgroup, &SpecDirs { cpu, memory, pids })?;
                 self.set_read_cfs(spec.cpu_quota_us.is_some());
                 Ok(spec)
             }
-            CgroupMode::V2 => v2::read_spec(&self.cgroup, self.dir(0, &self.primary_dir)),
+            CgroupMode::V2 => v2::read_spec(&self.cgroup, &self.primary_dir),
         }
     }
 }

@@ -4,8 +4,10 @@
 //! are pure so the reader and the tests share them. Units follow
 //! [`crate::stats`]: nanoseconds and bytes.
 
+use std::path::Path;
+
 use super::parse::{self, BlkioOp, ParseError};
-use super::{CgroupDir, ReadError, limit_or_unlimited, read_optional};
+use super::{ReadError, limit_or_unlimited, read_optional};
 use crate::stats::{BlkioDevice, CfsStats, ContainerSpec, CpuStats, MemoryStats};
 
 /// `cpuacct.usage`: total CPU time, ns.
@@ -202,22 +204,22 @@ pub const BLKIO_FILE_SETS: [(&str, &str); 4] = [
 /// Where the limit files of a v1 cgroup live (`None` when the controller
 /// is not mounted or the cgroup does not exist in its hierarchy).
 #[derive(Debug, Clone, Default)]
-pub struct SpecDirs<'a> {
+pub struct SpecDirs {
     /// The `cpu` controller directory.
-    pub cpu: Option<CgroupDir<'a>>,
+    pub cpu: Option<std::sync::Arc<std::path::Path>>,
     /// The `memory` controller directory.
-    pub memory: Option<CgroupDir<'a>>,
+    pub memory: Option<std::sync::Arc<std::path::Path>>,
     /// The `pids` controller directory.
-    pub pids: Option<CgroupDir<'a>>,
+    pub pids: Option<std::sync::Arc<std::path::Path>>,
 }
 
 /// Reads the limits of a v1 cgroup: `cpu.shares`, `cpu.cfs_period_us`,
 /// `cpu.cfs_quota_us` (`-1` → unlimited), `memory.limit_in_bytes`,
 /// `memory.memsw.limit_in_bytes` (memory + swap), `memory.soft_limit_in_bytes`
 /// (reservation), `pids.max`. Byte limits above 2^62 are unlimited.
-pub fn read_spec(cgroup: &str, dirs: &SpecDirs<'_>) -> Result<ContainerSpec, ReadError> {
+pub fn read_spec(cgroup: &str, dirs: &SpecDirs) -> Result<ContainerSpec, ReadError> {
     let mut spec = ContainerSpec::default();
-    if let Some(dir) = dirs.cpu {
+    if let Some(dir) = &dirs.cpu {
         spec.cpu_shares = read_u64(cgroup, dir, "cpu.shares")?;
         spec.cpu_period_us = read_u64(cgroup, dir, "cpu.cfs_period_us")?;
         if let Some((path, text)) = read_optional(cgroup, dir, "cpu.cfs_quota_us")? {
@@ -225,7 +227,7 @@ pub fn read_spec(cgroup: &str, dirs: &SpecDirs<'_>) -> Result<ContainerSpec, Rea
             spec.cpu_quota_us = u64::try_from(quota).ok();
         }
     }
-    if let Some(dir) = dirs.memory {
+    if let Some(dir) = &dirs.memory {
         spec.memory_limit =
             read_u64(cgroup, dir, "memory.limit_in_bytes")?.and_then(limit_or_unlimited);
         spec.memory_swap_limit =
@@ -233,7 +235,7 @@ pub fn read_spec(cgroup: &str, dirs: &SpecDirs<'_>) -> Result<ContainerSpec, Rea
         spec.memory_reservation =
             read_u64(cgroup, dir, "memory.soft_limit_in_bytes")?.and_then(limit_or_unlimited);
     }
-    if let Some(dir) = dirs.pids
+    if let Some(dir) = &dirs.pids
         && let Some((path, text)) = read_optional(cgroup, dir, "pids.max")?
     {
         spec.pids_limit =
@@ -243,11 +245,7 @@ pub fn read_spec(cgroup: &str, dirs: &SpecDirs<'_>) -> Result<ContainerSpec, Rea
 }
 
 /// Reads an optional single-value file.
-pub(crate) fn read_u64(
-    cgroup: &str,
-    dir: CgroupDir<'_>,
-    name: &str,
-) -> Result<Option<u64>, ReadError> {
+pub(crate) fn read_u64(cgroup: &str, dir: &Path, name: &str) -> Result<Option<u64>, ReadError> {
     match read_optional(cgroup, dir, name)? {
         Some((path, text)) => parse::single_u64(&text)
             .map(Some)

@@ -4,9 +4,11 @@
 //!
 //! Each `apply_*` function folds one file's contents into the sample.
 
+use std::path::Path;
+
 use super::parse::{self, ParseError};
 use super::v1::{device_entry, read_u64};
-use super::{CgroupDir, ReadError, limit_or_unlimited, read_optional};
+use super::{ReadError, limit_or_unlimited, read_optional};
 use crate::stats::{BlkioDevice, CfsStats, ContainerSpec, CpuStats, MemoryStats, Psi};
 
 /// `cpu.stat` (v2): usage in µs converted to ns. The CFS keys are present
@@ -103,7 +105,7 @@ pub fn weight_to_shares(weight: u64) -> u64 {
 /// and — only when `memory.max` exists, as cAdvisor — `memory.max`,
 /// `memory.swap.max` (swap only), `memory.min` (reservation); `pids.max`.
 /// `max` and byte values above 2^62 are unlimited.
-pub fn read_spec(cgroup: &str, dir: CgroupDir<'_>) -> Result<ContainerSpec, ReadError> {
+pub fn read_spec(cgroup: &str, dir: &Path) -> Result<ContainerSpec, ReadError> {
     let mut spec = ContainerSpec {
         cpu_shares: read_u64(cgroup, dir, "cpu.weight")?.map(weight_to_shares),
         ..ContainerSpec::default()
@@ -124,11 +126,7 @@ pub fn read_spec(cgroup: &str, dir: CgroupDir<'_>) -> Result<ContainerSpec, Read
 
 /// Reads an optional `<value|max>` file: outer `None` when absent, inner
 /// `None` when unlimited.
-fn read_max(
-    cgroup: &str,
-    dir: CgroupDir<'_>,
-    name: &str,
-) -> Result<Option<Option<u64>>, ReadError> {
+fn read_max(cgroup: &str, dir: &Path, name: &str) -> Result<Option<Option<u64>>, ReadError> {
     match read_optional(cgroup, dir, name)? {
         Some((path, text)) => parse::single_u64_or_max(&text)
             .map(|v| Some(v.and_then(limit_or_unlimited)))
