@@ -1,5 +1,6 @@
 //! The agent with a real Prometheus: its `/metrics` passes `promtool check
-//! metrics`, and its remote-write stream survives Prometheus going away
+//! metrics` and is scraped by a Prometheus set up as for cAdvisor (gzip
+//! included), and its remote-write stream survives Prometheus going away
 //! and coming back without losing a sample.
 
 mod common;
@@ -53,6 +54,129 @@ fn metrics_pass_promtool_check() {
         !text.contains("cpu=\"cpu0"),
         "per-CPU series are off by default"
     );
+}
+
+/// `GET /metrics` with `Accept-Encoding: accept` (if any): the status, the
+/// `Content-Encoding` and `Vary` headers, and the body as sent.
+fn fetch_metrics(
+    base: &str,
+    accept: Option<&str>,
+) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+    // reqwest here has no gzip feature: it neither asks for gzip nor
+    // decodes it, so the body is what the agent sent.
+    let mut request = reqwest::blocking::Client::new().get(format!("{base}/metrics"));
+    if let Some(accept) = accept {
+        request = request.header("Accept-Encoding", accept);
+    }
+    let response = request.send().expect("agent answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (encoding, vary) = (header("content-encoding"), header("vary"));
+    let status = response.status().as_u16();
+    (status, encoding, vary, response.bytes().unwrap().to_vec())
+}
+
+#[test]
+fn metrics_are_gzipped_for_a_scraper_that_accepts_it() {
+    use std::io::Read as _;
+    let dir = artifact_dir("metrics-gzip");
+    let agent = AgentProcess::start(&["--interval", "1s"], &dir);
+    wait_for(
+        Duration::from_secs(20),
+        "container series on /metrics",
+        || {
+            agent
+                .metrics()
+                .contains("container_cpu_usage_seconds_total{")
+                .then_some(())
+        },
+    );
+
+    let (status, encoding, vary, plain) = fetch_metrics(&agent.base, None);
+    assert_eq!(status, 200);
+    assert_eq!(encoding, None, "no gzip unless asked for");
+    assert_eq!(vary.as_deref(), Some("Accept-Encoding"));
+    let plain = String::from_utf8(plain).unwrap();
+
+    let (status, encoding, vary, body) = fetch_metrics(&agent.base, Some("deflate, gzip;q=0.9"));
+    assert_eq!(status, 200);
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(vary.as_deref(), Some("Accept-Encoding"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_string(&mut text)
+        .expect("a whole gzip member");
+    assert!(
+        body.len() * 4 < text.len(),
+        "{} bytes compressed to {}",
+        text.len(),
+        body.len()
+    );
+    // The same exposition: the root cgroup's series and the same families.
+    let families = |t: &str| {
+        let mut f: Vec<String> = t
+            .lines()
+            .filter(|l| l.starts_with("# TYPE "))
+            .map(str::to_string)
+            .collect();
+        f.sort();
+        f
+    };
+    assert_eq!(families(&text), families(&plain));
+    for t in [&text, &plain] {
+        assert!(metric_value(t, "container_cpu_usage_seconds_total", &[("id", "/")]).is_some());
+    }
+    // A refused gzip is honoured.
+    let (_, encoding, _, _) = fetch_metrics(&agent.base, Some("gzip;q=0, identity"));
+    assert_eq!(encoding, None);
+    // The agent counts its scrapes by encoding (this one's own included).
+    let text = agent.metrics();
+    assert_eq!(
+        metric_value(&text, "osprey_agent_scrapes_total", &[("encoding", "gzip")]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn prometheus_scrapes_the_agent_with_gzip() {
+    let dir = artifact_dir("prometheus-scrape");
+    let agent = AgentProcess::start(&["--interval", "1s"], &dir);
+    let target = agent.base.trim_start_matches("http://").to_string();
+    let prom = PrometheusProcess::start_scraping(&dir.join("prometheus-data"), &dir, &target);
+    // The root cgroup's CPU time, as Prometheus stored it from a scrape.
+    let stored = wait_for(
+        Duration::from_secs(60),
+        "the agent's series in Prometheus",
+        || {
+            let up = prom.query("up{job=\"osprey-agent\"} == 1");
+            let cpu =
+                prom.query("container_cpu_usage_seconds_total{job=\"osprey-agent\",id=\"/\"}");
+            (!up.is_empty() && !cpu.is_empty()).then_some(cpu)
+        },
+    );
+    let value: f64 = stored[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(value > 0.0, "the root cgroup has used CPU: {value}");
+    // Prometheus asked for gzip and got it (the agent counts by encoding).
+    let scraped_gzip = wait_for(Duration::from_secs(20), "a gzip scrape counted", || {
+        metric_value(
+            &agent.metrics(),
+            "osprey_agent_scrapes_total",
+            &[("encoding", "gzip")],
+        )
+        .filter(|n| *n >= 1.0)
+    });
+    assert!(scraped_gzip >= 1.0);
+    // Every sample of a scrape was taken: none dropped as unparsable.
+    let samples = prom.query("scrape_samples_scraped{job=\"osprey-agent\"}");
+    let samples: f64 = samples[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(samples > 100.0, "{samples} samples a scrape");
+    let added = prom.query("scrape_samples_post_metric_relabeling{job=\"osprey-agent\"}");
+    let added: f64 = added[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert_eq!(added, samples);
 }
 
 /// Raw samples `(timestamp_ms, value)` of one series over the last `range`.

@@ -12,13 +12,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::expose::families::{DeviceNames, ExposeOptions};
+use crate::expose::gzip::{GzipChunks, accepts_gzip};
 use crate::expose::text::TextChunks;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{ContainerInfo, Snapshot};
@@ -90,7 +91,12 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
+async fn metrics(State(state): State<Arc<AgentState>>, request: HeaderMap) -> Response {
+    let gzip = accepts_gzip(&request);
+    // Counted before the text is taken, so a scrape shows itself.
+    state
+        .self_metrics
+        .count_scrape(if gzip { "gzip" } else { "identity" });
     let mut extra = state.self_metrics.gather();
     extra.extend((state.extra_metrics)());
     // Streamed a chunk at a time as the client reads: the whole text of a
@@ -101,14 +107,19 @@ async fn metrics(State(state): State<Arc<AgentState>>) -> Response {
         state.devices.clone(),
         extra,
     ));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        Body::from_stream(futures_util::stream::iter(text)),
-    )
-        .into_response()
+    let content_type = (
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    let vary = (header::VARY, "Accept-Encoding");
+    if gzip {
+        let body = Body::from_stream(futures_util::stream::iter(GzipChunks::new(text)));
+        let encoding = (header::CONTENT_ENCODING, "gzip");
+        ([content_type, vary, encoding], body).into_response()
+    } else {
+        let body = Body::from_stream(futures_util::stream::iter(text));
+        ([content_type, vary], body).into_response()
+    }
 }
 
 /// The text of one scrape; hands the memory it took (the containers'

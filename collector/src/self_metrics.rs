@@ -1,6 +1,6 @@
 //! The agent's own figures on `/metrics`: its CPU time and RSS (the
 //! `prometheus` crate's process collector), collection duration, cgroups
-//! seen, files held open and read errors by reason.
+//! seen, files held open, read errors by reason and scrapes by encoding.
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ pub struct SelfMetrics {
     cgroups: IntGauge,
     open_files: IntGauge,
     errors: IntCounterVec,
+    scrapes: IntCounterVec,
 }
 
 impl SelfMetrics {
@@ -58,7 +59,18 @@ impl SelfMetrics {
         registry
             .register(Box::new(open_files.clone()))
             .expect("unique");
+        let scrapes = IntCounterVec::new(
+            Opts::new(
+                "osprey_agent_scrapes_total",
+                "Scrapes of /metrics answered, by content encoding (gzip when the scraper accepts it).",
+            ),
+            &["encoding"],
+        )
+        .expect("valid counter");
         registry.register(Box::new(errors.clone())).expect("unique");
+        registry
+            .register(Box::new(scrapes.clone()))
+            .expect("unique");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -71,7 +83,14 @@ impl SelfMetrics {
             cgroups,
             open_files,
             errors,
+            scrapes,
         }
+    }
+
+    /// Counts a scrape of `/metrics` answered in `encoding` (`gzip` or
+    /// `identity`).
+    pub fn count_scrape(&self, encoding: &str) {
+        self.scrapes.with_label_values(&[encoding]).inc();
     }
 
     /// Records one cycle.

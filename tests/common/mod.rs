@@ -272,9 +272,23 @@ impl PrometheusProcess {
         Self::start_on(free_port(), data, log_dir)
     }
 
+    /// Starts Prometheus scraping `target` (`host:port`) every second as
+    /// job `osprey-agent`, as a Prometheus set up for cAdvisor would (its
+    /// defaults: `/metrics`, gzip accepted).
+    pub fn start_scraping(data: &Path, log_dir: &Path, target: &str) -> Self {
+        let config = format!(
+            "global:\n  scrape_interval: 1h\nscrape_configs:\n  - job_name: osprey-agent\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        Self::start_with(free_port(), data, log_dir, &config)
+    }
+
     fn start_on(port: u16, data: &Path, log_dir: &Path) -> Self {
+        Self::start_with(port, data, log_dir, "global:\n  scrape_interval: 1h\n")
+    }
+
+    fn start_with(port: u16, data: &Path, log_dir: &Path, config_text: &str) -> Self {
         let config = data.with_extension("yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("prometheus config");
+        std::fs::write(&config, config_text).expect("prometheus config");
         let mut cmd = Command::new("prometheus");
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))

@@ -18,6 +18,7 @@
 
 pub mod container;
 pub mod families;
+pub mod gzip;
 pub mod text;
 
 pub use families::{Family, MetricKind, Sample, snapshot_families, visit_samples};
