@@ -20,6 +20,8 @@
 //! - `OSPREY_BENCH_SCRAPE_SECONDS`: scrape `/metrics` this often during the
 //!   period, as a Prometheus server would (default 15; `0`: never, the
 //!   collection alone).
+//! - `OSPREY_BENCH_SCRAPE_GZIP`: `1` asks for gzip in those scrapes, as
+//!   Prometheus does by default (default: plain text).
 //! - `OSPREY_BENCH_CONTAINERS`: comma-separated sizes (default `10,100,1000`).
 //! - `OSPREY_BENCH_CASES`: comma-separated cases out of `real` (cgroups
 //!   side by side), `real-pods` (the kubelet's layout: a pod cgroup per
@@ -302,20 +304,40 @@ struct Scraped {
 
 /// Scrapes `/metrics` once.
 fn scrape(port: u16) -> Option<Scraped> {
-    let body = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
-        .ok()?
-        .text()
-        .ok()?;
+    scrape_sized(port, false).map(|(scraped, _)| scraped)
+}
+
+/// Scrapes `/metrics` once, asking for gzip if `gzip`, as Prometheus does
+/// by default; also returns the bytes of text and the bytes sent.
+fn scrape_sized(port: u16, gzip: bool) -> Option<(Scraped, (usize, usize))> {
+    use std::io::Read as _;
+    let mut request =
+        reqwest::blocking::Client::new().get(format!("http://127.0.0.1:{port}/metrics"));
+    if gzip {
+        request = request.header("Accept-Encoding", "gzip");
+    }
+    let sent = request.send().ok()?.bytes().ok()?;
+    let body = if gzip {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&sent[..])
+            .read_to_string(&mut text)
+            .ok()?;
+        text
+    } else {
+        String::from_utf8(sent.to_vec()).ok()?
+    };
+    let sizes = (body.len(), sent.len());
     let value = |name: &str| {
         body.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .map(str::trim)
     };
-    Some(Scraped {
+    let scraped = Scraped {
         cgroups: value("osprey_agent_cgroups").and_then(|v| v.parse().ok()),
         collections: value("osprey_agent_collection_duration_seconds_count")
             .and_then(|v| v.parse().ok()),
-    })
+    };
+    Some((scraped, sizes))
 }
 
 struct Row {
@@ -329,6 +351,8 @@ struct Row {
     system_percent: f64,
     collect_ms_per_tick: f64,
     scrapes: usize,
+    /// The last scrape's text and the bytes sent for it (fewer with gzip).
+    scrape_size: Option<(usize, usize)>,
     exited_threads: usize,
     rss_mib: f64,
     /// The anonymous part of the RSS: the agent's own memory, without the
@@ -349,6 +373,8 @@ struct Row {
 struct Settings {
     seconds: u64,
     scrape_every: Option<Duration>,
+    /// Ask for gzip in the periodic scrapes.
+    scrape_gzip: bool,
 }
 
 fn measure(
@@ -423,6 +449,7 @@ fn measure(
     let mut ran = Duration::ZERO;
     let mut next_scrape = settings.scrape_every.map(|every| every / 2);
     let mut scrapes = 0;
+    let mut scrape_size = None;
     while ran < period {
         let len = slice.min(period - ran);
         let started = Instant::now();
@@ -436,7 +463,9 @@ fn measure(
                 break;
             }
             if let (Some(s), Some(every)) = (next_scrape, settings.scrape_every) {
-                scrape(port).expect("scraping /metrics");
+                let (_, size) =
+                    scrape_sized(port, settings.scrape_gzip).expect("scraping /metrics");
+                scrape_size = Some(size);
                 scrapes += 1;
                 next_scrape = Some(s + every);
             }
@@ -497,6 +526,7 @@ fn measure(
         system_percent: split(system1 - system0),
         collect_ms_per_tick: 1000.0 * collect_ns as f64 / 1e9 / run_seconds,
         scrapes,
+        scrape_size,
         exited_threads,
         rss_mib: status_kib(pid, "VmRSS:") as f64 / 1024.0,
         anon_mib: status_kib(pid, "RssAnon:") as f64 / 1024.0,
@@ -1097,6 +1127,7 @@ fn main() {
     }
     let settings = Settings {
         seconds: env_u64("OSPREY_BENCH_SECONDS", 60),
+        scrape_gzip: std::env::var("OSPREY_BENCH_SCRAPE_GZIP").as_deref() == Ok("1"),
         scrape_every: match env_u64("OSPREY_BENCH_SCRAPE_SECONDS", 15) {
             0 => None,
             s => Some(Duration::from_secs(s)),
@@ -1189,7 +1220,7 @@ fn main() {
                         let mut row = measure(&settings, agent, name, n, &args, plan.as_deref());
                         row.activity = activity;
                         eprintln!(
-                            "{} {} {} {activity}: {:.2} % of a core, collection {:.2} ms per tick, floor {}, RSS {:.1} MiB, cgroup {} (load {})",
+                            "{} {} {} {activity}: {:.2} % of a core, collection {:.2} ms per tick, floor {}, RSS {:.1} MiB, cgroup {}, scrape {} (load {})",
                             row.agent,
                             row.case,
                             n,
@@ -1201,6 +1232,12 @@ fn main() {
                             row.cgroup_mib
                                 .map_or("-".to_string(), |(usage, kernel, _)| format!(
                                     "{usage:.1} MiB without page cache ({kernel:.1} kernel)"
+                                )),
+                            row.scrape_size
+                                .map_or("-".to_string(), |(text, sent)| format!(
+                                    "{:.2} MB of text, {:.2} MB sent",
+                                    text as f64 / 1e6,
+                                    sent as f64 / 1e6
                                 )),
                             row.load
                         );
@@ -1214,7 +1251,11 @@ fn main() {
         "agent process at a 1 s interval, measured over {} s of its running time after warm-up; {}",
         settings.seconds,
         match settings.scrape_every {
-            Some(every) => format!("/metrics scraped every {} s", every.as_secs()),
+            Some(every) => format!(
+                "/metrics scraped every {} s{}",
+                every.as_secs(),
+                if settings.scrape_gzip { ", gzip" } else { "" }
+            ),
             None => "no scrapes".into(),
         }
     );
