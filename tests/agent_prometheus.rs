@@ -139,6 +139,16 @@ fn metrics_are_gzipped_for_a_scraper_that_accepts_it() {
         metric_value(&text, "osprey_agent_scrapes_total", &[("encoding", "gzip")]),
         Some(1.0)
     );
+
+    // Told not to, it sends plain text to a scraper that accepts gzip.
+    let plain_only = AgentProcess::start(&["--interval", "1s", "--no-metrics-gzip"], &dir);
+    let (status, encoding, _, body) = fetch_metrics(&plain_only.base, Some("gzip"));
+    assert_eq!((status, encoding), (200, None));
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("osprey_agent_scrapes_total")
+    );
 }
 
 #[test]

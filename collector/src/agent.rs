@@ -148,6 +148,7 @@ pub fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
             container_labels: config.container_labels.clone(),
         },
         interval: config.interval,
+        gzip: config.metrics_gzip,
         extra_metrics: Box::new(move || {
             let mut families = match &ship_stats {
                 Some(s) => crate::self_metrics::shipper_families(&s.stats()),

@@ -40,6 +40,8 @@ pub struct AgentState {
     pub expose: ExposeOptions,
     /// Collection interval (health is judged against it).
     pub interval: Duration,
+    /// Whether `/metrics` may be gzipped (`metrics_gzip`).
+    pub gzip: bool,
     /// Extra families appended to `/metrics` (e.g. the shipper's figures).
     pub extra_metrics: Box<dyn Fn() -> Vec<prometheus::proto::MetricFamily> + Send + Sync>,
 }
@@ -92,7 +94,7 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AgentState>>, request: HeaderMap) -> Response {
-    let gzip = accepts_gzip(&request);
+    let gzip = state.gzip && accepts_gzip(&request);
     // Counted before the text is taken, so a scrape shows itself.
     state
         .self_metrics
