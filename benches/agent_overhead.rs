@@ -236,12 +236,18 @@ impl MemoryCgroup {
     /// kernel reclaims before anything else. Without it the usage is what
     /// the agent needs.
     fn page_cache_mib(&self) -> f64 {
-        let key = if self.v1 { "cache " } else { "file " };
+        self.memory_stat_mib(if self.v1 { "cache" } else { "file" })
+    }
+
+    /// One figure of the cgroup's `memory.stat`, in MiB.
+    fn memory_stat_mib(&self, key: &str) -> f64 {
         std::fs::read_to_string(self.dir.join("memory.stat"))
             .ok()
             .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
+                s.lines().find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == key).then(|| v.trim().parse::<u64>().ok())?
+                })
             })
             .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
     }
@@ -259,15 +265,10 @@ impl MemoryCgroup {
     /// slab objects, page tables, stacks, socket buffers).
     fn kernel_mib(&self) -> f64 {
         if self.v1 {
-            return self.read_mib("memory.kmem.usage_in_bytes");
+            self.read_mib("memory.kmem.usage_in_bytes")
+        } else {
+            self.memory_stat_mib("kernel")
         }
-        std::fs::read_to_string(self.dir.join("memory.stat"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("kernel ")?.trim().parse::<u64>().ok())
-            })
-            .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
     }
 }
 
