@@ -73,13 +73,31 @@ pub use ports::free_port;
 impl Receiver {
     /// Starts on a free port.
     pub fn start() -> Self {
-        Self::start_on(free_port(), Arc::new(Mutex::new(Seen::default())))
+        // A port can be taken between `free_port`'s probe and this bind by
+        // a process outside its claims (a test's child still starting on
+        // a port it was given): another port then serves as well.
+        for _ in 0..5 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            match TcpListener::bind(addr) {
+                Ok(listener) => {
+                    return Self::serve(listener, Arc::new(Mutex::new(Seen::default())));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => panic!("binding the receiver to {addr}: {e}"),
+            }
+        }
+        panic!("five free ports were taken before the receiver could bind one");
     }
 
     /// Starts on `port` with `seen` (shared with an earlier run).
     pub fn start_on(port: u16, seen: Arc<Mutex<Seen>>) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let listener = TcpListener::bind(addr).expect("binding the receiver");
+        Self::serve(listener, seen)
+    }
+
+    fn serve(listener: TcpListener, seen: Arc<Mutex<Seen>>) -> Self {
+        let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = seen.clone();
