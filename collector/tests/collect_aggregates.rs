@@ -17,14 +17,8 @@ use osprey_collector::window::RecentSamples;
 
 fn config(tree: &FixtureTree, aggregate_interval: Duration) -> AgentConfig {
     AgentConfig {
-        cgroup_root: Some(tree.root().to_path_buf()),
-        docker_root: tree.root().join("no-docker"),
-        pod_log_root: tree.root().join("no-pods"),
-        container_log_root: tree.root().join("no-containers"),
-        containers_only: true,
-        interval: Duration::from_secs(1),
         aggregate_interval,
-        ..AgentConfig::default()
+        ..tree.agent_config()
     }
 }
 

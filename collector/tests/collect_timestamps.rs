@@ -22,14 +22,8 @@ fn samples_are_stamped_when_read_not_when_the_tick_began() {
     let pods = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[]}"#;
     let (url, hits) = serve_pod_list(pods.to_string(), KUBELET_DELAY);
     let mut collector = Collector::new(AgentConfig {
-        cgroup_root: Some(tree.root().to_path_buf()),
-        docker_root: tree.root().join("no-docker"),
-        pod_log_root: tree.root().join("no-pods"),
-        container_log_root: tree.root().join("no-containers"),
-        containers_only: true,
-        interval: Duration::from_secs(1),
         kubelet_pods_url: Some(url),
-        ..AgentConfig::default()
+        ..tree.agent_config()
     })
     .unwrap();
 
