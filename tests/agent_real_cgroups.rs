@@ -255,6 +255,13 @@ fn traffic_of_a_process_in_its_own_network_namespace_is_counted() {
         name: "sender".into(),
     };
 
+    // A cgroup whose task shares the host's network, as a service or a
+    // hostNetwork pod does: never given the host's counters (on this
+    // machine pid 1's namespace cannot be read, so the agent must find
+    // the host's another way).
+    let host_net = RealCgroup::create("hostnet");
+    let _sleeper = host_net.spawn("sleep", &["600"], &dir, "hostnet-sleeper");
+
     let agent = AgentProcess::start(&["--interval", "1s", "--spec-refresh-interval", "1s"], &dir);
     let eth0 = |s: &Value| -> Option<(u64, u64)> {
         let i = s["network"]
@@ -289,6 +296,14 @@ fn traffic_of_a_process_in_its_own_network_namespace_is_counted() {
 
     // Host services share the host namespace: never attributed its traffic.
     let list = agent.json("/api/v1/containers");
+    assert!(
+        list["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == host_net.path.as_str()),
+        "the cgroup in the host's network is listed"
+    );
     for c in list["containers"].as_array().unwrap() {
         if c["id"] != cg.path.as_str() {
             let ifaces = c["latest"]["network"].as_array().map(Vec::len).unwrap_or(0);

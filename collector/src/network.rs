@@ -133,11 +133,19 @@ pub struct NetnsRegistry {
 }
 
 impl NetnsRegistry {
-    /// Creates a registry that knows the host namespace (that of pid 1
-    /// under `proc_root`).
+    /// Creates a registry that knows the host namespace: that of pid 1
+    /// under `proc_root`, or where pid 1's is not readable (a VM's init
+    /// that even root may not inspect), that of pid 2, `kthreadd`, whose
+    /// kernel threads always live in the initial namespaces. Without
+    /// either, a container sharing the host's network would report the
+    /// host's counters as its own.
     pub fn new(proc_root: &Path) -> Self {
+        let host = netns_of(proc_root, 1).or_else(|_| netns_of(proc_root, 2));
+        if let Err(e) = &host {
+            tracing::warn!(proc_root = %proc_root.display(), error = %e, "cannot tell the host's network namespace; containers sharing it may report the host's network counters");
+        }
         Self {
-            host: netns_of(proc_root, 1).ok(),
+            host: host.ok(),
             owners: HashMap::new(),
         }
     }
@@ -182,6 +190,29 @@ mod tests {
 veth12ab:  100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0
   bad0: 1 2 3
 ";
+
+    #[test]
+    fn the_host_namespace_is_kthreadds_when_pid_1_is_unreadable() {
+        let proc = tempfile::tempdir().unwrap();
+        let ns = |pid: u32| proc.path().join(pid.to_string()).join("ns");
+        std::fs::create_dir_all(ns(2)).unwrap();
+        std::fs::write(ns(2).join("net"), "").unwrap();
+        std::fs::create_dir_all(ns(1)).unwrap(); // pid 1 without a readable link
+        let kthreadd = netns_of(proc.path(), 2).unwrap();
+        let mut registry = NetnsRegistry::new(proc.path());
+        assert!(
+            !registry.claim(kthreadd, "/hostnetwork-pod", false),
+            "the host namespace is never a container's"
+        );
+        assert!(registry.claim(kthreadd + 1, "/pod", false));
+
+        // Pid 1's namespace wins where it is readable.
+        std::fs::write(ns(1).join("net"), "").unwrap();
+        let init = netns_of(proc.path(), 1).unwrap();
+        let mut registry = NetnsRegistry::new(proc.path());
+        assert!(!registry.claim(init, "/hostnetwork-pod", false));
+        assert!(registry.claim(kthreadd, "/pod", false));
+    }
 
     #[test]
     fn parses_interfaces_and_skips_ignored_and_malformed() {
