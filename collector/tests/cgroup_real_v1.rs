@@ -156,8 +156,10 @@ fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
 
     // The hog allocates only after it is in the cgroup (v1 does not move
     // charges with a task), then reports and blocks until stdin closes.
+    // It joins once started, so that the interpreter's start-up (reading
+    // itself from disk when not cached) is not in the blkio figures.
     let script = format!(
-        "import sys\nsys.stdin.readline()\nb = bytearray({HELD_BYTES})\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint('ready', flush=True)\nsys.stdin.read()\n"
+        "import sys\nprint('up', flush=True)\nsys.stdin.readline()\nb = bytearray({HELD_BYTES})\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint('ready', flush=True)\nsys.stdin.read()\n"
     );
     let mut hog = Command::new("python3")
         .args(["-c", &script])
@@ -165,16 +167,17 @@ fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn python3");
-    let hog_stdout = hog.stdout.take();
+    let mut hog_stdout = BufReader::new(hog.stdout.take().expect("piped stdout"));
     let mut stdin = hog.stdin.take().expect("piped stdin");
+    let mut line = String::new();
+    hog_stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "up", "memory hog failed to start");
     cgroup.adopt(hog);
     stdin.write_all(b"go\n").unwrap();
     cgroup.hog_stdin = Some(stdin);
-    let mut line = String::new();
-    BufReader::new(hog_stdout.expect("piped stdout"))
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "memory hog failed to start");
+    line.clear();
+    hog_stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "memory hog failed to allocate");
 
     // Direct (uncached) reads of a file from inside the cgroup, so the
     // blkio counters of its disk move by a known amount.
@@ -359,3 +362,4 @@ fn real_v1_creation_time_stays_when_a_child_cgroup_is_made() {
     );
     assert_eq!(created(&second, &parent.path()), Some(before));
 }
+
