@@ -293,16 +293,18 @@ impl Collector {
             };
             let slow = every.max(slow_every);
             for (path, cadence) in t.reader.read_plan() {
-                let (every, quiet_every) = match cadence {
-                    ReadCadence::Tick => (every, every),
-                    ReadCadence::WhileBusy => (every, slow),
-                    ReadCadence::Slow => (slow, slow),
+                let (every, quiet_every, quiet_when) = match cadence {
+                    ReadCadence::Tick => (every, every, None),
+                    ReadCadence::WhileRunning => (every, slow, Some(Probe::CpuTime)),
+                    ReadCadence::WhileMemoryMoves => (every, slow, Some(Probe::MemoryUsage)),
+                    ReadCadence::Slow => (slow, slow, None),
                 };
                 out.push(PlannedRead {
                     path,
                     cgroup,
                     every,
                     quiet_every,
+                    quiet_when,
                 });
             }
             if let Some(net) = &t.net {
@@ -311,6 +313,7 @@ impl Collector {
                     cgroup,
                     every,
                     quiet_every: every,
+                    quiet_when: None,
                 });
             }
         }
@@ -529,6 +532,7 @@ impl Collector {
             Ok(mut r) => {
                 r.set_slow_interval(self.config.slow_stat_interval);
                 r.set_carry_quiet_memory_stat(self.config.carry_quiet_memory_stat);
+                r.set_carry_idle_pids(self.config.carry_idle_pids);
                 r
             }
             Err(e) => {
@@ -919,9 +923,24 @@ pub struct PlannedRead {
     pub cgroup: usize,
     /// Read every this many ticks while its cgroup is busy.
     pub every: u64,
-    /// Read every this many ticks while its cgroup is quiet (neither CPU
-    /// time nor memory usage moving).
+    /// Read every this many ticks while its cgroup is quiet: while the
+    /// figure [`quiet_when`](Self::quiet_when) names stands still.
     pub quiet_every: u64,
+    /// The figure of its cgroup whose standing still makes the file due
+    /// only every `quiet_every` ticks; `None`: always every `every`.
+    pub quiet_when: Option<Probe>,
+}
+
+/// A figure read every tick that tells whether a cgroup is busy (see
+/// [`PlannedRead::quiet_when`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The cgroup's CPU time (`pids.current` is carried while it stands
+    /// still).
+    CpuTime,
+    /// The cgroup's memory usage (`memory.stat` is carried while it
+    /// stands still).
+    MemoryUsage,
 }
 
 /// How many ticks of `interval` make `period` (aggregates' and slow

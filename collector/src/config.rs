@@ -94,12 +94,19 @@ pub struct AgentConfig {
     /// shorter; in between, their last figures are reported.
     #[serde(with = "humantime_serde")]
     pub slow_stat_interval: Duration,
-    /// Between slow reads, skip `memory.stat` for a cgroup whose CPU time
-    /// and memory usage have not moved since it was last read, reporting
-    /// its last figures: the kernel's dearest file (v1 renders ~80 numbers
-    /// per read) for the cgroups that are idle, which on a dense node are
-    /// most. `false` reads it every tick.
+    /// Between slow reads, skip `memory.stat` for a cgroup whose memory
+    /// usage has not moved since it was last read, reporting its last
+    /// figures: the kernel's dearest file (v1 renders ~80 numbers per
+    /// read), for the cgroups whose memory stands still, which on a dense
+    /// node are most even while they run. What the usage does not show
+    /// (pages moving between the LRU lists, which shifts the working set;
+    /// faults on pages already charged) then waits for the next slow read.
+    /// `false` reads it every tick.
     pub carry_quiet_memory_stat: bool,
+    /// Between slow reads, skip `pids.current` for a cgroup whose CPU time
+    /// has not moved since it was last read (its tasks fork and exit only
+    /// by running), reporting its last count. `false` reads it every tick.
+    pub carry_idle_pids: bool,
     /// Keep the slow files (above) open between their reads while the
     /// open-file limit leaves room, as the per-tick files are. Each held
     /// cgroup file costs kernel memory charged to the agent's cgroup,
@@ -260,6 +267,7 @@ impl Default for AgentConfig {
             rescan_interval: Duration::from_secs(60),
             slow_stat_interval: Duration::from_secs(10),
             carry_quiet_memory_stat: true,
+            carry_idle_pids: true,
             hold_slow_files: true,
             aggregate_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(60),

@@ -783,7 +783,7 @@ fn holding_the_slow_files_reads_the_same_figures() {
 }
 
 #[test]
-fn memory_stat_is_carried_over_quiet_ticks_only() {
+fn memory_stat_is_carried_while_the_memory_usage_stands_still() {
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
         let path = paths::docker_systemd(&paths::container_id(12));
         let mut v = values();
@@ -793,7 +793,7 @@ fn memory_stat_is_carried_over_quiet_ticks_only() {
         reader.set_carry_quiet_memory_stat(true);
         let first = reader.read_stats(0).unwrap();
 
-        // memory.stat changes behind the probes' back: a quiet tick
+        // memory.stat changes behind the usage's back: a quiet tick
         // reports the figures of its last read.
         v.memory_stat.anon += MIB;
         v.memory_stat.inactive_file += MIB;
@@ -808,44 +808,93 @@ fn memory_stat_is_carried_over_quiet_ticks_only() {
             "quiet tick: memory.stat carried"
         );
 
-        // The cgroup ran: memory.stat is read again.
+        // The cgroup ran, its memory usage stood still: still carried.
         v.cpu_usage_ns += 1_000;
         tree.set_values(&path, &v).unwrap();
         let ran = reader.read_stats(2).unwrap();
-        assert_eq!(
-            ran.memory.rss,
-            first.memory.rss + MIB,
-            "{:?}",
-            tree.version()
-        );
-        assert_eq!(ran.memory.pgfault, first.memory.pgfault + 10);
-        assert_eq!(ran.memory.working_set, first.memory.working_set - MIB);
+        assert_eq!(ran.cpu.usage_ns, first.cpu.usage_ns + 1_000);
+        assert_eq!(ran.memory, first.memory, "{:?}", tree.version());
 
-        // Memory charged or freed without CPU time showing: read again.
+        // Memory charged: read again, with what changed meanwhile.
         v.memory_stat.anon += MIB;
         v.memory_usage += MIB;
         tree.set_values(&path, &v).unwrap();
         let charged = reader.read_stats(3).unwrap();
         assert_eq!(charged.memory.rss, first.memory.rss + 2 * MIB);
         assert_eq!(charged.memory.usage, first.memory.usage + MIB);
+        assert_eq!(charged.memory.pgfault, first.memory.pgfault + 10);
+        // Usage and inactive file both up a MiB (carried, the working set
+        // would have grown by one).
+        assert_eq!(charged.memory.working_set, first.memory.working_set);
+
+        // Memory freed (the usage falls): read again.
+        v.memory_stat.anon -= MIB;
+        v.memory_usage -= MIB;
+        tree.set_values(&path, &v).unwrap();
+        let freed = reader.read_stats(4).unwrap();
+        assert_eq!(freed.memory.rss, first.memory.rss + MIB);
 
         // Quiet again, but the slow read comes due: everything is read.
         v.memory_stat.file += MIB;
         tree.set_values(&path, &v).unwrap();
-        assert_eq!(reader.read_stats(4).unwrap().memory, charged.memory);
+        assert_eq!(reader.read_stats(5).unwrap().memory, freed.memory);
         reader.set_slow_interval(std::time::Duration::ZERO);
-        let slow = reader.read_stats(5).unwrap();
-        assert_eq!(slow.memory.cache, charged.memory.cache + MIB);
+        let slow = reader.read_stats(6).unwrap();
+        assert_eq!(slow.memory.cache, freed.memory.cache + MIB);
 
         // Off: every tick reads it.
         reader.set_slow_interval(std::time::Duration::from_secs(3600));
         reader.set_carry_quiet_memory_stat(false);
-        reader.read_stats(6).unwrap();
+        reader.read_stats(7).unwrap();
         v.memory_stat.file += MIB;
         tree.set_values(&path, &v).unwrap();
         assert_eq!(
-            reader.read_stats(7).unwrap().memory.cache,
+            reader.read_stats(8).unwrap().memory.cache,
             slow.memory.cache + MIB
+        );
+    }
+}
+
+#[test]
+fn pids_current_is_carried_while_the_cpu_time_stands_still() {
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let path = paths::docker_systemd(&paths::container_id(15));
+        let mut v = values();
+        v.pids_current = 7;
+        tree.add_cgroup(&path, &v).unwrap();
+        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        reader.set_carry_idle_pids(true);
+        assert_eq!(reader.read_stats(0).unwrap().pids.current, Some(7));
+
+        // Tasks came without the cgroup's CPU time moving (moved in from
+        // outside): carried.
+        v.pids_current = 9;
+        tree.set_values(&path, &v).unwrap();
+        assert_eq!(reader.read_stats(1).unwrap().pids.current, Some(7));
+
+        // The cgroup ran: read again.
+        v.cpu_usage_ns += 1_000;
+        tree.set_values(&path, &v).unwrap();
+        assert_eq!(reader.read_stats(2).unwrap().pids.current, Some(9));
+
+        // Quiet again until the slow read comes due.
+        v.pids_current = 3;
+        tree.set_values(&path, &v).unwrap();
+        assert_eq!(reader.read_stats(3).unwrap().pids.current, Some(9));
+        reader.set_slow_interval(std::time::Duration::ZERO);
+        assert_eq!(reader.read_stats(4).unwrap().pids.current, Some(3));
+
+        // Off: every tick reads it.
+        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        reader.set_carry_idle_pids(false);
+        v.pids_current = 4;
+        tree.set_values(&path, &v).unwrap();
+        assert_eq!(
+            reader.read_stats(5).unwrap().pids.current,
+            Some(4),
+            "{:?}",
+            tree.version()
         );
     }
 }

@@ -100,6 +100,17 @@ impl RealCgroup {
             let _ = child.wait();
         }
         self.children.clear();
+        // Tasks the processes started themselves.
+        let procs = PathBuf::from(CGROUP_ROOT)
+            .join("pids")
+            .join(&self.name)
+            .join("cgroup.procs");
+        for pid in std::fs::read_to_string(procs).unwrap_or_default().lines() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         for dir in self.dirs.drain(..) {
             // A reaped task can linger in the cgroup for a moment.
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -363,3 +374,58 @@ fn real_v1_creation_time_stays_when_a_child_cgroup_is_made() {
     assert_eq!(created(&second, &parent.path()), Some(before));
 }
 
+/// The figures the reader carries while their probe stands still
+/// (`memory.stat` while the memory usage does, `pids.current` while the
+/// CPU time does) are read again as soon as the cgroup's tasks allocate
+/// or fork: on the kernel's own files, those events move the probes.
+#[test]
+fn real_v1_carried_figures_follow_allocations_and_forks() {
+    let mut cgroup = RealCgroup::create();
+    // Waits for a command on stdin, then allocates (`alloc MiB`, touching
+    // every page) or forks children (`fork N`; they wait for stdin to
+    // close), and says `done`.
+    let script = "import os, sys\nheld = []\nfor line in sys.stdin:\n    verb, n = line.split()\n    if verb == 'alloc':\n        b = bytearray(int(n) << 20)\n        for i in range(0, len(b), 4096):\n            b[i] = 1\n        held.append(b)\n    else:\n        for _ in range(int(n)):\n            if os.fork() == 0:\n                os.read(0, 1)\n                os._exit(0)\n    print('done', flush=True)\n";
+    let mut worker = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let mut stdout = BufReader::new(worker.stdout.take().expect("piped stdout"));
+    let mut stdin = worker.stdin.take().expect("piped stdin");
+    cgroup.adopt(worker);
+    let mut command = |line: &str| {
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        assert_eq!(answer.trim(), "done", "{line}");
+    };
+    // One command first, so the interpreter's own start-up is behind us.
+    command("alloc 1");
+
+    let mut reader = CgroupReader::open(&RealCgroup::layout(), &cgroup.path()).unwrap();
+    reader.set_slow_interval(Duration::from_secs(3600));
+    reader.set_carry_quiet_memory_stat(true);
+    reader.set_carry_idle_pids(true);
+    let first = reader.read_stats(0).unwrap();
+    assert_eq!(first.pids.current, Some(1));
+
+    command("alloc 16");
+    let allocated = reader.read_stats(1).unwrap();
+    assert!(
+        allocated.memory.usage > first.memory.usage,
+        "the allocation moved the usage"
+    );
+    assert!(
+        allocated.memory.rss >= first.memory.rss + 16 * 1024 * 1024,
+        "rss {} after 16 MiB more than {}: memory.stat was read again",
+        allocated.memory.rss,
+        first.memory.rss
+    );
+    assert!(allocated.memory.pgfault >= first.memory.pgfault + 16 * 1024 * 1024 / 4096);
+
+    command("fork 3");
+    let forked = reader.read_stats(2).unwrap();
+    assert!(forked.cpu.usage_ns > allocated.cpu.usage_ns);
+    assert_eq!(forked.pids.current, Some(4), "pids.current read again");
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use osprey_collector::agent::to_time_series;
-use osprey_collector::collect::{Collector, now_ms};
+use osprey_collector::collect::{Collector, Probe, now_ms};
 use osprey_collector::config::AgentConfig;
 use osprey_collector::expose::families::{DeviceNames, ExposeOptions};
 use osprey_collector::expose::{snapshot_families, text};
@@ -249,14 +249,28 @@ fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
         let path = tree.file_path(controller, cgroup, file);
         plan.iter()
             .find(|r| r.path == path)
-            .map(|r| (r.every, r.quiet_every))
+            .map(|r| (r.every, r.quiet_every, r.quiet_when))
             .unwrap_or_else(|| panic!("{} in the plan", path.display()))
     };
-    // A container: per tick, memory.stat on the slow cadence while
-    // quiet, the slow files on it always.
-    assert_eq!(cadence("cpuacct", &container, "cpuacct.usage"), (1, 1));
-    assert_eq!(cadence("memory", &container, "memory.stat"), (1, 5));
-    assert_eq!(cadence("memory", &container, "memory.failcnt"), (5, 5));
+    // A container: per tick; memory.stat on the slow cadence while its
+    // memory usage stands still, pids.current while its CPU time does;
+    // the slow files on it always.
+    assert_eq!(
+        cadence("cpuacct", &container, "cpuacct.usage"),
+        (1, 1, None)
+    );
+    assert_eq!(
+        cadence("memory", &container, "memory.stat"),
+        (1, 5, Some(Probe::MemoryUsage))
+    );
+    assert_eq!(
+        cadence("pids", &container, "pids.current"),
+        (1, 5, Some(Probe::CpuTime))
+    );
+    assert_eq!(
+        cadence("memory", &container, "memory.failcnt"),
+        (5, 5, None)
+    );
     // Its blkio pair, chosen on the first read because it has data.
     assert!(
         plan.iter()
@@ -264,8 +278,8 @@ fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
         "the container's blkio files in the plan: {plan:?}"
     );
     // Its pod, an aggregate: every tenth tick, slow files included.
-    assert_eq!(cadence("cpuacct", &pod, "cpuacct.usage"), (10, 10));
-    assert_eq!(cadence("memory", &pod, "memory.failcnt"), (10, 10));
+    assert_eq!(cadence("cpuacct", &pod, "cpuacct.usage"), (10, 10, None));
+    assert_eq!(cadence("memory", &pod, "memory.failcnt"), (10, 10, None));
     // Nothing the collector does not hold is planned twice.
     let mut paths: Vec<_> = plan.iter().map(|r| &r.path).collect();
     paths.sort();

@@ -94,10 +94,15 @@ pub struct AgentArgs {
     #[arg(long, env = "OSPREY_AGGREGATE_INTERVAL", value_parser = humantime::parse_duration)]
     pub aggregate_interval: Option<Duration>,
     /// Read memory.stat of every cgroup every tick, even of cgroups whose
-    /// CPU time and memory usage have not moved since its last read (by
-    /// default their last figures are reported until the next slow read, 10 s).
+    /// memory usage has not moved since its last read (by default their
+    /// last figures are reported until the next slow read, 10 s).
     #[arg(long, env = "OSPREY_ALWAYS_READ_MEMORY_STAT")]
     pub always_read_memory_stat: bool,
+    /// Read pids.current of every cgroup every tick, even of cgroups whose
+    /// CPU time has not moved since its last read (by default their last
+    /// count is reported until the next slow read, 10 s).
+    #[arg(long, env = "OSPREY_ALWAYS_READ_PIDS")]
+    pub always_read_pids: bool,
     /// Open the slow files (peak memory, limit hits, OOM counts, v1 kernel
     /// memory, user/system split) when due instead of holding them open:
     /// ~22 KiB less kernel memory per cgroup, charged to the agent's
@@ -189,6 +194,9 @@ impl AgentArgs {
         }
         if self.always_read_memory_stat {
             c.carry_quiet_memory_stat = false;
+        }
+        if self.always_read_pids {
+            c.carry_idle_pids = false;
         }
         if self.open_slow_files_when_due {
             c.hold_slow_files = false;
