@@ -32,20 +32,26 @@
 //!   (default: the `osprey` built with the bench).
 //! - `OSPREY_BENCH_REPEAT`: measure every row this many times (default 1),
 //!   interleaving the binaries (A B A B …) so machine noise hits both.
-//! - `OSPREY_BENCH_ACTIVITY`: comma-separated, out of `active,idle`
-//!   (default both). `active`, the worst case: every cgroup's CPU time
-//!   moves between two ticks (in each real cgroup a process wakes every
-//!   500 ms; in the fixtures the bench advances each cgroup's CPU counter
-//!   every 500 ms). `idle`: nothing moves (the real cgroups' processes
-//!   sleep; the fixtures' files stay as written), as for pause containers
-//!   and idle sidecars. The agent reads less of an idle cgroup (it skips
-//!   `memory.stat` until the cgroup runs, or for 10 s), so both are shown.
+//! - `OSPREY_BENCH_ACTIVITY`: comma-separated, out of `busy,active,idle`
+//!   (default all three). `busy`, the worst case: every cgroup's CPU time
+//!   and memory usage move between two ticks (in each real cgroup a
+//!   process wakes every 500 ms and touches a new page of memory, letting
+//!   them go every 1 MiB; in the fixtures the bench advances each cgroup's
+//!   CPU and memory counters every 500 ms). `active`: CPU time moves,
+//!   memory stands still (the processes wake without touching new
+//!   memory; the fixtures' CPU counters move), as for services between
+//!   requests. `idle`: nothing moves (the real cgroups' processes sleep;
+//!   the fixtures' files stay as written), as for pause containers and
+//!   idle sidecars. The agent reads less of a cgroup whose figures stand
+//!   still (`memory.stat` while its memory usage does, `pids.current`
+//!   while its CPU time does, each for up to 10 s), so all three are shown.
 //! - `OSPREY_BENCH_FLOOR`: `0` skips the floor. By default each agent's
 //!   row also measures the floor: a single-threaded process of the bench's
 //!   own holding the files the agent reads open (the list and cadences the
 //!   collector itself plans, [`Collector::read_plan`]: per-tick files, slow
 //!   ones and the pod cgroups' every tenth tick, blkio pairs with data, and
-//!   for idle cgroups `memory.stat` every tenth tick) and reading each once
+//!   `memory.stat` and `pids.current` every tenth tick where the activity
+//!   leaves the figure that gates them still) and reading each once
 //!   when due, a cgroup's files together, at 1 s ticks. The two take turns
 //!   in 10 s slices, the one stopped (SIGSTOP) while the other runs, so
 //!   that both see the machine at the same moments and neither's reads
@@ -70,7 +76,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use osprey_collector::collect::Collector;
+use osprey_collector::collect::{Collector, Probe};
 use osprey_collector::config::AgentConfig;
 use osprey_collector::fixture::{FixtureTree, FixtureVersion, PathStyle, paths};
 
@@ -592,12 +598,47 @@ impl RealTree {
     }
 }
 
-/// A process in each cgroup of a real tree, as every container has one:
-/// waking every 500 ms (`active`) or sleeping throughout (`idle`).
+/// What the cgroups' processes do while a row is measured
+/// (`OSPREY_BENCH_ACTIVITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// CPU time and memory usage move between two ticks.
+    Busy,
+    /// CPU time moves, memory usage stands still.
+    Active,
+    /// Nothing moves.
+    Idle,
+}
+
+impl Activity {
+    fn parse(name: &str) -> Option<Self> {
+        [Activity::Busy, Activity::Active, Activity::Idle]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Activity::Busy => "busy",
+            Activity::Active => "active",
+            Activity::Idle => "idle",
+        }
+    }
+
+    fn moves(self, probe: Probe) -> bool {
+        match probe {
+            Probe::CpuTime => self != Activity::Idle,
+            Probe::MemoryUsage => self == Activity::Busy,
+        }
+    }
+}
+
+/// A process in each cgroup of a real tree, as every container has one,
+/// doing what `activity` says.
 struct Occupants(Vec<Child>);
 
 impl Occupants {
-    fn start(tree: &RealTree, wake: bool) -> Self {
+    fn start(tree: &RealTree, activity: Activity) -> Self {
         let exe = std::env::current_exe().expect("the bench's own path");
         let children = tree
             .containers
@@ -614,7 +655,7 @@ impl Occupants {
                     .collect();
                 Command::new(&exe)
                     .env("OSPREY_BENCH_OCCUPY", procs.join(","))
-                    .env("OSPREY_BENCH_OCCUPY_WAKE", if wake { "1" } else { "0" })
+                    .env("OSPREY_BENCH_OCCUPY_ACTIVITY", activity.name())
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .spawn()
@@ -648,9 +689,11 @@ impl Drop for Occupants {
 }
 
 /// The body of a cgroup's process (`OSPREY_BENCH_OCCUPY`): joins the
-/// cgroups listed, then wakes every 500 ms or sleeps until killed. It dies
+/// cgroups listed, then wakes every 500 ms (`active`), touching a new page
+/// of memory each time (`busy`: its memory usage grows two pages a second,
+/// falling back every 1 MiB), or sleeps until killed (`idle`). It dies
 /// with the bench.
-fn occupy(procs: &str, wake: bool) -> ! {
+fn occupy(procs: &str, activity: Activity) -> ! {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets this process's death signal.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -659,35 +702,71 @@ fn occupy(procs: &str, wake: bool) -> ! {
     for file in procs.split(',') {
         std::fs::write(file, &pid).unwrap_or_else(|e| panic!("joining {file}: {e}"));
     }
-    loop {
-        if wake {
-            std::thread::sleep(Duration::from_millis(500));
-        } else {
+    if activity == Activity::Idle {
+        loop {
             // SAFETY: pause() only waits for a signal.
             unsafe {
                 libc::pause();
             }
         }
     }
+    const PAGE: usize = 4096;
+    const PAGES: usize = 256;
+    let region = (activity == Activity::Busy).then(|| {
+        // SAFETY: a fresh private anonymous mapping, touched only below
+        // within its length.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE * PAGES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mapping the busy process's memory");
+        ptr.cast::<u8>()
+    });
+    let mut next = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(region) = region {
+            if next == PAGES {
+                // SAFETY: the whole mapping, given back to the kernel.
+                unsafe { libc::madvise(region.cast(), PAGE * PAGES, libc::MADV_DONTNEED) };
+                next = 0;
+            }
+            // SAFETY: `next < PAGES`: inside the mapping.
+            unsafe { region.add(next * PAGE).write_volatile(1) };
+            next += 1;
+        }
+    }
 }
 
 /// Advances the CPU counter of every cgroup of a fixture tree every 500 ms
 /// (v1 `cpuacct.usage`, v2 `cpu.stat usage_usec`), as running containers
-/// move it; stops when dropped.
+/// move it, and with `memory` their memory usage (v1
+/// `memory.usage_in_bytes`, v2 `memory.current`); stops when dropped.
 struct FixtureActivity {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FixtureActivity {
-    fn start(tree: &FixtureTree) -> Self {
-        let name = match tree.version() {
-            FixtureVersion::V1 => "cpuacct.usage",
-            FixtureVersion::V2 => "cpu.stat",
+    fn start(tree: &FixtureTree, memory: bool) -> Self {
+        let names: &[&str] = match (tree.version(), memory) {
+            (FixtureVersion::V1, false) => &["cpuacct.usage"],
+            (FixtureVersion::V1, true) => &["cpuacct.usage", "memory.usage_in_bytes"],
+            (FixtureVersion::V2, false) => &["cpu.stat"],
+            (FixtureVersion::V2, true) => &["cpu.stat", "memory.current"],
         };
         let mut files = Vec::new();
-        find_files(tree.root(), name, &mut files);
-        assert!(!files.is_empty(), "no {name} in the fixture");
+        for name in names {
+            let before = files.len();
+            find_files(tree.root(), name, &mut files);
+            assert!(files.len() > before, "no {name} in the fixture");
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -763,16 +842,20 @@ impl Drop for RealTree {
 /// collector plans them after its first tick (the per-tick files, the slow
 /// ones, the pod and QoS cgroups' on their slower cadence, the v1 blkio
 /// pairs with data, `/proc/<pid>/net/dev` of pods with their own network),
-/// each with how often it is due. For `idle` cgroups `memory.stat` is due
-/// on the slow cadence, as the agent carries it over quiet ticks.
-fn floor_plan(config: AgentConfig, active: bool) -> Vec<PlannedFile> {
+/// each with how often it is due. A file the agent carries while a figure
+/// of its cgroup stands still (`memory.stat`, `pids.current`) is due on
+/// its quiet cadence where `activity` leaves that figure still.
+fn floor_plan(config: AgentConfig, activity: Activity) -> Vec<PlannedFile> {
     let mut collector = Collector::new(config).expect("an in-process collector for the plan");
     collector.collect();
     collector
         .read_plan()
         .into_iter()
         .map(|r| PlannedFile {
-            every: if active { r.every } else { r.quiet_every },
+            every: match r.quiet_when {
+                Some(probe) if !activity.moves(probe) => r.quiet_every,
+                _ => r.every,
+            },
             path: r.path,
             cgroup: r.cgroup as u64,
         })
@@ -1105,10 +1188,11 @@ impl StopSignals {
 
 fn main() {
     if let Ok(procs) = std::env::var("OSPREY_BENCH_OCCUPY") {
-        occupy(
-            &procs,
-            std::env::var("OSPREY_BENCH_OCCUPY_WAKE").as_deref() == Ok("1"),
-        );
+        let activity = std::env::var("OSPREY_BENCH_OCCUPY_ACTIVITY")
+            .ok()
+            .and_then(|a| Activity::parse(&a))
+            .expect("OSPREY_BENCH_OCCUPY_ACTIVITY: busy, active or idle");
+        occupy(&procs, activity);
     }
     if let Ok(plan) = std::env::var("OSPREY_BENCH_FLOOR_PLAN") {
         floor_process(&plan);
@@ -1152,12 +1236,11 @@ fn main() {
         Err(_) => vec![("osprey".into(), PathBuf::from(env!("CARGO_BIN_EXE_osprey")))],
     };
     let repeat = env_u64("OSPREY_BENCH_REPEAT", 1).max(1);
-    let activities: Vec<&'static str> = env_list("OSPREY_BENCH_ACTIVITY", "active,idle")
+    let activities: Vec<Activity> = env_list("OSPREY_BENCH_ACTIVITY", "busy,active,idle")
         .iter()
-        .map(|a| match a.as_str() {
-            "active" => "active",
-            "idle" => "idle",
-            other => panic!("OSPREY_BENCH_ACTIVITY: unknown activity {other}"),
+        .map(|a| {
+            Activity::parse(a)
+                .unwrap_or_else(|| panic!("OSPREY_BENCH_ACTIVITY: unknown activity {a}"))
         })
         .collect();
 
@@ -1209,22 +1292,22 @@ fn main() {
                 other => panic!("OSPREY_BENCH_CASES: unknown case {other}"),
             };
             for &activity in &activities {
-                let active = activity == "active";
-                let _occupants = real.as_ref().map(|tree| Occupants::start(tree, active));
+                let _occupants = real.as_ref().map(|tree| Occupants::start(tree, activity));
                 let _moving = fixture
                     .as_ref()
-                    .filter(|_| active)
-                    .map(FixtureActivity::start);
-                let plan = with_floor.then(|| floor_plan(config.clone(), active));
+                    .filter(|_| activity != Activity::Idle)
+                    .map(|tree| FixtureActivity::start(tree, activity == Activity::Busy));
+                let plan = with_floor.then(|| floor_plan(config.clone(), activity));
                 for _ in 0..repeat {
                     for agent in &agents {
                         let mut row = measure(&settings, agent, name, n, &args, plan.as_deref());
-                        row.activity = activity;
+                        row.activity = activity.name();
                         eprintln!(
-                            "{} {} {} {activity}: {:.2} % of a core, collection {:.2} ms per tick, floor {}, RSS {:.1} MiB, cgroup {}, scrape {} (load {})",
+                            "{} {} {} {}: {:.2} % of a core, collection {:.2} ms per tick, floor {}, RSS {:.1} MiB, cgroup {}, scrape {} (load {})",
                             row.agent,
                             row.case,
                             n,
+                            activity.name(),
                             row.core_percent,
                             row.collect_ms_per_tick,
                             row.floor
