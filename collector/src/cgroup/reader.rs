@@ -97,7 +97,7 @@ struct BlkioPair {
 /// [`BLKIO_FILE_SETS`] order that yields data. Until one has, the
 /// candidates are probed (opened, read, closed) at most every
 /// [`BLKIO_PROBE_INTERVAL`]: on 6.x kernels the throttle files stay empty
-/// until a rule exists, and probing five sets every tick of every cgroup
+/// until a rule exists, and probing every set every tick of every cgroup
 /// would cost more than everything else read. Once a set has data its two
 /// files are held open and the others forgotten: counters never go back to
 /// empty while the cgroup lives.
@@ -358,6 +358,7 @@ impl CgroupReader {
                     self.blkio.candidates.push((serviced, bytes));
                 }
             }
+            v1::drop_sets_shadowed_by_recursive(&mut self.blkio.candidates);
             self.blkio.mount = Some(*mount);
         }
         if let Some(dir) = &pids {

@@ -201,6 +201,21 @@ pub const BLKIO_FILE_SETS: [(&str, &str); 4] = [
     ),
 ];
 
+/// Drops from `sets` (pairs of [`BLKIO_FILE_SETS`] a cgroup has) each set
+/// whose `_recursive` sibling is there too. Both files of a policy list
+/// the same devices (the cgroup's own block groups), the recursive one
+/// with its descendants' counts added: where it is empty the plain one is
+/// too, and where it has data it comes first. Probing the plain set would
+/// cost a file open and read a minute per cgroup (half the probes on a 6.x
+/// kernel, whose throttle files stay empty) and never be chosen.
+pub fn drop_sets_shadowed_by_recursive(sets: &mut Vec<(&'static str, &'static str)>) {
+    let recursive: Vec<&str> = sets
+        .iter()
+        .filter_map(|(serviced, _)| serviced.strip_suffix("_recursive"))
+        .collect();
+    sets.retain(|(serviced, _)| !recursive.contains(serviced));
+}
+
 /// Where the limit files of a v1 cgroup live (`None` when the controller
 /// is not mounted or the cgroup does not exist in its hierarchy).
 #[derive(Debug, Clone, Default)]
@@ -257,6 +272,17 @@ pub(crate) fn read_u64(cgroup: &str, dir: &Path, name: &str) -> Result<Option<u6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_blkio_sets_with_a_recursive_sibling_are_not_probed() {
+        let mut all = BLKIO_FILE_SETS.to_vec();
+        drop_sets_shadowed_by_recursive(&mut all);
+        assert_eq!(all, BLKIO_FILE_SETS[..3].to_vec());
+        // Without the recursive files (older kernels) the plain set stays.
+        let mut plain = vec![BLKIO_FILE_SETS[0], BLKIO_FILE_SETS[3]];
+        drop_sets_shadowed_by_recursive(&mut plain);
+        assert_eq!(plain, vec![BLKIO_FILE_SETS[0], BLKIO_FILE_SETS[3]]);
+    }
 
     #[test]
     fn ticks_convert_to_nanoseconds() {
