@@ -49,7 +49,9 @@
 //!   row also measures the floor: a single-threaded process of the bench's
 //!   own holding the files the agent reads open (the list and cadences the
 //!   collector itself plans, [`Collector::read_plan`]: per-tick files, slow
-//!   ones and the pod cgroups' every tenth tick, blkio pairs with data, and
+//!   ones and the pod cgroups' every tenth tick, blkio pairs with data,
+//!   the limit files and empty blkio files opened, read and closed every
+//!   minute as the agent's refresh and probe do, and
 //!   `memory.stat` and `pids.current` every tenth tick where the activity
 //!   leaves the figure that gates them still) and reading each once
 //!   when due, a cgroup's files together, at 1 s ticks. The two take turns
@@ -841,8 +843,9 @@ impl Drop for RealTree {
 /// The floor's files: those an agent with `config` reads, as the
 /// collector plans them after its first tick (the per-tick files, the slow
 /// ones, the pod and QoS cgroups' on their slower cadence, the v1 blkio
-/// pairs with data, `/proc/<pid>/net/dev` of pods with their own network),
-/// each with how often it is due. A file the agent carries while a figure
+/// pairs with data, `/proc/<pid>/net/dev` of pods with their own network,
+/// and, opened when due, the limit files every minute and the v1 blkio
+/// files probed every minute while empty), each with how often it is due. A file the agent carries while a figure
 /// of its cgroup stands still (`memory.stat`, `pids.current`) is due on
 /// its quiet cadence where `activity` leaves that figure still.
 fn floor_plan(config: AgentConfig, activity: Activity) -> Vec<PlannedFile> {
@@ -858,6 +861,7 @@ fn floor_plan(config: AgentConfig, activity: Activity) -> Vec<PlannedFile> {
             },
             path: r.path,
             cgroup: r.cgroup as u64,
+            held: r.held,
         })
         .collect()
 }
@@ -871,6 +875,9 @@ struct PlannedFile {
     path: PathBuf,
     cgroup: u64,
     every: u64,
+    /// Held open between reads, as the agent holds it; `false`: opened
+    /// when due (limit files, blkio probes).
+    held: bool,
 }
 
 /// The floor: the agent's files, held open (as many as the open-file limit
@@ -896,12 +903,12 @@ impl FloorFiles {
         };
         // SAFETY: getrlimit only writes the struct we pass.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        let budget = (limit.rlim_cur as usize).saturating_sub(256);
+        let mut budget = (limit.rlim_cur as usize).saturating_sub(256);
         let files = plan
             .into_iter()
-            .enumerate()
-            .map(|(i, planned)| {
-                let f = (i < budget).then(|| {
+            .map(|planned| {
+                let f = (planned.held && budget > 0).then(|| {
+                    budget -= 1;
                     std::fs::File::open(&planned.path).unwrap_or_else(|e| {
                         panic!("floor: opening {}: {e}", planned.path.display())
                     })
@@ -954,7 +961,7 @@ impl FloorFiles {
 }
 
 /// The body of the floor's process (`OSPREY_BENCH_FLOOR_PLAN`: a file of
-/// `cgroup every path` lines): opens the files, says `files held`, then
+/// `cgroup every held path` lines): opens the files, says `files held`, then
 /// for each `run N` line on stdin reads N ticks and says `cpu_ns reads`.
 /// It dies with the bench.
 fn floor_process(plan_file: &str) -> ! {
@@ -967,17 +974,18 @@ fn floor_process(plan_file: &str) -> ! {
         .expect("the floor's plan")
         .lines()
         .map(|l| {
-            let mut parts = l.splitn(3, ' ');
+            let mut parts = l.splitn(4, ' ');
             let mut number = || {
                 parts
                     .next()
                     .and_then(|n| n.parse().ok())
                     .expect("a plan line")
             };
-            let (cgroup, every) = (number(), number());
+            let (cgroup, every, held) = (number(), number(), number());
             PlannedFile {
                 cgroup,
                 every,
+                held: held == 1,
                 path: PathBuf::from(parts.next().expect("a plan line's path")),
             }
         })
@@ -1021,7 +1029,15 @@ impl FloorProcess {
         ));
         let text: String = plan
             .iter()
-            .map(|p| format!("{} {} {}\n", p.cgroup, p.every, p.path.display()))
+            .map(|p| {
+                format!(
+                    "{} {} {} {}\n",
+                    p.cgroup,
+                    p.every,
+                    u8::from(p.held),
+                    p.path.display()
+                )
+            })
             .collect();
         std::fs::write(&plan_file, text).expect("writing the floor's plan");
         let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cgroup::ReadError;
-use crate::cgroup::reader::{CgroupReader, ReadCadence};
+use crate::cgroup::reader::{BLKIO_PROBE_INTERVAL, CgroupReader, ReadCadence};
 use crate::config::AgentConfig;
 use crate::discovery::mountinfo::{LayoutOptions, discover_layout};
 use crate::discovery::{
@@ -279,12 +279,17 @@ impl Collector {
             .collect()
     }
 
-    /// Every file the collector reads and how often, as the tracked
-    /// cgroups stand after the last [`collect`](Self::collect): the
-    /// benchmark's floor reads exactly these, so that the agent's cost is
-    /// compared with reading the same files at the same cadence.
+    /// Every cgroup file the collector reads and how often, as the
+    /// tracked cgroups stand after the last [`collect`](Self::collect):
+    /// the statistics files, held open, and those it opens when due (the
+    /// limits at each `spec_refresh_interval`, v1 blkio sets without data
+    /// at each probe). The benchmark's floor reads exactly these, so that
+    /// the agent's cost is compared with reading the same files at the
+    /// same cadence.
     pub fn read_plan(&self) -> Vec<PlannedRead> {
         let slow_every = ticks_per(self.config.interval, self.config.slow_stat_interval);
+        let spec_every = ticks_per(self.config.interval, self.config.spec_refresh_interval);
+        let probe_every = ticks_per(self.config.interval, BLKIO_PROBE_INTERVAL);
         let mut out = Vec::new();
         for (cgroup, t) in self.tracked.values().enumerate() {
             let every = match t.aggregate_phase {
@@ -305,8 +310,31 @@ impl Collector {
                     every,
                     quiet_every,
                     quiet_when,
+                    held: cadence != ReadCadence::Slow || t.reader.holds_slow_files(),
                 });
             }
+            // Opened when due: the limits at each refresh, the empty blkio
+            // sets at each probe.
+            let opened = |path, every| PlannedRead {
+                path,
+                cgroup,
+                every,
+                quiet_every: every,
+                quiet_when: None,
+                held: false,
+            };
+            out.extend(
+                t.reader
+                    .spec_files()
+                    .into_iter()
+                    .map(|p| opened(p, spec_every)),
+            );
+            out.extend(
+                t.reader
+                    .probe_files()
+                    .into_iter()
+                    .map(|p| opened(p, probe_every)),
+            );
             if let Some(net) = &t.net {
                 out.push(PlannedRead {
                     path: net.path(&self.config.proc_root),
@@ -314,6 +342,7 @@ impl Collector {
                     every,
                     quiet_every: every,
                     quiet_when: None,
+                    held: true,
                 });
             }
         }
@@ -929,6 +958,10 @@ pub struct PlannedRead {
     /// The figure of its cgroup whose standing still makes the file due
     /// only every `quiet_every` ticks; `None`: always every `every`.
     pub quiet_when: Option<Probe>,
+    /// Held open between reads (the statistics files); `false`: opened,
+    /// read and closed when due (the limit files at each refresh, the
+    /// empty v1 blkio sets at each probe).
+    pub held: bool,
 }
 
 /// A figure read every tick that tells whether a cgroup is busy (see

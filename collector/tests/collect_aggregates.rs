@@ -236,21 +236,28 @@ fn zero_aggregate_interval_reads_every_cgroup_every_tick() {
 fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
     let tree = FixtureTree::new(FixtureVersion::V1).unwrap();
     let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
-    let container = tree.add_containers(style, 0, 1).unwrap().remove(0);
+    let mut containers = tree.add_containers(style, 0, 2).unwrap();
+    let (container, no_io) = (containers.remove(0), containers.remove(0));
+    tree.clear_blkio_v1(&no_io).unwrap();
     let pod = parent(&container);
     let mut collector = Collector::new(AgentConfig {
         slow_stat_interval: Duration::from_secs(5),
+        spec_refresh_interval: Duration::from_secs(30),
         ..config(&tree, Duration::from_secs(10))
     })
     .unwrap();
     collector.collect();
     let plan = collector.read_plan();
-    let cadence = |controller: &str, cgroup: &str, file: &str| {
+    let planned = |controller: &str, cgroup: &str, file: &str| {
         let path = tree.file_path(controller, cgroup, file);
         plan.iter()
             .find(|r| r.path == path)
-            .map(|r| (r.every, r.quiet_every, r.quiet_when))
             .unwrap_or_else(|| panic!("{} in the plan", path.display()))
+    };
+    let cadence = |controller: &str, cgroup: &str, file: &str| {
+        let r = planned(controller, cgroup, file);
+        assert!(r.held, "{} held open", r.path.display());
+        (r.every, r.quiet_every, r.quiet_when)
     };
     // A container: per tick; memory.stat on the slow cadence while its
     // memory usage stands still, pids.current while its CPU time does;
@@ -277,6 +284,23 @@ fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
             .any(|r| r.path.starts_with(tree.cgroup_dir("blkio", &container)) && r.every == 1),
         "the container's blkio files in the plan: {plan:?}"
     );
+    // Its limits: opened, read and closed at each refresh.
+    for (controller, file) in [
+        ("cpu", "cpu.shares"),
+        ("cpu", "cpu.cfs_quota_us"),
+        ("memory", "memory.limit_in_bytes"),
+        ("pids", "pids.max"),
+    ] {
+        let r = planned(controller, &container, file);
+        assert_eq!((r.every, r.held), (30, false), "{file}");
+    }
+    // A container without blkio data: the recursive throttle set probed
+    // every minute, opened when due; the plain one, which it shadows,
+    // never.
+    let probe = planned("blkio", &no_io, "blkio.throttle.io_serviced_recursive");
+    assert_eq!((probe.every, probe.held), (60, false));
+    let plain = tree.file_path("blkio", &no_io, "blkio.throttle.io_serviced");
+    assert!(!plan.iter().any(|r| r.path == plain));
     // Its pod, an aggregate: every tenth tick, slow files included.
     assert_eq!(cadence("cpuacct", &pod, "cpuacct.usage"), (10, 10, None));
     assert_eq!(cadence("memory", &pod, "memory.failcnt"), (10, 10, None));

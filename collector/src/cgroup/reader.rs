@@ -552,6 +552,46 @@ impl CgroupReader {
         out
     }
 
+    /// The limit files [`read_spec`](Self::read_spec) opens, reads and
+    /// closes at each limit refresh (those that exist now).
+    pub fn spec_files(&self) -> Vec<PathBuf> {
+        let dirs_and_names: Vec<(PathBuf, &[&str])> = match self.mode {
+            CgroupMode::V1 => self
+                .spec_v1
+                .iter()
+                .zip(v1::SPEC_FILES)
+                .filter_map(|(mount, names)| {
+                    let mount = &self.mounts[usize::from((*mount)?)];
+                    Some((join_cgroup(mount, &self.cgroup), names))
+                })
+                .collect(),
+            CgroupMode::V2 => vec![(self.primary_dir.to_path_buf(), &v2::SPEC_FILES[..])],
+        };
+        dirs_and_names
+            .into_iter()
+            .flat_map(|(dir, names)| names.iter().map(move |name| dir.join(name)))
+            .filter(|path| path.exists())
+            .collect()
+    }
+
+    /// The v1 blkio files probed (opened, read, closed) every
+    /// [`BLKIO_PROBE_INTERVAL`] while no set has shown data: the
+    /// operations file of each candidate set (the bytes file is opened
+    /// only once one has data).
+    pub fn probe_files(&self) -> Vec<PathBuf> {
+        match (&self.blkio.chosen, self.blkio.mount) {
+            (None, Some(mount)) => {
+                let dir = join_cgroup(&self.mounts[usize::from(mount)], &self.cgroup);
+                self.blkio
+                    .candidates
+                    .iter()
+                    .map(|(serviced, _)| dir.join(serviced))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Starts loading the cache lines a read goes through besides the
     /// reader itself (its list of open files).
     pub(crate) fn prefetch(&self) {

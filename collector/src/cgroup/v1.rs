@@ -228,6 +228,18 @@ pub struct SpecDirs {
     pub pids: Option<std::sync::Arc<std::path::Path>>,
 }
 
+/// The files [`read_spec`] reads in each controller directory of
+/// [`SpecDirs`] (`cpu`, `memory`, `pids`), for the benchmark's floor.
+pub const SPEC_FILES: [&[&str]; 3] = [
+    &["cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us"],
+    &[
+        "memory.limit_in_bytes",
+        "memory.memsw.limit_in_bytes",
+        "memory.soft_limit_in_bytes",
+    ],
+    &["pids.max"],
+];
+
 /// Reads the limits of a v1 cgroup: `cpu.shares`, `cpu.cfs_period_us`,
 /// `cpu.cfs_quota_us` (`-1` → unlimited), `memory.limit_in_bytes`,
 /// `memory.memsw.limit_in_bytes` (memory + swap), `memory.soft_limit_in_bytes`

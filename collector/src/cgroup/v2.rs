@@ -101,6 +101,17 @@ pub fn weight_to_shares(weight: u64) -> u64 {
     2 + (weight - 1) * 262_142 / 9_999
 }
 
+/// The files [`read_spec`] reads (where they exist), for the benchmark's
+/// floor.
+pub const SPEC_FILES: [&str; 6] = [
+    "cpu.weight",
+    "cpu.max",
+    "memory.max",
+    "memory.swap.max",
+    "memory.min",
+    "pids.max",
+];
+
 /// Reads the limits of a v2 cgroup: `cpu.weight` (as shares), `cpu.max`,
 /// and — only when `memory.max` exists, as cAdvisor — `memory.max`,
 /// `memory.swap.max` (swap only), `memory.min` (reservation); `pids.max`.
