@@ -310,7 +310,7 @@ impl Collector {
                     every,
                     quiet_every,
                     quiet_when,
-                    held: cadence != ReadCadence::Slow || t.reader.holds_slow_files(),
+                    held: true,
                 });
             }
             // Opened when due: the limits at each refresh, the empty blkio
@@ -958,9 +958,10 @@ pub struct PlannedRead {
     /// The figure of its cgroup whose standing still makes the file due
     /// only every `quiet_every` ticks; `None`: always every `every`.
     pub quiet_when: Option<Probe>,
-    /// Held open between reads (the statistics files); `false`: opened,
-    /// read and closed when due (the limit files at each refresh, the
-    /// empty v1 blkio sets at each probe).
+    /// Held open between reads while the open-file limit leaves room
+    /// (the statistics files); `false`: opened, read and closed when due
+    /// (the limit files at each refresh, the empty v1 blkio sets at each
+    /// probe).
     pub held: bool,
 }
 
