@@ -240,3 +240,36 @@ fn unmounted_hierarchy_is_reported() {
     let err = CgroupReader::open(&layout, "/a").unwrap_err();
     assert!(err.is_vanished(), "{err:?}");
 }
+
+/// The limit files the benchmark's floor reads (`v1::SPEC_FILES`,
+/// `v2::SPEC_FILES`, listed apart from `read_spec`) are the ones
+/// `read_spec` reads: each, made unparsable, fails it by name, and the
+/// reader lists every one of them.
+#[test]
+fn the_listed_limit_files_are_those_read_spec_reads() {
+    use osprey_collector::cgroup::{v1, v2};
+    let v1_files = ["cpu", "memory", "pids"]
+        .into_iter()
+        .zip(v1::SPEC_FILES)
+        .flat_map(|(controller, names)| names.iter().map(move |name| (controller, *name)));
+    let v2_files = v2::SPEC_FILES.iter().map(|name| ("", *name));
+    for (controller, file) in v1_files.chain(v2_files) {
+        let (tree, path) = if controller.is_empty() {
+            v2_tree()
+        } else {
+            v1_tree()
+        };
+        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+        let listed = tree.file_path(controller, &path, file);
+        assert!(
+            reader.spec_files().contains(&listed),
+            "{} in {:?}",
+            listed.display(),
+            reader.spec_files()
+        );
+        reader.read_spec().unwrap();
+        tree.write_file(controller, &path, file, "garbage\n")
+            .unwrap();
+        assert_parse_error(reader.read_spec().unwrap_err(), file);
+    }
+}
