@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -130,6 +130,20 @@ impl Drop for RealCgroup {
     }
 }
 
+/// Starts `python3 -c script` with piped stdin and stdout, which the
+/// tests use to tell it when to act and to hear that it has.
+fn spawn_python(script: &str) -> (Child, ChildStdin, BufReader<ChildStdout>) {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    (child, stdin, stdout)
+}
+
 /// The whole disk (`major`, `minor`) holding `path`: blkio counts per
 /// disk, not per partition.
 fn disk_of(path: &std::path::Path) -> (u64, u64) {
@@ -172,14 +186,7 @@ fn real_v1_cgroup_cpu_rate_memory_limits_and_removal() {
     let script = format!(
         "import sys\nprint('up', flush=True)\nsys.stdin.readline()\nb = bytearray({HELD_BYTES})\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint('ready', flush=True)\nsys.stdin.read()\n"
     );
-    let mut hog = Command::new("python3")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let mut hog_stdout = BufReader::new(hog.stdout.take().expect("piped stdout"));
-    let mut stdin = hog.stdin.take().expect("piped stdin");
+    let (hog, mut stdin, mut hog_stdout) = spawn_python(&script);
     let mut line = String::new();
     hog_stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "up", "memory hog failed to start");
@@ -385,14 +392,7 @@ fn real_v1_carried_figures_follow_allocations_and_forks() {
     // every page) or forks children (`fork N`; they wait for stdin to
     // close), and says `done`.
     let script = "import os, sys\nheld = []\nfor line in sys.stdin:\n    verb, n = line.split()\n    if verb == 'alloc':\n        b = bytearray(int(n) << 20)\n        for i in range(0, len(b), 4096):\n            b[i] = 1\n        held.append(b)\n    else:\n        for _ in range(int(n)):\n            if os.fork() == 0:\n                os.read(0, 1)\n                os._exit(0)\n    print('done', flush=True)\n";
-    let mut worker = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let mut stdout = BufReader::new(worker.stdout.take().expect("piped stdout"));
-    let mut stdin = worker.stdin.take().expect("piped stdin");
+    let (worker, mut stdin, mut stdout) = spawn_python(script);
     cgroup.adopt(worker);
     let mut command = |line: &str| {
         stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
