@@ -24,6 +24,7 @@ use crate::discovery::{
 use crate::filesystem::{self, LayerWalker, Mount};
 use crate::kube_state::KubeState;
 use crate::layout::CgroupLayout;
+use crate::limit_watch::{LimitWatch, Written};
 use crate::load::LoadReader;
 use crate::machine::MachineInfo;
 use crate::metadata::{ContainerMetadata, MetadataCache};
@@ -71,6 +72,12 @@ struct Tracked {
     aggregate_phase: Option<u64>,
     /// The last sample read, for aggregates.
     last: Option<Box<ContainerStats>>,
+    /// The [`LimitWatch`] watches on its limit files and `cgroup.procs`.
+    /// While it has them, its limits are re-read on a write and, as a
+    /// backstop, every `spec_refresh_interval`; otherwise every minute.
+    limit_watches: Box<[i32]>,
+    /// The tick its limits were last read at.
+    spec_read_tick: u64,
 }
 
 /// Reads every cgroup of the node, tick after tick.
@@ -108,7 +115,17 @@ pub struct Collector {
     last_slow_grant: Instant,
     errors: ErrorCounts,
     logged: HashSet<(String, &'static str)>,
-    last_spec_refresh: Instant,
+    /// Writes to the cgroups' limit files and task lists; `None` when
+    /// inotify cannot be used (limits are then re-read every minute).
+    limit_watch: Option<LimitWatch>,
+    /// A limit watch could not be added (logged once).
+    limit_watch_exhausted: bool,
+    /// Until this tick, every cgroup's upkeep re-reads its limits: writes
+    /// may have gone unreported (the limit watch's queue overflowed).
+    spec_refresh_forced_until: u64,
+    /// The last cgroup whose upkeep ran: the next tick's share of the
+    /// round starts after it.
+    upkeep_cursor: Option<String>,
     last_fs_refresh: Instant,
     last_machine_refresh: Instant,
     /// Pod status of the last pod-list refresh, and when it was taken.
@@ -131,6 +148,25 @@ pub struct Collector {
 /// Per-tick files a cgroup holds open, at most (v2 with PSI: nine), for
 /// budgeting descriptors before the cgroups of a discovery round are opened.
 const PER_TICK_FILES_ESTIMATE: u64 = 9;
+
+/// Every tracked cgroup's upkeep (its names looked up, its limits re-read
+/// when due) comes round once in this period (or `spec_refresh_interval`
+/// when shorter), a share of the cgroups each tick: at 2000 cgroups, all
+/// at once made one tick a minute ~150 ms longer.
+const UPKEEP_ROUND: Duration = Duration::from_secs(60);
+
+/// How often the limits of a cgroup whose limit files cannot be watched
+/// are re-read, at most.
+const UNWATCHED_SPEC_REFRESH: Duration = Duration::from_secs(60);
+
+/// A cgroup's first minutes, while its runtime is still setting it up: its
+/// tasks join, enter their network namespace (runc moves its own first
+/// task in, which starts the container's in a namespace later, with no
+/// write to report), and the runtime's and kubelet's files about it are
+/// written. Each upkeep round in this time looks again for what was not
+/// found; later only a write to its tasks, changed names or the limits'
+/// backstop do.
+const SETTLING_TIME: Duration = Duration::from_secs(120);
 
 impl Tracked {
     /// Starts loading the cache lines a tick reads through this cgroup's
@@ -205,7 +241,7 @@ impl Collector {
                     crate::agent::node_name(&config),
                 )
             }),
-            refresh_interval: config.spec_refresh_interval,
+            refresh_interval: config.metadata_refresh_interval,
             ..Default::default()
         })
         .map_err(CollectorError::Metadata)?;
@@ -241,7 +277,14 @@ impl Collector {
             last_slow_grant: now,
             errors: ErrorCounts::default(),
             logged: HashSet::new(),
-            last_spec_refresh: now,
+            limit_watch: LimitWatch::new()
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot watch cgroup limits with inotify; re-reading them every minute");
+                })
+                .ok(),
+            limit_watch_exhausted: false,
+            spec_refresh_forced_until: 0,
+            upkeep_cursor: None,
             last_fs_refresh: now,
             last_machine_refresh: now,
             kube: Arc::default(),
@@ -288,7 +331,6 @@ impl Collector {
     /// same cadence.
     pub fn read_plan(&self) -> Vec<PlannedRead> {
         let slow_every = ticks_per(self.config.interval, self.config.slow_stat_interval);
-        let spec_every = ticks_per(self.config.interval, self.config.spec_refresh_interval);
         let probe_every = ticks_per(self.config.interval, BLKIO_PROBE_INTERVAL);
         let mut out = Vec::new();
         for (cgroup, t) in self.tracked.values().enumerate() {
@@ -323,6 +365,7 @@ impl Collector {
                 quiet_when: None,
                 held: false,
             };
+            let spec_every = self.spec_every(t);
             out.extend(
                 t.reader
                     .spec_files()
@@ -349,6 +392,12 @@ impl Collector {
         out
     }
 
+    /// The limit files and task lists watched for writes (see
+    /// [`LimitWatch`]).
+    pub fn limit_watch_count(&self) -> usize {
+        self.limit_watch.as_ref().map_or(0, LimitWatch::watch_count)
+    }
+
     /// Read errors so far, by reason.
     pub fn errors(&self) -> &ErrorCounts {
         &self.errors
@@ -371,14 +420,14 @@ impl Collector {
                 DiscoveryEvent::Removed(p) => self.remove(p.as_str()),
             }
         }
+        self.apply_writes();
         self.refresh_slow_state();
         self.refresh_pod_status();
         self.walker.step();
 
         // The samples' time is taken here, when the reads begin, not when
         // the tick did: the housekeeping above can take long (the re-scan
-        // and the limits of 2000 cgroups ~250 ms a minute, a slow pod list
-        // seconds), and a rate between this sample and the last would be
+        // of 2000 cgroups ~60 ms a minute, a slow pod list seconds), and a rate between this sample and the last would be
         // off by as much as it took.
         let timestamp_ms = now_ms();
         let tick_started = Instant::now();
@@ -589,7 +638,10 @@ impl Collector {
             layer_dir: None,
             aggregate_phase,
             last: None,
+            limit_watches: Box::default(),
+            spec_read_tick: self.tick,
         };
+        t.limit_watches = self.watch_limits(path, &t.reader);
         // After the spec is read: it decides whether v1 `cpu.stat` stays open.
         self.refresh_tracked(path, &mut t);
         self.fds_in_use += budgeted_descriptors(&t);
@@ -668,6 +720,9 @@ impl Collector {
             self.files_held = self.files_held.saturating_sub(held_descriptors(&t));
             self.netns.release(path);
             self.walker.forget(path);
+            if let Some(watch) = &mut self.limit_watch {
+                watch.unwatch(&t.limit_watches);
+            }
             if let Some(load) = &mut self.load {
                 load.forget(path);
             }
@@ -775,16 +830,150 @@ impl Collector {
         mtime.max(self.machine.boot_time_seconds as f64)
     }
 
-    fn refresh_slow_state(&mut self) {
-        if self.last_spec_refresh.elapsed() >= self.config.spec_refresh_interval {
-            self.last_spec_refresh = Instant::now();
-            let mut tracked = std::mem::take(&mut self.tracked);
-            for (path, t) in &mut tracked {
-                t.meta = self.metadata.resolve(&CgroupPath::new(path), &t.identity);
-                self.refresh_tracked(path, t);
-            }
-            self.tracked = tracked;
+    /// Watches the cgroup's limit files and its `cgroup.procs` (in the
+    /// first hierarchy holding limits: runtimes move a task into every
+    /// hierarchy). Empty when they cannot be watched.
+    fn watch_limits(&mut self, path: &str, reader: &CgroupReader) -> Box<[i32]> {
+        let Some(watch) = &mut self.limit_watch else {
+            return Box::default();
+        };
+        let dirs = reader.spec_dirs();
+        let mut files: Vec<(PathBuf, Written)> = dirs
+            .iter()
+            .flat_map(|(dir, names)| names.iter().map(|n| (dir.join(n), Written::Limits)))
+            .collect();
+        if let Some((dir, _)) = dirs.first() {
+            files.push((dir.join("cgroup.procs"), Written::Tasks));
         }
+        let files: Vec<(&std::path::Path, Written)> =
+            files.iter().map(|(f, w)| (f.as_path(), *w)).collect();
+        match watch.watch(&Arc::from(path), &files) {
+            Ok(ids) => ids.into_boxed_slice(),
+            Err(e) => {
+                if !self.limit_watch_exhausted {
+                    self.limit_watch_exhausted = true;
+                    tracing::warn!(
+                        cgroup = %path,
+                        error = %e,
+                        "cannot watch cgroup limits (raise fs.inotify.max_user_watches if it says \"no space left on device\"); \
+                         the limits of cgroups not watched are re-read every minute"
+                    );
+                }
+                Box::default()
+            }
+        }
+    }
+
+    /// Re-reads what the writes reported since the last tick may have
+    /// changed: a cgroup's limits, or the network namespace of tasks moved
+    /// into a cgroup without one.
+    fn apply_writes(&mut self) {
+        let Some(watch) = &mut self.limit_watch else {
+            return;
+        };
+        let writes = match watch.poll() {
+            Ok(writes) => writes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read cgroup limit writes; re-reading limits every minute");
+                self.limit_watch = None;
+                for t in self.tracked.values_mut() {
+                    t.limit_watches = Box::default();
+                }
+                return;
+            }
+        };
+        if writes.overflowed {
+            tracing::debug!(
+                "limit writes lost (inotify queue overflow); re-reading every cgroup's limits"
+            );
+            self.spec_refresh_forced_until = self.tick + self.upkeep_round();
+        }
+        let mut tracked = std::mem::take(&mut self.tracked);
+        for (path, written) in writes.cgroups {
+            let Some(t) = tracked.get_mut(&*path) else {
+                continue;
+            };
+            if written == Written::Limits || t.net.is_none() {
+                self.refresh_tracked(&path, t);
+                t.spec_read_tick = self.tick;
+            }
+        }
+        self.tracked = tracked;
+    }
+
+    /// Ticks in an upkeep round (see [`UPKEEP_ROUND`]).
+    fn upkeep_round(&self) -> u64 {
+        ticks_per(
+            self.config.interval,
+            UPKEEP_ROUND.min(self.config.spec_refresh_interval),
+        )
+    }
+
+    /// Ticks between two reads of the cgroup's limits when nothing was
+    /// written to them.
+    fn spec_every(&self, t: &Tracked) -> u64 {
+        let backstop = if !t.limit_watches.is_empty() {
+            self.config.spec_refresh_interval
+        } else {
+            self.config
+                .spec_refresh_interval
+                .min(UNWATCHED_SPEC_REFRESH)
+        };
+        ticks_per(self.config.interval, backstop).max(self.upkeep_round())
+    }
+
+    /// The upkeep of this tick's share of the cgroups, in path order after
+    /// the last tick's: every cgroup comes round once per upkeep round.
+    fn upkeep_step(&mut self) {
+        use std::ops::Bound;
+        let share = (self.tracked.len() as u64).div_ceil(self.upkeep_round()) as usize;
+        if share == 0 {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut tracked = std::mem::take(&mut self.tracked);
+        let after = match &self.upkeep_cursor {
+            Some(cursor) => Bound::Excluded(cursor.as_str()),
+            None => Bound::Unbounded,
+        };
+        let mut visited = 0;
+        let mut last = None;
+        for (path, t) in tracked
+            .range_mut::<str, _>((after, Bound::Unbounded))
+            .take(share)
+        {
+            self.upkeep(path, t, now);
+            visited += 1;
+            last = Some(path);
+        }
+        // At the end of the map the round is over; the next starts afresh.
+        self.upkeep_cursor = last.filter(|_| visited == share).cloned();
+        self.tracked = tracked;
+    }
+
+    /// One cgroup's turn in the upkeep round: its names looked up (cached
+    /// unless due), and its limits, network namespace and writable layer
+    /// read again while it settles, when its names changed, or when its
+    /// limits are due.
+    fn upkeep(&mut self, path: &str, t: &mut Tracked, now_seconds: f64) {
+        let meta = self.metadata.resolve(&CgroupPath::new(path), &t.identity);
+        // The cache keeps the `Arc` of names read again unchanged.
+        let renamed = !Arc::ptr_eq(&meta, &t.meta);
+        t.meta = meta;
+        let settling = now_seconds - t.info.creation_time_seconds < SETTLING_TIME.as_secs_f64();
+        let spec_due = self.tick >= t.spec_read_tick + self.spec_every(t)
+            || self.tick < self.spec_refresh_forced_until;
+        if settling || renamed || spec_due {
+            self.refresh_tracked(path, t);
+            t.spec_read_tick = self.tick;
+        }
+    }
+
+    fn refresh_slow_state(&mut self) {
+        self.upkeep_step();
         if self.last_fs_refresh.elapsed() >= self.config.fs_interval {
             self.last_fs_refresh = Instant::now();
             self.mounts = read_mounts(&self.config);

@@ -125,9 +125,21 @@ pub struct AgentConfig {
     /// each sample once). Zero reads them every tick.
     #[serde(with = "humantime_serde")]
     pub aggregate_interval: Duration,
-    /// How often limits (quota, memory limit …) and metadata are re-read.
+    /// How often limits (quota, memory limit, shares, pids limit) are
+    /// re-read as a backstop. A write to a cgroup's limit files is seen by
+    /// inotify and its limits are re-read at the next tick; this covers
+    /// writes inotify could not report (its queue overflowed, or no watch
+    /// was left: `fs.inotify.max_user_watches`). Where a cgroup's limit
+    /// files cannot be watched, its limits are re-read every minute (or at
+    /// this interval when shorter).
     #[serde(with = "humantime_serde")]
     pub spec_refresh_interval: Duration,
+    /// How long a container's names, labels and image are kept before
+    /// being read again from the runtime's and the kubelet's files. Names
+    /// still missing are tried again sooner: after 10 s, then twice as
+    /// long each time up to this interval.
+    #[serde(with = "humantime_serde")]
+    pub metadata_refresh_interval: Duration,
     /// How often the node's filesystems are `statvfs`'d.
     #[serde(with = "humantime_serde")]
     pub fs_interval: Duration,
@@ -270,7 +282,8 @@ impl Default for AgentConfig {
             carry_idle_pids: true,
             hold_slow_files: true,
             aggregate_interval: Duration::from_secs(10),
-            spec_refresh_interval: Duration::from_secs(60),
+            spec_refresh_interval: Duration::from_secs(600),
+            metadata_refresh_interval: Duration::from_secs(300),
             fs_interval: Duration::from_secs(60),
             pod_status_interval: Duration::from_secs(60),
             cpu_load: false,

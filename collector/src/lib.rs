@@ -31,6 +31,7 @@ pub mod fixture;
 pub mod http;
 pub mod kube_state;
 pub mod layout;
+pub mod limit_watch;
 pub mod load;
 pub mod logs;
 pub mod machine;

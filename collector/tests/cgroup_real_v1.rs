@@ -429,3 +429,86 @@ fn real_v1_carried_figures_follow_allocations_and_forks() {
     assert!(forked.cpu.usage_ns > allocated.cpu.usage_ns);
     assert_eq!(forked.pids.current, Some(4), "pids.current read again");
 }
+
+/// On cgroupfs, a write to a limit file and a task moved in are seen at
+/// the next tick (inotify reports both), with no timer to explain it: the
+/// cgroup is aged past its settling time, and the limits' backstop is an
+/// hour away.
+#[test]
+fn real_v1_written_limits_and_moved_tasks_are_seen_at_the_next_tick() {
+    let mut cgroup = RealCgroup::create();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for dir in &cgroup.dirs {
+        std::fs::File::open(dir)
+            .and_then(|d| d.set_modified(hour_ago))
+            .unwrap();
+    }
+    let mut collector =
+        osprey_collector::collect::Collector::new(osprey_collector::config::AgentConfig {
+            cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
+            subtrees: vec![cgroup.path()],
+            interval: Duration::from_secs(1),
+            spec_refresh_interval: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .unwrap();
+    let id = cgroup.path();
+    let sample = |snap: &osprey_collector::snapshot::Snapshot| {
+        snap.containers
+            .iter()
+            .find(|c| c.info.id == id)
+            .cloned()
+            .expect("the cgroup is read")
+    };
+    let first = sample(&collector.collect());
+    assert_eq!(first.info.spec.memory_limit, None, "unlimited at first");
+    assert!(first.stats.network.is_empty(), "no task, no network");
+
+    cgroup.write("memory", "memory.limit_in_bytes", "67108864");
+    cgroup.write("pids", "pids.max", "10");
+    let second = sample(&collector.collect());
+    assert_eq!(second.info.spec.memory_limit, Some(64 << 20));
+    assert_eq!(second.info.spec.pids_limit, Some(10));
+
+    // A task in a network namespace of its own (with an interface besides
+    // `lo`, which is never reported), moved in once it is set up.
+    let mut child = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link add eth0 type veth peer name eth1 && echo ready && exec sleep 600",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) and ip (iproute2)");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "the namespace's interface was made");
+    cgroup.adopt(child);
+    let third = sample(&collector.collect());
+    let names: Vec<&str> = third
+        .stats
+        .network
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    assert!(
+        names.contains(&"eth0"),
+        "the moved task's namespace is read at the next tick: {names:?}"
+    );
+
+    // cgroupfs drops no watch when a cgroup is removed: the collector does.
+    let watched = collector.limit_watch_count();
+    assert!(watched >= 7, "limits and task list watched: {watched}");
+    cgroup.tear_down();
+    let last = collector.collect();
+    assert!(last.containers.iter().all(|c| c.info.id != id), "removed");
+    assert!(
+        collector.limit_watch_count() <= watched - 7,
+        "the removed cgroup's watches are gone: {} of {watched}",
+        collector.limit_watch_count()
+    );
+}

@@ -86,9 +86,14 @@ pub struct AgentArgs {
     /// Full re-scan of the cgroup tree, the backstop for inotify [default: 60s].
     #[arg(long, env = "OSPREY_RESCAN_INTERVAL", value_parser = humantime::parse_duration)]
     pub rescan_interval: Option<Duration>,
-    /// How often limits and metadata are re-read [default: 60s].
+    /// Backstop re-read of limits; a write to a limit is seen by inotify
+    /// and read at the next tick [default: 10m].
     #[arg(long, env = "OSPREY_SPEC_REFRESH_INTERVAL", value_parser = humantime::parse_duration)]
     pub spec_refresh_interval: Option<Duration>,
+    /// How long container names, labels and images are kept before being
+    /// read again; missing names are retried sooner [default: 5m].
+    #[arg(long, env = "OSPREY_METADATA_REFRESH_INTERVAL", value_parser = humantime::parse_duration)]
+    pub metadata_refresh_interval: Option<Duration>,
     /// How often pod and QoS-class cgroups (sums of their containers) are
     /// read when the interval is shorter; 0s: every tick [default: 10s].
     #[arg(long, env = "OSPREY_AGGREGATE_INTERVAL", value_parser = humantime::parse_duration)]
@@ -184,6 +189,7 @@ impl AgentArgs {
             kubelet_root_dir,
             rescan_interval,
             spec_refresh_interval,
+            metadata_refresh_interval,
             aggregate_interval,
             fs_walk_budget,
             pod_status_interval,

@@ -552,10 +552,11 @@ impl CgroupReader {
         out
     }
 
-    /// The limit files [`read_spec`](Self::read_spec) opens, reads and
-    /// closes at each limit refresh (those that exist now).
-    pub fn spec_files(&self) -> Vec<PathBuf> {
-        let dirs_and_names: Vec<(PathBuf, &[&str])> = match self.mode {
+    /// The directories holding the limit files [`read_spec`](Self::read_spec)
+    /// reads (on v1 one per controller mounted: cpu, memory, pids), each
+    /// with the names of the limit files it holds.
+    pub fn spec_dirs(&self) -> Vec<(PathBuf, &'static [&'static str])> {
+        match self.mode {
             CgroupMode::V1 => self
                 .spec_v1
                 .iter()
@@ -566,8 +567,13 @@ impl CgroupReader {
                 })
                 .collect(),
             CgroupMode::V2 => vec![(self.primary_dir.to_path_buf(), &v2::SPEC_FILES[..])],
-        };
-        dirs_and_names
+        }
+    }
+
+    /// The limit files [`read_spec`](Self::read_spec) opens, reads and
+    /// closes at each limit refresh (those that exist now).
+    pub fn spec_files(&self) -> Vec<PathBuf> {
+        self.spec_dirs()
             .into_iter()
             .flat_map(|(dir, names)| names.iter().map(move |name| dir.join(name)))
             .filter(|path| path.exists())

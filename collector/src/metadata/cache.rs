@@ -63,6 +63,10 @@ impl PodSourceState {
 struct Entry {
     metadata: Arc<ContainerMetadata>,
     expires: Instant,
+    /// How long it was kept: an incomplete name is tried again after twice
+    /// as long each time (a container whose pod was never written to the
+    /// node's files must not cost a dozen failed opens every few seconds).
+    kept: Duration,
 }
 
 /// A kubelet log directory read into a map, re-read on a miss when older
@@ -140,25 +144,43 @@ impl MetadataCache {
         path: &CgroupPath,
         identity: &CgroupIdentity,
     ) -> Arc<ContainerMetadata> {
-        if let Some(entry) = self.entries.get(path)
-            && entry.expires > Instant::now()
-        {
-            return Arc::clone(&entry.metadata);
-        }
-        let metadata = Arc::new(self.build(path, identity));
-        let ttl = if metadata.is_incomplete() {
-            self.config.incomplete_retry
-        } else {
-            self.config.refresh_interval
+        let last_kept = match self.entries.get(path) {
+            Some(entry) if entry.expires > Instant::now() => return Arc::clone(&entry.metadata),
+            Some(entry) if entry.metadata.is_incomplete() => Some(entry.kept),
+            _ => None,
+        };
+        let built = self.build(path, identity);
+        let kept = match (built.is_incomplete(), last_kept) {
+            (false, _) => self.config.refresh_interval,
+            (true, None) => self.config.incomplete_retry,
+            (true, Some(last)) => (last * 2).clamp(
+                self.config.incomplete_retry,
+                self.config
+                    .refresh_interval
+                    .max(self.config.incomplete_retry),
+            ),
+        };
+        // The same names read again keep their `Arc`: the collector tells
+        // a change from a re-read by the pointer.
+        let metadata = match self.entries.get(path) {
+            Some(entry) if *entry.metadata == built => Arc::clone(&entry.metadata),
+            _ => Arc::new(built),
         };
         self.entries.insert(
             path.clone(),
             Entry {
                 metadata: Arc::clone(&metadata),
-                expires: Instant::now() + ttl,
+                expires: Instant::now() + kept,
+                kept,
             },
         );
         metadata
+    }
+
+    /// How long the names of `path` are kept since they were last read.
+    #[cfg(test)]
+    pub(crate) fn kept_for(&self, path: &CgroupPath) -> Option<Duration> {
+        self.entries.get(path).map(|e| e.kept)
     }
 
     /// Drops the cached metadata of `path` (call on its discovery event).

@@ -202,7 +202,8 @@ pub struct MetadataConfig {
     pub refresh_interval: Duration,
     /// How long an incomplete name (a pod container whose pod or container
     /// name is still unknown, e.g. logs not yet created) is kept before
-    /// trying again. Default 10 s.
+    /// trying again; twice as long after each try that still finds it
+    /// incomplete, up to `refresh_interval`. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub incomplete_retry: Duration,
 }

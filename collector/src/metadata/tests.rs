@@ -364,6 +364,31 @@ fn incomplete_names_are_retried_sooner() {
 }
 
 #[test]
+fn incomplete_names_are_retried_after_twice_as_long_each_time() {
+    let node = Node::new();
+    let mut config = node.config();
+    config.incomplete_retry = Duration::from_millis(5);
+    config.refresh_interval = Duration::from_secs(3600);
+    config.log_index_min_interval = Duration::ZERO;
+    let mut cache = MetadataCache::new(config).unwrap();
+    let path = format!("/kubepods/pod{UID}/{APP}");
+    let key = CgroupPath::new(&path);
+    let mut kept = Vec::new();
+    for _ in 0..4 {
+        assert!(resolve(&mut cache, &path).pod.is_empty(), "no logs yet");
+        let now = cache.kept_for(&key).unwrap();
+        kept.push(now.as_millis());
+        // Past the retry: the next resolve reads the node's files again.
+        std::thread::sleep(now + Duration::from_millis(2));
+    }
+    assert_eq!(kept, vec![5, 10, 20, 40]);
+
+    node.kubelet_logs("shop", "web-0", UID, "nginx", APP);
+    assert_eq!(resolve(&mut cache, &path).pod, "web-0");
+    assert_eq!(cache.kept_for(&key), Some(Duration::from_secs(3600)));
+}
+
+#[test]
 fn complete_names_are_not_reread_before_the_refresh_interval() {
     let node = Node::new();
     node.kubelet_logs("shop", "web-0", UID, "nginx", APP);

@@ -1,0 +1,154 @@
+//! Limits are re-read at the tick after a write to them (inotify reports
+//! it), and otherwise only at the `spec_refresh_interval` backstop; the
+//! upkeep of the cgroups (names, limits when due) comes round a share of
+//! the cgroups each tick.
+//!
+//! The cgroups' directories are aged an hour first: a cgroup still
+//! settling (its first two minutes) is looked at again at every upkeep
+//! round anyway, and only an old one shows what the writes alone do.
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use osprey_collector::collect::Collector;
+use osprey_collector::config::AgentConfig;
+use osprey_collector::fixture::{FixtureTree, FixtureVersion, PathStyle, paths};
+use osprey_collector::snapshot::Snapshot;
+use osprey_collector::stats::ContainerSpec;
+
+/// Sets the modification time of `cgroup`'s directories (every hierarchy)
+/// an hour back: the collector takes it for the cgroup's creation time.
+fn age(tree: &FixtureTree, cgroup: &str) {
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for controller in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+        let dir = tree.cgroup_dir(controller, cgroup);
+        fs::File::open(&dir)
+            .and_then(|d| d.set_modified(hour_ago))
+            .unwrap_or_else(|e| panic!("ageing {}: {e}", dir.display()));
+    }
+}
+
+fn spec(snap: &Snapshot, id: &str) -> ContainerSpec {
+    snap.containers
+        .iter()
+        .find(|c| c.info.id == id)
+        .unwrap_or_else(|| panic!("{id} in the snapshot"))
+        .info
+        .spec
+        .clone()
+}
+
+/// The memory-limit file and its text for `bytes`, per version.
+fn memory_limit_file(version: FixtureVersion) -> (&'static str, &'static str) {
+    match version {
+        FixtureVersion::V1 => ("memory", "memory.limit_in_bytes"),
+        FixtureVersion::V2 => ("memory", "memory.max"),
+    }
+}
+
+fn written_limits_are_read_at_the_next_tick(version: FixtureVersion) {
+    let tree = FixtureTree::new(version).unwrap();
+    let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+    let containers = tree.add_containers(style, 0, 3).unwrap();
+    for c in &containers {
+        age(&tree, c);
+    }
+    let mut collector = Collector::new(AgentConfig {
+        // Only a reported write can explain a limit read before this.
+        spec_refresh_interval: Duration::from_secs(3600),
+        ..tree.agent_config()
+    })
+    .unwrap();
+    let (controller, file) = memory_limit_file(version);
+    let first = collector.collect();
+    let before = spec(&first, &containers[0]);
+    let unchanged = spec(&first, &containers[1]);
+    assert_ne!(before.memory_limit, Some(123 << 20));
+
+    tree.write_file(
+        controller,
+        &containers[0],
+        file,
+        &format!("{}\n", 123u64 << 20),
+    )
+    .unwrap();
+    let second = collector.collect();
+    assert_eq!(
+        spec(&second, &containers[0]).memory_limit,
+        Some(123 << 20),
+        "the written limit is read at the next tick"
+    );
+    assert_eq!(spec(&second, &containers[1]), unchanged);
+
+    // Replaced by a rename: no write for inotify to report (a stand-in
+    // for a write it lost), so the limit stays as read until the backstop.
+    let replacement = tree.root().join("replacement");
+    fs::write(&replacement, format!("{}\n", 77u64 << 20)).unwrap();
+    fs::rename(
+        &replacement,
+        tree.file_path(controller, &containers[1], file),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(spec(&collector.collect(), &containers[1]), unchanged);
+    }
+}
+
+#[test]
+fn written_limits_are_read_at_the_next_tick_v1() {
+    written_limits_are_read_at_the_next_tick(FixtureVersion::V1);
+}
+
+#[test]
+fn written_limits_are_read_at_the_next_tick_v2() {
+    written_limits_are_read_at_the_next_tick(FixtureVersion::V2);
+}
+
+/// A limit changed without a write inotify could report is read at the
+/// backstop, in the upkeep round: one share of the cgroups a tick.
+#[test]
+fn unreported_limit_changes_are_read_at_the_backstop_a_share_a_tick() {
+    let version = FixtureVersion::V2;
+    let tree = FixtureTree::new(version).unwrap();
+    let containers = tree
+        .add_containers(PathStyle::DockerCgroupfs, 0, 4)
+        .unwrap();
+    for c in &containers {
+        age(&tree, c);
+    }
+    // The backstop and the round: every 2 ticks, half the cgroups a tick.
+    let mut collector = Collector::new(AgentConfig {
+        spec_refresh_interval: Duration::from_secs(2),
+        ..tree.agent_config()
+    })
+    .unwrap();
+    let (controller, file) = memory_limit_file(version);
+    collector.collect();
+    for c in &containers {
+        let replacement = tree.root().join("replacement");
+        fs::write(&replacement, format!("{}\n", 55u64 << 20)).unwrap();
+        fs::rename(&replacement, tree.file_path(controller, c, file)).unwrap();
+    }
+    let mut seen_at = Vec::new();
+    for _ in 0..6 {
+        let snap = collector.collect();
+        seen_at.push(
+            containers
+                .iter()
+                .filter(|c| spec(&snap, c).memory_limit == Some(55 << 20))
+                .count(),
+        );
+    }
+    // The root cgroup is tracked too: 5 cgroups, 3 the first tick of a
+    // round and 2 the second; each is read once its backstop is due.
+    assert_eq!(
+        seen_at.last(),
+        Some(&containers.len()),
+        "all read: {seen_at:?}"
+    );
+    let first_nonzero = seen_at.iter().position(|n| *n > 0).unwrap();
+    assert!(
+        seen_at[first_nonzero] < containers.len(),
+        "a share a tick, not all at once: {seen_at:?}"
+    );
+}
