@@ -85,8 +85,10 @@ pub struct AgentConfig {
     /// Report only these cgroup subtrees (e.g. `/kubepods.slice`); empty:
     /// all. The root cgroup is always reported.
     pub subtrees: Vec<String>,
-    /// Full re-scan of the cgroup tree, the backstop for missed inotify
-    /// events.
+    /// The backstop for cgroups inotify did not report (a directory it
+    /// could not watch): every known cgroup directory is checked once in
+    /// this period, a share each tick, and the tree is walked when one
+    /// disagrees. Lost events make the next tick walk at once.
     #[serde(with = "humantime_serde")]
     pub rescan_interval: Duration,
     /// How often the slow-moving cgroup figures (peak memory, limit hits,
@@ -276,7 +278,7 @@ impl Default for AgentConfig {
             ),
             containers_only: false,
             subtrees: Vec::new(),
-            rescan_interval: Duration::from_secs(60),
+            rescan_interval: Duration::from_secs(300),
             slow_stat_interval: Duration::from_secs(10),
             carry_quiet_memory_stat: true,
             carry_idle_pids: true,

@@ -83,7 +83,8 @@ pub struct AgentArgs {
         value_name = "PATH"
     )]
     pub subtrees: Vec<String>,
-    /// Full re-scan of the cgroup tree, the backstop for inotify [default: 60s].
+    /// Backstop for changes inotify missed: every cgroup directory checked
+    /// once in this period, a share each tick [default: 5m].
     #[arg(long, env = "OSPREY_RESCAN_INTERVAL", value_parser = humantime::parse_duration)]
     pub rescan_interval: Option<Duration>,
     /// Backstop re-read of limits; a write to a limit is seen by inotify

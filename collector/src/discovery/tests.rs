@@ -510,3 +510,41 @@ fn the_backstop_sees_a_cgroup_inotify_missed_on_cgroupfs() {
     cgroups.mkdir(memory.join(&base).join("child"));
     assert_eq!(discovery.refresh(), vec![added(&format!("/{base}/child"))]);
 }
+
+/// With a long backstop interval each refresh checks a share of the known
+/// directories (at least one), in path order, and walks only when the
+/// share holds the one that disagrees.
+#[test]
+fn the_backstop_checks_a_share_of_the_directories_each_refresh() {
+    let (root, mut discovery) = watched_fixture_hierarchy();
+    discovery.options.rescan_interval = Duration::from_secs(3600);
+    let memory = root.path().join("memory");
+    for d in ["a", "b", "c", "d"] {
+        fs::create_dir(memory.join(d)).unwrap();
+    }
+    let mut seen = discovery.refresh();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            added("/"),
+            added("/a"),
+            added("/b"),
+            added("/c"),
+            added("/d")
+        ]
+    );
+    assert_eq!(discovery.full_walks(), 1);
+
+    // Nothing watched from here on: only the backstop can see the child.
+    discovery.watcher = Some(TreeWatcher::new(discovery.mounts.clone()).unwrap());
+    fs::create_dir(memory.join("d/x")).unwrap();
+    let mut refreshes = 0;
+    while discovery.refresh().is_empty() {
+        refreshes += 1;
+        assert!(refreshes < 10, "the backstop never reached /d");
+    }
+    // "/", "/a", "/b", "/c" agree, a refresh each, before "/d" disagrees.
+    assert!(refreshes >= 3, "one share, not the whole tree: {refreshes}");
+    assert_eq!(discovery.full_walks(), 2);
+}
