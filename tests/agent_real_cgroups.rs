@@ -262,7 +262,7 @@ fn traffic_of_a_process_in_its_own_network_namespace_is_counted() {
     let host_net = RealCgroup::create("hostnet");
     let _sleeper = host_net.spawn("sleep", &["600"], &dir, "hostnet-sleeper");
 
-    let agent = AgentProcess::start(&["--interval", "1s", "--spec-refresh-interval", "1s"], &dir);
+    let agent = AgentProcess::start(&["--interval", "1s"], &dir);
     let eth0 = |s: &Value| -> Option<(u64, u64)> {
         let i = s["network"]
             .as_array()?
