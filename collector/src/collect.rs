@@ -24,7 +24,7 @@ use crate::discovery::{
 use crate::filesystem::{self, LayerWalker, Mount};
 use crate::kube_state::KubeState;
 use crate::layout::CgroupLayout;
-use crate::limit_watch::{LimitWatch, Written};
+use crate::limit_watch::{LimitWatch, WatchKey, Written};
 use crate::load::LoadReader;
 use crate::machine::MachineInfo;
 use crate::metadata::{ContainerMetadata, MetadataCache};
@@ -72,10 +72,10 @@ struct Tracked {
     aggregate_phase: Option<u64>,
     /// The last sample read, for aggregates.
     last: Option<Box<ContainerStats>>,
-    /// The [`LimitWatch`] watches on its limit files and `cgroup.procs`.
+    /// Its [`LimitWatch`] watches on its limit files and `cgroup.procs`.
     /// While it has them, its limits are re-read on a write and, as a
     /// backstop, every `spec_refresh_interval`; otherwise every minute.
-    limit_watches: Box<[i32]>,
+    limit_watches: Option<WatchKey>,
     /// The tick its limits were last read at.
     spec_read_tick: u64,
 }
@@ -426,8 +426,9 @@ impl Collector {
         self.walker.step();
 
         // The samples' time is taken here, when the reads begin, not when
-        // the tick did: the housekeeping above can take long (the re-scan
-        // of 2000 cgroups ~60 ms a minute, a slow pod list seconds), and a rate between this sample and the last would be
+        // the tick did: the housekeeping above can take long (a walk of
+        // 2000 cgroups after lost events ~160 ms, a slow pod list
+        // seconds), and a rate between this sample and the last would be
         // off by as much as it took.
         let timestamp_ms = now_ms();
         let tick_started = Instant::now();
@@ -638,7 +639,7 @@ impl Collector {
             layer_dir: None,
             aggregate_phase,
             last: None,
-            limit_watches: Box::default(),
+            limit_watches: None,
             spec_read_tick: self.tick,
         };
         t.limit_watches = self.watch_limits(path, &t.reader);
@@ -720,8 +721,8 @@ impl Collector {
             self.files_held = self.files_held.saturating_sub(held_descriptors(&t));
             self.netns.release(path);
             self.walker.forget(path);
-            if let Some(watch) = &mut self.limit_watch {
-                watch.unwatch(&t.limit_watches);
+            if let (Some(watch), Some(key)) = (&mut self.limit_watch, t.limit_watches) {
+                watch.unwatch(key);
             }
             if let Some(load) = &mut self.load {
                 load.forget(path);
@@ -832,11 +833,9 @@ impl Collector {
 
     /// Watches the cgroup's limit files and its `cgroup.procs` (in the
     /// first hierarchy holding limits: runtimes move a task into every
-    /// hierarchy). Empty when they cannot be watched.
-    fn watch_limits(&mut self, path: &str, reader: &CgroupReader) -> Box<[i32]> {
-        let Some(watch) = &mut self.limit_watch else {
-            return Box::default();
-        };
+    /// hierarchy). `None` when they cannot be watched.
+    fn watch_limits(&mut self, path: &str, reader: &CgroupReader) -> Option<WatchKey> {
+        let watch = self.limit_watch.as_mut()?;
         let dirs = reader.spec_dirs();
         let mut files: Vec<(PathBuf, Written)> = dirs
             .iter()
@@ -848,7 +847,7 @@ impl Collector {
         let files: Vec<(&std::path::Path, Written)> =
             files.iter().map(|(f, w)| (f.as_path(), *w)).collect();
         match watch.watch(&Arc::from(path), &files) {
-            Ok(ids) => ids.into_boxed_slice(),
+            Ok(key) => key,
             Err(e) => {
                 if !self.limit_watch_exhausted {
                     self.limit_watch_exhausted = true;
@@ -859,7 +858,7 @@ impl Collector {
                          the limits of cgroups not watched are re-read every minute"
                     );
                 }
-                Box::default()
+                None
             }
         }
     }
@@ -877,7 +876,7 @@ impl Collector {
                 tracing::warn!(error = %e, "cannot read cgroup limit writes; re-reading limits every minute");
                 self.limit_watch = None;
                 for t in self.tracked.values_mut() {
-                    t.limit_watches = Box::default();
+                    t.limit_watches = None;
                 }
                 return;
             }
@@ -886,7 +885,9 @@ impl Collector {
             tracing::debug!(
                 "limit writes lost (inotify queue overflow); re-reading every cgroup's limits"
             );
-            self.spec_refresh_forced_until = self.tick + self.upkeep_round();
+            // A round from wherever it stands now, and the tick a round
+            // can take to start again at the first cgroup.
+            self.spec_refresh_forced_until = self.tick + self.upkeep_round() + 1;
         }
         let mut tracked = std::mem::take(&mut self.tracked);
         for (path, written) in writes.cgroups {
@@ -912,7 +913,7 @@ impl Collector {
     /// Ticks between two reads of the cgroup's limits when nothing was
     /// written to them.
     fn spec_every(&self, t: &Tracked) -> u64 {
-        let backstop = if !t.limit_watches.is_empty() {
+        let backstop = if t.limit_watches.is_some() {
             self.config.spec_refresh_interval
         } else {
             self.config

@@ -152,3 +152,49 @@ fn unreported_limit_changes_are_read_at_the_backstop_a_share_a_tick() {
         "a share a tick, not all at once: {seen_at:?}"
     );
 }
+
+/// When the kernel drops writes (the watch's queue overflows), any limit
+/// may have changed unseen: every cgroup's limits are read again within
+/// one upkeep round, backstop or not.
+#[test]
+fn limits_are_read_again_after_lost_writes() {
+    let version = FixtureVersion::V1;
+    let tree = FixtureTree::new(version).unwrap();
+    let containers = tree
+        .add_containers(PathStyle::DockerCgroupfs, 0, 3)
+        .unwrap();
+    for c in &containers {
+        age(&tree, c);
+    }
+    let mut collector = Collector::new(AgentConfig {
+        spec_refresh_interval: Duration::from_secs(3600),
+        ..tree.agent_config()
+    })
+    .unwrap();
+    let (controller, file) = memory_limit_file(version);
+    collector.collect();
+    let quiet = &containers[2];
+    let replacement = tree.root().join("replacement");
+    fs::write(&replacement, format!("{}\n", 99u64 << 20)).unwrap();
+    fs::rename(&replacement, tree.file_path(controller, quiet, file)).unwrap();
+
+    // More writes than the kernel queues (`fs.inotify.max_queued_events`),
+    // alternating between two files so that none merges with the last.
+    let max_queued: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let noisy: Vec<_> = containers[..2]
+        .iter()
+        .map(|c| tree.file_path(controller, c, file))
+        .collect();
+    for i in 0..=max_queued {
+        fs::write(&noisy[i % 2], format!("{}\n", 200u64 << 20)).unwrap();
+    }
+    // Five cgroups with the root: one a tick in a 60-tick round, so all
+    // within six ticks.
+    let read_again =
+        (0..6).any(|_| spec(&collector.collect(), quiet).memory_limit == Some(99 << 20));
+    assert!(read_again, "the unseen limit is read after the overflow");
+}
