@@ -735,6 +735,13 @@ impl Collector {
     /// Re-reads limits, metadata, the network task and the writable layer
     /// of one cgroup, and rebuilds its [`ContainerInfo`].
     fn refresh_tracked(&mut self, path: &str, t: &mut Tracked) {
+        self.read_limits(t);
+        self.look_again(path, t);
+    }
+
+    /// Re-reads the cgroup's limits (its [`ContainerInfo`] is rebuilt by
+    /// [`Collector::look_again`]).
+    fn read_limits(&mut self, t: &mut Tracked) {
         match t.reader.read_spec() {
             Ok(mut spec) => {
                 if t.identity.kind == CgroupKind::Root && spec.memory_limit.is_none() {
@@ -748,6 +755,12 @@ impl Collector {
             }
             Err(_) => {}
         }
+    }
+
+    /// Looks for what the cgroup did not have yet (a network namespace of
+    /// its own, a writable layer), and rebuilds its [`ContainerInfo`] from
+    /// its names and limits.
+    fn look_again(&mut self, path: &str, t: &mut Tracked) {
         if t.net.is_none() {
             t.net = if t.identity.kind == CgroupKind::Root {
                 // The root cgroup carries the node's totals: the host's
@@ -792,10 +805,20 @@ impl Collector {
             .pid
             .filter(|p| *p > 0)
             .or_else(|| self.first_task(path))?;
-        let reader = NetDevReader::open(&self.config.proc_root, pid).ok()?;
-        self.netns
-            .claim(reader.netns(), path, meta.is_pod_sandbox)
-            .then_some(reader)
+        // The namespace first: most tasks share one already reported (the
+        // host's, their pod's), and then nothing needs opening.
+        let netns = crate::network::netns_of(&self.config.proc_root, pid).ok()?;
+        if !self.netns.claim(netns, path, meta.is_pod_sandbox) {
+            return None;
+        }
+        match NetDevReader::open(&self.config.proc_root, pid) {
+            Ok(reader) if reader.netns() == netns => Some(reader),
+            // The task exited or moved on in between: try again later.
+            _ => {
+                self.netns.release(path);
+                None
+            }
+        }
     }
 
     /// Some task of the cgroup (from `cgroup.procs`), for its network
@@ -894,9 +917,11 @@ impl Collector {
             let Some(t) = tracked.get_mut(&*path) else {
                 continue;
             };
-            if written == Written::Limits || t.net.is_none() {
+            if written == Written::Limits {
                 self.refresh_tracked(&path, t);
                 t.spec_read_tick = self.tick;
+            } else if t.net.is_none() {
+                self.look_again(&path, t);
             }
         }
         self.tracked = tracked;
@@ -967,9 +992,12 @@ impl Collector {
         let settling = now_seconds - t.info.creation_time_seconds < SETTLING_TIME.as_secs_f64();
         let spec_due = self.tick >= t.spec_read_tick + self.spec_every(t)
             || self.tick < self.spec_refresh_forced_until;
-        if settling || renamed || spec_due {
+        if spec_due {
             self.refresh_tracked(path, t);
             t.spec_read_tick = self.tick;
+        } else if settling || renamed {
+            // Its limits are watched: only what a write does not report.
+            self.look_again(path, t);
         }
     }
 

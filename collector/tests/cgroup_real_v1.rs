@@ -512,3 +512,64 @@ fn real_v1_written_limits_and_moved_tasks_are_seen_at_the_next_tick() {
         collector.limit_watch_count()
     );
 }
+
+/// A task that enters a network namespace of its own after it joined its
+/// cgroup (as a container's first task does after runc wrote the cgroup's
+/// `cgroup.procs`) makes no write to report: while the cgroup settles (its
+/// first two minutes) each upkeep round looks again; an old cgroup waits
+/// for the backstop.
+#[test]
+fn real_v1_a_namespace_entered_later_is_found_while_the_cgroup_settles() {
+    let mut young = RealCgroup::create();
+    let mut old = RealCgroup::create();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for dir in &old.dirs {
+        std::fs::File::open(dir)
+            .and_then(|d| d.set_modified(hour_ago))
+            .unwrap();
+    }
+    // Enters a new network namespace (CLONE_NEWNET) with an interface
+    // besides `lo` when told, and says so.
+    let script = "import ctypes, subprocess, sys\nsys.stdin.readline()\nassert ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0, ctypes.get_errno()\nsubprocess.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1'], check=True)\nprint('ready', flush=True)\nsys.stdin.readline()\n";
+    let mut tasks = Vec::new();
+    for cgroup in [&mut young, &mut old] {
+        let (child, stdin, stdout) = spawn_python(script);
+        cgroup.adopt(child);
+        tasks.push((stdin, stdout));
+    }
+    let mut collector =
+        osprey_collector::collect::Collector::new(osprey_collector::config::AgentConfig {
+            cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
+            subtrees: vec![young.path(), old.path()],
+            interval: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .unwrap();
+    let interfaces = |snap: &osprey_collector::snapshot::Snapshot, id: &str| -> Vec<String> {
+        let c = snap.containers.iter().find(|c| c.info.id == id).unwrap();
+        c.stats.network.iter().map(|i| i.name.clone()).collect()
+    };
+    let first = collector.collect();
+    assert!(
+        interfaces(&first, &young.path()).is_empty(),
+        "the host's network"
+    );
+    for (stdin, stdout) in &mut tasks {
+        stdin.write_all(b"go\n").unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    // Three cgroups (the root, the two) at one a tick: each looked at
+    // within three ticks; a few more for good measure.
+    let mut found_young = false;
+    for _ in 0..6 {
+        let snap = collector.collect();
+        found_young |= interfaces(&snap, &young.path()).contains(&"eth0".to_string());
+        assert!(
+            interfaces(&snap, &old.path()).is_empty(),
+            "an old cgroup waits for its backstop"
+        );
+    }
+    assert!(found_young, "the settling cgroup's new namespace is found");
+}
