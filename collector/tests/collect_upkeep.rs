@@ -46,6 +46,37 @@ fn memory_limit_file(version: FixtureVersion) -> (&'static str, &'static str) {
     }
 }
 
+/// A tree of `count` Docker containers, aged, and a collector on it with
+/// the limits' backstop at `backstop`.
+fn aged_docker_tree(
+    version: FixtureVersion,
+    count: usize,
+    backstop: Duration,
+) -> (FixtureTree, Vec<String>, Collector) {
+    let tree = FixtureTree::new(version).unwrap();
+    let containers = tree
+        .add_containers(PathStyle::DockerCgroupfs, 0, count)
+        .unwrap();
+    for c in &containers {
+        age(&tree, c);
+    }
+    let collector = Collector::new(AgentConfig {
+        spec_refresh_interval: backstop,
+        ..tree.agent_config()
+    })
+    .unwrap();
+    (tree, containers, collector)
+}
+
+/// Sets `cgroup`'s memory limit to `bytes` by renaming a file over it: no
+/// write for inotify to report (a stand-in for a write it lost).
+fn replace_memory_limit_unseen(tree: &FixtureTree, cgroup: &str, bytes: u64) {
+    let (controller, file) = memory_limit_file(tree.version());
+    let replacement = tree.root().join("replacement");
+    fs::write(&replacement, format!("{bytes}\n")).unwrap();
+    fs::rename(&replacement, tree.file_path(controller, cgroup, file)).unwrap();
+}
+
 fn written_limits_are_read_at_the_next_tick(version: FixtureVersion) {
     let tree = FixtureTree::new(version).unwrap();
     let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
@@ -80,15 +111,8 @@ fn written_limits_are_read_at_the_next_tick(version: FixtureVersion) {
     );
     assert_eq!(spec(&second, &containers[1]), unchanged);
 
-    // Replaced by a rename: no write for inotify to report (a stand-in
-    // for a write it lost), so the limit stays as read until the backstop.
-    let replacement = tree.root().join("replacement");
-    fs::write(&replacement, format!("{}\n", 77u64 << 20)).unwrap();
-    fs::rename(
-        &replacement,
-        tree.file_path(controller, &containers[1], file),
-    )
-    .unwrap();
+    // Replaced unseen: the limit stays as read until the backstop.
+    replace_memory_limit_unseen(&tree, &containers[1], 77 << 20);
     for _ in 0..3 {
         assert_eq!(spec(&collector.collect(), &containers[1]), unchanged);
     }
@@ -108,26 +132,12 @@ fn written_limits_are_read_at_the_next_tick_v2() {
 /// backstop, in the upkeep round: one share of the cgroups a tick.
 #[test]
 fn unreported_limit_changes_are_read_at_the_backstop_a_share_a_tick() {
-    let version = FixtureVersion::V2;
-    let tree = FixtureTree::new(version).unwrap();
-    let containers = tree
-        .add_containers(PathStyle::DockerCgroupfs, 0, 4)
-        .unwrap();
-    for c in &containers {
-        age(&tree, c);
-    }
     // The backstop and the round: every 2 ticks, half the cgroups a tick.
-    let mut collector = Collector::new(AgentConfig {
-        spec_refresh_interval: Duration::from_secs(2),
-        ..tree.agent_config()
-    })
-    .unwrap();
-    let (controller, file) = memory_limit_file(version);
+    let (tree, containers, mut collector) =
+        aged_docker_tree(FixtureVersion::V2, 4, Duration::from_secs(2));
     collector.collect();
     for c in &containers {
-        let replacement = tree.root().join("replacement");
-        fs::write(&replacement, format!("{}\n", 55u64 << 20)).unwrap();
-        fs::rename(&replacement, tree.file_path(controller, c, file)).unwrap();
+        replace_memory_limit_unseen(&tree, c, 55 << 20);
     }
     let mut seen_at = Vec::new();
     for _ in 0..6 {
@@ -159,24 +169,11 @@ fn unreported_limit_changes_are_read_at_the_backstop_a_share_a_tick() {
 #[test]
 fn limits_are_read_again_after_lost_writes() {
     let version = FixtureVersion::V1;
-    let tree = FixtureTree::new(version).unwrap();
-    let containers = tree
-        .add_containers(PathStyle::DockerCgroupfs, 0, 3)
-        .unwrap();
-    for c in &containers {
-        age(&tree, c);
-    }
-    let mut collector = Collector::new(AgentConfig {
-        spec_refresh_interval: Duration::from_secs(3600),
-        ..tree.agent_config()
-    })
-    .unwrap();
+    let (tree, containers, mut collector) = aged_docker_tree(version, 3, Duration::from_secs(3600));
     let (controller, file) = memory_limit_file(version);
     collector.collect();
     let quiet = &containers[2];
-    let replacement = tree.root().join("replacement");
-    fs::write(&replacement, format!("{}\n", 99u64 << 20)).unwrap();
-    fs::rename(&replacement, tree.file_path(controller, quiet, file)).unwrap();
+    replace_memory_limit_unseen(&tree, quiet, 99 << 20);
 
     // More writes than the kernel queues (`fs.inotify.max_queued_events`),
     // alternating between two files so that none merges with the last.
