@@ -83,6 +83,18 @@ impl RealCgroup {
             .unwrap_or_else(|e| panic!("write {value} to {}: {e}", path.display()));
     }
 
+    /// Sets its directories' modification time an hour back: the
+    /// collector takes it for the cgroup's creation time, so the cgroup
+    /// no longer settles.
+    fn age_an_hour(&self) {
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for dir in &self.dirs {
+            std::fs::File::open(dir)
+                .and_then(|d| d.set_modified(hour_ago))
+                .unwrap();
+        }
+    }
+
     fn adopt(&mut self, child: Child) -> u32 {
         let pid = child.id();
         self.children.push(child);
@@ -437,12 +449,7 @@ fn real_v1_carried_figures_follow_allocations_and_forks() {
 #[test]
 fn real_v1_written_limits_and_moved_tasks_are_seen_at_the_next_tick() {
     let mut cgroup = RealCgroup::create();
-    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for dir in &cgroup.dirs {
-        std::fs::File::open(dir)
-            .and_then(|d| d.set_modified(hour_ago))
-            .unwrap();
-    }
+    cgroup.age_an_hour();
     let mut collector =
         osprey_collector::collect::Collector::new(osprey_collector::config::AgentConfig {
             cgroup_root: Some(PathBuf::from(CGROUP_ROOT)),
@@ -522,12 +529,7 @@ fn real_v1_written_limits_and_moved_tasks_are_seen_at_the_next_tick() {
 fn real_v1_a_namespace_entered_later_is_found_while_the_cgroup_settles() {
     let mut young = RealCgroup::create();
     let mut old = RealCgroup::create();
-    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for dir in &old.dirs {
-        std::fs::File::open(dir)
-            .and_then(|d| d.set_modified(hour_ago))
-            .unwrap();
-    }
+    old.age_an_hour();
     // Enters a new network namespace (CLONE_NEWNET) with an interface
     // besides `lo` when told, and says so.
     let script = "import ctypes, subprocess, sys\nsys.stdin.readline()\nassert ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0, ctypes.get_errno()\nsubprocess.run(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1'], check=True)\nprint('ready', flush=True)\nsys.stdin.readline()\n";
