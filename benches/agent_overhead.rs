@@ -400,6 +400,16 @@ fn measure(
         Some(cgroup) => cgroup.command(binary),
         None => Command::new(binary),
     };
+    // The agent dies with the bench, also when the bench is killed before
+    // its guard is dropped: a stray agent skews every later measurement.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) in the child only sets its death
+    // signal, which survives the exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let child = command
         .args([
             "agent",
