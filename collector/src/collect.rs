@@ -143,6 +143,9 @@ pub struct Collector {
     aggregate_every: u64,
     /// Aggregate cgroups added so far, to give each its phase.
     aggregates_added: u64,
+    /// How long, and for how small a move of the usage, a cgroup's
+    /// `memory.stat` may lag (see [`CgroupReader::set_memory_stat_lag`]).
+    memory_stat_lag: (Duration, u64),
 }
 
 /// Per-tick files a cgroup holds open, at most (v2 with PSI: nine), for
@@ -256,6 +259,7 @@ impl Collector {
         let now = Instant::now();
         let load = config.cpu_load.then(|| LoadReader::new(&config.proc_root));
         let aggregate_every = ticks_per(config.interval, config.aggregate_interval);
+        let interval = config.interval;
         Ok(Self {
             netns: NetnsRegistry::new(&config.proc_root),
             walker: LayerWalker::new(config.fs_walk_budget),
@@ -295,6 +299,7 @@ impl Collector {
             tick: 0,
             aggregate_every,
             aggregates_added: 0,
+            memory_stat_lag: crate::cgroup::kernel_memory_stat_lag(interval),
         })
     }
 
@@ -331,6 +336,9 @@ impl Collector {
     /// same cadence.
     pub fn read_plan(&self) -> Vec<PlannedRead> {
         let slow_every = ticks_per(self.config.interval, self.config.slow_stat_interval);
+        // The bench's activities move memory by less than the kernel's
+        // batch: `memory.stat` at most once per lag.
+        let lag_every = ticks_per(self.config.interval, self.memory_stat_lag.0);
         let probe_every = ticks_per(self.config.interval, BLKIO_PROBE_INTERVAL);
         let mut out = Vec::new();
         for (cgroup, t) in self.tracked.values().enumerate() {
@@ -343,7 +351,9 @@ impl Collector {
                 let (every, quiet_every, quiet_when) = match cadence {
                     ReadCadence::Tick => (every, every, None),
                     ReadCadence::WhileRunning => (every, slow, Some(Probe::CpuTime)),
-                    ReadCadence::WhileMemoryMoves => (every, slow, Some(Probe::MemoryUsage)),
+                    ReadCadence::WhileMemoryMoves => {
+                        (every.max(lag_every), slow, Some(Probe::MemoryUsage))
+                    }
                     ReadCadence::Slow => (slow, slow, None),
                 };
                 out.push(PlannedRead {
@@ -611,6 +621,7 @@ impl Collector {
             Ok(mut r) => {
                 r.set_slow_interval(self.config.slow_stat_interval);
                 r.set_carry_quiet_memory_stat(self.config.carry_quiet_memory_stat);
+                r.set_memory_stat_lag(self.memory_stat_lag.0, self.memory_stat_lag.1);
                 r.set_carry_idle_pids(self.config.carry_idle_pids);
                 r
             }

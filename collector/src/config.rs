@@ -103,6 +103,9 @@ pub struct AgentConfig {
     /// node are most even while they run. What the usage does not show
     /// (pages moving between the LRU lists, which shifts the working set;
     /// faults on pages already charged) then waits for the next slow read.
+    /// While the usage moves by less than the kernel's flush batch (64
+    /// pages per CPU), `memory.stat` is read at most every 2 s, as often
+    /// as the kernel itself refreshes it for such a cgroup.
     /// `false` reads it every tick.
     pub carry_quiet_memory_stat: bool,
     /// Between slow reads, skip `pids.current` for a cgroup whose CPU time

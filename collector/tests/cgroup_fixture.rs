@@ -855,6 +855,77 @@ fn memory_stat_is_carried_while_the_memory_usage_stands_still() {
     }
 }
 
+/// At 1 s ticks the agent lags `memory.stat` as the kernel does: read
+/// every second tick (2 s) while the memory moves a little, whatever the
+/// jitter of the ticks; at 2 s ticks and slower, at every tick.
+#[test]
+fn the_kernel_lag_is_two_seconds_of_ticks() {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    let (age, batch) = osprey_collector::cgroup::kernel_memory_stat_lag(ms(1000));
+    assert!(
+        age > ms(1000) + ms(100) && age < ms(2000) - ms(100),
+        "{age:?}"
+    );
+    assert!(batch >= 64 * 4096, "64 pages per CPU: {batch}");
+    let (age, _) = osprey_collector::cgroup::kernel_memory_stat_lag(ms(500));
+    assert!(age > ms(1500) && age < ms(2000), "{age:?}");
+    let (age, _) = osprey_collector::cgroup::kernel_memory_stat_lag(ms(2000));
+    assert!(age <= ms(1000), "{age:?}");
+}
+
+/// Memory moving a little is what the kernel's `memory.stat` shows only
+/// every 2 s (its flush period): carried within the lag, read after it,
+/// and read at once when the usage moved by the kernel's batch or more.
+#[test]
+fn memory_stat_lags_a_small_move_as_the_kernel_does() {
+    use std::time::{Duration, Instant};
+    for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
+        let path = paths::docker_systemd(&paths::container_id(13));
+        let mut v = values();
+        tree.add_cgroup(&path, &v).unwrap();
+        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+        reader.set_slow_interval(Duration::from_secs(3600));
+        reader.set_carry_quiet_memory_stat(true);
+        reader.set_memory_stat_lag(Duration::from_millis(1500), MIB);
+        let (t0, mut buf) = (Instant::now(), Vec::new());
+        let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        let first = reader.read_stats_with(0, at(0.0), &mut buf).unwrap();
+
+        // A page charged: the usage is exact, memory.stat waits.
+        v.memory_usage += 4096;
+        v.memory_stat.anon += 4096;
+        tree.set_values(&path, &v).unwrap();
+        let small = reader.read_stats_with(1, at(1.0), &mut buf).unwrap();
+        assert_eq!(small.memory.usage, first.memory.usage + 4096);
+        assert_eq!(small.memory.rss, first.memory.rss, "{:?}", tree.version());
+        assert_eq!(small.memory.working_set, first.memory.working_set + 4096);
+
+        // Another page, past the lag: read, with both pages.
+        v.memory_usage += 4096;
+        v.memory_stat.anon += 4096;
+        tree.set_values(&path, &v).unwrap();
+        let due = reader.read_stats_with(2, at(2.0), &mut buf).unwrap();
+        assert_eq!(due.memory.rss, first.memory.rss + 8192);
+
+        // A move of the batch, within the lag: read at once (the kernel
+        // flushes on read past it).
+        v.memory_usage += MIB;
+        v.memory_stat.anon += MIB;
+        tree.set_values(&path, &v).unwrap();
+        let big = reader.read_stats_with(3, at(2.5), &mut buf).unwrap();
+        assert_eq!(big.memory.rss, due.memory.rss + MIB);
+
+        // Without a lag a small move is read at the next tick.
+        reader.set_memory_stat_lag(Duration::ZERO, 0);
+        v.memory_usage += 4096;
+        v.memory_stat.anon += 4096;
+        tree.set_values(&path, &v).unwrap();
+        let unlagged = reader.read_stats_with(4, at(2.6), &mut buf).unwrap();
+        assert_eq!(unlagged.memory.rss, big.memory.rss + 4096);
+    }
+}
+
 #[test]
 fn pids_current_is_carried_while_the_cpu_time_stands_still() {
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {

@@ -419,22 +419,27 @@ fn real_v1_carried_figures_follow_allocations_and_forks() {
     reader.set_slow_interval(Duration::from_secs(3600));
     reader.set_carry_quiet_memory_stat(true);
     reader.set_carry_idle_pids(true);
+    // As the agent lags it: a move of the kernel's flush batch or more is
+    // read at once.
+    let (age, batch) = osprey_collector::cgroup::kernel_memory_stat_lag(Duration::from_secs(1));
+    reader.set_memory_stat_lag(age, batch);
+    let alloc_mib = 16.max(batch.div_ceil(1024 * 1024) * 2);
     let first = reader.read_stats(0).unwrap();
     assert_eq!(first.pids.current, Some(1));
 
-    command("alloc 16");
+    command(&format!("alloc {alloc_mib}"));
     let allocated = reader.read_stats(1).unwrap();
     assert!(
         allocated.memory.usage > first.memory.usage,
         "the allocation moved the usage"
     );
     assert!(
-        allocated.memory.rss >= first.memory.rss + 16 * 1024 * 1024,
-        "rss {} after 16 MiB more than {}: memory.stat was read again",
+        allocated.memory.rss >= first.memory.rss + (alloc_mib << 20),
+        "rss {} after {alloc_mib} MiB more than {}: memory.stat was read again",
         allocated.memory.rss,
         first.memory.rss
     );
-    assert!(allocated.memory.pgfault >= first.memory.pgfault + 16 * 1024 * 1024 / 4096);
+    assert!(allocated.memory.pgfault >= first.memory.pgfault + (alloc_mib << 20) / 4096);
 
     command("fork 3");
     let forked = reader.read_stats(2).unwrap();

@@ -101,7 +101,9 @@ pub struct AgentArgs {
     pub aggregate_interval: Option<Duration>,
     /// Read memory.stat of every cgroup every tick, even of cgroups whose
     /// memory usage has not moved since its last read (by default their
-    /// last figures are reported until the next slow read, 10 s).
+    /// last figures are reported until the next slow read, 10 s, and
+    /// those of cgroups whose usage moved a little for up to 2 s, as the
+    /// kernel refreshes them).
     #[arg(long, env = "OSPREY_ALWAYS_READ_MEMORY_STAT")]
     pub always_read_memory_stat: bool,
     /// Read pids.current of every cgroup every tick, even of cgroups whose

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use parse::ParseError;
-pub use reader::{CgroupReader, raise_open_file_limit};
+pub use reader::{CgroupReader, kernel_memory_stat_lag, raise_open_file_limit};
 
 /// Values above this are "unlimited" in cAdvisor's limit rules (the kernel
 /// prints its "no limit" as a page-rounded `i64::MAX` on v1).

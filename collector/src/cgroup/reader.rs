@@ -59,8 +59,10 @@ pub enum ReadCadence {
     /// cadence while it stands still (`pids.current` when
     /// [`CgroupReader::set_carry_idle_pids`] is on).
     WhileRunning,
-    /// At every read while the cgroup's memory usage moves; on the slow
-    /// cadence while it stands still (`memory.stat` when
+    /// At every read while the cgroup's memory usage moves (at most once
+    /// per [lag](CgroupReader::set_memory_stat_lag) while it moves by
+    /// less than the kernel's batch); on the slow cadence while it stands
+    /// still (`memory.stat` when
     /// [`CgroupReader::set_carry_quiet_memory_stat`] is on).
     WhileMemoryMoves,
     /// On the slow cadence ([`CgroupReader::set_slow_interval`]).
@@ -165,12 +167,49 @@ pub struct CgroupReader {
     /// Carry `pids.current` over ticks in which the cgroup's CPU time
     /// stands still (see [`CgroupReader::set_carry_idle_pids`]).
     carry_idle_pids: bool,
+    /// While the usage moves by less than this many bytes since the last
+    /// `memory.stat` read, and for less than `memory_stat_lag_age` since
+    /// then, it is carried too (see [`CgroupReader::set_memory_stat_lag`]);
+    /// zero: only while the usage stands still.
+    memory_stat_lag_bytes: u64,
+    memory_stat_lag_age: Duration,
     /// The memory figures of the last `memory.stat` read, with the usage
     /// read in the same tick.
     last_memory_stat: Option<MemoryStats>,
+    /// When `memory.stat` was last read.
+    last_memory_stat_at: Option<Instant>,
     /// The last `pids.current` read: the CPU time read in the same tick,
     /// and the count.
     last_pids: Option<LastPids>,
+}
+
+/// How often the kernel flushes every cgroup's memory statistics
+/// (`FLUSH_TIME` in `mm/memcontrol.c`): `memory.stat` of a cgroup whose
+/// memory moves a little changes only this often.
+const KERNEL_MEMCG_FLUSH_PERIOD: Duration = Duration::from_secs(2);
+
+/// Pages of pending changes per online CPU past which the kernel flushes
+/// a cgroup's memory statistics when `memory.stat` is read
+/// (`MEMCG_CHARGE_BATCH`).
+const KERNEL_MEMCG_CHARGE_BATCH: u64 = 64;
+
+/// The lag of `memory.stat` the kernel itself shows, for ticks of
+/// `interval` (the arguments of [`CgroupReader::set_memory_stat_lag`]): its flush period (less half a tick, so that at 1 s it is
+/// read every second tick rather than every third as ticks jitter), and
+/// its flush threshold in bytes on this machine.
+pub fn kernel_memory_stat_lag(interval: Duration) -> (Duration, u64) {
+    // SAFETY: sysconf only reads system configuration.
+    let (cpus, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_NPROCESSORS_ONLN),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let batch = KERNEL_MEMCG_CHARGE_BATCH * cpus.max(1) as u64 * page.max(4096) as u64;
+    (
+        KERNEL_MEMCG_FLUSH_PERIOD.saturating_sub(interval / 2),
+        batch,
+    )
 }
 
 /// A `pids.current` read and the CPU time read in the same tick.
@@ -268,7 +307,10 @@ impl CgroupReader {
             slow: SlowFigures::default(),
             carry_quiet_memory_stat: false,
             carry_idle_pids: false,
+            memory_stat_lag_bytes: 0,
+            memory_stat_lag_age: Duration::ZERO,
             last_memory_stat: None,
+            last_memory_stat_at: None,
             last_pids: None,
             mode: layout.mode(),
             files: Vec::new(),
@@ -480,6 +522,27 @@ impl CgroupReader {
     /// memory usage is read every tick.
     pub fn set_carry_quiet_memory_stat(&mut self, carry: bool) {
         self.carry_quiet_memory_stat = carry;
+    }
+
+    /// Lets `memory.stat` be carried (where
+    /// [`set_carry_quiet_memory_stat`](Self::set_carry_quiet_memory_stat)
+    /// is on) also while the memory usage moves a little: by less than
+    /// `batch` bytes since `memory.stat` was last read, and for less than
+    /// `age` since then. It follows how the kernel refreshes that file:
+    /// it renders figures flushed from per-CPU counters, and flushes a
+    /// cgroup's on read only once more than `MEMCG_CHARGE_BATCH` (64)
+    /// pages per online CPU of changes are pending; otherwise every 2 s,
+    /// for all cgroups at once. A cgroup whose memory moves a little
+    /// (a page a second) shows the same `memory.stat` for 2 s whatever
+    /// reads it (measured on 6.18), so reading it every second returns
+    /// the same text half the time; a bigger move is read at once. The
+    /// usage itself (and so the working set) stays exact every tick.
+    ///
+    /// `batch` zero (the default) carries only while the usage stands
+    /// still.
+    pub fn set_memory_stat_lag(&mut self, age: Duration, batch: u64) {
+        self.memory_stat_lag_age = age;
+        self.memory_stat_lag_bytes = batch;
     }
 
     /// Whether `pids.current` may be carried over a tick in which the
@@ -702,7 +765,14 @@ impl CgroupReader {
             }
             if held.kind.is_memory_stat()
                 && let Some(last) = self.last_memory_stat.as_ref().filter(|last| {
-                    may_carry_memory_stat && probes.memory && stats.memory.usage == last.usage
+                    may_carry_memory_stat
+                        && probes.memory
+                        && (stats.memory.usage == last.usage
+                            || (stats.memory.usage.abs_diff(last.usage)
+                                < self.memory_stat_lag_bytes
+                                && self
+                                    .last_memory_stat_at
+                                    .is_some_and(|at| now < at + self.memory_stat_lag_age)))
                 })
             {
                 copy_memory_stat_figures(self.mode, last, &mut stats.memory);
@@ -774,6 +844,7 @@ impl CgroupReader {
         // probe read beside them.
         if !carried_memory_stat {
             self.last_memory_stat = probes.memory.then(|| stats.memory.clone());
+            self.last_memory_stat_at = Some(now);
         }
         if !carried_pids {
             self.last_pids = probes.cpu.then_some(LastPids {
