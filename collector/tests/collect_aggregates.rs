@@ -232,6 +232,64 @@ fn zero_aggregate_interval_reads_every_cgroup_every_tick() {
     }
 }
 
+/// A pod's slow files (here its limit hits) are read at every sixth of
+/// its reads, a container's at every slow interval.
+#[test]
+fn an_aggregate_reads_its_slow_files_at_every_sixth_read() {
+    use std::time::Instant;
+    let tree = FixtureTree::new(FixtureVersion::V1).unwrap();
+    let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+    let container = tree.add_containers(style, 0, 1).unwrap().remove(0);
+    let pod = parent(&container);
+    let tick = Duration::from_millis(40);
+    let mut collector = Collector::new(AgentConfig {
+        interval: tick,
+        slow_stat_interval: tick,
+        ..config(&tree, tick * 2)
+    })
+    .unwrap();
+    let failcnt = |snap: &Snapshot, id: &str| {
+        let c = snap.containers.iter().find(|c| c.info.id == id).unwrap();
+        (c.stats.memory.failcnt, c.stats.timestamp_ms)
+    };
+    let (mut pod_seen, mut pod_reads, mut container_seen) = (Vec::new(), 0, 0);
+    let start = Instant::now();
+    for n in 0..30u32 {
+        // Ticks paced as the agent paces them: the slow cadence is time.
+        if let Some(wait) = (start + tick * n).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        for path in [&container, &pod] {
+            tree.write_file("memory", path, "memory.failcnt", &format!("{n}\n"))
+                .unwrap();
+        }
+        let snap = collector.collect();
+        let (pod_count, pod_ts) = failcnt(&snap, &pod);
+        if pod_ts == snap.timestamp_ms {
+            pod_reads += 1;
+            if pod_count == u64::from(n) {
+                pod_seen.push(n);
+            }
+        }
+        if failcnt(&snap, &container).0 == u64::from(n) {
+            container_seen += 1;
+        }
+    }
+    // Slow at every tick or second tick for the container (as the ticks
+    // jitter about its due time); at the first read and every sixth read
+    // after for the pod.
+    assert!(container_seen >= 14, "{container_seen}");
+    assert!(pod_reads >= 14, "{pod_reads}");
+    assert!(
+        (2..=3).contains(&pod_seen.len()) && pod_seen[0] == 0,
+        "{pod_seen:?}"
+    );
+    assert!(
+        pod_seen.windows(2).all(|w| w[1] - w[0] >= 11),
+        "six reads of every other tick apart: {pod_seen:?}"
+    );
+}
+
 #[test]
 fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
     let tree = FixtureTree::new(FixtureVersion::V1).unwrap();
@@ -260,7 +318,8 @@ fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
         (r.every, r.quiet_every, r.quiet_when)
     };
     // A container: per tick; memory.stat on the slow cadence while its
-    // memory usage stands still, pids.current while its CPU time does;
+    // memory usage stands still (every second tick while it moves a
+    // little, the kernel's lag), pids.current while its CPU time does;
     // the slow files on it always.
     assert_eq!(
         cadence("cpuacct", &container, "cpuacct.usage"),
@@ -268,7 +327,7 @@ fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
     );
     assert_eq!(
         cadence("memory", &container, "memory.stat"),
-        (1, 5, Some(Probe::MemoryUsage))
+        (2, 5, Some(Probe::MemoryUsage))
     );
     assert_eq!(
         cadence("pids", &container, "pids.current"),
@@ -301,9 +360,10 @@ fn the_read_plan_names_each_file_with_the_cadence_it_is_read_at() {
     assert_eq!((probe.every, probe.held), (60, false));
     let plain = tree.file_path("blkio", &no_io, "blkio.throttle.io_serviced");
     assert!(!plan.iter().any(|r| r.path == plain));
-    // Its pod, an aggregate: every tenth tick, slow files included.
+    // Its pod, an aggregate: every tenth tick, its slow files at every
+    // sixth of its reads.
     assert_eq!(cadence("cpuacct", &pod, "cpuacct.usage"), (10, 10, None));
-    assert_eq!(cadence("memory", &pod, "memory.failcnt"), (10, 10, None));
+    assert_eq!(cadence("memory", &pod, "memory.failcnt"), (60, 60, None));
     // Nothing the collector does not hold is planned twice.
     let mut paths: Vec<_> = plan.iter().map(|r| &r.path).collect();
     paths.sort();
