@@ -127,7 +127,8 @@ pub struct AgentConfig {
     /// `…-pod<uid>.slice`), whose processes all live in their container
     /// cgroups. In between, their last sample is reported with the time it
     /// was read (an explicit timestamp in `/metrics`; remote-write ships
-    /// each sample once). Zero reads them every tick.
+    /// each sample once). Their slow files (see `slow_stat_interval`) are
+    /// read at every sixth of their reads. Zero reads them every tick.
     #[serde(with = "humantime_serde")]
     pub aggregate_interval: Duration,
     /// How often limits (quota, memory limit, shares, pids limit) are
