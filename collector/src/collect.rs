@@ -636,6 +636,7 @@ impl Collector {
                 r.set_carry_quiet_memory_stat(self.config.carry_quiet_memory_stat);
                 r.set_memory_stat_lag(self.memory_stat_lag.0, self.memory_stat_lag.1);
                 r.set_carry_idle_pids(self.config.carry_idle_pids);
+                r.set_carry_idle_pressure(self.config.carry_idle_pressure);
                 r
             }
             Err(e) => {

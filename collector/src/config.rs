@@ -112,6 +112,11 @@ pub struct AgentConfig {
     /// has not moved since it was last read (its tasks fork and exit only
     /// by running), reporting its last count. `false` reads it every tick.
     pub carry_idle_pids: bool,
+    /// Between slow reads, skip the v2 pressure files of a cgroup whose
+    /// CPU time has stood still for two ticks, while their totals stand
+    /// still too, reporting their last totals: a stall starts only with a
+    /// task running. `false` reads them every tick.
+    pub carry_idle_pressure: bool,
     /// Keep the slow files (above) open between their reads while the
     /// open-file limit leaves room, as the per-tick files are. Each held
     /// cgroup file costs kernel memory charged to the agent's cgroup,
@@ -286,6 +291,7 @@ impl Default for AgentConfig {
             slow_stat_interval: Duration::from_secs(10),
             carry_quiet_memory_stat: true,
             carry_idle_pids: true,
+            carry_idle_pressure: true,
             hold_slow_files: true,
             aggregate_interval: Duration::from_secs(10),
             spec_refresh_interval: Duration::from_secs(600),

@@ -135,6 +135,26 @@ pub struct PressureStats {
     pub io: Psi,
 }
 
+impl PressureStats {
+    /// One file's totals: 0 `cpu`, 1 `memory`, 2 `io`.
+    pub fn slot(&self, slot: usize) -> &Psi {
+        match slot {
+            0 => &self.cpu,
+            1 => &self.memory,
+            _ => &self.io,
+        }
+    }
+
+    /// One file's totals, to fill: 0 `cpu`, 1 `memory`, 2 `io`.
+    pub fn slot_mut(&mut self, slot: usize) -> &mut Psi {
+        match slot {
+            0 => &mut self.cpu,
+            1 => &mut self.memory,
+            _ => &mut self.io,
+        }
+    }
+}
+
 /// One pressure file's cumulative totals, microseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Psi {

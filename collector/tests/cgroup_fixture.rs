@@ -970,6 +970,74 @@ fn pids_current_is_carried_while_the_cpu_time_stands_still() {
     }
 }
 
+/// v2 pressure totals are carried once the CPU time stood still for two
+/// ticks, read again when it moves, and kept read while a stall goes on
+/// (the totals move) even with the CPU time still.
+#[test]
+fn pressure_is_carried_while_the_cpu_time_and_the_stalls_stand_still() {
+    let tree = FixtureTree::v2().unwrap();
+    let path = paths::docker_systemd(&paths::container_id(16));
+    let mut v = values();
+    v.pressure.io.some_total_us = 100;
+    tree.add_cgroup(&path, &v).unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    reader.set_slow_interval(std::time::Duration::from_secs(3600));
+    reader.set_carry_idle_pressure(true);
+    let io = |reader: &mut CgroupReader, tick: i64| {
+        let stats = reader.read_stats(tick).unwrap();
+        stats.pressure.unwrap().io.some_total_us
+    };
+    assert_eq!(io(&mut reader, 0), 100);
+
+    // The CPU time stands still, for one tick: still read (a stall may
+    // have begun just after the last read, by a task that ran before it).
+    v.pressure.io.some_total_us = 150;
+    tree.set_values(&path, &v).unwrap();
+    assert_eq!(io(&mut reader, 1), 150);
+    // The totals moved at that read: read again although the CPU time
+    // stood still for two ticks, as long as they move.
+    v.pressure.io.some_total_us = 250;
+    tree.set_values(&path, &v).unwrap();
+    assert_eq!(io(&mut reader, 2), 250);
+    assert_eq!(io(&mut reader, 3), 250, "read: moved at the last read");
+    // Still for two ticks, totals still: carried.
+    let cpu_before = v.pressure.cpu.some_total_us;
+    v.pressure.io.some_total_us = 300;
+    v.pressure.cpu.some_total_us += 7;
+    tree.set_values(&path, &v).unwrap();
+    let carried = reader.read_stats(4).unwrap().pressure.unwrap();
+    assert_eq!(
+        (carried.io.some_total_us, carried.cpu.some_total_us),
+        (250, cpu_before)
+    );
+
+    // The cgroup ran: read at once.
+    v.cpu_usage_ns += 1_000;
+    tree.set_values(&path, &v).unwrap();
+    let ran = reader.read_stats(5).unwrap().pressure.unwrap();
+    assert_eq!(
+        (ran.io.some_total_us, ran.cpu.some_total_us),
+        (300, cpu_before + 7)
+    );
+
+    // Carried again after two still ticks, until the slow read is due.
+    assert_eq!(io(&mut reader, 6), 300);
+    v.pressure.io.some_total_us = 400;
+    tree.set_values(&path, &v).unwrap();
+    assert_eq!(io(&mut reader, 7), 300, "carried");
+    reader.set_slow_interval(std::time::Duration::ZERO);
+    assert_eq!(io(&mut reader, 8), 400, "the slow read reads everything");
+
+    // Off: every tick reads them.
+    reader.set_slow_interval(std::time::Duration::from_secs(3600));
+    reader.set_carry_idle_pressure(false);
+    io(&mut reader, 9);
+    io(&mut reader, 10);
+    v.pressure.io.some_total_us = 500;
+    tree.set_values(&path, &v).unwrap();
+    assert_eq!(io(&mut reader, 11), 500);
+}
+
 #[test]
 fn a_blkio_pair_is_budgeted_until_the_first_probe_only() {
     let tree = FixtureTree::v1().unwrap();

@@ -111,6 +111,12 @@ pub struct AgentArgs {
     /// count is reported until the next slow read, 10 s).
     #[arg(long, env = "OSPREY_ALWAYS_READ_PIDS")]
     pub always_read_pids: bool,
+    /// Read the cgroup v2 pressure files (cpu/memory/io.pressure) of every
+    /// cgroup every tick, even of cgroups whose CPU time has stood still
+    /// for two ticks and whose stall totals did not move (by default their
+    /// last totals are reported until the next slow read, 10 s).
+    #[arg(long, env = "OSPREY_ALWAYS_READ_PRESSURE")]
+    pub always_read_pressure: bool,
     /// Open the slow files (peak memory, limit hits, OOM counts, v1 kernel
     /// memory, user/system split) when due instead of holding them open:
     /// ~22 KiB less kernel memory per cgroup, charged to the agent's
@@ -206,6 +212,9 @@ impl AgentArgs {
         }
         if self.always_read_pids {
             c.carry_idle_pids = false;
+        }
+        if self.always_read_pressure {
+            c.carry_idle_pressure = false;
         }
         if self.open_slow_files_when_due {
             c.hold_slow_files = false;
