@@ -362,8 +362,11 @@ impl Collector {
                 let (every, quiet_every, quiet_when) = match cadence {
                     ReadCadence::Tick => (every, every, None),
                     ReadCadence::WhileRunning => (every, slow, Some(Probe::CpuTime)),
-                    ReadCadence::WhileMemoryMoves => {
+                    ReadCadence::WhileMemoryMoves { lagged: true } => {
                         (every.max(lag_every), slow, Some(Probe::MemoryUsage))
+                    }
+                    ReadCadence::WhileMemoryMoves { lagged: false } => {
+                        (every, slow, Some(Probe::MemoryUsage))
                     }
                     ReadCadence::Slow => (slow, slow, None),
                 };

@@ -105,7 +105,8 @@ pub struct AgentConfig {
     /// faults on pages already charged) then waits for the next slow read.
     /// While the usage moves by less than the kernel's flush batch (64
     /// pages per CPU), `memory.stat` is read at most every 2 s, as often
-    /// as the kernel itself refreshes it for such a cgroup.
+    /// as the kernel itself refreshes it for such a cgroup. v2's swap
+    /// usage is carried with it while the usage stands still.
     /// `false` reads it every tick.
     pub carry_quiet_memory_stat: bool,
     /// Between slow reads, skip `pids.current` for a cgroup whose CPU time

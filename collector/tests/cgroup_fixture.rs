@@ -793,9 +793,10 @@ fn memory_stat_is_carried_while_the_memory_usage_stands_still() {
         reader.set_carry_quiet_memory_stat(true);
         let first = reader.read_stats(0).unwrap();
 
-        // memory.stat changes behind the usage's back: a quiet tick
-        // reports the figures of its last read.
+        // memory.stat (and v2's swap usage) change behind the usage's
+        // back: a quiet tick reports the figures of its last read.
         v.memory_stat.anon += MIB;
+        v.memory_stat.swap += MIB;
         v.memory_stat.inactive_file += MIB;
         v.memory_stat.pgfault += 10;
         if let Some(local) = &mut v.memory_stat_local {
@@ -821,6 +822,7 @@ fn memory_stat_is_carried_while_the_memory_usage_stands_still() {
         tree.set_values(&path, &v).unwrap();
         let charged = reader.read_stats(3).unwrap();
         assert_eq!(charged.memory.rss, first.memory.rss + 2 * MIB);
+        assert_eq!(charged.memory.swap, first.memory.swap + MIB);
         assert_eq!(charged.memory.usage, first.memory.usage + MIB);
         assert_eq!(charged.memory.pgfault, first.memory.pgfault + 10);
         // Usage and inactive file both up a MiB (carried, the working set

@@ -61,12 +61,16 @@ pub enum ReadCadence {
     /// when [`CgroupReader::set_carry_idle_pressure`] is, also while their
     /// totals move).
     WhileRunning,
-    /// At every read while the cgroup's memory usage moves (at most once
-    /// per [lag](CgroupReader::set_memory_stat_lag) while it moves by
-    /// less than the kernel's batch); on the slow cadence while it stands
-    /// still (`memory.stat` when
-    /// [`CgroupReader::set_carry_quiet_memory_stat`] is on).
-    WhileMemoryMoves,
+    /// At every read while the cgroup's memory usage moves; on the slow
+    /// cadence while it stands still (`memory.stat` and v2's
+    /// `memory.swap.current` when
+    /// [`CgroupReader::set_carry_quiet_memory_stat`] is on). `lagged`:
+    /// at most once per [lag](CgroupReader::set_memory_stat_lag) while it
+    /// moves by less than the kernel's batch (`memory.stat`).
+    WhileMemoryMoves {
+        /// Read at most once per lag while the usage moves a little.
+        lagged: bool,
+    },
     /// On the slow cadence ([`CgroupReader::set_slow_interval`]).
     Slow,
 }
@@ -549,6 +553,9 @@ impl CgroupReader {
     /// second to the next even while they run (pause containers, idle
     /// sidecars, services between requests).
     ///
+    /// v2's `memory.swap.current` is carried with it while the usage
+    /// stands still: a page swapped out or in leaves or enters memory.
+    ///
     /// Off by default; needs the slow interval set, and a cgroup whose
     /// memory usage is read every tick.
     pub fn set_carry_quiet_memory_stat(&mut self, carry: bool) {
@@ -647,7 +654,9 @@ impl CgroupReader {
                 let cadence = if f.kind.is_slow() {
                     ReadCadence::Slow
                 } else if f.kind.is_memory_stat() && self.carry_quiet_memory_stat {
-                    ReadCadence::WhileMemoryMoves
+                    ReadCadence::WhileMemoryMoves { lagged: true }
+                } else if f.kind == StatFile::V2SwapCurrent && self.carry_quiet_memory_stat {
+                    ReadCadence::WhileMemoryMoves { lagged: false }
                 } else if (f.kind == StatFile::PidsCurrent && self.carry_idle_pids)
                     || (f.kind.pressure_slot().is_some() && self.carry_idle_pressure)
                 {
@@ -828,6 +837,18 @@ impl CgroupReader {
             {
                 copy_memory_stat_figures(self.mode, last, &mut stats.memory);
                 carried_memory_stat = true;
+                continue;
+            }
+            // Swapping moves the memory usage (a page leaves memory for
+            // swap, or comes back), so v2's swap usage is carried with
+            // `memory.stat` while the usage stands still (not while it
+            // merely moves a little: the swap counter is exact).
+            if held.kind == StatFile::V2SwapCurrent
+                && let Some(last) = self.last_memory_stat.as_ref().filter(|last| {
+                    may_carry_memory_stat && probes.memory && stats.memory.usage == last.usage
+                })
+            {
+                stats.memory.swap = last.swap;
                 continue;
             }
             if let Some(slot) = held.kind.pressure_slot()
