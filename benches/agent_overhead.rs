@@ -43,17 +43,22 @@
 //!   requests. `idle`: nothing moves (the real cgroups' processes sleep;
 //!   the fixtures' files stay as written), as for pause containers and
 //!   idle sidecars. The agent reads less of a cgroup whose figures stand
-//!   still (`memory.stat` while its memory usage does, `pids.current`
-//!   while its CPU time does, each for up to 10 s), so all three are shown.
+//!   still (`memory.stat` and v2's swap usage while its memory usage
+//!   does, `pids.current` and
+//!   v2's pressure files while its CPU time does, each for up to 10 s;
+//!   `memory.stat` every 2 s while the usage moves a little, as every
+//!   activity here moves it), so all three are shown.
 //! - `OSPREY_BENCH_FLOOR`: `0` skips the floor. By default each agent's
 //!   row also measures the floor: a single-threaded process of the bench's
 //!   own holding the files the agent reads open (the list and cadences the
 //!   collector itself plans, [`Collector::read_plan`]: per-tick files, slow
-//!   ones and the pod cgroups' every tenth tick, blkio pairs with data,
-//!   the limit files and empty blkio files opened, read and closed every
-//!   minute as the agent's refresh and probe do, and
-//!   `memory.stat` and `pids.current` every tenth tick where the activity
-//!   leaves the figure that gates them still) and reading each once
+//!   ones, the pod cgroups' every tenth tick (their slow ones every
+//!   minute), blkio pairs with data, the limit files and empty blkio files
+//!   opened, read and closed at the agent's refresh and probe cadences,
+//!   `memory.stat` and v2's `memory.swap.current`, `pids.current` and
+//!   v2's pressure files every tenth
+//!   tick where the activity leaves the figure that gates them still, and
+//!   `memory.stat` every second tick where it moves it) and reading each once
 //!   when due, a cgroup's files together, at 1 s ticks. The two take turns
 //!   in 10 s slices, the one stopped (SIGSTOP) while the other runs, so
 //!   that both see the machine at the same moments and neither's reads
