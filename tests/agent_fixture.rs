@@ -612,6 +612,50 @@ fn slow_files_are_held_once_the_budget_has_room_for_them() {
     held(4_200, Some(generous));
 }
 
+/// Slow files granted to pod cgroups stay budgeted until they are opened,
+/// at the pods' slower slow cadence (six aggregate reads, ~11 s here):
+/// counted only once open, the grants of the ticks before would have
+/// handed the same room out again each tick, and the pods' first slow
+/// read would have run the agent out of descriptors.
+#[test]
+fn slow_files_granted_to_pods_stay_budgeted_until_opened() {
+    use osprey_collector::fixture::PathStyle;
+    let tree = FixtureTree::v1().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let style = PathStyle::KubepodsSystemd(paths::Qos::Burstable, paths::Runtime::Containerd);
+    tree.add_containers(style, 0, 150).unwrap();
+    let config = tmp.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[agent]\nslow_stat_interval = \"1s\"\naggregate_interval = \"2s\"\n",
+    )
+    .unwrap();
+    // ~300 cgroups: their per-tick files (six each) fit in the budget,
+    // their slow files (five each) only in part.
+    let limit = 2_900;
+    let (agent, metrics) = agent_under_limit_with(&tree, tmp.path(), limit, Some(&config));
+    let ticks =
+        |text: &str| metric_value(text, "osprey_agent_collection_duration_seconds_count", &[]);
+    // Past the pods' first slow read after their discovery (~11.5 s).
+    let text = wait_for(Duration::from_secs(60), "16 collections", || {
+        let (_, text) = get(&metrics)?;
+        ticks(&text).filter(|n| *n >= 16.0).map(|_| text)
+    });
+    // The budget keeps a quarter of the limit spare (under 4096) for
+    // everything else the agent opens.
+    let held = metric_value(&text, "osprey_agent_open_files", &[]).unwrap();
+    let budget = (limit - limit / 4) as f64;
+    assert!(held <= budget, "{held} files held, budget {budget}");
+    assert_eq!(
+        metric_value(&text, "osprey_agent_read_errors_total", &[("reason", "io")]),
+        None,
+        "{text}"
+    );
+    let log =
+        std::fs::read_to_string(tmp.path().join(format!("{}.log", agent.name))).unwrap_or_default();
+    assert!(!log.contains("Too many open files"), "{log}");
+}
+
 /// `osprey agent` over `tree` with its open-file limit (soft and hard) set
 /// to `limit`; returns it and its `/metrics` URL.
 fn agent_under_limit(tree: &FixtureTree, dir: &Path, limit: u64) -> (ChildGuard, String) {

@@ -764,20 +764,33 @@ impl CgroupReader {
     }
 
     /// Descriptors this reader may still open and hold: a v1 blkio file
-    /// pair, if the first probe (on the first read) finds one with data.
-    /// Counted when budgeting descriptors, or the pairs of a thousand
-    /// cgroups would find the limit already spent on slow files. After
-    /// that probe nothing is counted: on kernels whose throttle files stay
-    /// empty, two phantom descriptors per cgroup would crowd out slow files.
+    /// pair, if the first probe (on the first read) finds one with data,
+    /// and the slow files it was told to hold but has not read since
+    /// (they are kept open from their next read, which for a pod cgroup is
+    /// a minute away). Counted when budgeting descriptors, or the pairs of
+    /// a thousand cgroups would find the limit already spent on slow
+    /// files, and slow files granted at one tick would be granted again at
+    /// the next. After the probe the pair is not counted: on kernels whose
+    /// throttle files stay empty, two phantom descriptors per cgroup would
+    /// crowd out slow files.
     pub fn file_count_to_come(&self) -> usize {
-        if self.blkio.chosen.is_none()
+        let blkio = if self.blkio.chosen.is_none()
             && !self.blkio.candidates.is_empty()
             && self.blkio.next_probe.is_none()
         {
             2
         } else {
             0
-        }
+        };
+        let slow = if self.hold_slow_files {
+            self.files
+                .iter()
+                .filter(|f| f.kind.is_slow() && f.file.is_none())
+                .count()
+        } else {
+            0
+        };
+        blkio + slow
     }
 
     /// Reads the statistics of the cgroup now. Network and filesystem are
