@@ -17,6 +17,21 @@ use osprey_collector::stats::{
 
 const MIB: u64 = 1024 * 1024;
 
+/// A Docker container cgroup (id from `seed`) written with `v`, and a
+/// reader of it whose slow read is an hour away (the first read reads
+/// everything): for tests of what is carried between reads.
+fn slow_reads_an_hour_away(
+    tree: &FixtureTree,
+    seed: u64,
+    v: &CgroupValues,
+) -> (String, CgroupReader) {
+    let path = paths::docker_systemd(&paths::container_id(seed));
+    tree.add_cgroup(&path, v).unwrap();
+    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
+    reader.set_slow_interval(std::time::Duration::from_secs(3600));
+    (path, reader)
+}
+
 fn values() -> CgroupValues {
     CgroupValues {
         cpu_usage_ns: 123_456_789_000,
@@ -679,11 +694,8 @@ fn v1_with_cpu_and_cpuacct_comounted() {
 #[test]
 fn slow_files_are_read_on_their_own_cadence_and_carried_between() {
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
-        let path = paths::docker_systemd(&paths::container_id(7));
         let mut v = values();
-        tree.add_cgroup(&path, &v).unwrap();
-        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
-        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        let (path, mut reader) = slow_reads_an_hour_away(&tree, 7, &v);
         let first = reader.read_stats(0).unwrap();
 
         v.memory_usage += 4096;
@@ -785,11 +797,8 @@ fn holding_the_slow_files_reads_the_same_figures() {
 #[test]
 fn memory_stat_is_carried_while_the_memory_usage_stands_still() {
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
-        let path = paths::docker_systemd(&paths::container_id(12));
         let mut v = values();
-        tree.add_cgroup(&path, &v).unwrap();
-        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
-        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        let (path, mut reader) = slow_reads_an_hour_away(&tree, 12, &v);
         reader.set_carry_quiet_memory_stat(true);
         let first = reader.read_stats(0).unwrap();
 
@@ -883,11 +892,8 @@ fn the_kernel_lag_is_two_seconds_of_ticks() {
 fn memory_stat_lags_a_small_move_as_the_kernel_does() {
     use std::time::{Duration, Instant};
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
-        let path = paths::docker_systemd(&paths::container_id(13));
         let mut v = values();
-        tree.add_cgroup(&path, &v).unwrap();
-        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
-        reader.set_slow_interval(Duration::from_secs(3600));
+        let (path, mut reader) = slow_reads_an_hour_away(&tree, 13, &v);
         reader.set_carry_quiet_memory_stat(true);
         reader.set_memory_stat_lag(Duration::from_millis(1500), MIB);
         let (t0, mut buf) = (Instant::now(), Vec::new());
@@ -931,12 +937,9 @@ fn memory_stat_lags_a_small_move_as_the_kernel_does() {
 #[test]
 fn pids_current_is_carried_while_the_cpu_time_stands_still() {
     for tree in [FixtureTree::v1().unwrap(), FixtureTree::v2().unwrap()] {
-        let path = paths::docker_systemd(&paths::container_id(15));
         let mut v = values();
         v.pids_current = 7;
-        tree.add_cgroup(&path, &v).unwrap();
-        let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
-        reader.set_slow_interval(std::time::Duration::from_secs(3600));
+        let (path, mut reader) = slow_reads_an_hour_away(&tree, 15, &v);
         reader.set_carry_idle_pids(true);
         assert_eq!(reader.read_stats(0).unwrap().pids.current, Some(7));
 
@@ -978,12 +981,9 @@ fn pids_current_is_carried_while_the_cpu_time_stands_still() {
 #[test]
 fn pressure_is_carried_while_the_cpu_time_and_the_stalls_stand_still() {
     let tree = FixtureTree::v2().unwrap();
-    let path = paths::docker_systemd(&paths::container_id(16));
     let mut v = values();
     v.pressure.io.some_total_us = 100;
-    tree.add_cgroup(&path, &v).unwrap();
-    let mut reader = CgroupReader::open(tree.layout(), &path).unwrap();
-    reader.set_slow_interval(std::time::Duration::from_secs(3600));
+    let (path, mut reader) = slow_reads_an_hour_away(&tree, 16, &v);
     reader.set_carry_idle_pressure(true);
     let io = |reader: &mut CgroupReader, tick: i64| {
         let stats = reader.read_stats(tick).unwrap();
