@@ -216,9 +216,10 @@ const KERNEL_MEMCG_FLUSH_PERIOD: Duration = Duration::from_secs(2);
 const KERNEL_MEMCG_CHARGE_BATCH: u64 = 64;
 
 /// The lag of `memory.stat` the kernel itself shows, for ticks of
-/// `interval` (the arguments of [`CgroupReader::set_memory_stat_lag`]): its flush period (less half a tick, so that at 1 s it is
-/// read every second tick rather than every third as ticks jitter), and
-/// its flush threshold in bytes on this machine.
+/// `interval` (the arguments of [`CgroupReader::set_memory_stat_lag`]):
+/// its flush period (less half a tick, so that at 1 s it is read every
+/// second tick rather than every third as ticks jitter), and its flush
+/// threshold in bytes on this machine.
 pub fn kernel_memory_stat_lag(interval: Duration) -> (Duration, u64) {
     // SAFETY: sysconf only reads system configuration.
     let (cpus, page) = unsafe {
