@@ -942,7 +942,8 @@ impl CgroupReader {
             self.last_memory_stat = probes.memory.then(|| stats.memory.clone());
             self.last_memory_stat_at = Some(now);
         }
-        if self.carry_idle_pressure {
+        // Only v2 has pressure files: a v1 reader keeps nothing for them.
+        if self.carry_idle_pressure && self.mode == CgroupMode::V2 {
             self.remember_pressure(&stats, pressure.as_ref(), probes.cpu);
         }
         if !carried_pids {
