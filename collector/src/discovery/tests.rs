@@ -511,9 +511,9 @@ fn the_backstop_sees_a_cgroup_inotify_missed_on_cgroupfs() {
     assert_eq!(discovery.refresh(), vec![added(&format!("/{base}/child"))]);
 }
 
-/// With a long backstop interval each refresh checks a share of the known
-/// directories (at least one), in path order, and walks only when the
-/// share holds the one that disagrees.
+/// Each refresh checks the share of the known directories it has earned
+/// since the last, in path order, and walks only when the share holds the
+/// one that disagrees.
 #[test]
 fn the_backstop_checks_a_share_of_the_directories_each_refresh() {
     let (root, mut discovery) = watched_fixture_hierarchy();
@@ -540,11 +540,42 @@ fn the_backstop_checks_a_share_of_the_directories_each_refresh() {
     discovery.watcher = Some(TreeWatcher::new(discovery.mounts.clone()).unwrap());
     fs::create_dir(memory.join("d/x")).unwrap();
     let mut refreshes = 0;
-    while discovery.refresh().is_empty() {
+    loop {
+        // One cgroup's worth of the round earned per refresh.
+        discovery.check_credit = 1.0;
+        if !discovery.refresh().is_empty() {
+            break;
+        }
         refreshes += 1;
         assert!(refreshes < 10, "the backstop never reached /d");
     }
     // "/", "/a", "/b", "/c" agree, a refresh each, before "/d" disagrees.
-    assert!(refreshes >= 3, "one share, not the whole tree: {refreshes}");
+    assert_eq!(refreshes, 4, "one directory a refresh");
     assert_eq!(discovery.full_walks(), 2);
+}
+
+/// At a few cgroups a refresh earns a small fraction of one check: the
+/// round takes `rescan_interval`, not one refresh per cgroup.
+#[test]
+fn the_backstop_checks_nothing_before_a_whole_cgroup_is_earned() {
+    let (root, mut discovery) = watched_fixture_hierarchy();
+    discovery.options.rescan_interval = Duration::from_secs(3600);
+    let memory = root.path().join("memory");
+    fs::create_dir(memory.join("a")).unwrap();
+    let mut seen = discovery.refresh();
+    seen.sort();
+    assert_eq!(seen, vec![added("/"), added("/a")]);
+
+    discovery.watcher = Some(TreeWatcher::new(discovery.mounts.clone()).unwrap());
+    fs::create_dir(memory.join("a/x")).unwrap();
+    // Two cgroups at an hour a round earn a check every half hour: none
+    // of these refreshes, a few milliseconds apart at most, checks one.
+    for _ in 0..20 {
+        assert_eq!(discovery.refresh(), vec![], "checked before it was due");
+    }
+    assert!(discovery.check_credit < 1.0);
+    assert_eq!(discovery.full_walks(), 1);
+    // A round's worth earned: the child is found.
+    discovery.check_credit = 2.0;
+    assert_eq!(discovery.refresh(), vec![added("/a/x")]);
 }
