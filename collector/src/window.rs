@@ -51,10 +51,13 @@ impl PackedSnapshot {
                 && before.is_some_and(|b| {
                     let id = c.info.id.as_str();
                     if shared.is_some() {
+                        // The same identities, one for one: entry `i` is
+                        // this cgroup's, no need to compare ids.
                         cursor = i;
-                    }
-                    while cursor < b.infos.len() && b.infos[cursor].id.as_str() < id {
-                        cursor += 1;
+                    } else {
+                        while cursor < b.infos.len() && b.infos[cursor].id.as_str() < id {
+                            cursor += 1;
+                        }
                     }
                     match b.entry(cursor) {
                         Some((info, bytes))
