@@ -24,7 +24,46 @@ pub struct MetadataCache {
     container_logs: LogIndex<ContainerLog>,
     /// The kubelet's and the API server's pod lists, when configured.
     pod_sources: Vec<PodSourceState>,
+    runtime_roots: RuntimeRoots,
     errors: u64,
+}
+
+/// Which runtimes' state directories exist on the node, looked at again
+/// for each cgroup seen for the first time and otherwise once
+/// `incomplete_retry` has passed since the last look. A node runs one
+/// runtime or two: looking for a container's record under the others'
+/// directories was a failed open each (seven in all, a few microseconds
+/// apiece on a VM), for every container still unnamed, at each retry.
+///
+/// A container tried again is tried at least `incomplete_retry` after its
+/// last try, so it sees a runtime whose directory appeared since; a new
+/// container is looked up after a fresh look.
+#[derive(Default)]
+struct RuntimeRoots {
+    looked_at: Option<Instant>,
+    /// `<docker_root>/containers` exists.
+    docker: bool,
+    /// The OCI bundle roots that exist, in the configured order.
+    oci: Vec<std::path::PathBuf>,
+}
+
+impl RuntimeRoots {
+    fn look_if_due(&mut self, config: &MetadataConfig) {
+        if self
+            .looked_at
+            .is_some_and(|t| t.elapsed() < config.incomplete_retry)
+        {
+            return;
+        }
+        self.looked_at = Some(Instant::now());
+        self.docker = config.docker_root.join("containers").is_dir();
+        self.oci = config
+            .oci_bundle_roots
+            .iter()
+            .filter(|root| root.is_dir())
+            .cloned()
+            .collect();
+    }
 }
 
 /// A pod list and whether its last fetch failed: a failure is logged at
@@ -131,6 +170,7 @@ impl MetadataCache {
             container_logs: LogIndex::new(config.log_index_min_interval),
             config,
             pod_sources,
+            runtime_roots: RuntimeRoots::default(),
             errors: 0,
         })
     }
@@ -149,6 +189,11 @@ impl MetadataCache {
             Some(entry) if entry.metadata.is_incomplete() => Some(entry.kept),
             _ => None,
         };
+        if !self.entries.contains_key(path) {
+            // A cgroup seen for the first time may be the first container of
+            // a runtime started since the last look.
+            self.runtime_roots.looked_at = None;
+        }
         let built = self.build(path, identity);
         let kept = match (built.is_incomplete(), last_kept) {
             (false, _) => self.config.refresh_interval,
@@ -181,6 +226,13 @@ impl MetadataCache {
     #[cfg(test)]
     pub(crate) fn kept_for(&self, path: &CgroupPath) -> Option<Duration> {
         self.entries.get(path).map(|e| e.kept)
+    }
+
+    /// Whether Docker's records, and how many OCI bundle roots, are looked
+    /// in (as of the last look at the node's runtime directories).
+    #[cfg(test)]
+    pub(crate) fn runtimes_looked_in(&self) -> (bool, usize) {
+        (self.runtime_roots.docker, self.runtime_roots.oci.len())
     }
 
     /// Drops the cached metadata of `path` (call on its discovery event).
@@ -266,7 +318,12 @@ impl MetadataCache {
 
     /// Docker's record, else an OCI bundle.
     fn apply_runtime_record(&mut self, meta: &mut ContainerMetadata, id: &str) {
-        match docker::read_container(&self.config.docker_root, id) {
+        self.runtime_roots.look_if_due(&self.config);
+        let docker = match self.runtime_roots.docker {
+            true => docker::read_container(&self.config.docker_root, id),
+            false => Ok(None),
+        };
+        match docker {
             Ok(Some(d)) => {
                 meta.runtime_record_found = true;
                 meta.runtime = Some(Runtime::Docker);
@@ -295,7 +352,7 @@ impl MetadataCache {
                 return;
             }
         }
-        match oci::read_container(&self.config.oci_bundle_roots, id) {
+        match oci::read_container(&self.runtime_roots.oci, id) {
             Ok(Some(o)) => {
                 meta.runtime_record_found = true;
                 let is_crio = o

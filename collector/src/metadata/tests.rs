@@ -388,6 +388,63 @@ fn incomplete_names_are_retried_after_twice_as_long_each_time() {
     assert_eq!(cache.kept_for(&key), Some(Duration::from_secs(3600)));
 }
 
+/// A runtime's directories are looked in only while they exist: on a
+/// node without Docker no container's retry opens Docker's records. A
+/// runtime started after the agent is seen by its first container's
+/// first lookup, and by the retries of containers still unnamed.
+#[test]
+fn runtimes_are_looked_for_only_where_their_directories_exist() {
+    let node = Node::new();
+    let mut config = node.config();
+    // Past any test's run: only a first lookup looks again.
+    config.incomplete_retry = Duration::from_secs(3600);
+    let mut cache = MetadataCache::new(config).unwrap();
+    let pod_container = format!("/kubepods/pod{UID}/{APP}");
+    assert!(resolve(&mut cache, &pod_container).pod.is_empty());
+    assert_eq!(
+        cache.runtimes_looked_in(),
+        (false, 0),
+        "no runtime directory on the node: none looked in"
+    );
+
+    // Docker starts, then its first container.
+    node.docker_container(STANDALONE, "/web", "nginx", "{}", my_pid(), "bridge");
+    assert_eq!(
+        resolve(&mut cache, &format!("/docker/{STANDALONE}")).name,
+        "web"
+    );
+    assert_eq!(
+        cache.runtimes_looked_in(),
+        (true, 0),
+        "no OCI runtime still"
+    );
+}
+
+/// A pod container still unnamed is looked up again at its retry, under
+/// the runtime directories as they are by then.
+#[test]
+fn a_retry_looks_in_a_runtime_directory_made_since() {
+    let node = Node::new();
+    let mut config = node.config();
+    config.incomplete_retry = Duration::from_millis(20);
+    let mut cache = MetadataCache::new(config).unwrap();
+    let path = format!("/kubepods/pod{UID}/{APP}");
+    assert!(resolve(&mut cache, &path).pod.is_empty(), "no record yet");
+    node.write(
+        &format!("run/containerd/io.containerd.runtime.v2.task/k8s.io/{APP}/config.json"),
+        &format!(r#"{{"ociVersion":"1.1.0","annotations":{{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.container-name":"nginx","io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.sandbox-uid":"{UID}"}}}}"#),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while resolve(&mut cache, &path).pod != "web-0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bundle was never read after its runtime directory appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(cache.runtimes_looked_in(), (false, 1));
+}
+
 #[test]
 fn complete_names_are_not_reread_before_the_refresh_interval() {
     let node = Node::new();
