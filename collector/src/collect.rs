@@ -829,7 +829,15 @@ impl Collector {
             known if known > 0.0 => known,
             _ => self.creation_time(path),
         };
-        t.info = Arc::new(container_info(path, &t.identity, &t.meta, &t.spec, created));
+        let info = container_info(path, &t.identity, &t.meta, &t.spec, created);
+        // Unchanged (the usual outcome of a look while a cgroup settles),
+        // the identity keeps its `Arc`: the window shares the previous
+        // tick's list of identities only while every one is the same
+        // value, and a new `Arc` for one cgroup made it copy the list of
+        // all of them and compare their ids.
+        if *t.info != info {
+            t.info = Arc::new(info);
+        }
     }
 
     /// Opens the network counters a cgroup should report: those of its

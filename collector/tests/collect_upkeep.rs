@@ -195,3 +195,38 @@ fn limits_are_read_again_after_lost_writes() {
         (0..6).any(|_| spec(&collector.collect(), quiet).memory_limit == Some(99 << 20));
     assert!(read_again, "the unseen limit is read after the overflow");
 }
+
+/// A cgroup in its first two minutes is looked at again at each of its
+/// upkeep turns (for a network namespace or a writable layer it may not
+/// have had yet); finding nothing new, it keeps its identity, the same
+/// shared value, as the recent window and the exposition expect of a
+/// cgroup that did not change.
+#[test]
+fn a_settling_cgroup_looked_at_again_keeps_its_identity() {
+    let tree = FixtureTree::new(FixtureVersion::V2).unwrap();
+    let containers = tree
+        .add_containers(PathStyle::DockerCgroupfs, 0, 3)
+        .unwrap();
+    // A round of two ticks: every cgroup has its turn within three.
+    let mut collector = Collector::new(AgentConfig {
+        spec_refresh_interval: Duration::from_secs(2),
+        ..tree.agent_config()
+    })
+    .unwrap();
+    let first = collector.collect();
+    let last = (0..4).map(|_| collector.collect()).last().unwrap();
+    for c in &containers {
+        let info = |snap: &Snapshot| {
+            snap.containers
+                .iter()
+                .find(|s| s.info.id == *c)
+                .unwrap_or_else(|| panic!("{c} in the snapshot"))
+                .info
+                .clone()
+        };
+        assert!(
+            std::sync::Arc::ptr_eq(&info(&first), &info(&last)),
+            "{c}: a new identity although nothing changed"
+        );
+    }
+}
